@@ -1,0 +1,97 @@
+"""cnndsl: a small language for convolutional networks, compiled to readable PyTorch.
+
+The stages are verbs: `parse` (text -> syntax tree), `check` (-> checked network, every shape inferred),
+`compile` (-> Python source) and `load` (-> nn.Module). Each takes a path or the source text itself.
+Nothing but `load` imports torch.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+import os
+from pathlib import Path
+from typing import Any, Union
+
+from . import ast
+from .errors import CheckError, CnnDslError, Diagnostic, ParseError, Source, Span, UsageError
+from .network import CheckedLayer, CheckedNetwork
+
+__all__ = [
+    "parse", "check", "compile", "load", "read_source",
+    "CnnDslError", "ParseError", "CheckError", "UsageError", "Diagnostic", "CheckedNetwork", "CheckedLayer",
+]
+
+SourceLike = Union[str, os.PathLike]
+
+
+def read_source(src: SourceLike) -> Source:
+    """A Source from a path (a PathLike, or a one-line str ending in `.cnn`) or from source text."""
+    if isinstance(src, Source):
+        return src
+    if isinstance(src, os.PathLike) or (isinstance(src, str) and "\n" not in src and src.strip().endswith(".cnn")):
+        path = Path(src)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+        if b"\x00" in data:
+            raise CnnDslError([Diagnostic(message="this is not a text file (it contains NUL bytes)", file=str(path))])
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise CnnDslError([Diagnostic(message=f"this is not UTF-8 text (byte {e.start} cannot be decoded)", file=str(path))]) from None
+        return Source(name=str(path), text=text)
+    if not isinstance(src, str):
+        raise TypeError(f"expected a path or source text, got {type(src).__name__}")
+    return Source(name="<string>", text=src)
+
+
+def parse(src: SourceLike) -> ast.File:
+    """The syntax tree of a file (its networks, blocks and imports)."""
+    from .parser import parse as _parse
+
+    return _parse(read_source(src))
+
+
+def _input_shape(input: Any) -> tuple[int, ...] | None:
+    from .check import parse_shape_text
+
+    if input is None:
+        return None
+    try:
+        if isinstance(input, str):
+            return parse_shape_text(input)
+        dims = tuple(int(d) for d in input)
+        if not 2 <= len(dims) <= 4 or min(dims) < 1:
+            raise ValueError
+        return dims
+    except (TypeError, ValueError):
+        raise UsageError(f"input must be channels and 1 to 3 spatial sizes such as 3x32x32, got {input!r}") from None
+
+
+def check(src: SourceLike, *, network: str | None = None, input: Any = None, **params: Any) -> CheckedNetwork:
+    """The checked network: per-layer name, op, output shape and parameter count; `.output_shape`."""
+    from .check import check_network, pick_network
+    from .parser import parse as _parse
+
+    source = read_source(src)
+    file = _parse(source)
+    net = pick_network(source, file, network)
+    return check_network(source, net, params, _input_shape(input))
+
+
+def compile(src: SourceLike, *, network: str | None = None, input: Any = None, **params: Any) -> str:  # noqa: A001
+    """The generated Python source of a network."""
+    from .codegen import generate
+
+    return generate(check(src, network=network, input=input, **params))
+
+
+def load(src: SourceLike, *, device: Any = None, network: str | None = None, input: Any = None, **params: Any):
+    """An nn.Module instance of the network, on `device` (CUDA when available)."""
+    from .codegen import generate
+    from .loader import instantiate
+
+    net = check(src, network=network, input=input, **params)
+    return instantiate(generate(net), net.name, device)

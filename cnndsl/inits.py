@@ -1,0 +1,81 @@
+"""torch.nn.init's initialisers, as `init` rules and `init=` name them (without the trailing underscore)."""
+
+from __future__ import annotations
+
+from . import ast
+from .errors import did_you_mean
+from .network import InitCallSpec
+from .resolve import LocatedError, Word, evaluate
+from .values import Val
+
+NONLINEARITIES = (
+    "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "sigmoid", "tanh", "relu", "leaky_relu", "selu",
+)
+_KAIMING = ("a", "mode", "nonlinearity")
+
+# name -> its parameters after the tensor, in order
+INITIALISERS: dict[str, tuple[str, ...]] = {
+    "uniform": ("a", "b"),
+    "normal": ("mean", "std"),
+    "trunc_normal": ("mean", "std", "a", "b"),
+    "constant": ("val",),
+    "ones": (),
+    "zeros": (),
+    "eye": (),
+    "dirac": ("groups",),
+    "xavier_uniform": ("gain",),
+    "xavier_normal": ("gain",),
+    "kaiming_uniform": _KAIMING,
+    "kaiming_normal": _KAIMING,
+    "orthogonal": ("gain",),
+    "sparse": ("sparsity", "std"),
+}
+_ENUMS = {"mode": ("fan_in", "fan_out"), "nonlinearity": NONLINEARITIES}
+
+
+def init_call(expr: ast.Expr, env: dict[str, Val]) -> InitCallSpec:
+    """`0` -> zeros, `1` -> ones, `0.5` -> constant(0.5), `xavier_normal`, `normal(0, 0.01)`."""
+    if isinstance(expr, ast.InitCall):
+        name, args = expr.name, expr.args
+    else:
+        x = evaluate(expr, env)
+        if isinstance(x, Val) and not isinstance(x.v, bool):
+            if x.v == 0 and not x.symbolic:
+                return InitCallSpec(name="zeros")
+            if x.v == 1 and not x.symbolic:
+                return InitCallSpec(name="ones")
+            return InitCallSpec(name="constant", args=(x,))
+        if not isinstance(x, Word):
+            raise LocatedError("an initialiser is a number or a torch.nn.init function such as `xavier_normal`", expr.span)
+        name, args = str(x), ()
+    params = INITIALISERS.get(name)
+    if params is None:
+        raise LocatedError(f"unknown initialiser `{name}`", expr.span, did_you_mean(name, INITIALISERS) or "initialisers: " + ", ".join(INITIALISERS))
+    out_args, out_kwargs, seen = [], [], set()
+    for i, arg in enumerate(args):
+        if isinstance(arg, ast.Keyword):
+            key = arg.key
+            if key not in params:
+                raise LocatedError(f"`{name}` has no argument `{key}`", arg.key_span, did_you_mean(key, params) or f"`{name}` takes: {', '.join(params) or 'nothing'}")
+            target, value_expr = out_kwargs, arg.value
+        else:
+            if out_kwargs or i >= len(params):
+                raise LocatedError(f"too many positional arguments for `{name}`", arg.span, f"`{name}` takes: {', '.join(params) or 'nothing'}")
+            key, target, value_expr = params[i], out_args, arg.value
+        if key in seen:
+            raise LocatedError(f"`{key}` is given twice", arg.span)
+        seen.add(key)
+        x = evaluate(value_expr, env)
+        if key in _ENUMS:
+            if not (isinstance(x, Word) and x in _ENUMS[key]):
+                raise LocatedError(f"`{key}` must be one of {', '.join(_ENUMS[key])}", value_expr.span, did_you_mean(str(x), _ENUMS[key]) if isinstance(x, Word) else None)
+            x = str(x)
+        elif not (isinstance(x, Val) and not isinstance(x.v, bool)):
+            raise LocatedError(f"`{key}` must be a number", value_expr.span)
+        target.append(x if target is out_args else (key, x))
+    if name == "sparse" and "sparsity" not in seen:
+        raise LocatedError("`sparse` needs its sparsity", expr.span, "e.g. sparse(0.1)")
+    if name == "constant" and "val" not in seen:
+        raise LocatedError("`constant` needs its value", expr.span, "e.g. constant(0.5), or just write the number")
+    return InitCallSpec(name=name, args=tuple(out_args), kwargs=tuple(out_kwargs))

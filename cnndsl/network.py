@@ -1,0 +1,109 @@
+"""The checked network: what the checker proves and the code generator emits (pydantic models)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import Diagnostic, Span
+
+Shape = Optional[tuple[Optional[int], ...]]
+
+
+class InitCallSpec(BaseModel):
+    """One call into torch.nn.init: `kaiming_normal_(t, mode="fan_out")` is name, args, kwargs."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str  # without the trailing underscore
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+class InitRule(BaseModel):
+    """Apply `call` to the `target` tensor (weight or bias) of each named layer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target: str
+    call: InitCallSpec
+    layers: tuple[str, ...]
+
+
+class CheckedLayer(BaseModel):
+    """One layer, checked: its module, its constructor arguments and the shape it produces."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    op: str
+    module: Optional[str]
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    forward: str = "call"
+    input_shape: Shape = None
+    output_shape: Shape = None
+    params: Optional[int] = 0
+    lazy: bool = False
+    helper: Optional[str] = None
+    imports: tuple[str, ...] = ()
+    weight_path: str = ""  # where the weight lives below the layer ("" or "conv." for deform)
+    has_bias: bool = False
+    span: Span = Span()
+
+
+class NetworkParam(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    value: Any
+
+
+class CheckedNetwork(BaseModel):
+    """A network PyTorch will accept, with every shape inferred."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    file: str
+    params: tuple[NetworkParam, ...] = ()
+    input_shape: Shape = None  # declared or given; None when unknown (lazy modules)
+    example_shape: tuple[int, ...]  # the input the smoke run uses
+    layers: tuple[CheckedLayer, ...] = ()
+    init_rules: tuple[InitRule, ...] = ()
+    warnings: tuple[Diagnostic, ...] = ()
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.layers[-1].output_shape if self.layers else self.input_shape
+
+    @property
+    def total_params(self) -> Optional[int]:
+        counts = [layer.params for layer in self.layers]
+        return None if any(c is None for c in counts) else sum(counts)
+
+    def layer(self, name: str) -> CheckedLayer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def table(self) -> str:
+        """A plain-text table of the layers: name, op, output shape, parameters."""
+        rows = [("layer", "op", "output shape", "params")]
+        if self.input_shape is not None or self.layers:
+            rows.append(("input", "", _shape(self.input_shape), ""))
+        for layer in self.layers:
+            rows.append((layer.name, layer.op, _shape(layer.output_shape), "?" if layer.params is None else f"{layer.params:,}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join((r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].ljust(widths[2]), r[3].rjust(widths[3]))).rstrip() for r in rows]
+        total = self.total_params
+        lines.append(f"total parameters: {'unknown (lazy layers)' if total is None else f'{total:,}'}")
+        return "\n".join(lines)
+
+
+def _shape(shape: Shape) -> str:
+    if shape is None:
+        return "?"
+    return "(N, " + ", ".join("?" if d is None else str(d) for d in shape) + ")"

@@ -1,0 +1,92 @@
+"""Activations and dropout: shape-preserving ops with a handful of options each."""
+
+from __future__ import annotations
+
+from ..values import value
+from .base import Ctx, LayerError, Opt, OpSpec, Result, register
+from .common import INPLACE, fmt_shape, kw
+
+
+def _simple(module: str, *keys: str):
+    def rule(ctx: Ctx) -> Result:
+        return Result(module=module, shape=ctx.shape, kwargs=kw(ctx, *keys))
+
+    return rule
+
+
+def _in_unit(ctx: Ctx, key: str) -> None:
+    p = value(ctx[key])
+    if not 0 <= p <= 1:
+        raise LayerError(f"`{key}` must be between 0 and 1, found {p}", at=key)
+
+
+def leakyrelu(ctx: Ctx) -> Result:
+    return Result(module="nn.LeakyReLU", shape=ctx.shape, args=(ctx["negative_slope"],) if ctx["negative_slope"] is not None else (), kwargs=kw(ctx, "inplace"))
+
+
+def prelu(ctx: Ctx) -> Result:
+    n = ctx["num_parameters"]
+    c = ctx.channels
+    if n is None:
+        n = 1
+    elif value(n) != 1 and (c is None or value(n) != value(c)):
+        raise LayerError(
+            f"prelu's num_parameters must be 1 or the number of channels ({value(c) if c is not None else '?'}), found {value(n)}",
+            at="num_parameters",
+        )
+    return Result(module="nn.PReLU", shape=ctx.shape, kwargs=kw(ctx, "num_parameters", "init"), params=value(n), weights=True)
+
+
+def rrelu(ctx: Ctx) -> Result:
+    lo, hi = value(ctx["lower"]), value(ctx["upper"])
+    if lo > hi:
+        raise LayerError(f"rrelu's lower bound ({lo}) must not be greater than its upper bound ({hi})", at="lower")
+    return Result(module="nn.RReLU", shape=ctx.shape, kwargs=kw(ctx, "lower", "upper", "inplace"))
+
+
+def _softmax(module: str):
+    def rule(ctx: Ctx) -> Result:
+        dim = value(ctx["dim"])
+        full = len(ctx.shape) + 1
+        if not -full <= dim < full:
+            raise LayerError(f"dim {dim} is out of range for a {full}-D input {fmt_shape(ctx.shape)}", at="dim")
+        return Result(module=module, shape=ctx.shape, kwargs=(("dim", ctx["dim"]),))
+
+    return rule
+
+
+def dropout(ctx: Ctx) -> Result:
+    _in_unit(ctx, "p")
+    name = ctx.spec.name
+    if name != "dropout":
+        n = int(name[-2])
+        if ctx.rank != n:
+            raise LayerError(f"`{name}` expects a {n + 2}-D input (N, C, ...), found {len(ctx.shape) + 1}-D input {fmt_shape(ctx.shape)}")
+    module = {"dropout": "nn.Dropout", "dropout1d": "nn.Dropout1d", "dropout2d": "nn.Dropout2d", "dropout3d": "nn.Dropout3d"}[name]
+    return Result(module=module, shape=ctx.shape, args=(ctx["p"],) if "p" in ctx.given else (), kwargs=kw(ctx, "inplace"))
+
+
+_P = Opt("p", "float", 0.5)
+
+register(
+    OpSpec("relu", _simple("nn.ReLU", "inplace"), (INPLACE,), kind="relu"),
+    OpSpec("relu6", _simple("nn.ReLU6", "inplace"), (INPLACE,), kind="relu"),
+    OpSpec("leakyrelu", leakyrelu, (Opt("negative_slope", "float", 0.01), INPLACE), positional=("negative_slope",), kind="relu"),
+    OpSpec("prelu", prelu, (Opt("num_parameters", "int"), Opt("init", "float", 0.25)), kind="prelu"),
+    OpSpec("rrelu", rrelu, (Opt("lower", "float", 1 / 8), Opt("upper", "float", 1 / 3), INPLACE), positional=("lower", "upper"), kind="relu"),
+    OpSpec("elu", _simple("nn.ELU", "alpha", "inplace"), (Opt("alpha", "float", 1.0), INPLACE), positional=("alpha",), kind="elu"),
+    OpSpec("selu", _simple("nn.SELU", "inplace"), (INPLACE,), kind="selu"),
+    OpSpec("gelu", _simple("nn.GELU", "approximate"), (Opt("approximate", "enum", "none", choices=("none", "tanh")),), kind="gelu"),
+    OpSpec("silu", _simple("nn.SiLU", "inplace"), (INPLACE,), aliases=("swish",), kind="silu"),
+    OpSpec("mish", _simple("nn.Mish", "inplace"), (INPLACE,), kind="mish"),
+    OpSpec("hardswish", _simple("nn.Hardswish", "inplace"), (INPLACE,), kind="hardswish"),
+    OpSpec("hardsigmoid", _simple("nn.Hardsigmoid", "inplace"), (INPLACE,), kind="hardsigmoid"),
+    OpSpec("sigmoid", _simple("nn.Sigmoid"), (), kind="sigmoid"),
+    OpSpec("tanh", _simple("nn.Tanh"), (), kind="tanh"),
+    OpSpec("softmax", _softmax("nn.Softmax"), (Opt("dim", "int", 1),), positional=("dim",), kind="softmax"),
+    OpSpec("logsoftmax", _softmax("nn.LogSoftmax"), (Opt("dim", "int", 1),), positional=("dim",), kind="logsoftmax"),
+    OpSpec("dropout", dropout, (_P, INPLACE), positional=("p",), kind="dropout"),
+    OpSpec("dropout1d", dropout, (_P, INPLACE), positional=("p",), kind="dropout"),
+    OpSpec("dropout2d", dropout, (_P, INPLACE), positional=("p",), kind="dropout"),
+    OpSpec("dropout3d", dropout, (_P, INPLACE), positional=("p",), kind="dropout"),
+)

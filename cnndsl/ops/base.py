@@ -1,0 +1,128 @@
+"""What every op shares: its option schema, how layer arguments resolve to option values, and the
+result an op's shape rule returns. Each family module (conv, pool, ...) registers its ops here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .. import ast
+from ..errors import Span, did_you_mean
+from ..values import Val, value
+
+ANY = object()  # an option with no default: required when the op needs it
+
+
+class LayerError(Exception):
+    """Raised by an op's rule; the checker turns it into a located diagnostic."""
+
+    def __init__(self, message: str, at: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.at, self.hint = message, at, hint
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One option: its PyTorch name (the long form), how its value is read, and its short forms."""
+
+    name: str
+    kind: str  # int | ints | float | bool | enum | padding | dims | name
+    default: Any = None
+    choices: tuple = ()
+    short: str | None = None  # `k` in k3, `s` in s2 ...
+    flags: tuple[tuple[str, Any], ...] = ()  # ("nobias", False), ("ceil", True)
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a layer becomes: a module (or tensor expression) and the shape it produces."""
+
+    module: str | None  # e.g. "nn.Conv2d"; None for a tensor method such as permute
+    shape: tuple | None
+    args: tuple = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    params: int | None = 0
+    forward: str = "call"  # call: x = self.m(x); mul: x = x * self.m; permute: x = x.permute(...)
+    lazy: bool = False
+    helper: str | None = None  # a class the generated file must define (deform)
+    imports: tuple[str, ...] = ()  # names the generated file imports from torchvision.ops
+    weights: bool = False  # has a weight (and maybe a bias) that init rules apply to
+    warnings: tuple[tuple[str, str | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    rule: Callable[["Ctx"], Result]
+    options: tuple[Opt, ...] = ()
+    positional: tuple[str, ...] = ()  # option names filled by positional arguments, in order
+    varargs: str | None = None  # an option that takes all remaining positional arguments
+    channels: bool = False  # accepts `a->b`, in=, out=
+    aliases: tuple[str, ...] = ()
+    kind: str | None = None  # the stem of default layer names (conv1, bn1, ...)
+    doc: str = ""
+
+    def option(self, key: str) -> Opt | None:
+        for o in self.all_options:
+            if key == o.name or key in o.aliases:
+                return o
+        return None
+
+    @property
+    def all_options(self) -> tuple[Opt, ...]:
+        if not self.channels:
+            return self.options
+        return (Opt("in", "int", aliases=("in_channels", "in_features")), Opt("out", "int", aliases=("out_channels", "out_features"))) + self.options
+
+
+REGISTRY: dict[str, OpSpec] = {}
+
+
+def register(*specs: OpSpec) -> None:
+    for spec in specs:
+        for name in (spec.name, *spec.aliases):
+            REGISTRY[name] = spec
+
+
+@dataclass
+class Ctx:
+    """A layer being checked: its resolved options and the shape flowing into it."""
+
+    spec: OpSpec
+    op: str  # the op as written (conv2d, deconv, ...)
+    shape: tuple | None  # (C, *spatial) without the batch dimension; None when unknown after an error
+    opts: dict[str, Any] = field(default_factory=dict)
+    given: set[str] = field(default_factory=set)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.opts.get(key)
+
+    def v(self, key: str) -> Any:
+        """An option's plain value (numbers without their source expressions)."""
+        return value(self.opts.get(key))
+
+    @property
+    def rank(self) -> int:
+        """The number of spatial dimensions."""
+        return len(self.shape) - 1
+
+    @property
+    def channels(self) -> Any:
+        return self.shape[0]
+
+    def per_dim(self, key: str, n: int | None = None) -> tuple:
+        """An int-or-tuple option expanded to one value per spatial dimension."""
+        n = self.rank if n is None else n
+        x = self.opts.get(key)
+        if isinstance(x, tuple):
+            if len(x) != n:
+                raise LayerError(f"`{key}` has {len(x)} values, but the input has {n} spatial dimension{'s' * (n != 1)}", at=key)
+            return x
+        return (x,) * n
+
+
+SHORT = re.compile(r"^(op|k|s|p|d|g)(\d+(?:x\d+)*)$")
+REPEAT = re.compile(r"^x\d+$")
+Loc = Span

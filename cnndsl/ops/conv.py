@@ -1,0 +1,197 @@
+"""Convolutions: conv, convt (deconv), dwconv and deform."""
+
+from __future__ import annotations
+
+from .. import shapes
+from ..values import value
+from .base import Ctx, LayerError, Opt, OpSpec, Result, register
+from .common import (
+    BIAS, DILATION, FAMILY, GROUPS, KERNEL, PADDING, PADDING_MODES, STRIDE, at_least, check_groups,
+    check_in_channels, conv_params, fmt_shape, kw, need_out, need_spatial,
+)
+
+PADDING_MODE = Opt("padding_mode", "enum", "zeros", choices=PADDING_MODES)
+OUTPUT_PADDING = Opt("output_padding", "ints", 0, short="op", aliases=("op",))
+
+
+def _kernel(ctx: Ctx) -> tuple:
+    if ctx["kernel_size"] is None:
+        raise LayerError(f"`{ctx.op}` needs a kernel size", hint="write it as `k3` or `kernel_size=3`")
+    k = ctx.per_dim("kernel_size")
+    at_least(ctx, "kernel_size", k, 1)
+    return k
+
+
+def _spatial_conv(ctx: Ctx, n: int, k: tuple, *, allow_strings: bool = True) -> tuple[tuple, tuple]:
+    """Checks stride, dilation and padding; returns the output spatial sizes and the (left, right) pads."""
+    s, d = ctx.per_dim("stride"), ctx.per_dim("dilation")
+    at_least(ctx, "stride", s, 1)
+    at_least(ctx, "dilation", d, 1)
+    pad = ctx["padding"]
+    if isinstance(pad, str):
+        if pad == "same":
+            if any(value(x) != 1 for x in s):
+                raise LayerError("padding='same' is not supported for strided convolutions", at="padding", hint="use an explicit padding such as `p1` with a stride")
+            pads = tuple(shapes.same_padding(kk, dd) for kk, dd in zip(k, d))
+            return tuple(ctx.shape[1:]), pads
+        p = (0,) * n
+    else:
+        p = ctx.per_dim("padding")
+        at_least(ctx, "padding", p, 0)
+    out = []
+    for j in range(n):
+        i = ctx.shape[1 + j]
+        if not shapes.conv_fits(i, k[j], p[j], d[j]):
+            eff = value(d[j]) * (value(k[j]) - 1) + 1
+            raise LayerError(
+                f"the kernel ({eff}) is larger than the padded input ({value(i) + 2 * value(p[j])}) in spatial dimension {j + 1} of {fmt_shape(ctx.shape)}",
+                at="kernel_size",
+                hint="use a smaller kernel, more padding, or a larger input",
+            )
+        out.append(shapes.conv_out(i, k[j], s[j], p[j], d[j]))
+    return tuple(out), tuple((value(x), value(x)) for x in p)
+
+
+def _padding_mode(ctx: Ctx, pads: tuple) -> None:
+    mode = ctx["padding_mode"]
+    if mode in (None, "zeros", "replicate"):
+        return
+    for j, (left, right) in enumerate(pads):
+        i = value(ctx.shape[1 + j])
+        if i is None:
+            continue
+        worst = max(left, right)
+        if mode == "reflect" and worst >= i:
+            raise LayerError(
+                f"padding_mode=reflect needs each padding smaller than the input, but padding {worst} >= size {i} in spatial dimension {j + 1}",
+                at="padding_mode",
+            )
+        if mode == "circular" and worst > i:
+            raise LayerError(
+                f"padding_mode=circular needs each padding at most the input size, but padding {worst} > size {i} in spatial dimension {j + 1}",
+                at="padding_mode",
+            )
+
+
+def conv(ctx: Ctx) -> Result:
+    n = need_spatial(ctx, "conv")
+    c_in = check_in_channels(ctx)
+    c_out = need_out(ctx, f"{ctx.op} 16 k3")
+    k = _kernel(ctx)
+    check_groups(ctx, c_in, c_out, ctx["groups"])
+    spatial, pads = _spatial_conv(ctx, n, k)
+    _padding_mode(ctx, pads)
+    bias = value(ctx["bias"])
+    return Result(
+        module=f"nn.Conv{FAMILY[n]}",
+        shape=(c_out, *spatial),
+        args=(c_in, c_out),
+        kwargs=(("kernel_size", ctx["kernel_size"]),) + kw(ctx, "stride", "padding", "dilation", "groups", "bias", "padding_mode"),
+        params=conv_params(c_in, c_out, ctx["groups"], k, bias),
+        weights=True,
+    )
+
+
+def dwconv(ctx: Ctx) -> Result:
+    n = need_spatial(ctx, "dwconv")
+    c_in = check_in_channels(ctx)
+    c_out = ctx["out"] if ctx["out"] is not None else c_in
+    if value(c_out) < 1 or value(c_out) % value(c_in):
+        raise LayerError(f"a depthwise conv's output channels must be a multiple of its input channels ({value(c_in)}), found {value(c_out)}", at="out")
+    k = _kernel(ctx)
+    spatial, pads = _spatial_conv(ctx, n, k)
+    _padding_mode(ctx, pads)
+    bias = value(ctx["bias"])
+    return Result(
+        module=f"nn.Conv{FAMILY[n]}",
+        shape=(c_out, *spatial),
+        args=(c_in, c_out),
+        kwargs=(("kernel_size", ctx["kernel_size"]),) + kw(ctx, "stride", "padding", "dilation") + (("groups", c_in),) + kw(ctx, "bias", "padding_mode"),
+        params=conv_params(c_in, c_out, c_in, k, bias),
+        weights=True,
+    )
+
+
+def convt(ctx: Ctx) -> Result:
+    n = need_spatial(ctx, "convt")
+    c_in = check_in_channels(ctx)
+    c_out = need_out(ctx, f"{ctx.op} 16 k2 s2")
+    k = _kernel(ctx)
+    check_groups(ctx, c_in, c_out, ctx["groups"])
+    if isinstance(ctx["padding"], str):
+        raise LayerError(f"padding={ctx['padding']} is not supported by transposed convolutions", at="padding", hint="give the padding as a number")
+    s, d, p, op = (ctx.per_dim(key) for key in ("stride", "dilation", "padding", "output_padding"))
+    at_least(ctx, "stride", s, 1)
+    at_least(ctx, "dilation", d, 1)
+    at_least(ctx, "padding", p, 0)
+    at_least(ctx, "output_padding", op, 0)
+    if ctx["padding_mode"] not in (None, "zeros"):
+        raise LayerError(f"only padding_mode=zeros is supported by transposed convolutions, found {ctx['padding_mode']}", at="padding_mode")
+    for j in range(n):
+        if not (value(op[j]) < value(s[j]) or value(op[j]) < value(d[j])):
+            raise LayerError(
+                f"output padding must be smaller than either stride or dilation, but got output_padding={value(op[j])}, stride={value(s[j])}, dilation={value(d[j])}",
+                at="output_padding",
+            )
+    spatial = tuple(shapes.convt_out(ctx.shape[1 + j], k[j], s[j], p[j], d[j], op[j]) for j in range(n))
+    if any(x is not None and value(x) < 1 for x in spatial):
+        raise LayerError(
+            f"output size is too small: input {fmt_shape(ctx.shape)} gives spatial size {tuple(value(x) for x in spatial)}",
+            at="padding",
+            hint="reduce the padding or increase the kernel or stride",
+        )
+    bias = value(ctx["bias"])
+    return Result(
+        module=f"nn.ConvTranspose{FAMILY[n]}",
+        shape=(c_out, *spatial),
+        args=(c_in, c_out),
+        kwargs=(("kernel_size", ctx["kernel_size"]),) + kw(ctx, "stride", "padding", "output_padding", "groups", "bias", "dilation"),
+        params=conv_params(c_in, c_out, ctx["groups"], k, bias),
+        weights=True,
+    )
+
+
+def deform(ctx: Ctx) -> Result:
+    need_spatial(ctx, "deform", ranks=(2,))
+    c_in = check_in_channels(ctx)
+    c_out = need_out(ctx, "deform 64 k3 p1")
+    k = _kernel(ctx)
+    check_groups(ctx, c_in, c_out, ctx["groups"])
+    if isinstance(ctx["padding"], str):
+        raise LayerError("deform takes its padding as a number", at="padding")
+    spatial, _ = _spatial_conv(ctx, 2, k)
+    og = ctx["offset_groups"]
+    at_least(ctx, "offset_groups", og, 1)
+    if value(c_in) % value(og):
+        raise LayerError(f"input channels ({value(c_in)}) must be divisible by offset_groups ({value(og)})", at="offset_groups")
+    modulated = bool(value(ctx["modulated"]))
+    kk = value(k[0]) * value(k[1])
+    pred = (3 if modulated else 2) * value(og) * kk
+    bias = value(ctx["bias"])
+    params = value(c_in) * pred * kk + pred + conv_params(c_in, c_out, ctx["groups"], k, bias)
+    return Result(
+        module="DeformConv",
+        helper="DeformConv",
+        shape=(c_out, *spatial),
+        args=(c_in, c_out),
+        kwargs=(("kernel_size", ctx["kernel_size"]),) + kw(ctx, "stride", "padding", "dilation", "groups", "offset_groups", "bias", "modulated"),
+        params=params,
+        weights=True,
+    )
+
+
+_CONV_OPTIONS = (KERNEL, STRIDE, PADDING, DILATION, GROUPS, BIAS, PADDING_MODE)
+
+register(
+    OpSpec("conv", conv, _CONV_OPTIONS, positional=("out",), channels=True, aliases=("conv1d", "conv2d", "conv3d"), kind="conv",
+           doc="convolution: Conv1d/2d/3d by the input's rank"),
+    OpSpec("convt", convt, (KERNEL, STRIDE, PADDING, OUTPUT_PADDING, DILATION, GROUPS, BIAS, PADDING_MODE),
+           positional=("out",), channels=True, aliases=("deconv", "convt1d", "convt2d", "convt3d"), kind="convt",
+           doc="transposed convolution: ConvTranspose1d/2d/3d"),
+    OpSpec("dwconv", dwconv, (KERNEL, STRIDE, PADDING, DILATION, BIAS, PADDING_MODE), positional=("out",), channels=True,
+           kind="dwconv", doc="depthwise convolution: groups = input channels"),
+    OpSpec("deform", deform, (KERNEL, STRIDE, PADDING, DILATION, GROUPS, BIAS, Opt("offset_groups", "int", 1),
+                              Opt("modulated", "bool", False, flags=(("modulated", True),))),
+           positional=("out",), channels=True, kind="deform",
+           doc="deformable convolution (torchvision DeformConv2d) with its zero-initialised offset conv; DCNv2 with `modulated`"),
+)

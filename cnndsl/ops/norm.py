@@ -1,0 +1,114 @@
+"""Normalisation: bn, gn, ln, instnorm."""
+
+from __future__ import annotations
+
+from ..shapes import prod
+from ..values import value
+from .base import Ctx, LayerError, Opt, OpSpec, Result, register
+from .common import FAMILY, at_least, fmt_shape, kw
+
+EPS = Opt("eps", "float", 1e-5)
+MOMENTUM = Opt("momentum", "float", 0.1)
+
+
+def _family(ctx: Ctx, ranks: tuple[int, ...]) -> str:
+    """1d/2d/3d from the tensor's rank; (F,) counts as 1d for batch norm."""
+    n = max(ctx.rank, 1)
+    explicit = ctx.op[-2:] if ctx.op[-2:] in ("1d", "2d", "3d") else None
+    if explicit and int(explicit[0]) != n or ctx.rank not in ranks:
+        want = f"a {int(explicit[0]) + 2}-D" if explicit else " or ".join(f"{r + 2}-D" for r in ranks)
+        raise LayerError(f"`{ctx.op}` expects {want} input, found {len(ctx.shape) + 1}-D input {fmt_shape(ctx.shape)}")
+    return FAMILY[n]
+
+
+def _channels(ctx: Ctx):
+    c = ctx.channels
+    if c is None:
+        raise LayerError(f"cannot infer the number of channels for `{ctx.op}`", hint="declare the network's `input`, e.g. `input 3x32x32`")
+    return c
+
+
+def bn(ctx: Ctx) -> Result:
+    fam = _family(ctx, (0, 1, 2, 3))
+    c = _channels(ctx)
+    affine = value(ctx["affine"])
+    return Result(
+        module=f"nn.BatchNorm{fam}",
+        shape=ctx.shape,
+        args=(c,),
+        kwargs=kw(ctx, "eps", "momentum", "affine", "track_running_stats"),
+        params=2 * value(c) if affine else 0,
+        weights=True,
+    )
+
+
+def instnorm(ctx: Ctx) -> Result:
+    fam = _family(ctx, (1, 2, 3))
+    c = _channels(ctx)
+    affine = value(ctx["affine"])
+    return Result(
+        module=f"nn.InstanceNorm{fam}",
+        shape=ctx.shape,
+        args=(c,),
+        kwargs=kw(ctx, "eps", "momentum", "affine", "track_running_stats"),
+        params=2 * value(c) if affine else 0,
+        weights=True,
+    )
+
+
+def gn(ctx: Ctx) -> Result:
+    c = _channels(ctx)
+    g = ctx["num_groups"]
+    if g is None:
+        raise LayerError("`gn` needs its number of groups", hint="write it after the op, e.g. `gn 32`")
+    at_least(ctx, "num_groups", g, 1)
+    if value(c) % value(g):
+        raise LayerError(f"num_channels ({value(c)}) must be divisible by num_groups ({value(g)})", at="num_groups")
+    affine = value(ctx["affine"])
+    return Result(
+        module="nn.GroupNorm",
+        shape=ctx.shape,
+        args=(g, c),
+        kwargs=kw(ctx, "eps", "affine"),
+        params=2 * value(c) if affine else 0,
+        weights=True,
+    )
+
+
+def ln(ctx: Ctx) -> Result:
+    shape = ctx["normalized_shape"]
+    if shape is None:
+        shape = ctx.shape[-1]
+        if shape is None:
+            raise LayerError("cannot infer the size `ln` normalises over", hint="declare the network's `input`, e.g. `input 3x32x32`")
+    dims = shape if isinstance(shape, tuple) else (shape,)
+    at_least(ctx, "normalized_shape", dims, 1)
+    trailing = ctx.shape[len(ctx.shape) - len(dims):] if len(dims) <= len(ctx.shape) else None
+    if trailing is None or any(t is not None and value(t) != value(d) for t, d in zip(trailing, dims)):
+        raise LayerError(
+            f"normalized_shape {tuple(value(d) for d in dims)} does not match the trailing dimensions of the input {fmt_shape(ctx.shape)}",
+            at="normalized_shape",
+        )
+    n = prod(value(dims))
+    per = int(bool(value(ctx["elementwise_affine"]))) * (1 + int(bool(value(ctx["bias"]))))
+    return Result(
+        module="nn.LayerNorm",
+        shape=ctx.shape,
+        args=(shape,),
+        kwargs=kw(ctx, "eps", "elementwise_affine", "bias"),
+        params=per * n,
+        weights=True,
+    )
+
+
+_BN = (EPS, MOMENTUM, Opt("affine", "bool", True), Opt("track_running_stats", "bool", True))
+
+register(
+    OpSpec("bn", bn, _BN, aliases=("bn1d", "bn2d", "bn3d", "batchnorm"), kind="bn", doc="batch normalisation"),
+    OpSpec("gn", gn, (Opt("num_groups", "int"), EPS, Opt("affine", "bool", True)), positional=("num_groups",), kind="gn",
+           doc="group normalisation over the channels"),
+    OpSpec("ln", ln, (Opt("normalized_shape", "ints"), EPS, Opt("elementwise_affine", "bool", True), Opt("bias", "bool", True)),
+           positional=("normalized_shape",), kind="ln", doc="layer normalisation over the last dimension (or normalized_shape)"),
+    OpSpec("instnorm", instnorm, (EPS, MOMENTUM, Opt("affine", "bool", False), Opt("track_running_stats", "bool", False)),
+           aliases=("instnorm1d", "instnorm2d", "instnorm3d"), kind="instnorm", doc="instance normalisation"),
+)

@@ -1,0 +1,178 @@
+"""Ops that reshape or resample: linear, flatten, identity, upsample, pixelshuffle, shuffle, permute,
+layerscale and droppath."""
+
+from __future__ import annotations
+
+from ..shapes import prod, upsample_out
+from ..values import value
+from .base import Ctx, LayerError, Opt, OpSpec, Result, register
+from .common import BIAS, at_least, fmt_shape, kw, need_out, need_spatial
+
+UPSAMPLE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
+_LINEAR_FAMILY = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+
+
+def linear(ctx: Ctx) -> Result:
+    out = need_out(ctx, "linear 10")
+    have, said = ctx.shape[-1], ctx["in"]
+    if have is not None and said is not None and value(have) != value(said):
+        raise LayerError(
+            f"`linear` expects {value(said)} input features, but the input {fmt_shape(ctx.shape)} has {value(have)} in its last dimension",
+            at="in",
+            hint="a linear layer acts on the last dimension; put `flatten` before it to use all features",
+        )
+    features = have if have is not None else said
+    bias = value(ctx["bias"])
+    shape = (*ctx.shape[:-1], out)
+    if features is None:
+        return Result(
+            module="nn.LazyLinear",
+            shape=shape,
+            args=(out,),
+            kwargs=kw(ctx, "bias"),
+            params=None,
+            lazy=True,
+            weights=True,
+            warnings=(("the input features of `linear` are unknown, so it becomes nn.LazyLinear and its shapes are not checked",
+                       "declare the network's `input`, e.g. `input 3x32x32`, to check every shape"),),
+        )
+    return Result(
+        module="nn.Linear",
+        shape=shape,
+        args=(features, out),
+        kwargs=kw(ctx, "bias"),
+        params=value(features) * value(out) + (value(out) if bias else 0),
+        weights=True,
+    )
+
+
+def flatten(ctx: Ctx) -> Result:
+    full = len(ctx.shape) + 1
+    start, end = value(ctx["start_dim"]), value(ctx["end_dim"])
+    for key, d in (("start_dim", start), ("end_dim", end)):
+        if not -full <= d < full:
+            raise LayerError(f"{key}={d} is out of range for a {full}-D input {fmt_shape(ctx.shape)}", at=key)
+    s, e = start % full, end % full
+    if s == 0:
+        raise LayerError("flattening the batch dimension is not supported", at="start_dim", hint="use start_dim=1 (the default)")
+    if s > e:
+        raise LayerError(f"flatten's start_dim ({start}) must not come after its end_dim ({end})", at="start_dim")
+    dims = ctx.shape[s - 1 : e]
+    shape = (*ctx.shape[: s - 1], prod(dims), *ctx.shape[e:])
+    return Result(module="nn.Flatten", shape=shape, kwargs=kw(ctx, "start_dim", "end_dim"))
+
+
+def identity(ctx: Ctx) -> Result:
+    return Result(module="nn.Identity", shape=ctx.shape)
+
+
+def upsample(ctx: Ctx) -> Result:
+    n = need_spatial(ctx, "upsample")
+    scale, size = ctx["scale_factor"], ctx["size"]
+    if (scale is None) == (size is None):
+        raise LayerError("`upsample` needs exactly one of a scale factor and a size", hint="e.g. `upsample 2` or `upsample size=64x64`")
+    mode = ctx["mode"] or "nearest"
+    if mode in _LINEAR_FAMILY and _LINEAR_FAMILY[mode] != n:
+        raise LayerError(f"mode={mode} needs a {_LINEAR_FAMILY[mode] + 2}-D input, found {n + 2}-D input {fmt_shape(ctx.shape)}", at="mode")
+    if ctx["align_corners"] is not None and mode not in _LINEAR_FAMILY:
+        raise LayerError(f"align_corners applies only to the linear modes (linear, bilinear, bicubic, trilinear), not mode={mode}", at="align_corners")
+    if size is not None:
+        sizes = ctx.per_dim("size", n)
+        at_least(ctx, "size", sizes, 1)
+        out = tuple(sizes)
+    else:
+        scales = ctx.per_dim("scale_factor", n)
+        if any(value(x) <= 0 for x in scales):
+            raise LayerError(f"the scale factor must be positive, found {value(scale)}", at="scale_factor")
+        out = tuple(upsample_out(ctx.shape[1 + j], value(scales[j])) for j in range(n))
+        if any(o is not None and o < 1 for o in out):
+            raise LayerError(f"output size is too small: input {fmt_shape(ctx.shape)} gives spatial size {out}", at="scale_factor")
+    return Result(module="nn.Upsample", shape=(ctx.channels, *out), kwargs=kw(ctx, "size", "scale_factor", "mode", "align_corners"))
+
+
+def pixelshuffle(ctx: Ctx) -> Result:
+    need_spatial(ctx, ctx.op, ranks=(2,))
+    r = ctx["upscale_factor"]
+    if r is None:
+        raise LayerError(f"`{ctx.op}` needs its factor", hint=f"e.g. `{ctx.op} 2`")
+    at_least(ctx, "upscale_factor", r, 1)
+    c, h, w = ctx.shape
+    rr = value(r)
+    if ctx.spec.name == "pixelshuffle":
+        if c is not None and value(c) % (rr * rr):
+            raise LayerError(f"pixelshuffle {rr} needs channels divisible by {rr * rr}, found {value(c)} in {fmt_shape(ctx.shape)}", at="upscale_factor")
+        shape = (None if c is None else c // (r * r), None if h is None else h * r, None if w is None else w * r)
+        return Result(module="nn.PixelShuffle", shape=shape, args=(r,))
+    for d in (h, w):
+        if d is not None and value(d) % rr:
+            raise LayerError(f"pixelunshuffle {rr} needs height and width divisible by {rr}, found {fmt_shape(ctx.shape)}", at="upscale_factor")
+    shape = (None if c is None else c * (r * r), None if h is None else h // r, None if w is None else w // r)
+    return Result(module="nn.PixelUnshuffle", shape=shape, args=(r,))
+
+
+def shuffle(ctx: Ctx) -> Result:
+    need_spatial(ctx, "shuffle")
+    g = ctx["groups"]
+    if g is None:
+        raise LayerError("`shuffle` needs its number of groups", hint="e.g. `shuffle 2`")
+    at_least(ctx, "groups", g, 1)
+    c = ctx.channels
+    if c is not None and value(c) % value(g):
+        raise LayerError(f"channels ({value(c)}) must be divisible by the shuffle groups ({value(g)})", at="groups")
+    return Result(module="nn.ChannelShuffle", shape=ctx.shape, args=(g,))
+
+
+def permute(ctx: Ctx) -> Result:
+    dims = ctx["dims"]
+    full = len(ctx.shape) + 1
+    if dims is None or sorted(value(dims)) != list(range(full)):
+        got = "nothing" if dims is None else " ".join(str(value(d)) for d in dims)
+        raise LayerError(f"`permute` needs a permutation of 0..{full - 1} for a {full}-D input, found {got}", at="dims")
+    if value(dims[0]) != 0:
+        raise LayerError("`permute` must keep the batch dimension first (dims start with 0)", at="dims")
+    shape = tuple(ctx.shape[value(d) - 1] for d in dims[1:])
+    return Result(module=None, shape=shape, args=tuple(dims), forward="permute")
+
+
+def layerscale(ctx: Ctx) -> Result:
+    dim = value(ctx["dim"])
+    full = len(ctx.shape) + 1
+    if not -full < dim < full or dim % full == 0:
+        raise LayerError(f"layerscale's dim must name a non-batch dimension of the {full}-D input, found {dim}", at="dim")
+    size = ctx.shape[dim % full - 1]
+    if size is None:
+        raise LayerError("cannot infer the size of layerscale's parameter", hint="declare the network's `input`")
+    shape = tuple(size if j == dim % full - 1 else 1 for j in range(len(ctx.shape)))
+    while len(shape) > 1 and shape[-1] == 1:
+        shape = shape[:-1]
+    return Result(module="layerscale", shape=ctx.shape, args=(shape, ctx["init"]), params=value(size), forward="mul")
+
+
+def droppath(ctx: Ctx) -> Result:
+    p = value(ctx["p"])
+    if not 0 <= p <= 1:
+        raise LayerError(f"`p` must be between 0 and 1, found {p}", at="p")
+    return Result(module="StochasticDepth", shape=ctx.shape, args=(ctx["p"], "row"), imports=("StochasticDepth",))
+
+
+register(
+    OpSpec("linear", linear, (BIAS,), positional=("out",), channels=True, aliases=("fc",), kind="linear",
+           doc="fully connected layer over the last dimension; input features inferred"),
+    OpSpec("flatten", flatten, (Opt("start_dim", "int", 1), Opt("end_dim", "int", -1)), kind="flatten"),
+    OpSpec("identity", identity, (), kind="identity"),
+    OpSpec("upsample", upsample,
+           (Opt("scale_factor", "floats"), Opt("size", "ints"), Opt("mode", "enum", "nearest", choices=UPSAMPLE_MODES),
+            Opt("align_corners", "bool")),
+           positional=("scale_factor",), kind="upsample"),
+    OpSpec("pixelshuffle", pixelshuffle, (Opt("upscale_factor", "int"),), positional=("upscale_factor",), kind="pixelshuffle"),
+    OpSpec("pixelunshuffle", pixelshuffle, (Opt("upscale_factor", "int", aliases=("downscale_factor",)),), positional=("upscale_factor",),
+           kind="pixelunshuffle"),
+    OpSpec("shuffle", shuffle, (Opt("groups", "int", aliases=("g",)),), positional=("groups",), kind="shuffle",
+           doc="channel shuffle (nn.ChannelShuffle)"),
+    OpSpec("permute", permute, (Opt("dims", "dims"),), varargs="dims", kind="permute",
+           doc="Tensor.permute over all dimensions, batch included (e.g. `permute 0 2 3 1`)"),
+    OpSpec("layerscale", layerscale, (Opt("init", "float", 1e-5), Opt("dim", "int", 1)), positional=("init",), kind="layerscale",
+           doc="a learnable multiplier per channel (dim=1) or per last-dimension entry (dim=-1)"),
+    OpSpec("droppath", droppath, (Opt("p", "float", 0.1),), positional=("p",), kind="droppath",
+           doc="stochastic depth (torchvision.ops.StochasticDepth, row mode); identity in eval"),
+)

@@ -1,0 +1,357 @@
+"""Text -> syntax tree. Lark (LALR, positions) does the parsing; every Lark failure becomes a Diagnostic."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.indenter import Indenter
+
+from . import ast
+from .errors import Diagnostic, ParseError, Source, Span
+
+
+class _IndentError(Exception):
+    def __init__(self, token: Token, message: str, hint: str | None = None):
+        self.token, self.message, self.hint = token, message, hint
+
+
+class CnnIndenter(Indenter):
+    """Python-style indentation; a line ending in `|` continues on the next line."""
+
+    NL_type = "_NL"
+    OPEN_PAREN_types = ["LPAR", "CALL"]
+    CLOSE_PAREN_types = ["RPAR"]
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 8
+
+    def handle_NL(self, token):
+        if self.paren_level > 0:
+            return
+        yield token
+        indent_str = token.rsplit("\n", 1)[1]
+        indent = indent_str.count(" ") + indent_str.count("\t") * self.tab_len
+        if indent > self.indent_level[-1]:
+            self.indent_level.append(indent)
+            yield Token.new_borrow_pos(self.INDENT_type, indent_str, token)
+        else:
+            while indent < self.indent_level[-1]:
+                self.indent_level.pop()
+                yield Token.new_borrow_pos(self.DEDENT_type, indent_str, token)
+            if indent != self.indent_level[-1]:
+                at = Token("_NL", indent_str)
+                at.line, at.column = token.end_line, indent + 1
+                at.end_line, at.end_column = token.end_line, indent + 2
+                raise _IndentError(
+                    at,
+                    f"this line is indented to column {indent + 1}, which matches no enclosing block",
+                    f"indent it to column {self.indent_level[-1] + 1} like the lines above",
+                )
+
+    def process(self, stream):
+        return super().process(self._join_continued_lines(stream))
+
+    @staticmethod
+    def _join_continued_lines(stream):
+        previous = None
+        for token in stream:
+            if token.type == "_NL" and previous == "PIPE":
+                continue
+            previous = token.type
+            yield token
+
+
+_GRAMMAR_NAME = "cnndsl.lark"
+
+
+def _grammar_path() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "grammar" / _GRAMMAR_NAME, here.parent / "grammar" / _GRAMMAR_NAME):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{_GRAMMAR_NAME} is missing from the cnndsl installation")
+
+
+@functools.lru_cache(maxsize=1)
+def _lark() -> Lark:
+    return Lark(
+        _grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        postlex=CnnIndenter(),
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+def _span(meta_or_token) -> Span:
+    m = meta_or_token
+    return Span(line=m.line, col=m.column, end_line=m.end_line, end_col=m.end_column)
+
+
+def _parts(children):
+    """Split a call's children into (call arguments, layer args node, `as` name)."""
+    *rest, args, name = children
+    return tuple(c for c in rest if c is not None and not isinstance(c, Token)), args, name
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Lark tree -> ast nodes, bottom up."""
+
+    # expressions
+    def int(self, meta, c):
+        return ast.Num(value=int(c[0]), span=_span(meta))
+
+    def float(self, meta, c):
+        return ast.Num(value=float(c[0]), span=_span(meta))
+
+    def dims(self, meta, c):
+        items = []
+        col = meta.column
+        for part in str(c[0]).split("x"):
+            items.append(ast.Num(value=int(part), span=Span(line=meta.line, col=col, end_line=meta.line, end_col=col + len(part))))
+            col += len(part) + 1
+        return ast.Tuple(items=tuple(items), span=_span(meta))
+
+    def name(self, meta, c):
+        return ast.Name(id=str(c[0]), span=_span(meta))
+
+    def string(self, meta, c):
+        return ast.Str(value=str(c[0])[1:-1], span=_span(meta))
+
+    def tuple(self, meta, c):
+        return ast.Tuple(items=tuple(x for x in c if x is not None), span=_span(meta))
+
+    def binop(self, meta, c):
+        return ast.BinOp(op=str(c[1]), left=c[0], right=c[2], span=_span(meta))
+
+    def neg(self, meta, c):
+        return ast.Neg(operand=c[1], span=_span(meta))
+
+    def compare(self, meta, c):
+        return ast.Compare(op=str(c[1]), left=c[0], right=c[2], span=_span(meta))
+
+    def or_(self, meta, c):
+        return ast.BoolOp(op="or", left=c[0], right=c[1], span=_span(meta))
+
+    def and_(self, meta, c):
+        return ast.BoolOp(op="and", left=c[0], right=c[1], span=_span(meta))
+
+    def not_(self, meta, c):
+        return ast.Not(operand=c[0], span=_span(meta))
+
+    def init_call(self, meta, c):
+        args = tuple(x for x in c[1:] if x is not None)
+        return ast.InitCall(name=str(c[0])[:-1], args=args, span=_span(meta))
+
+    # arguments
+    def keyword(self, meta, c):
+        return ast.Keyword(key=str(c[0]), key_span=_span(c[0]), value=c[1], span=_span(meta))
+
+    def channels(self, meta, c):
+        return ast.Channels(in_=c[0], out=c[1], span=_span(meta))
+
+    def positional(self, meta, c):
+        return ast.Positional(value=c[0], span=_span(meta))
+
+    positional_full = positional
+
+    def args(self, meta, c):
+        return tuple(c)
+
+    # pipelines
+    def layer(self, meta, c):
+        op, args, name = c
+        return ast.Layer(op=str(op), op_span=_span(op), args=args or (), name=name and str(name), span=_span(meta))
+
+    def call(self, meta, c):
+        call_args, args, name = _parts(c[1:])
+        return ast.Call(
+            callee=str(c[0])[:-1], call_args=call_args, args=args or (), name=name and str(name), span=_span(meta)
+        )
+
+    def group(self, meta, c):
+        pipeline, args, name = c
+        return ast.Group(pipeline=pipeline, args=args or (), name=name and str(name), span=_span(meta))
+
+    def pipeline(self, meta, c):
+        return ast.Pipeline(stages=tuple(x for x in c if not isinstance(x, Token)), span=_span(meta))
+
+    # statements
+    def input_stmt(self, meta, c):
+        return ast.Input(value=c[0], span=_span(meta))
+
+    def init_stmt(self, meta, c):
+        return ast.Init(op=str(c[0]), op_span=_span(c[0]), rules=tuple(c[1:]), span=_span(meta))
+
+    def output_stmt(self, meta, c):
+        return ast.Output(names=tuple(str(x) for x in c), span=_span(meta))
+
+    def assign(self, meta, c):
+        return ast.Assign(name=str(c[0]), pipeline=c[1], span=_span(meta))
+
+    def labeled(self, meta, c):
+        label, args, *rest = c
+        if len(rest) == 1 and isinstance(rest[0], ast.Pipeline):
+            return ast.Labeled(label=str(label), args=args or (), pipeline=rest[0], span=_span(meta))
+        return ast.Labeled(label=str(label), args=args or (), body=tuple(rest), span=_span(meta))
+
+    def line(self, meta, c):
+        return ast.Line(pipeline=c[0], condition=c[1], span=_span(meta))
+
+    # files
+    def param(self, meta, c):
+        return ast.Param(name=str(c[0]), default=c[1], span=_span(meta))
+
+    def params(self, meta, c):
+        return tuple(x for x in c if x is not None)
+
+    def network(self, meta, c):
+        return ast.Network(name=str(c[0]), params=c[1] or (), body=tuple(c[2:]), span=_span(meta))
+
+    def block(self, meta, c):
+        return ast.Block(name=str(c[0]), params=c[1] or (), body=tuple(c[2:]), span=_span(meta))
+
+    def import_stmt(self, meta, c):
+        return ast.Import(path=str(c[0])[1:-1], span=_span(meta))
+
+    def start(self, meta, c):
+        return list(c)
+
+
+_TOKEN_NAMES = {
+    "NAME": "a name",
+    "CALL": "a call such as `Name(`",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "DIMS": "a size such as `3x32x32`",
+    "STRING": "a quoted string",
+    "_NL": "the end of the line",
+    "_INDENT": "an indented block",
+    "_DEDENT": "the end of the block",
+    "$END": "the end of the file",
+    "PIPE": "`|`",
+    "IN": "`in`",
+    "COMP_OP": "a comparison",
+    "MUL_OP": "`*` or `//`",
+    "PLUS": "`+`",
+    "MINUS": "`-`",
+}
+
+
+def _describe(terminal: str) -> str:
+    if terminal in _TOKEN_NAMES:
+        return _TOKEN_NAMES[terminal]
+    for t in _lark().terminals:
+        if t.name == terminal and t.pattern.type == "str":
+            return f"`{t.pattern.value}`"
+    return terminal.lower().lstrip("_")
+
+
+def _found(token: Token) -> str:
+    if token.type in ("_NL", "_INDENT", "_DEDENT", "$END"):
+        return _describe(token.type)
+    return f"`{token}`"
+
+
+def _expected(names) -> str:
+    shown = sorted({_describe(n) for n in names if not n.startswith("__")})
+    if not shown:
+        return "something else"
+    if len(shown) > 6:
+        return ", ".join(shown[:6]) + " or another token"
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+
+
+def _diagnostic(source: Source, line: int, col: int, width: int, message: str, hint: str | None = None):
+    span = Span(line=line, col=col, end_line=line, end_col=col + max(1, width))
+    return Diagnostic(message=message, file=source.name, span=span, line_text=source.line_text(line), hint=hint)
+
+
+def _syntax_error(source: Source, e: UnexpectedInput) -> Diagnostic:
+    if isinstance(e, UnexpectedCharacters):
+        char = source.text[e.pos_in_stream] if e.pos_in_stream < len(source.text) else ""
+        hint = None
+        if char == "\t":
+            hint = None
+        if char in "\"'":
+            hint = "strings are written in double quotes on one line"
+        return _diagnostic(source, e.line, e.column, 1, f"unexpected character {char!r}", hint)
+    if isinstance(e, UnexpectedEOF):
+        lines = source.text.splitlines() or [""]
+        return _diagnostic(source, len(lines), len(lines[-1]) + 1, 1, f"unexpected end of file; expected {_expected(e.expected)}")
+    assert isinstance(e, UnexpectedToken)
+    tok = e.token
+    line, col = tok.line or 1, tok.column or 1
+    width = len(str(tok)) if tok.type not in ("_NL", "_INDENT", "_DEDENT", "$END") else 1
+    if tok.type == "$END":
+        lines = source.text.splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
+    elif tok.type == "_NL":
+        # point just after the last thing on the line, where something was missing
+        line = tok.line
+        col = len(source.line_text(line).split("#")[0].rstrip()) + 1
+    hint = None
+    if tok.type == "_INDENT":
+        hint = "only the body of a `network`, `block` or `name:` group is indented"
+        line = tok.end_line or line
+        col = len(str(tok).replace("\t", " " * 8)) + 1
+    elif "_INDENT" in e.expected:
+        hint = "indent the lines of the body under the line that ends with `:`"
+    elif tok.type == "MINUS" and "MINUS" not in e.expected:
+        hint = "a negative number in a layer's arguments is written in parentheses, e.g. (-1)"
+    message = f"expected {_expected(e.expected)}, found {_found(tok)}"
+    return _diagnostic(source, line, col, width, message, hint)
+
+
+def parse_tree(source: Source) -> list:
+    """Parse a source into a list of top-level items (ast nodes)."""
+    text = source.text
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    try:
+        tree = _lark().parse(text)
+        return _ToAst().transform(tree)
+    except _IndentError as e:
+        t = e.token
+        raise ParseError([_diagnostic(source, t.line, t.column, 1, e.message, e.hint)]) from None
+    except UnexpectedInput as e:
+        if isinstance(getattr(e, "__context__", None), _IndentError):
+            t = e.__context__.token
+            raise ParseError([_diagnostic(source, t.line, t.column, 1, e.__context__.message, e.__context__.hint)]) from None
+        raise ParseError([_syntax_error(source, e)]) from None
+    except VisitError as e:  # pragma: no cover - the transformer raises nothing of its own
+        raise e.orig_exc from None
+
+
+def network_name_from_file(name: str) -> str:
+    """`my-net.cnn` -> `MyNet`: the class name of a bare pipeline file's network."""
+    stem = Path(name).name.split(".")[0]
+    parts = [p for p in "".join(c if c.isalnum() and c.isascii() else " " for c in stem).split() if p]
+    ident = "".join(p[:1].upper() + p[1:] for p in parts) or "Net"
+    return ident if ident[0].isalpha() else "Net" + ident
+
+
+def parse(source: Source) -> ast.File:
+    """Parse a whole file: its networks, blocks and imports; top-level layers form a network of their own."""
+    items = parse_tree(source)
+    networks, blocks, imports, bare = [], [], [], []
+    for item in items:
+        {ast.Network: networks, ast.Block: blocks, ast.Import: imports}.get(type(item), bare).append(item)
+    if bare:
+        if networks:
+            first = bare[0]
+            raise ParseError([_diagnostic(
+                source, first.span.line, first.span.col, 1,
+                "layers at the top level of a file that also defines networks",
+                "indent these lines under a `network Name:` line, or move the networks to another file",
+            )])
+        span = bare[0].span.model_copy(update={"end_line": bare[-1].span.end_line, "end_col": bare[-1].span.end_col})
+        networks.append(ast.Network(name=network_name_from_file(source.name), body=tuple(bare), implicit=True, span=span))
+    return ast.File(name=source.name, networks=tuple(networks), blocks=tuple(blocks), imports=tuple(imports))

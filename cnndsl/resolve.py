@@ -1,0 +1,230 @@
+"""Expressions and layer arguments -> values: what `k3`, `s=stride`, `3->16` and `c*4` mean for an op."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import ast
+from .errors import Span, did_you_mean
+from .ops.base import REPEAT, SHORT, Ctx, Opt, OpSpec
+from .values import Val
+
+
+class LocatedError(Exception):
+    """A mistake in the source at a known place; the checker turns it into a Diagnostic."""
+
+    def __init__(self, message: str, span: Span, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.span, self.hint = message, span, hint
+
+
+class Word(str):
+    """A bare word that names no parameter: an enumeration value such as `reflect`, or a mistake."""
+
+
+def evaluate(expr: ast.Expr, env: dict[str, Val]) -> Any:
+    """An expression's value: Val for numbers and booleans, Word for bare words, tuples of those."""
+    if isinstance(expr, ast.Num):
+        return Val(expr.value)
+    if isinstance(expr, ast.Name):
+        if expr.id in env:
+            return env[expr.id]
+        if expr.id in ("true", "false"):
+            return Val(expr.id == "true")
+        return Word(expr.id)
+    if isinstance(expr, ast.Str):
+        return Word(expr.value)
+    if isinstance(expr, ast.Tuple):
+        return tuple(evaluate(i, env) for i in expr.items)
+    if isinstance(expr, ast.Neg):
+        x = _number(expr.operand, env)
+        return -x
+    if isinstance(expr, ast.BinOp):
+        a, b = _number(expr.left, env), _number(expr.right, env)
+        if expr.op in ("//", "/") and b.v == 0:
+            raise LocatedError("division by zero", expr.span)
+        return {"+": a.__add__, "-": a.__sub__, "*": a.__mul__, "//": a.__floordiv__, "/": a.__truediv__}[expr.op](b)
+    if isinstance(expr, ast.Compare):
+        a, b = evaluate(expr.left, env), evaluate(expr.right, env)
+        a, b = (a.v if isinstance(a, Val) else a), (b.v if isinstance(b, Val) else b)
+        ops = {"==": a == b, "!=": a != b}
+        if expr.op in ops:
+            return Val(ops[expr.op])
+        if isinstance(a, str) or isinstance(b, str):
+            raise LocatedError(f"cannot compare `{a}` and `{b}` with {expr.op}", expr.span)
+        return Val({"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[expr.op])
+    if isinstance(expr, ast.BoolOp):
+        a = _truth(expr.left, env)
+        if (expr.op == "and" and not a) or (expr.op == "or" and a):
+            return Val(a)
+        return Val(_truth(expr.right, env))
+    if isinstance(expr, ast.Not):
+        return Val(not _truth(expr.operand, env))
+    raise LocatedError("an initialiser call is only allowed in `init` rules and `init=`", expr.span)
+
+
+def _number(expr: ast.Expr, env) -> Val:
+    x = evaluate(expr, env)
+    if isinstance(x, Val) and not isinstance(x.v, bool):
+        return x
+    raise LocatedError(f"expected a number, found {_show(expr, x)}", expr.span, _unknown_name_hint(x, env))
+
+
+def _truth(expr: ast.Expr, env) -> bool:
+    x = evaluate(expr, env)
+    if isinstance(x, Val):
+        return bool(x.v)
+    raise LocatedError(f"expected a condition, found {_show(expr, x)}", expr.span, _unknown_name_hint(x, env))
+
+
+def _show(expr: ast.Expr, x: Any) -> str:
+    if isinstance(x, Word):
+        return f"the name `{x}`" if isinstance(expr, ast.Name) else f'"{x}"'
+    if isinstance(x, tuple):
+        return "a tuple"
+    if isinstance(x, Val) and isinstance(x.v, bool):
+        return "true" if x.v else "false"
+    return f"`{x.v if isinstance(x, Val) else x}`"
+
+
+def _unknown_name_hint(x: Any, env) -> str | None:
+    if isinstance(x, Word):
+        return did_you_mean(x, env) or "name a parameter of the network, or write a number"
+    return None
+
+
+# -- options --------------------------------------------------------------------------------------
+
+
+def convert(opt: Opt, x: Any, expr: ast.Expr, env) -> Any:
+    """Check a value against an option's kind; returns the value the op's rule reads."""
+    kind = opt.kind
+    where = f"`{opt.name}`"
+    if kind in ("int", "float", "bool"):
+        if kind == "bool" and isinstance(x, Val) and isinstance(x.v, bool):
+            return x
+        if kind == "int" and isinstance(x, Val) and type(x.v) is int:
+            return x
+        if kind == "float" and isinstance(x, Val) and type(x.v) in (int, float):
+            return x
+        want = {"int": "an integer", "float": "a number", "bool": "true or false"}[kind]
+        raise LocatedError(f"{where} must be {want}, found {_show(expr, x)}", expr.span, _unknown_name_hint(x, env) if kind != "bool" else None)
+    if kind in ("ints", "floats", "padding", "dims"):
+        if kind == "padding" and isinstance(x, Word):
+            if x in ("same", "valid"):
+                return str(x)
+            raise LocatedError(f"{where} must be a number, a tuple, `same` or `valid`, found {_show(expr, x)}", expr.span, did_you_mean(x, ("same", "valid", *env)))
+        number = (int,) if kind != "floats" else (int, float)
+        items = x if isinstance(x, tuple) else (x,)
+        if kind == "dims" or isinstance(x, tuple):
+            if not items:
+                raise LocatedError(f"{where} must not be empty", expr.span)
+        for i in items:
+            if not (isinstance(i, Val) and type(i.v) in number):
+                want = "integers" if kind != "floats" else "numbers"
+                raise LocatedError(f"{where} must be {want.rstrip('s') if not isinstance(x, tuple) else want}, found {_show(expr, i)}", expr.span, _unknown_name_hint(i, env))
+        return x
+    if kind == "enum":
+        if isinstance(x, Word) and x in opt.choices:
+            return str(x)
+        choices = ", ".join(opt.choices)
+        hint = did_you_mean(x, opt.choices) if isinstance(x, Word) else None
+        raise LocatedError(f"{where} must be one of {choices}; found {_show(expr, x)}", expr.span, hint)
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _short_value(text: str, span: Span):
+    parts = tuple(Val(int(p)) for p in text.split("x"))
+    return parts[0] if len(parts) == 1 else parts
+
+
+def resolve(ctx: Ctx, layer: ast.Layer, env: dict[str, Val], spans: dict[str, Span]) -> dict[str, ast.Keyword]:
+    """Fill ctx.opts from a layer's arguments. Returns keyword arguments the op does not own (init=)."""
+    spec = ctx.spec
+    extra: dict[str, ast.Keyword] = {}
+    slots = list(spec.positional)
+    varargs: list = []
+    varargs_span: Span | None = None
+
+    def put(key: str, val: Any, span: Span) -> None:
+        if key in ctx.given:
+            raise LocatedError(f"`{key}` is given twice", span, "remove one of them")
+        ctx.opts[key] = val
+        ctx.given.add(key)
+        spans[key] = span
+
+    for arg in layer.args:
+        if isinstance(arg, ast.Keyword):
+            if arg.key == "init":
+                extra["init"] = arg
+                continue
+            opt = spec.option(arg.key)
+            if opt is None:
+                names = [o.name for o in spec.all_options] + [a for o in spec.all_options for a in o.aliases]
+                hint = did_you_mean(arg.key, names) or _options_hint(spec)
+                raise LocatedError(f"`{layer.op}` has no option `{arg.key}`", arg.key_span, hint)
+            put(opt.name, convert(opt, evaluate(arg.value, env), arg.value, env), arg.span)
+        elif isinstance(arg, ast.Channels):
+            if not spec.channels:
+                raise LocatedError(f"`{layer.op}` takes no channel counts", arg.span, "only conv-like ops and linear take `in->out`")
+            for key, expr in (("in", arg.in_), ("out", arg.out)):
+                put(key, convert(spec.option(key), evaluate(expr, env), expr, env), expr.span)
+        else:
+            expr = arg.value
+            x = evaluate(expr, env)
+            if isinstance(x, Word) and isinstance(expr, ast.Name):
+                if _word(ctx, x, arg.span, put):
+                    continue
+                if spec.varargs is None and not (slots and spec.option(slots[0]).kind in ("enum", "padding")):
+                    raise LocatedError(f"`{layer.op}` has no option `{x}`", arg.span, _word_hint(spec, x, env))
+            if spec.varargs:
+                varargs.append(x)
+                varargs_span = arg.span if varargs_span is None else varargs_span.model_copy(update={"end_col": arg.span.end_col})
+                continue
+            if not slots:
+                if spec.positional:
+                    raise LocatedError(f"too many positional arguments: `{layer.op}` takes {len(spec.positional)}", arg.span, _options_hint(spec))
+                raise LocatedError(f"`{layer.op}` takes no positional arguments, found {_show(expr, x)}", arg.span, _options_hint(spec))
+            key = slots.pop(0)
+            while key in ctx.given and slots:
+                key = slots.pop(0)
+            put(key, convert(spec.option(key), x, expr, env), arg.span)
+    if spec.varargs and varargs:
+        put(spec.varargs, tuple(varargs), varargs_span)
+        for v in varargs:
+            if not (isinstance(v, Val) and type(v.v) is int):
+                raise LocatedError(f"`{spec.varargs}` must be integers", varargs_span)
+    for opt in spec.all_options:
+        ctx.opts.setdefault(opt.name, Val(opt.default) if isinstance(opt.default, (int, float)) else opt.default)
+    return extra
+
+
+def _word(ctx: Ctx, word: str, span: Span, put) -> bool:
+    """A bare word as a flag (`nobias`) or a short option (`k3`, `p1x2`); False when it is neither."""
+    for opt in ctx.spec.all_options:
+        for flag, val in opt.flags:
+            if word == flag:
+                put(opt.name, Val(val), span)
+                return True
+    m = SHORT.match(word)
+    if m:
+        for opt in ctx.spec.all_options:
+            if opt.short == m.group(1):
+                put(opt.name, _short_value(m.group(2), span), span)
+                return True
+    if REPEAT.match(word):
+        raise LocatedError("repetition (`xN`) belongs to composition, which this version does not support yet", span)
+    return False
+
+
+def _word_hint(spec: OpSpec, word: str, env) -> str:
+    words = [f for o in spec.all_options for f, _ in o.flags] + list(env)
+    shorts = [f"{o.short}{word[len(o.short):]}" for o in spec.all_options if o.short]
+    return did_you_mean(word, words + shorts) or _options_hint(spec)
+
+
+def _options_hint(spec: OpSpec) -> str:
+    names = [o.name for o in spec.all_options if o.name not in ("in", "out")]
+    if not names:
+        return f"`{spec.name}` takes no options"
+    return f"`{spec.name}` takes: " + ", ".join(names)

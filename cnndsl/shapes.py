@@ -1,0 +1,68 @@
+"""PyTorch's output-size formulas, one small pure function per rule (see PYTORCH_RULES.md).
+
+Sizes may be ints or `Val`s (numbers that remember their source expression); an unknown size is None
+and stays None. Comparisons are made on plain values."""
+
+from __future__ import annotations
+
+from .values import value
+
+
+def conv_out(i, k, s, p, d):
+    """Conv: floor((in + 2p - d(k-1) - 1) / s) + 1 for an int p; None when in is unknown."""
+    if i is None:
+        return None
+    return (i + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def conv_fits(i, k, p, d) -> bool:
+    """Conv needs the padded input at least as large as the dilated kernel."""
+    return i is None or value(i) + 2 * value(p) >= value(d) * (value(k) - 1) + 1
+
+
+def same_padding(k, d) -> tuple[int, int]:
+    """padding='same': d(k-1) in total, the odd element on the right."""
+    total = value(d) * (value(k) - 1)
+    return total // 2, total - total // 2
+
+
+def convt_out(i, k, s, p, d, op):
+    """ConvTranspose: (in-1)s - 2p + d(k-1) + op + 1."""
+    if i is None:
+        return None
+    return (i - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+def pool_out(i, k, s, p, d, ceil: bool):
+    """Max/avg pool, including ceil mode's rule that the last window must start inside the input."""
+    if i is None:
+        return None
+    eff = d * (k - 1) + 1
+    out = (i + 2 * p - eff + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (value(out) - 1) * value(s) >= value(i) + value(p):
+        out = out - 1
+    return out
+
+
+def unpool_out(i, k, s, p):
+    """MaxUnpool's default size: (in-1)s + k - 2p."""
+    return None if i is None else (i - 1) * s + k - 2 * p
+
+
+def upsample_out(i, scale: float):
+    """Upsample by a scale factor: floor(in * scale) (computed in double, as PyTorch does)."""
+    if i is None:
+        return None
+    import math
+
+    return math.floor(value(i) * float(scale))
+
+
+def prod(dims):
+    """The product of sizes; None when any is unknown."""
+    out = 1
+    for d in dims:
+        if d is None:
+            return None
+        out = out * d
+    return out
