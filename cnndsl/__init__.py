@@ -55,7 +55,7 @@ def parse(src: SourceLike) -> ast.File:
 
 
 def _input_shape(input: Any) -> tuple[int, ...] | None:
-    from .check import parse_shape_text
+    from .checker import parse_shape_text
 
     if input is None:
         return None
@@ -72,7 +72,7 @@ def _input_shape(input: Any) -> tuple[int, ...] | None:
 
 def check(src: SourceLike, *, network: str | None = None, input: Any = None, **params: Any) -> CheckedNetwork:
     """The checked network: per-layer name, op, output shape and parameter count; `.output_shape`."""
-    from .check import check_network, pick_network
+    from .checker import check_network, pick_network
     from .parser import parse as _parse
 
     source = read_source(src)

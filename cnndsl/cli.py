@@ -106,7 +106,7 @@ def _umask() -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _arguments().parse_args(argv)
     try:
-        net = check(args.file, network=args.network, input=args.input, **_params(args))
+        net = check(Path(args.file), network=args.network, input=args.input, **_params(args))
         for w in net.warnings:
             print(w.render(), file=sys.stderr)
         if args.command == "check":

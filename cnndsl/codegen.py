@@ -16,7 +16,8 @@ INDENT = "    "
 _DEFORM_HELPER = '''
 class DeformConv(nn.Module):
     """Deformable convolution: a zero-initialised conv predicts the offsets (DCNv1), and with
-    `modulated` also a sigmoid mask (DCNv2), so training starts as a plain convolution."""
+    `modulated` also a sigmoid mask (DCNv2), so training starts as a plain convolution.
+    """
 
     def __init__(
         self,

@@ -257,8 +257,16 @@ def _found(token: Token) -> str:
     return f"`{token}`"
 
 
+_STATEMENT_STARTS = {"NETWORK", "BLOCK", "IMPORT", "INIT", "INPUT", "OUTPUT"}
+
+
 def _expected(names) -> str:
-    shown = sorted({_describe(n) for n in names if not n.startswith("__")})
+    names = set(names)
+    summary = []
+    if {"NAME", "CALL", "LPAR"} <= names:
+        names -= {"NAME", "CALL", "LPAR"} | _STATEMENT_STARTS
+        summary.append("a layer")
+    shown = summary + sorted({_describe(n) for n in names if not n.startswith("__")})
     if not shown:
         return "something else"
     if len(shown) > 6:
@@ -295,15 +303,18 @@ def _syntax_error(source: Source, e: UnexpectedInput) -> Diagnostic:
         line = tok.line
         col = len(source.line_text(line).split("#")[0].rstrip()) + 1
     hint = None
+    expected = e.accepts or e.expected
+    message = f"expected {_expected(expected)}, found {_found(tok)}"
     if tok.type == "_INDENT":
-        hint = "only the body of a `network`, `block` or `name:` group is indented"
+        message = "unexpected indentation"
+        hint = "only the body of a `network`, `block` or `name:` group is indented; a line that ends with `|` continues on the next"
         line = tok.end_line or line
         col = len(str(tok).replace("\t", " " * 8)) + 1
-    elif "_INDENT" in e.expected:
+    elif "_INDENT" in expected:
+        message = f"expected an indented block, found {_found(tok)}"
         hint = "indent the lines of the body under the line that ends with `:`"
-    elif tok.type == "MINUS" and "MINUS" not in e.expected:
+    elif tok.type == "MINUS" and "MINUS" not in expected:
         hint = "a negative number in a layer's arguments is written in parentheses, e.g. (-1)"
-    message = f"expected {_expected(e.expected)}, found {_found(tok)}"
     return _diagnostic(source, line, col, width, message, hint)
 
 

@@ -142,9 +142,7 @@ def layerscale(ctx: Ctx) -> Result:
     size = ctx.shape[dim % full - 1]
     if size is None:
         raise LayerError("cannot infer the size of layerscale's parameter", hint="declare the network's `input`")
-    shape = tuple(size if j == dim % full - 1 else 1 for j in range(len(ctx.shape)))
-    while len(shape) > 1 and shape[-1] == 1:
-        shape = shape[:-1]
+    shape = (size,) + (1,) * (len(ctx.shape) - dim % full)  # broadcasts over the dimensions after `dim`
     return Result(module="layerscale", shape=ctx.shape, args=(shape, ctx["init"]), params=value(size), forward="mul")
 
 
