@@ -65,6 +65,7 @@ class _Checker:
         self.param_values: list[NetworkParam] = []
         self.input_override = input_shape
         self.input: tuple | None = None
+        self.declared = False  # an `input` statement was seen
         self.shape: tuple | None = None
         self.first_in: int | None = None
         self.layer_inits: list[tuple[str, ast.Keyword]] = []
@@ -115,9 +116,10 @@ class _Checker:
             self.param_values.append(NetworkParam(name=p.name, value=v))
 
     def _input(self, stmt: ast.Input) -> None:
-        if self.layers or self.input is not None:
+        if self.layers or self.declared:
             self.error("`input` must come once, before the first layer" if self.layers else "`input` is declared twice", stmt.span)
             return
+        self.declared = True
         try:
             x = evaluate(stmt.value, self.env)
         except LocatedError as e:

@@ -82,6 +82,10 @@ def _params(args) -> dict[str, Any]:
 def write_atomically(path: str, text: str) -> None:
     """Write `text` to `path` through a temporary file, so a failure never leaves half a file."""
     target = Path(path)
+    if target.exists() and not target.is_file():  # /dev/null, a FIFO: never replace it, write through it
+        with open(target, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        return
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent.resolve()))
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:

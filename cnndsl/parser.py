@@ -38,8 +38,9 @@ class CnnIndenter(Indenter):
             self.indent_level.append(indent)
             yield Token.new_borrow_pos(self.INDENT_type, indent_str, token)
         else:
+            closed = None
             while indent < self.indent_level[-1]:
-                self.indent_level.pop()
+                closed = self.indent_level.pop()
                 yield Token.new_borrow_pos(self.DEDENT_type, indent_str, token)
             if indent != self.indent_level[-1]:
                 at = Token("_NL", indent_str)
@@ -48,7 +49,7 @@ class CnnIndenter(Indenter):
                 raise _IndentError(
                     at,
                     f"this line is indented to column {indent + 1}, which matches no enclosing block",
-                    f"indent it to column {self.indent_level[-1] + 1} like the lines above",
+                    f"indent it to column {closed + 1} to continue the block above, or to column {self.indent_level[-1] + 1} to end it",
                 )
 
     def process(self, stream):
@@ -266,6 +267,9 @@ def _expected(names) -> str:
     if {"NAME", "CALL", "LPAR"} <= names:
         names -= {"NAME", "CALL", "LPAR"} | _STATEMENT_STARTS
         summary.append("a layer")
+    if {"INT", "FLOAT", "NAME"} <= names:
+        names -= {"INT", "FLOAT", "DIMS", "STRING", "NAME", "LPAR", "MINUS", "IN", "_NOT", "NOT", "CALL"}
+        summary.append("a value")
     shown = summary + sorted({_describe(n) for n in names if not n.startswith("__")})
     if not shown:
         return "something else"
@@ -315,7 +319,31 @@ def _syntax_error(source: Source, e: UnexpectedInput) -> Diagnostic:
         hint = "indent the lines of the body under the line that ends with `:`"
     elif tok.type == "MINUS" and "MINUS" not in expected:
         hint = "a negative number in a layer's arguments is written in parentheses, e.g. (-1)"
+    if "RPAR" in expected and hint is None:
+        opened = _unclosed_paren(source.text, line, col)
+        if opened is not None:
+            found = "the end of the file" if tok.type in ("_DEDENT", "$END") else _found(tok)  # no line breaks inside ( )
+            message = f"expected `)` to close the `(` at line {opened[0]}, column {opened[1]}, found {found}"
     return _diagnostic(source, line, col, width, message, hint)
+
+
+def _unclosed_paren(text: str, line: int, col: int) -> tuple[int, int] | None:
+    """Where the innermost `(` still open at (line, col) was opened, skipping comments and strings."""
+    stack: list[tuple[int, int]] = []
+    for n, row in enumerate(text.splitlines()[:line], start=1):
+        in_string = False
+        for c, char in enumerate(row if n < line else row[: col - 1], start=1):
+            if char == '"':
+                in_string = not in_string
+            elif in_string:
+                continue
+            elif char == "#":
+                break
+            elif char == "(":
+                stack.append((n, c))
+            elif char == ")" and stack:
+                stack.pop()
+    return stack[-1] if stack else None
 
 
 def parse_tree(source: Source) -> list:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from . import ast
@@ -219,7 +220,8 @@ def _word(ctx: Ctx, word: str, span: Span, put) -> bool:
 
 def _word_hint(spec: OpSpec, word: str, env) -> str:
     words = [f for o in spec.all_options for f, _ in o.flags] + list(env)
-    shorts = [f"{o.short}{word[len(o.short):]}" for o in spec.all_options if o.short]
+    # a mistyped short option such as `j3` for `k3`: only where the word ends like one (digits)
+    shorts = [f"{o.short}{word[len(o.short):]}" for o in spec.all_options if o.short and re.fullmatch(r"\d+(x\d+)*", word[len(o.short):])]
     return did_you_mean(word, words + shorts) or _options_hint(spec)
 
 

@@ -70,10 +70,10 @@ _P = Opt("p", "float", 0.5)
 
 register(
     OpSpec("relu", _simple("nn.ReLU", "inplace"), (INPLACE,), kind="relu"),
-    OpSpec("relu6", _simple("nn.ReLU6", "inplace"), (INPLACE,), kind="relu"),
-    OpSpec("leakyrelu", leakyrelu, (Opt("negative_slope", "float", 0.01), INPLACE), positional=("negative_slope",), kind="relu"),
+    OpSpec("relu6", _simple("nn.ReLU6", "inplace"), (INPLACE,), kind="relu6"),
+    OpSpec("leakyrelu", leakyrelu, (Opt("negative_slope", "float", 0.01), INPLACE), positional=("negative_slope",), kind="leakyrelu"),
     OpSpec("prelu", prelu, (Opt("num_parameters", "int"), Opt("init", "float", 0.25)), kind="prelu"),
-    OpSpec("rrelu", rrelu, (Opt("lower", "float", 1 / 8), Opt("upper", "float", 1 / 3), INPLACE), positional=("lower", "upper"), kind="relu"),
+    OpSpec("rrelu", rrelu, (Opt("lower", "float", 1 / 8), Opt("upper", "float", 1 / 3), INPLACE), positional=("lower", "upper"), kind="rrelu"),
     OpSpec("elu", _simple("nn.ELU", "alpha", "inplace"), (Opt("alpha", "float", 1.0), INPLACE), positional=("alpha",), kind="elu"),
     OpSpec("selu", _simple("nn.SELU", "inplace"), (INPLACE,), kind="selu"),
     OpSpec("gelu", _simple("nn.GELU", "approximate"), (Opt("approximate", "enum", "none", choices=("none", "tanh")),), kind="gelu"),

@@ -1,0 +1,180 @@
+"""The Python verbs: parse, check, compile, load — paths or text, parameters, input, errors."""
+
+from __future__ import annotations
+
+import copy
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import cnndsl
+from conftest import EXAMPLES
+
+NET = """network Net(c=8, classes=10):
+    input 3x16x16
+    conv c k3 p1 nobias | bn | relu
+    conv c*2 k3 s2 p1 | relu
+    gap | flatten
+    linear classes
+"""
+
+
+def real_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_each_verb_takes_a_path_a_path_string_or_text(tmp_cnn):
+    path = tmp_cnn(NET)
+    for src in (path, str(path), NET):
+        assert cnndsl.check(src).output_shape == (10,)
+    assert cnndsl.compile(path) == cnndsl.compile(NET).replace("from source text.", "from net.cnn.")
+
+
+def test_check_reports_each_layer():
+    net = cnndsl.check(NET)
+    assert [(l.name, l.op) for l in net.layers] == [
+        ("conv1", "conv"), ("bn1", "bn"), ("relu1", "relu"), ("conv2", "conv"), ("relu2", "relu"),
+        ("avgpool1", "gap"), ("flatten1", "flatten"), ("linear1", "linear"),
+    ]
+    assert net.layer("conv2").output_shape == (16, 8, 8)
+    assert net.layer("conv1").params == 8 * 3 * 9
+    assert net.input_shape == (3, 16, 16)
+
+
+def test_parameters_flow_into_the_generated_class_symbolically():
+    net = cnndsl.check(NET, c=16, classes=5)
+    model = cnndsl.load(NET, device="cpu", c=16, classes=5)
+    assert real_params(model) == net.total_params
+    assert model(torch.randn(2, 3, 16, 16)).shape == (2, 5)
+    code = cnndsl.compile(NET)
+    assert "nn.Conv2d(c, c * 2, kernel_size=3, stride=2, padding=1)" in code
+    assert "nn.Linear(c * 2, classes)" in code
+    # the generated build() honours other values of the parameters as well
+    module = sys.modules[type(model).__module__]
+    other = module.build("cpu", c=4, classes=3)
+    assert other(torch.randn(1, 3, 16, 16)).shape == (1, 3)
+    assert real_params(other) == cnndsl.check(NET, c=4, classes=3).total_params
+
+
+def test_input_overrides_the_declared_input():
+    assert cnndsl.check(NET, input="3x32x32").layer("conv2").output_shape == (16, 16, 16)
+    assert cnndsl.check(NET, input=(3, 9, 9)).layer("conv2").output_shape == (16, 5, 5)
+    with pytest.raises(cnndsl.UsageError):
+        cnndsl.check(NET, input="3xx")
+
+
+def test_errors_are_cnndslerrors_with_located_diagnostics():
+    with pytest.raises(cnndsl.CheckError) as e:
+        cnndsl.check(NET.replace("conv c*2", "cnov c*2"))
+    (d,) = e.value.diagnostics
+    assert (d.file, d.line, d.col, d.hint) == ("<string>", 4, 5, "did you mean `conv`?")
+    assert isinstance(e.value, cnndsl.CnnDslError)
+    assert "<string>:4:5: error: unknown op `cnov`" in str(e.value)
+    with pytest.raises(cnndsl.ParseError):
+        cnndsl.check("conv 3->8 k3 |\n")
+
+
+def test_unknown_and_missing_parameters():
+    with pytest.raises(cnndsl.CheckError, match="has no parameter `clases`") as e:
+        cnndsl.check(NET, clases=3)
+    assert e.value.diagnostics[0].hint == "did you mean `classes`?"
+    with pytest.raises(cnndsl.CheckError, match="parameter `c` has no default"):
+        cnndsl.check(NET.replace("c=8", "c"))
+    assert cnndsl.check(NET.replace("c=8", "c"), c=4).layer("conv1").output_shape == (4, 16, 16)
+
+
+def test_several_networks_need_a_choice():
+    text = "network A:\n    input 3x8x8\n    relu\n\nnetwork B:\n    input 3x8x8\n    conv 4 k1\n"
+    with pytest.raises(cnndsl.CheckError, match="defines 2 networks: A, B"):
+        cnndsl.check(text)
+    assert cnndsl.check(text, network="B").output_shape == (4, 8, 8)
+    with pytest.raises(cnndsl.CheckError, match="no network `C`"):
+        cnndsl.check(text, network="C")
+
+
+def test_semantic_errors_are_collected():
+    text = "network N:\n    input 3x8x8\n    conv 8 k3 strid=2\n    relu nobias\n    linear 4 | relux\n"
+    with pytest.raises(cnndsl.CheckError) as e:
+        cnndsl.check(text)
+    assert [(d.line, d.col) for d in e.value.diagnostics] == [(3, 15), (4, 10), (5, 16)]
+
+
+def test_lazy_linear_warns_instead_of_failing():
+    net = cnndsl.check(EXAMPLES / "oneliner.cnn")
+    assert net.total_params is None and net.layers[-1].lazy
+    (w,) = net.warnings
+    assert w.severity == "warning" and "nn.LazyLinear" in w.message
+    assert net.example_shape == (3, 32, 32)
+    model = cnndsl.load(EXAMPLES / "oneliner.cnn", device="cpu")
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_smoke_input_grows_until_the_network_accepts_it():
+    net = cnndsl.check("conv 3->8 k7 s2 | maxpool 3 s2 | conv 8 k7 s2 | conv 8 k7 | flatten | linear 4\n")
+    assert net.example_shape == (3, 128, 128)
+
+
+def test_load_defaults_to_cuda_when_available_and_survives_copy_and_save():
+    model = cnndsl.load(NET)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert next(model.parameters()).device.type == expected
+    model = cnndsl.load(NET, device="cpu").eval()
+    clone = copy.deepcopy(model)
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    buf.seek(0)
+    fresh = cnndsl.load(NET, device="cpu").eval()
+    fresh.load_state_dict(torch.load(buf), strict=True)
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.equal(model(x), clone(x)) and torch.equal(model(x), fresh(x))
+
+
+def test_generated_code_is_registered_for_tracebacks():
+    import inspect
+
+    model = cnndsl.load(NET, device="cpu")
+    assert "def forward(self, x):" in inspect.getsource(type(model))
+
+
+def test_init_rules_are_applied():
+    text = "network N:\n    input 3x8x8\n    init conv weight=constant(0.5) bias=0\n    init bn weight=2 bias=1\n    conv 4 k3 | bn | conv 2 k1 nobias init=ones\n"
+    model = cnndsl.load(text, device="cpu")
+    assert torch.all(model.conv1.weight == 0.5) and torch.all(model.conv1.bias == 0)
+    assert torch.all(model.bn1.weight == 2) and torch.all(model.bn1.bias == 1)
+    assert torch.all(model.conv2.weight == 1)
+
+
+def test_init_rule_mistakes():
+    base = "network N:\n    input 3x8x8\n    {rule}\n    conv 4 k3\n"
+    for rule, words in [
+        ("init conv weight=kaiming_normal(mode=fan_of)", "`mode` must be one of fan_in, fan_out"),
+        ("init conv weight=xavier_norm", "unknown initialiser `xavier_norm`"),
+        ("init conv weigth=0", "sets `weight` or `bias`"),
+        ("init relu weight=0", "`relu` has no weights"),
+        ("init conv weight=normal(0, 0.1, 3)", "too many positional arguments for `normal`"),
+    ]:
+        with pytest.raises(cnndsl.CheckError, match=words.replace("(", r"\(")):
+            cnndsl.check(base.format(rule=rule))
+
+
+def test_compile_path_never_imports_torch():
+    code = (
+        "import sys, cnndsl\n"
+        f"cnndsl.compile({str(EXAMPLES / 'lenet5.cnn')!r})\n"
+        "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules), 'torch imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_binary_file_is_a_one_line_error(tmp_path):
+    path = tmp_path / "weights.cnn"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(cnndsl.CnnDslError) as e:
+        cnndsl.check(path)
+    assert str(e.value).count("\n") == 0 and "not a text file" in str(e.value)
+    with pytest.raises(cnndsl.UsageError):
+        cnndsl.check(Path(tmp_path / "missing.cnn"))

@@ -1,0 +1,50 @@
+"""The README and the language reference stay true: their examples are run and compared."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from conftest import ROOT
+
+from cnndsl.ops import REGISTRY
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+LANGUAGE = (ROOT / "docs" / "LANGUAGE.md").read_text(encoding="utf-8")
+
+
+def _block_after(marker: str) -> str:
+    start = README.index(marker) + len(marker)
+    return README[start : README.index("\n$ ", start)] if "\n$ " in README[start:] else ""
+
+
+def test_every_op_and_alias_is_in_the_language_reference():
+    missing = [name for name in REGISTRY if f"`{name}`" not in LANGUAGE]
+    assert missing == []
+
+
+def test_readme_error_example_is_what_the_cli_prints(tmp_path):
+    example = re.search(r"```\n\$ cat net.cnn\n(.*?)\$ cnndsl check net.cnn\n(.*?)```", README, re.S)
+    source, expected = example.group(1), example.group(2)
+    (tmp_path / "net.cnn").write_text(source, encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "cnndsl", "check", "net.cnn"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 1
+    assert run.stderr == expected
+
+
+def test_readme_check_table_is_what_the_cli_prints():
+    expected = re.search(r"`cnndsl check examples/lenet5.cnn` shows every shape:\n\n```\n(.*?)```", README, re.S).group(1)
+    run = subprocess.run([sys.executable, "-m", "cnndsl", "check", "examples/lenet5.cnn"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == expected
+
+
+def test_readme_generated_code_excerpt_matches_the_compiler():
+    import cnndsl
+
+    code = cnndsl.compile(ROOT / "examples" / "lenet5.cnn")
+    excerpt = re.search(r"writes:\n\n```python\n(.*?)```", README, re.S).group(1)
+    for line in excerpt.splitlines():
+        if line.strip() and line.strip() != "...":
+            assert line in code.splitlines(), line
