@@ -10,7 +10,7 @@ from .errors import Span
 
 
 class Node(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     span: Span = Span()
 
@@ -202,8 +202,3 @@ class File(Node):
     networks: tuple[Network, ...] = ()
     blocks: tuple[Block, ...] = ()
     imports: tuple[Import, ...] = ()
-
-
-for _model in list(globals().values()):
-    if isinstance(_model, type) and issubclass(_model, Node):
-        _model.model_rebuild()

@@ -8,7 +8,7 @@ from typing import Any
 
 from . import ast
 from .errors import MAX_ERRORS, CheckError, Diagnostic, Source, Span, did_you_mean
-from .inits import init_call
+from .inits import init_call, rank_problem
 from .network import CheckedLayer, CheckedNetwork, InitRule, NetworkParam
 from .ops import REGISTRY, Ctx, LayerError
 from .ops.common import fmt_shape
@@ -70,6 +70,7 @@ class _Checker:
         self.first_in: int | None = None
         self.layer_inits: list[tuple[str, ast.Keyword]] = []
         self.rules: list[ast.Init] = []
+        self.values: set[str] = set()  # names assigned with `name = ...` (composition, not supported yet)
         self._params(params)
 
     # -- reporting --------------------------------------------------------------------------------
@@ -168,6 +169,8 @@ class _Checker:
         elif isinstance(stmt, ast.Line) and stmt.condition is None:
             self.pipeline(stmt.pipeline)
         else:
+            if isinstance(stmt, ast.Assign):  # its later uses get the same error, not "unknown op"
+                self.values.add(stmt.name)
             self.error(_COMPOSITION, stmt.span.model_copy(update={"end_line": stmt.span.line, "end_col": stmt.span.col + 1}))
 
     def pipeline(self, pipeline: ast.Pipeline) -> None:
@@ -184,6 +187,10 @@ class _Checker:
 
     def layer(self, node: ast.Layer) -> None:
         spec = REGISTRY.get(node.op)
+        if spec is None and node.op in self.values:
+            self.error(_COMPOSITION, node.op_span)
+            self.shape = None
+            return
         if spec is None:
             hint = did_you_mean(node.op, REGISTRY) or "see the op catalog in docs/LANGUAGE.md"
             self.error(f"unknown op `{node.op}`", node.op_span, hint)
@@ -213,7 +220,7 @@ class _Checker:
         for message, hint in result.warnings:
             self.warn(message, node.op_span, hint)
         if "init" in extra:
-            if not result.weights:
+            if not result.weights or result.params == 0:  # e.g. a norm with affine=false
                 self.error(f"`{node.op}` has no weights to initialise", extra["init"].key_span)
             else:
                 self.layer_inits.append((name, extra["init"]))
@@ -278,15 +285,35 @@ class _Checker:
                 except LocatedError as e:
                     self.error(e.message, e.span, e.hint)
                     continue
-                targets = tuple(layer.name for layer in layers if rule.key == "weight" or layer.has_bias or layer.op in ("bn", "gn", "ln", "instnorm"))
-                if targets:
+                # a layer without parameters (a norm with affine=false) has neither weight nor bias to set
+                targets = tuple(layer.name for layer in layers
+                                if layer.params != 0 and (rule.key == "weight" or layer.has_bias or layer.op in ("bn", "gn", "instnorm")))
+                if targets and self._fits(call, rule.key, targets, rule.value.span):
                     out.append(InitRule(target=rule.key, call=call, layers=targets))
         for name, rule in self.layer_inits:
             try:
-                out.append(InitRule(target="weight", call=init_call(rule.value, self.env), layers=(name,)))
+                call = init_call(rule.value, self.env)
             except LocatedError as e:
                 self.error(e.message, e.span, e.hint)
+                continue
+            if self._fits(call, "weight", (name,), rule.value.span):
+                out.append(InitRule(target="weight", call=call, layers=(name,)))
         return tuple(out)
+
+    def _fits(self, call, target: str, names: tuple[str, ...], span: Span) -> bool:
+        """Whether `call` can initialise `target` of every named layer; an error when it cannot."""
+        for name in names:
+            layer = next(layer for layer in self.layers if layer.name == name)
+            if layer.lazy:
+                self.error(f"cannot initialise `{name}`: its size is unknown until the first forward (nn.LazyLinear)", span,
+                           "declare the network's `input` so that the layer's size is known")
+                return False
+            rank = 1 if target == "bias" else len(layer.input_shape) + 1 if layer.op in ("conv", "convt", "dwconv", "deform") else 2 if layer.op == "linear" else 1
+            problem = rank_problem(call, rank)
+            if problem:
+                self.error(f"{problem}, but the {target} of `{name}` has {rank}", span)
+                return False
+        return True
 
     def _example(self) -> tuple[int, ...]:
         if self.input is not None:

@@ -60,8 +60,13 @@ def _params(args) -> dict[str, Any]:
             data = yaml.safe_load(Path(args.params).read_text(encoding="utf-8"))
         except OSError as e:
             raise UsageError(f"cannot read {args.params}: {e.strerror or e}") from None
+        except UnicodeDecodeError as e:
+            raise UsageError(f"{args.params} is not UTF-8 text (byte {e.start} cannot be decoded)") from None
         except yaml.YAMLError as e:
-            raise UsageError(f"{args.params} is not valid YAML: {str(e).splitlines()[0]}") from None
+            mark = getattr(e, "problem_mark", None)
+            where = f"{args.params}:{mark.line + 1}:{mark.column + 1}" if mark is not None else args.params
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise UsageError(f"{where}: not valid YAML: {problem}") from None
         if data is None:
             data = {}
         if not isinstance(data, dict):

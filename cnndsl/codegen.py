@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from . import __version__
 from .network import CheckedLayer, CheckedNetwork
-from .values import Val
+from .values import Val, number_code
 
 LINE_LENGTH = 88
 INDENT = "    "
@@ -75,7 +75,7 @@ def lit(x) -> str:
     if isinstance(x, bool):
         return "True" if x else "False"
     if isinstance(x, (int, float)):
-        return repr(x)
+        return number_code(x)
     if isinstance(x, str):
         assert re.fullmatch(r"[A-Za-z0-9_\-]*", x), x  # enumeration values only: never arbitrary text
         return f'"{x}"'
@@ -199,7 +199,7 @@ def generate(net: CheckedNetwork) -> str:
     w.line(f"class {net.name}(nn.Module):")
     with w.indent():
         total = net.total_params
-        count = "parameters known after the first forward (lazy layers)" if total is None else f"{total:,} parameters"
+        count = "parameters known after the first forward (lazy layers)" if total is None else f"{total:,} parameter{'s' * (total != 1)}"
         w.line(f'"""Input {fmt_shape(net.input_shape)} -> output {fmt_shape(net.output_shape)}; {count}."""')
         w.line()
         w.bracketed("def __init__", ["self", *(f"{p.name}={lit(p.value)}" for p in net.params)], ":")

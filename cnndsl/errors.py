@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 class Span(BaseModel):
     """A region of source text: 1-based line and column, end column exclusive."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     line: int = 1
     col: int = 1
@@ -22,7 +22,7 @@ class Span(BaseModel):
 class Source(BaseModel):
     """A source text and the name it is reported under."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     name: str
     text: str
@@ -35,7 +35,7 @@ class Source(BaseModel):
 class Diagnostic(BaseModel):
     """One located message: what was expected, what was found, and how to fix it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     severity: Literal["error", "warning"] = "error"
     message: str
@@ -87,7 +87,7 @@ class CnnDslError(Exception):
         shown = errors[:MAX_ERRORS]
         text = "\n".join(d.render() for d in shown)
         if len(errors) > len(shown):
-            text += f"\n... and {len(errors) - len(shown)} more errors"
+            text += f"\n... and more errors; stopped after {MAX_ERRORS}"
         return text
 
 

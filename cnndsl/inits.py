@@ -79,3 +79,19 @@ def init_call(expr: ast.Expr, env: dict[str, Val]) -> InitCallSpec:
     if name == "constant" and "val" not in seen:
         raise LocatedError("`constant` needs its value", expr.span, "e.g. constant(0.5), or just write the number")
     return InitCallSpec(name=name, args=tuple(out_args), kwargs=tuple(out_kwargs))
+
+# what an initialiser needs of its tensor's rank (torch.nn.init raises otherwise): (at least, at most)
+_RANKS = {
+    "xavier_uniform": (2, None), "xavier_normal": (2, None), "kaiming_uniform": (2, None),
+    "kaiming_normal": (2, None), "orthogonal": (2, None), "eye": (2, 2), "sparse": (2, 2), "dirac": (3, 5),
+}
+
+
+def rank_problem(call: InitCallSpec, rank: int) -> str | None:
+    """Why `call` cannot initialise a tensor of `rank` dimensions, or None."""
+    low, high = _RANKS.get(call.name, (0, None))
+    if rank < low:
+        return f"`{call.name}` needs a tensor of at least {low} dimensions"
+    if high is not None and rank > high:
+        return f"`{call.name}` needs a tensor of at most {high} dimensions"
+    return None

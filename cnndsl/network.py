@@ -14,7 +14,7 @@ Shape = Optional[tuple[Optional[int], ...]]
 class InitCallSpec(BaseModel):
     """One call into torch.nn.init: `kaiming_normal_(t, mode="fan_out")` is name, args, kwargs."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     name: str  # without the trailing underscore
     args: tuple[Any, ...] = ()
@@ -24,7 +24,7 @@ class InitCallSpec(BaseModel):
 class InitRule(BaseModel):
     """Apply `call` to the `target` tensor (weight or bias) of each named layer."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     target: str
     call: InitCallSpec
@@ -34,7 +34,7 @@ class InitRule(BaseModel):
 class CheckedLayer(BaseModel):
     """One layer, checked: its module, its constructor arguments and the shape it produces."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     name: str
     op: str
@@ -54,7 +54,7 @@ class CheckedLayer(BaseModel):
 
 
 class NetworkParam(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     name: str
     value: Any
@@ -63,7 +63,7 @@ class NetworkParam(BaseModel):
 class CheckedNetwork(BaseModel):
     """A network PyTorch will accept, with every shape inferred."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     name: str
     file: str

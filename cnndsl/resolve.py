@@ -156,7 +156,7 @@ def resolve(ctx: Ctx, layer: ast.Layer, env: dict[str, Val], spans: dict[str, Sp
 
     for arg in layer.args:
         if isinstance(arg, ast.Keyword):
-            if arg.key == "init":
+            if arg.key == "init" and _initialiser(spec, arg.value, env):
                 extra["init"] = arg
                 continue
             opt = spec.option(arg.key)
@@ -198,6 +198,14 @@ def resolve(ctx: Ctx, layer: ast.Layer, env: dict[str, Val], spans: dict[str, Sp
     for opt in spec.all_options:
         ctx.opts.setdefault(opt.name, Val(opt.default) if isinstance(opt.default, (int, float)) else opt.default)
     return extra
+
+
+def _initialiser(spec: OpSpec, expr: ast.Expr, env) -> bool:
+    """Whether `init=` names the layer's weight initialiser rather than the op's own `init` option
+    (prelu's and layerscale's initial value, PyTorch's name): a number goes to the option."""
+    if spec.option("init") is None or isinstance(expr, ast.InitCall):
+        return True
+    return not isinstance(evaluate(expr, env), Val)
 
 
 def _word(ctx: Ctx, word: str, span: Span, put) -> bool:

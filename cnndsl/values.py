@@ -7,12 +7,20 @@ the checker uses, and the Python expression the code generator writes.
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Union
 
 _ATOM, _MUL, _ADD = 3, 2, 1
 _PREC = {"+": _ADD, "-": _ADD, "*": _MUL, "//": _MUL, "/": _MUL}
 _FN = {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv, "/": operator.truediv}
+
+
+def number_code(v) -> str:
+    """A number as Python source; `inf` and `nan` (1e400, -D a=inf) are no Python literals."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return f'float("{v}")'
+    return repr(v)
 
 
 class Val:
@@ -28,7 +36,7 @@ class Val:
         return self.src is not None
 
     def code(self) -> str:
-        return self.src if self.src is not None else repr(self.v)
+        return self.src if self.src is not None else number_code(self.v)
 
     def __repr__(self) -> str:
         return f"Val({self.v}, {self.src!r})" if self.src else f"Val({self.v})"
@@ -44,7 +52,7 @@ class Val:
 
     def _wrap(self, outer: str, right: bool) -> str:
         if self.src is None:
-            return repr(self.v) if not self.v < 0 else f"({self.v!r})"
+            return number_code(self.v) if not self.v < 0 else f"({number_code(self.v)})"
         p = _PREC[outer]
         if self.prec < p or (right and self.prec == p and not (self.op == outer and outer in "+*")):
             return f"({self.src})"

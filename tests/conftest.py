@@ -20,3 +20,14 @@ def tmp_cnn(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: torch's thread pool only adds wake-up latency (milliseconds per call on a busy machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -156,9 +156,16 @@ def test_init_rule_mistakes():
         ("init conv weigth=0", "sets `weight` or `bias`"),
         ("init relu weight=0", "`relu` has no weights"),
         ("init conv weight=normal(0, 0.1, 3)", "too many positional arguments for `normal`"),
+        ("init conv weight=eye", "`eye` needs a tensor of at most 2 dimensions, but the weight of `conv1` has 4"),
+        ("init conv bias=xavier_uniform", "`xavier_uniform` needs a tensor of at least 2 dimensions, but the bias of `conv1` has 1"),
     ]:
         with pytest.raises(cnndsl.CheckError, match=words.replace("(", r"\(")):
             cnndsl.check(base.format(rule=rule))
+
+
+def test_lazy_layers_cannot_be_initialised():
+    with pytest.raises(cnndsl.CheckError, match="cannot initialise `linear1`"):
+        cnndsl.check("conv 3->4 k3 | flatten | linear 4 init=xavier_normal\n")
 
 
 def test_compile_path_never_imports_torch():

@@ -40,7 +40,8 @@ def prelu(ctx: Ctx) -> Result:
 def rrelu(ctx: Ctx) -> Result:
     lo, hi = value(ctx["lower"]), value(ctx["upper"])
     if lo > hi:
-        raise LayerError(f"rrelu's lower bound ({lo}) must not be greater than its upper bound ({hi})", at="lower")
+        raise LayerError(f"rrelu's lower bound ({lo}) must not be greater than its upper bound ({hi})",
+                         at="lower" if "lower" in ctx.given else "upper")
     return Result(module="nn.RReLU", shape=ctx.shape, kwargs=kw(ctx, "lower", "upper", "inplace"))
 
 

@@ -70,13 +70,16 @@ def upsample(ctx: Ctx) -> Result:
     n = need_spatial(ctx, "upsample")
     scale, size = ctx["scale_factor"], ctx["size"]
     if (scale is None) == (size is None):
-        raise LayerError("`upsample` needs exactly one of a scale factor and a size", hint="e.g. `upsample 2` or `upsample size=64x64`")
+        raise LayerError("`upsample` needs exactly one of a scale factor and a size", at="size" if size is not None else None,
+                         hint="e.g. `upsample 2` or `upsample size=64x64`")
     mode = ctx["mode"] or "nearest"
     if mode in _LINEAR_FAMILY and _LINEAR_FAMILY[mode] != n:
         raise LayerError(f"mode={mode} needs a {_LINEAR_FAMILY[mode] + 2}-D input, found {n + 2}-D input {fmt_shape(ctx.shape)}", at="mode")
     if ctx["align_corners"] is not None and mode not in _LINEAR_FAMILY:
         raise LayerError(f"align_corners applies only to the linear modes (linear, bilinear, bicubic, trilinear), not mode={mode}", at="align_corners")
     if size is not None:
+        if value(ctx["recompute_scale_factor"]):
+            raise LayerError("recompute_scale_factor is not meaningful with an explicit size", at="recompute_scale_factor")
         sizes = ctx.per_dim("size", n)
         at_least(ctx, "size", sizes, 1)
         out = tuple(sizes)
@@ -87,7 +90,7 @@ def upsample(ctx: Ctx) -> Result:
         out = tuple(upsample_out(ctx.shape[1 + j], value(scales[j])) for j in range(n))
         if any(o is not None and o < 1 for o in out):
             raise LayerError(f"output size is too small: input {fmt_shape(ctx.shape)} gives spatial size {out}", at="scale_factor")
-    return Result(module="nn.Upsample", shape=(ctx.channels, *out), kwargs=kw(ctx, "size", "scale_factor", "mode", "align_corners"))
+    return Result(module="nn.Upsample", shape=(ctx.channels, *out), kwargs=kw(ctx, "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor"))
 
 
 def pixelshuffle(ctx: Ctx) -> Result:
@@ -160,7 +163,7 @@ register(
     OpSpec("identity", identity, (), kind="identity"),
     OpSpec("upsample", upsample,
            (Opt("scale_factor", "floats"), Opt("size", "ints"), Opt("mode", "enum", "nearest", choices=UPSAMPLE_MODES),
-            Opt("align_corners", "bool")),
+            Opt("align_corners", "bool"), Opt("recompute_scale_factor", "bool")),
            positional=("scale_factor",), kind="upsample"),
     OpSpec("pixelshuffle", pixelshuffle, (Opt("upscale_factor", "int"),), positional=("upscale_factor",), kind="pixelshuffle"),
     OpSpec("pixelunshuffle", pixelshuffle, (Opt("upscale_factor", "int", aliases=("downscale_factor",)),), positional=("upscale_factor",),

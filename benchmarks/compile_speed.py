@@ -1,0 +1,185 @@
+"""How fast cnndsl compiles: a benchmark script, not a test.
+
+1. In-process compile time (parse + check + codegen, `cnndsl.compile`) of synthetic networks of 100, 1,000 and
+   10,000 shape-preserving layers (`conv 16 k3 p1 | bn | relu` repeated on a 16x64x64 input), the median of
+   several runs, with the cost per layer, so that linear growth (a flat per-layer cost) is visible.
+2. The command line end to end: `cnndsl build examples/lenet5.cnn -o /dev/null` as a subprocess against
+   `python -c "import torch"` (what any use of the generated file pays anyway), alternating the two, medians.
+
+It prints markdown tables for the README.
+
+    python benchmarks/compile_speed.py                 # everything
+    python benchmarks/compile_speed.py --sizes 100 1000 --cli-runs 5
+    python benchmarks/compile_speed.py --profile 10000 # cProfile one compile, top functions by cumulative time
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import platform
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import cnndsl  # noqa: E402
+
+PATTERN = ("conv 16 k3 p1", "bn", "relu")
+
+
+def synthetic(n_layers: int) -> str:
+    """A network of `n_layers` shape-preserving layers, three to a line."""
+    layers = [PATTERN[i % len(PATTERN)] for i in range(n_layers)]
+    lines = [" | ".join(layers[i : i + 3]) for i in range(0, n_layers, 3)]
+    body = "".join(f"    {line}\n" for line in lines)
+    return f"# {n_layers} synthetic layers\nnetwork Deep:\n    input 16x64x64\n{body}"
+
+
+def median_time(fn, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def runs_for(n_layers: int) -> int:
+    return 7 if n_layers <= 1000 else 5
+
+
+def fmt_s(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def stage_times(text: str) -> tuple[float, float, float]:
+    """One compile, stage by stage: parse, check, codegen (what `cnndsl.compile` does, timed apart)."""
+    from cnndsl.checker import check_network, pick_network
+    from cnndsl.codegen import generate
+    from cnndsl.parser import parse
+
+    t0 = time.perf_counter()
+    source = cnndsl.read_source(text)
+    tree = parse(source)
+    t1 = time.perf_counter()
+    net = check_network(source, pick_network(source, tree, None), {}, None)
+    t2 = time.perf_counter()
+    generate(net)
+    t3 = time.perf_counter()
+    return t1 - t0, t2 - t1, t3 - t2
+
+
+def bench_compile(sizes: list[int]) -> list[dict]:
+    cnndsl.compile(synthetic(30))  # warm-up: grammar, imports
+    rows = []
+    for n in sizes:
+        text = synthetic(n)
+        runs = runs_for(n)
+        net = cnndsl.check(text)
+        assert len(net.layers) == n and net.output_shape == (16, 64, 64), (len(net.layers), net.output_shape)
+        stages, ends = [], []
+        for _ in range(runs):  # alternate the end-to-end and the staged compile
+            t0 = time.perf_counter()
+            cnndsl.compile(text)
+            ends.append(time.perf_counter() - t0)
+            stages.append(stage_times(text))
+        t_parse, t_check, t_gen = (statistics.median(s[i] for s in stages) for i in range(3))
+        t_compile = statistics.median(ends)
+        lines = cnndsl.compile(text).count("\n")
+        rows.append(dict(n=n, runs=runs, parse=t_parse, check=t_check, gen=t_gen, compile=t_compile, lines=lines))
+        print(f"  {n:>6} layers: parse {fmt_s(t_parse)}, check {fmt_s(t_check)}, codegen {fmt_s(t_gen)}; "
+              f"compile {fmt_s(t_compile)} ({t_compile / n * 1e3:.3f} ms/layer, {lines} lines generated, median of {runs})",
+              file=sys.stderr)
+    return rows
+
+
+def cnndsl_command() -> list[str]:
+    script = Path(sys.executable).parent / "cnndsl"
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("cnndsl")
+    return [found] if found else [sys.executable, "-m", "cnndsl"]
+
+
+def bench_cli(runs: int) -> dict:
+    example = ROOT / "examples" / "lenet5.cnn"
+    build = [*cnndsl_command(), "build", str(example), "-o", os.devnull]
+    torch_import = [sys.executable, "-c", "import torch"]
+
+    def once(cmd: list[str]) -> float:
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - t0
+
+    once(build), once(torch_import)  # warm the file cache for both
+    t_build, t_torch = [], []
+    for _ in range(runs):  # alternate, so that drifting machine load hits both alike
+        t_build.append(once(build))
+        t_torch.append(once(torch_import))
+    b, t = statistics.median(t_build), statistics.median(t_torch)
+    print(f"  cnndsl build lenet5: {fmt_s(b)}; python -c 'import torch': {fmt_s(t)} (medians of {runs})", file=sys.stderr)
+    return dict(build=b, torch=t, runs=runs, command=" ".join(Path(c).name if i == 0 else c for i, c in enumerate(build)))
+
+
+def profile(n_layers: int, top: int = 25) -> None:
+    text = synthetic(n_layers)
+    cnndsl.compile(synthetic(30))
+    prof = cProfile.Profile()
+    prof.enable()
+    cnndsl.compile(text)
+    prof.disable()
+    stats = pstats.Stats(prof, stream=sys.stdout)
+    stats.strip_dirs().sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000], help="network sizes in layers")
+    p.add_argument("--cli-runs", type=int, default=7, help="runs of each command (alternating)")
+    p.add_argument("--no-cli", action="store_true", help="skip the subprocess comparison")
+    p.add_argument("--profile", type=int, metavar="N", help="only cProfile one compile of an N-layer network")
+    args = p.parse_args(argv)
+    if args.profile:
+        profile(args.profile)
+        return
+
+    print(f"cnndsl {cnndsl.__version__}, Python {platform.python_version()}, {platform.machine()}, "
+          f"{os.cpu_count()} CPUs", file=sys.stderr)
+    rows = bench_compile(args.sizes)
+    cli = None if args.no_cli else bench_cli(args.cli_runs)
+
+    base = rows[0]["compile"] / rows[0]["n"]
+    print()
+    print("| layers | parse | check | codegen | `cnndsl.compile` (all three) | per layer | per layer vs. smallest |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        per = r["compile"] / r["n"]
+        print(f"| {r['n']:,} | {fmt_s(r['parse'])} | {fmt_s(r['check'])} | {fmt_s(r['gen'])} | {fmt_s(r['compile'])} | "
+              f"{per * 1e3:.3f} ms | {per / base:.2f}x |")
+    print()
+    print("Synthetic networks of `conv 16 k3 p1 | bn | relu` on `input 16x64x64`, compiled in-process; medians of "
+          f"{', '.join(str(r['runs']) for r in rows)} runs. A flat per-layer cost is linear growth.")
+    if cli:
+        print()
+        print("| command | median wall time |")
+        print("| --- | ---: |")
+        print(f"| `cnndsl build examples/lenet5.cnn -o /dev/null` | {fmt_s(cli['build'])} |")
+        print(f"| `python -c \"import torch\"` | {fmt_s(cli['torch'])} |")
+        print(f"| ratio | {cli['build'] / cli['torch']:.2f} |")
+        print()
+        print(f"Medians of {cli['runs']} runs each, alternating the two commands.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Every examples/*.cnn builds, runs, has the shapes and parameter count the checker promises, and trains.
+
+The examples are found by glob, so a new example is covered as soon as it is added. Each one is built with
+the real command line (`python -m cnndsl build`), and the generated files are run as `__main__` in a single
+Python subprocess (torch is imported once, not once per example), so the smoke runs stay quick.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+import cnndsl
+
+from conftest import EXAMPLES
+
+EXAMPLE_FILES = sorted(EXAMPLES.glob("*.cnn"))
+IDS = [p.stem for p in EXAMPLE_FILES]
+
+# Runs each generated file given on the command line as __main__ and prints one JSON line per file with
+# what it printed (or the traceback), so one broken example fails only its own test.
+_RUNNER = r"""
+import contextlib, io, json, runpy, sys, traceback
+for path in sys.argv[1:]:
+    buf = io.StringIO()
+    ok = True
+    try:
+        with contextlib.redirect_stdout(buf):
+            runpy.run_path(path, run_name="__main__")
+    except BaseException:
+        ok = False
+        buf.write(traceback.format_exc())
+    print(json.dumps({"path": path, "ok": ok, "output": buf.getvalue()}), flush=True)
+"""
+
+SMOKE_LINE = re.compile(r"^(\w+): (\([\d, ]*\)) -> (\([\d, ]*\))$", re.M)
+
+
+def _tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.strip("()").split(",") if x.strip())
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """{stem: {"build": CompletedProcess, "path": Path, "run": {"ok", "output"} or None}} for every example."""
+    out_dir = tmp_path_factory.mktemp("examples_built")
+    results = {}
+    for src in EXAMPLE_FILES:
+        out = out_dir / f"{src.stem}.py"
+        proc = subprocess.run(
+            [sys.executable, "-m", "cnndsl", "build", str(src), "-o", str(out)],
+            capture_output=True, text=True, timeout=120,
+        )
+        results[src.stem] = {"build": proc, "path": out, "run": None}
+    runnable = [str(r["path"]) for r in results.values() if r["build"].returncode == 0]
+    if runnable:
+        proc = subprocess.run([sys.executable, "-c", _RUNNER, *runnable], capture_output=True, text=True, timeout=600)
+        by_path = {}
+        for line in proc.stdout.splitlines():
+            if line.startswith("{"):
+                record = json.loads(line)
+                by_path[record["path"]] = record
+        for r in results.values():
+            r["run"] = by_path.get(str(r["path"]), {"ok": False, "output": f"the runner did not report this file\n{proc.stderr}"})
+    return results
+
+
+def test_examples_are_found():
+    assert len(EXAMPLE_FILES) >= 6, EXAMPLE_FILES
+    assert {"lenet5", "oneliner", "vgg_small", "ecg1d", "video3d", "deform"} <= set(IDS)
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=IDS)
+def test_example_checks_cleanly(path):
+    net = cnndsl.check(path)
+    assert net.layers
+    assert all(layer.output_shape is not None for layer in net.layers)
+    if net.input_shape is not None:  # a declared input leaves nothing lazy: no warnings, every count known
+        assert net.warnings == (), [w.message for w in net.warnings]
+        assert net.total_params is not None
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=IDS)
+def test_example_builds_and_runs(path, built):
+    result = built[path.stem]
+    proc = result["build"]
+    assert proc.returncode == 0, proc.stderr
+    assert result["path"].is_file()
+    run = result["run"]
+    assert run["ok"], run["output"]
+
+    net = cnndsl.check(path)
+    match = SMOKE_LINE.search(run["output"])
+    assert match, run["output"]
+    name, x_shape, y_shape = match.group(1), _tuple(match.group(2)), _tuple(match.group(3))
+    assert name == net.name
+    assert x_shape == (2, *net.example_shape)
+    assert y_shape == (2, *net.output_shape)
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=IDS)
+def test_example_loads_counts_and_trains(path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = cnndsl.check(path)
+    model = cnndsl.load(path, device="cpu")
+    x = torch.randn(2, *net.example_shape)
+
+    model.eval()
+    with torch.no_grad():
+        y = model(x)
+    assert tuple(y.shape) == (2, *net.output_shape)
+    assert torch.isfinite(y).all()
+
+    # after the first forward even lazy modules have their real parameters
+    real = sum(p.numel() for p in model.parameters())
+    if net.total_params is not None:
+        assert real == net.total_params
+
+    model.train()
+    model.zero_grad()
+    loss = model(x).sum()
+    loss.backward()
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert params
+    missing = [n for n, p in params if p.grad is None]
+    assert not missing, f"no gradient reached {missing}"
+    assert all(torch.isfinite(p.grad).all() for _, p in params)
+    # one SGD step changes the weights: the model trains
+    before = {n: p.detach().clone() for n, p in params}
+    with torch.no_grad():
+        for _, p in params:
+            p -= 0.01 * p.grad
+    assert any(not torch.equal(before[n], p) for n, p in params)
