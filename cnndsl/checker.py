@@ -252,14 +252,15 @@ class _Checker:
                 raise LocatedError(f"the name `{node.name}` is already taken by another layer", node.span, "layer names must be unique")
             self.names.add(node.name)
             return node.name
+        sep = "_" if kind[-1].isdigit() else ""  # relu6_1, not relu61
         n = self.counters.get(kind, 0)
         while True:
             n += 1
-            if f"{kind}{n}" not in self.names:
+            if f"{kind}{sep}{n}" not in self.names:
                 break
         self.counters[kind] = n
-        self.names.add(f"{kind}{n}")
-        return f"{kind}{n}"
+        self.names.add(f"{kind}{sep}{n}")
+        return f"{kind}{sep}{n}"
 
     # -- init rules -------------------------------------------------------------------------------
 
@@ -350,7 +351,7 @@ def pick_network(source: Source, file: ast.File, name: str | None) -> ast.Networ
     if errors:
         raise CheckError(errors)
     if not nets:
-        raise CheckError([Diagnostic(message="the file defines no network", file=source.name, span=Span(), line_text=source.line_text(1),
+        raise CheckError([Diagnostic(message="the file defines no network", file=source.name, span=Span(),
                                      hint="write `network Name:` and an indented body, or a bare pipeline such as `conv 3->16 k3 | relu`")])
     if name is None:
         if len(nets) > 1:
@@ -363,7 +364,7 @@ def pick_network(source: Source, file: ast.File, name: str | None) -> ast.Networ
         return file.networks[0]
     if name not in nets:
         raise CheckError([Diagnostic(
-            message=f"the file defines no network `{name}`", file=source.name, span=Span(), line_text=source.line_text(1),
+            message=f"the file defines no network `{name}`", file=source.name, span=Span(),
             hint=did_you_mean(name, nets) or f"it defines: {', '.join(nets)}",
         )])
     return nets[name]
