@@ -72,13 +72,14 @@ def _input_shape(input: Any) -> tuple[int, ...] | None:
 
 def check(src: SourceLike, *, network: str | None = None, input: Any = None, **params: Any) -> CheckedNetwork:
     """The checked network: per-layer name, op, output shape and parameter count; `.output_shape`."""
-    from .checker import check_network, pick_network
+    from .checker import check_network, collect_blocks, pick_network
     from .parser import parse as _parse
 
     source = read_source(src)
     file = _parse(source)
+    blocks = collect_blocks(source, file, read_source)
     net = pick_network(source, file, network)
-    return check_network(source, net, params, _input_shape(input))
+    return check_network(source, net, params, _input_shape(input), blocks)
 
 
 def compile(src: SourceLike, *, network: str | None = None, input: Any = None, **params: Any) -> str:  # noqa: A001

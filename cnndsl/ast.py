@@ -157,7 +157,9 @@ class Labeled(Node):
     """`label [args]: pipeline` or `label [args]:` and an indented body (groups and merges)."""
 
     label: str
+    label_span: Span = Span()
     args: tuple[Arg, ...] = ()
+    condition: Optional[Expr] = None  # `add if cond:` — when false, only the first branch runs
     pipeline: Optional[Pipeline] = None
     body: tuple["Statement", ...] = ()
 

@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from . import __version__
-from .network import CheckedLayer, CheckedNetwork
-from .values import Val, number_code
-
-LINE_LENGTH = 88
-INDENT = "    "
+from .emit import Body, fill, fmt_shape
+from .network import CheckedNetwork
+from .pyfmt import Call, Writer, lit
 
 _DEFORM_HELPER = '''
 class DeformConv(nn.Module):
@@ -68,96 +66,86 @@ class DeformConv(nn.Module):
 _HELPERS = {"DeformConv": (_DEFORM_HELPER, ("DeformConv2d",))}
 
 
-def lit(x) -> str:
-    """A Python literal (or parameter expression) for a value the checker produced."""
-    if isinstance(x, Val):
-        return x.code() if x.symbolic else lit(x.v)
-    if isinstance(x, bool):
-        return "True" if x else "False"
-    if isinstance(x, (int, float)):
-        return number_code(x)
-    if isinstance(x, str):
-        assert re.fullmatch(r"[A-Za-z0-9_\-]*", x), x  # enumeration values only: never arbitrary text
-        return f'"{x}"'
-    if isinstance(x, tuple):
-        return "(" + ", ".join(lit(i) for i in x) + ("," if len(x) == 1 else "") + ")"
-    if x is None:
-        return "None"
-    raise TypeError(f"no literal for {x!r}")  # pragma: no cover
-
-
-def fmt_shape(shape) -> str:
-    if shape is None:
-        return "unknown"
-    return "(N, " + ", ".join("?" if d is None else str(d) for d in shape) + ")"
-
-
 def safe_file_name(name: str) -> str:
     """The source's base name, reduced to characters that are harmless in a docstring."""
     base = re.split(r"[\\/]", name)[-1]
     return re.sub(r"[^A-Za-z0-9._-]", "_", base)[:80] or "source"
 
 
-class Writer:
-    """Lines of Python at an indentation level; long calls are wrapped the way black wraps them."""
+@dataclass
+class _Class:
+    """A generated block class and the instances' slots that filled it."""
 
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.level = 0
+    name: str
+    block: str
+    signature: tuple
+    init: list[str]
+    forward: list[str]
+    result: str
+    slots: dict = field(default_factory=dict)
 
-    def line(self, text: str = "") -> None:
-        self.lines.append(INDENT * self.level + text if text else "")
+    def accepts(self, signature, init, forward, slots) -> bool:
+        if (signature, init, forward) != (self.signature, self.init, self.forward):
+            return False
+        return all(v is None or self.slots.get(k) is None or self.slots[k] == v for k, v in slots.items())
 
-    @contextmanager
-    def indent(self):
-        self.level += 1
-        yield
-        self.level -= 1
+    def absorb(self, slots) -> None:
+        for k, v in slots.items():
+            if self.slots.get(k) is None:
+                self.slots[k] = v
 
-    def bracketed(self, head: str, items: list[str], tail: str, opener: str = "(", closer: str = ")") -> None:
-        """`head(items)tail`, split over lines as black would when it does not fit."""
-        pad = INDENT * self.level
-        one = f"{head}{opener}{', '.join(items)}{closer}{tail}"
-        if len(pad) + len(one) <= LINE_LENGTH or not items:
-            self.line(one)
-            return
-        self.line(head + opener)
-        with self.indent():
-            inner = ", ".join(items)
-            if len(pad) + len(INDENT) + len(inner) <= LINE_LENGTH:
-                self.line(inner)
+
+def _block_classes(net: CheckedNetwork, helpers: set, imports: set) -> tuple[list[_Class], dict[int, str]]:
+    """One class per block, or more where instances of a block need different code."""
+    class_of: dict[int, str] = {}
+    classes: list[_Class] = []
+    for index, inst in enumerate(net.instances):  # inner instances come first, so their classes are known
+        body = Body(Writer(2), Writer(2), class_of, comments=False)
+        result = body.steps(inst.steps, body.init, body.forward, "x", "x")
+        helpers |= body.helpers
+        imports |= body.imports
+        signature = (inst.params, inst.defaults)
+        same = [c for c in classes if c.block == inst.block]
+        for c in same:
+            if c.accepts(signature, body.init.lines, body.forward.lines, body.slots) and c.result == result:
+                c.absorb(body.slots)
+                class_of[index] = c.name
+                break
+        else:
+            name = inst.block if not same else f"{inst.block}_{len(same) + 1}"
+            classes.append(_Class(name, inst.block, signature, body.init.lines, body.forward.lines, result, dict(body.slots)))
+            class_of[index] = name
+    return classes, class_of
+
+
+def _write_block(w: Writer, c: _Class) -> None:
+    params, defaults = c.signature
+    w.line(f"class {c.name}(nn.Module):")
+    with w.indent():
+        args = ["self", "in_channels"]
+        expr_defaults = dict(defaults)
+        for name, default in params:
+            if name in expr_defaults:
+                args.append(f"{name}=None")
+            elif default is None:
+                args.append(name)
             else:
-                for item in items:
-                    self.line(item + ",")
-        self.line(closer + tail)
-
-    def text(self) -> str:
-        return "\n".join(self.lines).rstrip("\n") + "\n"
-
-
-def _ctor_items(layer: CheckedLayer) -> list[str]:
-    return [lit(a) for a in layer.args] + [f"{k}={lit(v)}" for k, v in layer.kwargs]
-
-
-def _declare(w: Writer, layer: CheckedLayer) -> None:
-    target = f"self.{layer.name} = "
-    if layer.forward == "permute":
-        return
-    if layer.forward == "mul":
-        shape, init = layer.args
-        w.bracketed(target + "nn.Parameter(torch.full", [lit(shape), lit(init)], ")")
-        return
-    w.bracketed(target + layer.module, _ctor_items(layer), "")
-
-
-def _forward(w: Writer, layer: CheckedLayer) -> None:
-    comment = f"  # {fmt_shape(layer.output_shape)}"
-    if layer.forward == "permute":
-        w.line(f"x = x.permute({', '.join(lit(d) for d in layer.args)}){comment}")
-    elif layer.forward == "mul":
-        w.line(f"x = x * self.{layer.name}{comment}")
-    else:
-        w.line(f"x = self.{layer.name}(x){comment}")
+                args.append(f"{name}={lit(default)}")
+        w.call("def __init__", Call("", args), ":")
+        with w.indent():
+            w.line("super().__init__()")
+            for name, code in defaults:
+                w.line(f"if {name} is None:")
+                with w.indent():
+                    w.line(f"{name} = {code}")
+        w.lines.extend(fill(c.init, c.slots))
+        w.line()
+        w.line("def forward(self, x):")
+        w.lines.extend(fill(c.forward, c.slots))
+        with w.indent():
+            w.line(f"return {c.result}")
+    w.line()
+    w.line()
 
 
 def _init_rules(w: Writer, net: CheckedNetwork) -> None:
@@ -166,18 +154,40 @@ def _init_rules(w: Writer, net: CheckedNetwork) -> None:
         call = rule.call
         fn = f"nn.init.{call.name}_"
         rest = [lit(a) for a in call.args] + [f"{k}={lit(v)}" for k, v in call.kwargs]
-        if len(rule.layers) == 1:
-            layer = by_name[rule.layers[0]]
-            w.bracketed(fn, [f"self.{layer.name}.{layer.weight_path}{rule.target}", *rest], "")
+        layers = [by_name[n] for n in rule.layers]
+        if len(layers) == 1:
+            layer = layers[0]
+            w.call("", Call(fn, [f"{layer.access}.{layer.weight_path}{rule.target}", *rest]))
             continue
-        paths = [f"self.{n}" + (f".{by_name[n].weight_path[:-1]}" if by_name[n].weight_path else "") for n in rule.layers]
-        w.bracketed("for m in ", paths, ":")
+        paths = [layer.access + (f".{layer.weight_path[:-1]}" if layer.weight_path else "") for layer in layers]
+        classes = sorted({layer.module for layer in layers})
+        same_class = [other for other in net.layers if other.module in classes]
+        helper_inside = "nn.Conv2d" in classes and any(other.module == "DeformConv" for other in net.layers)
+        if not w.fits(f"for m in ({', '.join(paths)}):") and len(same_class) == len(layers) and not helper_inside:
+            # every layer of these classes: loop over the modules, as torchvision does
+            w.line("for m in self.modules():")
+            with w.indent():
+                kinds = classes[0] if len(classes) == 1 else "(" + ", ".join(classes) + ")"
+                guard = " and m.bias is not None" if rule.target == "bias" else ""
+                w.line(f"if isinstance(m, {kinds}){guard}:")
+                with w.indent():
+                    w.call("", Call(fn, [f"m.{layers[0].weight_path}{rule.target}", *rest]))
+            continue
+        w.call("for m in ", Call("", paths), ":")
         with w.indent():
-            w.bracketed(fn, [f"m.{rule.target}", *rest], "")
+            w.call("", Call(fn, [f"m.{rule.target}", *rest]))
 
 
 def generate(net: CheckedNetwork) -> str:
     """The whole generated file for one checked network."""
+    helpers: set[str] = set()
+    imports: set[str] = set()
+    classes, class_of = _block_classes(net, helpers, imports)
+    body = Body(Writer(2), Writer(2), class_of, comments=True)
+    result = body.steps(net.steps, body.init, body.forward, "x", "x")
+    helpers |= body.helpers
+    imports |= body.imports | {i for h in helpers for i in _HELPERS[h][1]}
+
     w = Writer()
     origin = "source text" if net.file == "<string>" else safe_file_name(net.file)
     w.line(f'"""{net.name}: generated by cnndsl {__version__} from {origin}.')
@@ -187,34 +197,35 @@ def generate(net: CheckedNetwork) -> str:
     w.line()
     w.line("import torch")
     w.line("from torch import nn")
-    helpers = sorted({layer.helper for layer in net.layers if layer.helper})
-    imports = sorted({i for layer in net.layers for i in layer.imports} | {i for h in helpers for i in _HELPERS[h][1]})
     if imports:
-        w.line(f"from torchvision.ops import {', '.join(imports)}")
-    for helper in helpers:
+        w.line(f"from torchvision.ops import {', '.join(sorted(imports))}")
+    for helper in sorted(helpers):
         w.line()
         w.lines.extend(_HELPERS[helper][0].rstrip("\n").split("\n"))
     w.line()
     w.line()
+    for c in classes:
+        _write_block(w, c)
     w.line(f"class {net.name}(nn.Module):")
     with w.indent():
         total = net.total_params
         count = "parameters known after the first forward (lazy layers)" if total is None else f"{total:,} parameter{'s' * (total != 1)}"
-        w.line(f'"""Input {fmt_shape(net.input_shape)} -> output {fmt_shape(net.output_shape)}; {count}."""')
+        outputs = ", ".join(fmt_shape(s) for s in net.outputs)
+        w.line(f'"""Input {fmt_shape(net.input_shape)} -> output {outputs}; {count}."""')
         w.line()
-        w.bracketed("def __init__", ["self", *(f"{p.name}={lit(p.value)}" for p in net.params)], ":")
+        w.call("def __init__", Call("", ["self", *(f"{p.name}={lit(p.value)}" for p in net.params)]), ":")
         with w.indent():
             w.line("super().__init__()")
-            for layer in net.layers:
-                _declare(w, layer)
+            w.lines.extend(fill(body.init.lines, body.slots))
             _init_rules(w, net)
         w.line()
         w.line("def forward(self, x):")
         with w.indent():
             w.line(f"# x: {fmt_shape(net.input_shape)}")
-            for layer in net.layers:
-                _forward(w, layer)
-            w.line("return x")
+        w.lines.extend(fill(body.forward.lines, body.slots))
+        with w.indent():
+            outputs = [s for s in net.steps if s.kind == "output"]
+            w.line(f"return {', '.join(outputs[-1].values) if outputs else result}")
     w.line()
     w.line()
     w.line("def build(device=None, **params):")
@@ -234,5 +245,8 @@ def generate(net: CheckedNetwork) -> str:
         w.line("with torch.no_grad():")
         with w.indent():
             w.line("y = model(x)")
-        w.line(f'print(f"{net.name}: {{tuple(x.shape)}} -> {{tuple(y.shape)}}")')
+        if len(net.outputs) > 1:
+            w.line(f'print(f"{net.name}: {{tuple(x.shape)}} -> {{[tuple(t.shape) for t in y]}}")')
+        else:
+            w.line(f'print(f"{net.name}: {{tuple(x.shape)}} -> {{tuple(y.shape)}}")')
     return w.text()

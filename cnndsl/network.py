@@ -32,11 +32,17 @@ class InitRule(BaseModel):
 
 
 class CheckedLayer(BaseModel):
-    """One layer, checked: its module, its constructor arguments and the shape it produces."""
+    """One layer, checked: its module, its constructor arguments and the shape it produces.
+
+    `name` is its path in the state_dict (`layer1.0.conv1`), `attr` its attribute in the module that
+    declares it (`conv1`, or `0` inside a named group) and `access` the Python that reaches it from the
+    network (`self.layer1[0].conv1`)."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     name: str
+    attr: str = ""
+    access: str = ""
     op: str
     module: Optional[str]
     args: tuple[Any, ...] = ()
@@ -51,6 +57,58 @@ class CheckedLayer(BaseModel):
     weight_path: str = ""  # where the weight lives below the layer ("" or "conv." for deform)
     has_bias: bool = False
     span: Span = Span()
+
+
+class Branch(BaseModel):
+    """One branch of a merge: its steps, or none for the identity; `condition` is Python code over the
+    block's parameters, and `active` says whether it held in this instance."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
+
+    steps: tuple["Step", ...] = ()
+    identity: bool = False
+    condition: Optional[str] = None
+    active: bool = True
+
+
+class Step(BaseModel):
+    """One thing a module's forward does, in order (the checked network's structure, for the code generator).
+
+    kind: layer | call (a block instance) | group (an nn.Sequential) | merge (add/cat/mul/split over
+    branches) | value (store the current tensor under `name`) | use (continue from the value `name`) |
+    join (merge the current tensor with named values, `cat(e1)`) | output (return named values)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
+
+    kind: str
+    name: Optional[str] = None
+    layer: Optional[CheckedLayer] = None
+    instance: Optional[int] = None
+    call_args: tuple[Any, ...] = ()  # (keyword or None, value) after the input channels
+    in_channels: Any = None
+    children: tuple["Step", ...] = ()
+    merge: Optional[str] = None
+    parts: int = 0  # split N
+    branches: tuple[Branch, ...] = ()
+    condition: Optional[str] = None  # a merge's own condition (`add if ...:`), Python code
+    active: bool = True
+    values: tuple[str, ...] = ()
+    indices: Optional[str] = None  # a max pool that also returns indices: their variable
+    unpool: Optional[str] = None  # an unpool: the indices variable it reads
+    output_size: Optional[tuple[int, ...]] = None  # an unpool's explicit output size
+    output_shape: Shape = None
+
+
+class BlockInstance(BaseModel):
+    """One instantiation of a block: the steps it checked to, for one generated class."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
+
+    block: str
+    file: str
+    params: tuple[tuple[str, Any], ...]  # (name, default as a constant, or None when it is an expression)
+    defaults: tuple[tuple[str, str], ...] = ()  # (name, Python code) for defaults that are expressions
+    steps: tuple[Step, ...] = ()
 
 
 class NetworkParam(BaseModel):
@@ -70,13 +128,17 @@ class CheckedNetwork(BaseModel):
     params: tuple[NetworkParam, ...] = ()
     input_shape: Shape = None  # declared or given; None when unknown (lazy modules)
     example_shape: tuple[int, ...]  # the input the smoke run uses
-    layers: tuple[CheckedLayer, ...] = ()
+    layers: tuple[CheckedLayer, ...] = ()  # every layer with parameters or a module, blocks' included
+    steps: tuple[Step, ...] = ()
+    instances: tuple[BlockInstance, ...] = ()
+    outputs: tuple[Shape, ...] = ()
     init_rules: tuple[InitRule, ...] = ()
     warnings: tuple[Diagnostic, ...] = ()
 
     @property
-    def output_shape(self) -> Shape:
-        return self.layers[-1].output_shape if self.layers else self.input_shape
+    def output_shape(self):
+        """The output's shape without the batch dimension; a tuple of shapes for `output a, b`."""
+        return self.outputs[0] if len(self.outputs) == 1 else self.outputs
 
     @property
     def total_params(self) -> Optional[int]:

@@ -196,10 +196,11 @@ class _ToAst(Transformer):
         return ast.Assign.model_construct(name=str(c[0]), pipeline=c[1], span=_span(meta))
 
     def labeled(self, meta, c):
-        label, args, *rest = c
+        label, args, condition, *rest = c
+        common = dict(label=str(label), label_span=_span(label), args=args or (), condition=condition, span=_span(meta))
         if len(rest) == 1 and isinstance(rest[0], ast.Pipeline):
-            return ast.Labeled.model_construct(label=str(label), args=args or (), pipeline=rest[0], span=_span(meta))
-        return ast.Labeled.model_construct(label=str(label), args=args or (), body=tuple(rest), span=_span(meta))
+            return ast.Labeled.model_construct(pipeline=rest[0], body=(), **common)
+        return ast.Labeled.model_construct(pipeline=None, body=tuple(rest), **common)
 
     def line(self, meta, c):
         return ast.Line.model_construct(pipeline=c[0], condition=c[1], span=_span(meta))

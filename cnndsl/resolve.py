@@ -221,8 +221,6 @@ def _word(ctx: Ctx, word: str, span: Span, put) -> bool:
             if opt.short == m.group(1):
                 put(opt.name, _short_value(m.group(2), span), span)
                 return True
-    if REPEAT.match(word):
-        raise LocatedError("repetition (`xN`) belongs to composition, which this version does not support yet", span)
     return False
 
 
@@ -238,3 +236,53 @@ def _options_hint(spec: OpSpec) -> str:
     if not names:
         return f"`{spec.name}` takes no options"
     return f"`{spec.name}` takes: " + ", ".join(names)
+
+
+_PY_OPS = {"and": "and", "or": "or"}
+
+
+def condition_code(expr: ast.Expr, env: dict[str, Val]) -> str:
+    """A condition as Python over the names in scope (`in` is `in_channels`), for generated `if`s."""
+    if isinstance(expr, ast.Num):
+        return repr(expr.value)
+    if isinstance(expr, ast.Name):
+        if expr.id in env:
+            return env[expr.id].code() if env[expr.id].symbolic else repr(env[expr.id].v)
+        if expr.id in ("true", "false"):
+            return "True" if expr.id == "true" else "False"
+        raise LocatedError(f"unknown name `{expr.id}` in a condition", expr.span, did_you_mean(expr.id, env))
+    if isinstance(expr, ast.Neg):
+        return f"-({condition_code(expr.operand, env)})"
+    if isinstance(expr, ast.Not):
+        return f"not ({condition_code(expr.operand, env)})"
+    if isinstance(expr, (ast.BinOp, ast.Compare, ast.BoolOp)):
+        left, right = condition_code(expr.left, env), condition_code(expr.right, env)
+        return f"{_paren(expr, expr.left, left)} {expr.op} {_paren(expr, expr.right, right)}"
+    raise LocatedError("a condition compares numbers and parameters", expr.span)
+
+
+def _paren(parent: ast.Expr, expr: ast.Expr, code: str) -> str:
+    """Parentheses only where Python's precedence needs them: none around a comparison inside and/or,
+    nor around arithmetic inside a comparison."""
+    if isinstance(expr, (ast.Num, ast.Name)):
+        return code
+    if isinstance(parent, ast.BoolOp) and isinstance(expr, (ast.Compare, ast.Not, ast.BinOp)):
+        return code
+    if isinstance(parent, ast.Compare) and isinstance(expr, ast.BinOp):
+        return code
+    return f"({code})"
+
+
+def split_repeat(args: tuple) -> tuple[tuple, int, Span | None]:
+    """A stage's `xN` (repetition) taken out of its arguments: (the other arguments, N, its span)."""
+    rest, count, span = [], 1, None
+    for arg in args:
+        if isinstance(arg, ast.Positional) and isinstance(arg.value, ast.Name) and REPEAT.match(arg.value.id):
+            if span is not None:
+                raise LocatedError("repetition is given twice", arg.span)
+            count, span = int(arg.value.id[1:]), arg.span
+            if count < 1:
+                raise LocatedError("repetition needs at least one copy, found x0", arg.span)
+        else:
+            rest.append(arg)
+    return tuple(rest), count, span

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 from typing import Union
 
 _ATOM, _MUL, _ADD = 3, 2, 1
@@ -117,3 +118,24 @@ def value(x):
     if isinstance(x, tuple):
         return tuple(value(i) for i in x)
     return x
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def substitute(x, mapping: dict[str, str]):
+    """A Val (or tuple of them) with the parameter names in its expression replaced by code
+    (a block's `planes` -> the caller's `c * 2`), so that a block's output reads in the caller's terms."""
+    if isinstance(x, tuple):
+        return tuple(substitute(i, mapping) for i in x)
+    if not isinstance(x, Val) or x.src is None:
+        return x
+    def repl(m: re.Match) -> str:
+        code = mapping.get(m.group(0))
+        if code is None:
+            return m.group(0)
+        return code if _IDENT.fullmatch(code) or code.lstrip("-").replace(".", "").isdigit() else f"({code})"
+    src = _IDENT.sub(repl, x.src)
+    if _IDENT.search(src) is None:  # nothing symbolic left: a plain number
+        return Val(x.v)
+    return Val(x.v, src, x.prec, x.op)

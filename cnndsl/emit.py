@@ -1,0 +1,177 @@
+"""Steps -> the body of a generated class: `__init__` declarations and `forward` lines.
+
+A conditional part of a block (a branch under `if`) is rendered into a *slot*: a marker line in the class
+text and, where the branch was active in the instance being rendered, the lines that replace it. Instances
+of one block whose texts agree (slots filled by any of them) share one class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .network import CheckedLayer, Step
+from .pyfmt import Call, Writer, lit
+
+
+def fmt_shape(shape) -> str:
+    if shape is None:
+        return "unknown"
+    return "(N, " + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def layer_expr(layer: CheckedLayer) -> Call:
+    """The constructor call of a layer's module."""
+    return Call(layer.module, [lit(a) for a in layer.args] + [f"{k}={lit(v)}" for k, v in layer.kwargs])
+
+
+@dataclass
+class Body:
+    """The text of one class body being rendered: `__init__` and `forward`, and the slots."""
+
+    init: Writer
+    forward: Writer
+    class_of: dict[int, str]  # block instance -> its generated class
+    comments: bool  # shape comments (the network's class)
+    slots: dict[int, tuple[list[str], list[str]] | None] = field(default_factory=dict)
+    temps: int = 0
+    helpers: set[str] = field(default_factory=set)
+    imports: set[str] = field(default_factory=set)
+
+    def temp(self, stem: str) -> str:
+        self.temps += 1
+        return f"{stem}{self.temps}"
+
+    def comment(self, step: Step) -> str:
+        return f"  # {fmt_shape(step.output_shape)}" if self.comments and step.output_shape is not None else ""
+
+    # -- __init__ ---------------------------------------------------------------------------------
+
+    def expr(self, step: Step) -> Call | str:
+        """The module a step declares, as an expression (for `self.x = ...` and nn.Sequential children)."""
+        if step.kind == "layer":
+            layer = step.layer
+            if layer.helper:
+                self.helpers.add(layer.helper)
+            self.imports.update(layer.imports)
+            return layer_expr(layer)
+        if step.kind == "call":
+            args = [lit(step.in_channels)] + [lit(v) if k is None else f"{k}={lit(v)}" for k, v in step.call_args]
+            return Call(self.class_of[step.instance], args)
+        if step.kind == "group":
+            return Call("nn.Sequential", [self.expr(child) for child in step.children])
+        raise AssertionError(step.kind)  # pragma: no cover
+
+    def declare(self, w: Writer, step: Step) -> None:
+        if step.kind == "layer" and step.layer.forward == "permute":
+            return
+        if step.kind == "layer" and step.layer.forward == "mul":
+            shape, init = step.layer.args
+            w.call(f"self.{step.name} = ", Call("nn.Parameter", [Call("torch.full", [lit(shape), lit(init)])]))
+            return
+        w.call(f"self.{step.name} = ", self.expr(step))
+
+    # -- forward ----------------------------------------------------------------------------------
+
+    def steps(self, steps: tuple[Step, ...], w_init: Writer, w_fwd: Writer, src: str, dst: str) -> str:
+        """Render steps reading `src`; tensors land in `dst`. Returns the variable holding the result."""
+        cur = src
+        for step in steps:
+            if step.kind == "value":
+                w_fwd.line(f"{step.name} = {cur}")
+                continue
+            if step.kind == "use":
+                cur = step.name
+                continue
+            if step.kind == "output":
+                continue
+            if step.kind == "merge":
+                cur = self.merge(step, w_init, w_fwd, cur, dst)
+                continue
+            if step.kind == "join":
+                names = ", ".join([cur, *step.values])
+                expr = {"cat": f"torch.cat([{names}], dim=1)", "add": " + ".join([cur, *step.values]),
+                        "mul": " * ".join([cur, *step.values])}[step.merge]
+                w_fwd.line(f"{dst} = {expr}{self.comment(step)}")
+                cur = dst
+                continue
+            self.declare(w_init, step)
+            layer = step.layer
+            if layer is not None and layer.forward == "permute":
+                call = f"{cur}.permute({', '.join(lit(d) for d in layer.args)})"
+            elif layer is not None and layer.forward == "mul":
+                call = f"{cur} * self.{step.name}"
+            elif step.unpool is not None:
+                extra = f", output_size={lit(step.output_size)}" if step.output_size else ""
+                call = f"self.{step.name}({cur}, {step.unpool}{extra})"
+            else:
+                call = f"self.{step.name}({cur})"
+            target = f"{dst}, {step.indices}" if step.indices else dst
+            w_fwd.line(f"{target} = {call}{self.comment(step)}")
+            cur = dst
+        return cur
+
+    def merge(self, step: Step, w_init: Writer, w_fwd: Writer, src: str, dst: str) -> str:
+        inputs = [src] * len(step.branches)
+        if step.merge == "split":
+            inputs = [self.temp("part") for _ in step.branches]
+            w_fwd.line(f"{', '.join(inputs)} = torch.chunk({src}, {step.parts}, dim=1)")
+        if step.condition is not None:
+            w_init.line(f"self.{step.name} = {step.condition}")
+        outs: list[str] = []
+        for i, (branch, x) in enumerate(zip(step.branches, inputs)):
+            if step.condition is not None and i == 1:
+                w_fwd.line(f"if self.{step.name}:")
+                w_fwd.level += 1
+            if branch.identity and branch.condition is None:
+                outs.append(x)
+                continue
+            out = self.temp("branch")
+            if branch.condition is None:
+                self.steps(branch.steps, w_init, w_fwd, x, out)
+            else:
+                w_fwd.line(f"{out} = {x}")
+                self.slot(branch, w_init, w_fwd, x, out)
+            outs.append(out)
+        combined = {"add": " + ".join(outs), "mul": " * ".join(outs)}.get(step.merge, f"torch.cat([{', '.join(outs)}], dim=1)")
+        if step.condition is not None:
+            w_fwd.line(f"{dst} = {combined}{self.comment(step)}")
+            w_fwd.level -= 1
+            w_fwd.line("else:")
+            with w_fwd.indent():
+                w_fwd.line(f"{dst} = {outs[0]}{self.comment(step)}")
+        else:
+            w_fwd.line(f"{dst} = {combined}{self.comment(step)}")
+        return dst
+
+    def slot(self, branch, w_init: Writer, w_fwd: Writer, x: str, out: str) -> None:
+        """A conditional branch: a marker in both texts, and its lines when it was active here."""
+        key = len(self.slots)
+        w_init.line(f"\x00slot{key}:0\x00")
+        w_fwd.line(f"\x00slot{key}:1\x00")
+        if not branch.active or branch.identity:
+            self.slots[key] = None
+            return
+        init, fwd = Writer(w_init.level), Writer(w_fwd.level)
+        attrs = [s.name for s in branch.steps
+                 if s.kind in ("call", "group") or (s.kind == "layer" and s.layer.forward in ("call", "mul"))]
+        for attr in attrs:
+            init.line(f"self.{attr} = None")
+        init.line(f"if {branch.condition}:")
+        fwd.line(f"if self.{attrs[0]} is not None:")
+        with init.indent(), fwd.indent():
+            self.steps(branch.steps, init, fwd, x, out)
+        self.slots[key] = (init.lines, fwd.lines)
+
+
+def fill(lines: list[str], slots: dict[int, tuple[list[str], list[str]] | None]) -> list[str]:
+    """Lines with each slot marker replaced by its lines (or by nothing where no instance filled it)."""
+    out = []
+    for line in lines:
+        marker = line.strip()
+        if marker.startswith("\x00slot"):
+            key, part = marker[5:-1].split(":")
+            content = slots.get(int(key))
+            if content is not None:
+                out.extend(content[int(part)])
+            continue
+        out.append(line)
+    return out
