@@ -135,8 +135,9 @@ class Scope:
             raise LocatedError(problem or f"the value `{stmt.name}` is already defined", _head(stmt.span),
                                "choose another name" if problem else "each named value is defined once")
         self.pipeline(stmt.pipeline)
+        # after an error the value still exists (shape unknown), so that its uses report nothing more
+        self.values[stmt.name] = _Value(self.shape, _head(stmt.span), used=self.shape is None)
         if self.shape is not None:
-            self.values[stmt.name] = _Value(self.shape, _head(stmt.span))
             self.steps.append(Step(kind="value", name=stmt.name, output_shape=_plain(self.shape)))
 
     def output(self, stmt: ast.Output) -> None:
@@ -432,15 +433,15 @@ class Scope:
         index = len(self.prog.instances)
         self.prog.instances.append(BlockInstance(block=node.callee, file=source.name, params=tuple(params),
                                                  defaults=tuple(defaults), steps=tuple(sub.steps)))
-        mapping = {"in_channels": as_val(c_in).code()}
+        mapping = {"in_channels": as_val(c_in)}
         call_args = []
         for p in block.params:
             if p.name in given:
                 keyword, v = given[p.name]
-                mapping[p.name] = as_val(v).code() if isinstance(v, Val) else repr(v)
+                mapping[p.name] = as_val(v)
                 call_args.append((keyword, v))
             else:
-                mapping[p.name] = repr(value(env[p.name]))
+                mapping[p.name] = Val(value(env[p.name]))
         self.shape = tuple(substitute(d, mapping) for d in sub.shape)
         if self.first_in is None:
             self.first_in = value(c_in)

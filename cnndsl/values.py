@@ -123,18 +123,22 @@ def value(x):
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def substitute(x, mapping: dict[str, str]):
-    """A Val (or tuple of them) with the parameter names in its expression replaced by code
-    (a block's `planes` -> the caller's `c * 2`), so that a block's output reads in the caller's terms."""
+def substitute(x, mapping: dict[str, "Val"]):
+    """A Val (or tuple of them) with the parameter names in its expression replaced by Vals (a block's
+    `planes` -> the caller's `c * 2`), so that a block's output reads in the caller's terms."""
     if isinstance(x, tuple):
         return tuple(substitute(i, mapping) for i in x)
     if not isinstance(x, Val) or x.src is None:
         return x
+    if x.src in mapping:  # the whole expression is one name: take the caller's value as it is
+        return Val(x.v, mapping[x.src].src, mapping[x.src].prec, mapping[x.src].op) if mapping[x.src].symbolic else Val(x.v)
+
     def repl(m: re.Match) -> str:
-        code = mapping.get(m.group(0))
-        if code is None:
+        val = mapping.get(m.group(0))
+        if val is None:
             return m.group(0)
-        return code if _IDENT.fullmatch(code) or code.lstrip("-").replace(".", "").isdigit() else f"({code})"
+        return val.code() if val.prec == _ATOM and not (val.src is None and val.v < 0) else f"({val.code()})"
+
     src = _IDENT.sub(repl, x.src)
     if _IDENT.search(src) is None:  # nothing symbolic left: a plain number
         return Val(x.v)
