@@ -29,7 +29,7 @@ def read_source(src: SourceLike) -> Source:
     """A Source from a path (a PathLike, or a one-line str ending in `.cnn`) or from source text."""
     if isinstance(src, Source):
         return src
-    if isinstance(src, os.PathLike) or (isinstance(src, str) and "\n" not in src and src.strip().endswith(".cnn")):
+    if isinstance(src, os.PathLike) or (isinstance(src, str) and "\n" not in src and (src.strip().endswith(".cnn") or _is_file(src))):
         path = Path(src)
         try:
             data = path.read_bytes()
@@ -45,6 +45,13 @@ def read_source(src: SourceLike) -> Source:
     if not isinstance(src, str):
         raise TypeError(f"expected a path or source text, got {type(src).__name__}")
     return Source(name="<string>", text=src)
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return len(text) < 4096 and Path(text).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def parse(src: SourceLike) -> ast.File:

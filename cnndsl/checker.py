@@ -8,11 +8,11 @@ from typing import Any
 
 from . import ast
 from .errors import CheckError, Diagnostic, ParseError, Source, Span, did_you_mean
-from .inits import init_call, rank_problem
+from .inits import arguments, init_call, rank_problem
 from .names import identifier_problem
 from .network import CheckedNetwork, InitRule, NetworkParam
 from .ops import REGISTRY
-from .resolve import LocatedError, Word, evaluate
+from .resolve import FAILED, LocatedError, Word, evaluate
 from .scope import Program, Scope, _head
 from .values import Val, value
 
@@ -60,11 +60,13 @@ class _Checker:
                     f"its parameters are: {', '.join(sorted(declared))}" if declared else "it declares none: write `network Name(p=1):`"
                 )
                 self.error(f"network `{self.net.name}` has no parameter `{name}`", head, hint)
-        for p in self.net.params:
+        position = {p.name: i for i, p in enumerate(self.net.params)}
+        for index, p in enumerate(self.net.params):
             problem = identifier_problem(p.name, "parameter")
             if problem or p.name in self.env:
                 self.error(problem or f"parameter `{p.name}` is declared twice", p.span)
                 continue
+            self.env[p.name] = FAILED  # until its value is known to be good
             try:
                 if p.name in given:
                     raw = given[p.name]
@@ -75,7 +77,12 @@ class _Checker:
                                f"give it a default (`{p.name}=...`) or a value with -D {p.name}=...")
                     continue
             except LocatedError as e:
-                self.error(e.message, e.span, e.hint)
+                name = e.message.rsplit("`", 2)[-2] if e.message.count("`") >= 2 else ""
+                if position.get(name, -1) > index:
+                    self.error(f"`{name}` is declared after `{p.name}`: a default can use only the parameters before it",
+                               e.span, "reorder the parameters")
+                else:
+                    self.error(e.message, e.span, e.hint)
                 continue
             v = raw.v if isinstance(raw, Val) else raw
             if isinstance(v, Word) or not isinstance(v, (int, float, bool)):
@@ -170,6 +177,9 @@ class _Checker:
                 # a layer without parameters (a norm with affine=false) has neither weight nor bias to set
                 targets = tuple(layer.name for layer in layers
                                 if layer.params != 0 and (rule.key == "weight" or layer.has_bias or layer.op in _NORMS))
+                if layers and not targets:
+                    self.warn(f"this `init` rule for the {rule.key} matches no layer: no `{stmt.op}` here has a {rule.key}",
+                              rule.key_span)
                 if targets and self._fits(call, rule.key, targets, rule.value.span, self.source):
                     out.append(InitRule(target=rule.key, call=call, layers=targets))
         for name, rule, source in self.prog.layer_inits:
@@ -192,6 +202,9 @@ class _Checker:
                 return False
             rank = 1 if target == "bias" else len(layer.input_shape) + 1 if layer.op in ("conv", "convt", "dwconv", "deform") else 2 if layer.op == "linear" else 1
             problem = rank_problem(call, rank)
+            if problem is None and call.name == "dirac" and target == "weight" and layer.output_shape[0] % arguments(call)["groups"]:
+                problem = f"`dirac` needs the output channels divisible by groups={arguments(call)['groups']}"
+                rank = f"{layer.output_shape[0]} channels"
             if problem:
                 self.prog.error(f"{problem}, but the {target} of `{name}` has {rank}", span, source)
                 return False
@@ -266,11 +279,13 @@ def collect_blocks(source: Source, file: ast.File, read, _seen: tuple[str, ...] 
 
 def pick_network(source: Source, file: ast.File, name: str | None) -> ast.Network:
     errors = []
-    nets = {n.name: n for n in file.networks}
+    nets: dict[str, ast.Network] = {}
     for n in file.networks:
         problem = identifier_problem(n.name, "network")
-        if problem:
-            errors.append(_diagnostic(source, problem, _head(n.span)))
+        if problem or n.name in nets:
+            errors.append(_diagnostic(source, problem or f"the network `{n.name}` is defined twice", _head(n.span),
+                                      None if problem else f"its first definition is on line {nets[n.name].span.line}"))
+        nets.setdefault(n.name, n)
     if errors:
         raise CheckError(errors)
     if not nets:

@@ -173,7 +173,7 @@ def _init_rules(w: Writer, net: CheckedNetwork) -> None:
                 with w.indent():
                     w.call("", Call(fn, [f"m.{layers[0].weight_path}{rule.target}", *rest]))
             continue
-        w.call("for m in ", Call("", paths), ":")
+        w.call("for m in ", Call("", paths, collection=True), ":")
         with w.indent():
             w.call("", Call(fn, [f"m.{rule.target}", *rest]))
 
@@ -211,7 +211,8 @@ def generate(net: CheckedNetwork) -> str:
         total = net.total_params
         count = "parameters known after the first forward (lazy layers)" if total is None else f"{total:,} parameter{'s' * (total != 1)}"
         outputs = ", ".join(fmt_shape(s) for s in net.outputs)
-        w.line(f'"""Input {fmt_shape(net.input_shape)} -> output {outputs}; {count}."""')
+        given = fmt_shape(net.input_shape) if net.input_shape else "(N, " + ", ".join([str(net.example_shape[0])] + ["?"] * (len(net.example_shape) - 1)) + ")"
+        w.line(f'"""Input {given} -> output {outputs}; {count}."""')
         w.line()
         w.call("def __init__", Call("", ["self", *(f"{p.name}={lit(p.value)}" for p in net.params)]), ":")
         with w.indent():

@@ -125,11 +125,14 @@ class Body:
                 outs.append(x)
                 continue
             out = self.temp("branch")
-            if branch.condition is None:
+            # under `add if cond:` the later branches exist only when the merge is on (a slot, guarded by its flag)
+            guard = f"self.{step.name}" if step.condition is not None and i > 0 else None
+            if branch.condition is None and guard is None:
                 self.steps(branch.steps, w_init, w_fwd, x, out)
             else:
-                w_fwd.line(f"{out} = {x}")
-                self.slot(branch, w_init, w_fwd, x, out)
+                if branch.condition is not None:
+                    w_fwd.line(f"{out} = {x}")
+                self.slot(branch, w_init, w_fwd, x, out, guard)
             outs.append(out)
         combined = {"add": " + ".join(outs), "mul": " * ".join(outs)}.get(step.merge, f"torch.cat([{', '.join(outs)}], dim=1)")
         if step.condition is not None:
@@ -142,20 +145,31 @@ class Body:
             w_fwd.line(f"{dst} = {combined}{self.comment(step)}")
         return dst
 
-    def slot(self, branch, w_init: Writer, w_fwd: Writer, x: str, out: str) -> None:
-        """A conditional branch: a marker in both texts, and its lines when it was active here."""
+    def slot(self, branch, w_init: Writer, w_fwd: Writer, x: str, out: str, guard: str | None = None) -> None:
+        """A conditional branch: a marker in both texts, and its lines when it was active here.
+
+        `guard` is the flag of a conditional merge (`add if cond:`) whose `if` the forward is already inside;
+        where no instance filled such a slot, the forward keeps `out = x` so that the dead code stays valid."""
         key = len(self.slots)
         w_init.line(f"\x00slot{key}:0\x00")
-        w_fwd.line(f"\x00slot{key}:1\x00")
+        fallback = f":{out} = {x}" if guard is not None and branch.condition is None else ""
+        w_fwd.line(f"\x00slot{key}:1{fallback}\x00")
         if not branch.active or branch.identity:
             self.slots[key] = None
             return
         init, fwd = Writer(w_init.level), Writer(w_fwd.level)
+        if branch.condition is None:  # only the merge's flag: the forward is already inside `if guard:`
+            init.line(f"if {guard}:")
+            with init.indent():
+                self.steps(branch.steps, init, fwd, x, out)
+            self.slots[key] = (init.lines, fwd.lines)
+            return
         attrs = [s.name for s in branch.steps
                  if s.kind in ("call", "group") or (s.kind == "layer" and s.layer.forward in ("call", "mul"))]
         for attr in attrs:
             init.line(f"self.{attr} = None")
-        init.line(f"if {branch.condition}:")
+        cond = f"({branch.condition})" if " or " in branch.condition else branch.condition
+        init.line(f"if {guard} and {cond}:" if guard else f"if {branch.condition}:")
         fwd.line(f"if self.{attrs[0]} is not None:")
         with init.indent(), fwd.indent():
             self.steps(branch.steps, init, fwd, x, out)
@@ -168,10 +182,12 @@ def fill(lines: list[str], slots: dict[int, tuple[list[str], list[str]] | None])
     for line in lines:
         marker = line.strip()
         if marker.startswith("\x00slot"):
-            key, part = marker[5:-1].split(":")
+            key, part, *fallback = marker[5:-1].split(":", 2)
             content = slots.get(int(key))
             if content is not None:
                 out.extend(content[int(part)])
+            elif fallback:
+                out.append(line[: len(line) - len(line.lstrip())] + fallback[0])
             continue
         out.append(line)
     return out

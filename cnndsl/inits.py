@@ -6,7 +6,7 @@ from . import ast
 from .errors import did_you_mean
 from .network import InitCallSpec
 from .resolve import LocatedError, Word, evaluate
-from .values import Val
+from .values import Val, value
 
 NONLINEARITIES = (
     "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -78,7 +78,38 @@ def init_call(expr: ast.Expr, env: dict[str, Val]) -> InitCallSpec:
         raise LocatedError("`sparse` needs its sparsity", expr.span, "e.g. sparse(0.1)")
     if name == "constant" and "val" not in seen:
         raise LocatedError("`constant` needs its value", expr.span, "e.g. constant(0.5), or just write the number")
-    return InitCallSpec(name=name, args=tuple(out_args), kwargs=tuple(out_kwargs))
+    call = InitCallSpec(name=name, args=tuple(out_args), kwargs=tuple(out_kwargs))
+    problem = _argument_problem(call)
+    if problem:
+        raise LocatedError(problem, expr.span)
+    return call
+
+
+_DEFAULTS = {"a": 0.0, "b": 1.0, "mean": 0.0, "std": 1.0, "gain": 1.0, "groups": 1, "sparsity": 0.0}
+
+
+def arguments(call: InitCallSpec) -> dict:
+    """An initialiser's arguments by name, PyTorch's defaults filled in (trunc_normal cuts at -2 and 2)."""
+    named = dict(zip(INITIALISERS[call.name], (value(a) for a in call.args)))
+    named.update((k, value(v)) for k, v in call.kwargs)
+    defaults = {**_DEFAULTS, **({"a": -2.0, "b": 2.0} if call.name == "trunc_normal" else {}), **({"std": 0.01} if call.name == "sparse" else {})}
+    return {**defaults, **named}
+
+
+def _argument_problem(call: InitCallSpec) -> str | None:
+    """What torch.nn.init would reject in these arguments (before it sees a tensor), or None."""
+    a = arguments(call)
+    if call.name in ("uniform", "trunc_normal") and a["a"] > a["b"]:
+        return f"`{call.name}` needs a <= b, found a={a['a']} and b={a['b']}"
+    if call.name in ("normal", "trunc_normal", "sparse") and a["std"] < 0:
+        return f"`{call.name}` needs std >= 0, found {a['std']}"
+    if call.name in ("xavier_uniform", "xavier_normal") and a["gain"] < 0:
+        return f"`{call.name}` needs gain >= 0, found {a['gain']}"
+    if call.name == "sparse" and not 0 <= a["sparsity"] <= 1:
+        return f"`sparse` needs a sparsity between 0 and 1, found {a['sparsity']}"
+    if call.name == "dirac" and (not isinstance(a["groups"], int) or a["groups"] < 1):
+        return f"`dirac` needs groups >= 1, found {a['groups']}"
+    return None
 
 # what an initialiser needs of its tensor's rank (torch.nn.init raises otherwise): (at least, at most)
 _RANKS = {

@@ -20,7 +20,7 @@ RESERVED = frozenset(
 )
 GENERATED_NAMES = frozenset(
     {"torch", "nn", "build", "self", "super", "x", "DeformConv", "DeformConv2d", "StochasticDepth", "device",
-     "params", "in_channels", "m", "isinstance", "None", "True", "False"}
+     "params", "in_channels", "m", "isinstance", "print", "tuple", "None", "True", "False"}
 )
 _TEMPORARY = re.compile(r"^(branch|part)\d+$|_indices$|^use_")
 

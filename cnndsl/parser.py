@@ -195,12 +195,26 @@ class _ToAst(Transformer):
     def assign(self, meta, c):
         return ast.Assign.model_construct(name=str(c[0]), pipeline=c[1], span=_span(meta))
 
-    def labeled(self, meta, c):
-        label, args, condition, *rest = c
+    def labeled(self, meta, c, condition=None):
+        label, args, *rest = c
         common = dict(label=str(label), label_span=_span(label), args=args or (), condition=condition, span=_span(meta))
         if len(rest) == 1 and isinstance(rest[0], ast.Pipeline):
             return ast.Labeled.model_construct(pipeline=rest[0], body=(), **common)
         return ast.Labeled.model_construct(pipeline=None, body=tuple(rest), **common)
+
+    def labeled_if(self, meta, c):
+        """`add if cond:` or `split 2 if cond:`, parsed as a pipeline: it must be one unnamed layer."""
+        pipeline, condition, *rest = c
+        head = pipeline.stages[0]
+        if len(pipeline.stages) != 1 or not isinstance(head, ast.Layer) or head.name is not None:
+            at = Token("_IF", "if")
+            at.line, at.column = condition.span.line, condition.span.col
+            raise _IndentError(at, "a condition before `:` belongs to a merge, as in `add if cond:`",
+                               "a branch's condition goes at the end of its line, without `:`")
+        label = Token("NAME", head.op)
+        label.line, label.column, label.end_line, label.end_column = (head.op_span.line, head.op_span.col,
+                                                                      head.op_span.end_line, head.op_span.end_col)
+        return self.labeled(meta, [label, head.args or None, *rest], condition=condition)
 
     def line(self, meta, c):
         return ast.Line.model_construct(pipeline=c[0], condition=c[1], span=_span(meta))
@@ -385,12 +399,17 @@ def parse_tree(source: Source) -> list:
             t = e.__context__.token
             raise ParseError([_diagnostic(source, t.line, t.column, 1, e.__context__.message, e.__context__.hint)]) from None
         raise ParseError([_syntax_error(source, e)]) from None
-    except VisitError as e:  # pragma: no cover - the transformer raises nothing of its own
-        raise e.orig_exc from None
+    except VisitError as e:
+        if isinstance(e.orig_exc, _IndentError):  # a located mistake the transformer found (labeled_if)
+            t = e.orig_exc.token
+            raise ParseError([_diagnostic(source, t.line, t.column, 1, e.orig_exc.message, e.orig_exc.hint)]) from None
+        raise e.orig_exc from None  # pragma: no cover - nothing else is raised by the transformer
 
 
 def network_name_from_file(name: str) -> str:
     """`my-net.cnn` -> `MyNet`: the class name of a bare pipeline file's network."""
+    if name.startswith("<"):
+        return "Net"
     stem = Path(name).name.split(".")[0]
     parts = [p for p in "".join(c if c.isalnum() and c.isascii() else " " for c in stem).split() if p]
     ident = "".join(p[:1].upper() + p[1:] for p in parts) or "Net"

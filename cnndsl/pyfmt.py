@@ -40,6 +40,7 @@ class Call:
     args: list[Union[str, "Call"]] = field(default_factory=list)
     open: str = "("
     close: str = ")"
+    collection: bool = False  # a tuple or list literal: black puts one item per line when it splits it
 
     def __str__(self) -> str:
         return f"{self.head}{self.open}{', '.join(str(a) for a in self.args)}{self.close}"
@@ -74,7 +75,7 @@ class Writer:
         self.line(prefix + expr.head + expr.open)
         with self.indent():
             inner = ", ".join(str(a) for a in expr.args)
-            if self.fits(inner):
+            if self.fits(inner) and not expr.collection:
                 self.line(inner)
             else:
                 for arg in expr.args:

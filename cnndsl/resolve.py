@@ -23,12 +23,18 @@ class Word(str):
     """A bare word that names no parameter: an enumeration value such as `reflect`, or a mistake."""
 
 
+# a parameter whose own definition was wrong: using it reports nothing more (the first error says it all)
+FAILED = Val(0, "<failed>")
+
+
 def evaluate(expr: ast.Expr, env: dict[str, Val]) -> Any:
     """An expression's value: Val for numbers and booleans, Word for bare words, tuples of those."""
     if isinstance(expr, ast.Num):
         return Val(expr.value)
     if isinstance(expr, ast.Name):
         if expr.id in env:
+            if env[expr.id] is FAILED:
+                raise LocatedError("", expr.span)  # already reported
             return env[expr.id]
         if expr.id in ("true", "false"):
             return Val(expr.id == "true")
@@ -89,6 +95,8 @@ def _show(expr: ast.Expr, x: Any) -> str:
 
 
 def _unknown_name_hint(x: Any, env) -> str | None:
+    if isinstance(x, Word) and x in ("k", "s", "p", "d", "g", "op"):
+        return f"a short option takes a plain number, as in `{x}1` (`{x}-1` reads as `{x} - 1`)"
     if isinstance(x, Word):
         return did_you_mean(x, env) or "name a parameter of the network, or write a number"
     return None
@@ -122,8 +130,8 @@ def convert(opt: Opt, x: Any, expr: ast.Expr, env) -> Any:
                 raise LocatedError(f"{where} must not be empty", expr.span)
         for i in items:
             if not (isinstance(i, Val) and type(i.v) in number):
-                want = "integers" if kind != "floats" else "numbers"
-                raise LocatedError(f"{where} must be {want.rstrip('s') if not isinstance(x, tuple) else want}, found {_show(expr, i)}", expr.span, _unknown_name_hint(i, env))
+                want = ("integers" if kind != "floats" else "numbers") if isinstance(x, tuple) else ("an integer" if kind != "floats" else "a number")
+                raise LocatedError(f"{where} must be {want}, found {_show(expr, i)}", expr.span, _unknown_name_hint(i, env))
         return x
     if kind == "enum":
         if isinstance(x, Word) and x in opt.choices:
@@ -225,9 +233,17 @@ def _word(ctx: Ctx, word: str, span: Span, put) -> bool:
 
 
 def _word_hint(spec: OpSpec, word: str, env) -> str:
+    from .ops import REGISTRY
+
+    if word in REGISTRY:
+        return f"`{word}` is an op: did you forget `|` before it?"
+    option = spec.option(word)
+    if option is not None and option.short:
+        return f"write `{option.short}3` or `{option.name}=3`, with no space before the number"
     words = [f for o in spec.all_options for f, _ in o.flags] + list(env)
-    # a mistyped short option such as `j3` for `k3`: only where the word ends like one (digits)
-    shorts = [f"{o.short}{word[len(o.short):]}" for o in spec.all_options if o.short and re.fullmatch(r"\d+(x\d+)*", word[len(o.short):])]
+    # a mistyped short option such as `j3` or `kk3` for `k3`: the short forms with the word's number
+    digits = re.search(r"\d+(x\d+)*$", word)
+    shorts = [f"{o.short}{digits.group(0)}" for o in spec.all_options if o.short] if digits else []
     return did_you_mean(word, words + shorts) or _options_hint(spec)
 
 

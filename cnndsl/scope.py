@@ -43,6 +43,8 @@ class Program:
                           line_text=source.line_text(span.line), hint=hint, notes=notes)
 
     def error(self, message: str, span: Span, source: Source, hint: str | None = None) -> None:
+        if not message:  # a consequence of an error already reported
+            return
         d = self.diagnostic("error", message, span, source, hint)
         if any(e.file == d.file and e.span == d.span and e.message == d.message for e in self.errors):
             return  # the same mistake inside a block called twice
@@ -75,6 +77,7 @@ class Scope:
         self.steps: list[Step] = []
         self.counters: dict[str, int] = {}
         self.names: set[str] = set()
+        self.auto_names: set[str] = set()
         self.values: dict[str, _Value] = {}
         self.pools: dict[str, dict] = {}  # named max pools that an unpool reads
         self.unpooled: set[str] = set()
@@ -98,6 +101,7 @@ class Scope:
 
     def body(self, statements: tuple) -> None:
         self.unpooled |= _unpool_targets(statements)
+        self.later = {s.name: s.span.line for s in statements if isinstance(s, ast.Assign)}  # values, to say "used before"
         for stmt in statements:
             try:
                 self.statement(stmt)
@@ -154,6 +158,9 @@ class Scope:
         self.steps.append(Step(kind="output", values=stmt.names))
         self.output_shapes = tuple(shapes)
 
+    def _before(self, name: str) -> str:
+        return f"the value `{name}` is used before it is defined (on line {self.later[name]})"
+
     def _no_values_here(self, span: Span) -> None:
         if self.sequential:
             raise LocatedError("named values belong to a network or block, not to a named group", _head(span))
@@ -163,6 +170,8 @@ class Scope:
     def pipeline(self, pipeline: ast.Pipeline) -> None:
         stages = pipeline.stages
         first = stages[0]
+        if isinstance(first, ast.Layer) and first.op not in self.values and first.op in getattr(self, "later", {}):
+            raise LocatedError(self._before(first.op), first.op_span, "move the line that defines it above this one")
         if isinstance(first, ast.Layer) and first.op in self.values and not first.args and first.name is None:
             v = self.values[first.op]
             v.used = True
@@ -196,6 +205,7 @@ class Scope:
                 return self.join(node)
             if node.callee in self.prog.blocks:
                 if args:
+                    _no_repeat_expression(args)
                     raise LocatedError(f"a block call takes its arguments in parentheses", args[0].span)
                 for _ in range(count):
                     if count > 1 and node.name is not None:
@@ -218,6 +228,10 @@ class Scope:
             hint = did_you_mean(node.op, [*REGISTRY, *self.prog.blocks, *self.values]) or "see the op catalog in docs/LANGUAGE.md"
             self.shape = None
             raise LocatedError(f"unknown op `{node.op}`", node.op_span, hint)
+        if node.name is not None and node.name in self.unpooled:
+            # known by name even where its shape is not, so that its unpool adds no error; another op is the
+            # unpool's mistake, reported there
+            self.pools[node.name] = None if spec.name == "maxpool" else node.op
         if self.shape == ():  # the first layer of a network without an input: its rank decides
             self.start_rank = int(node.op[-2]) if node.op[-2:] in ("1d", "2d", "3d") else 2
             self.shape = (None,) * (self.start_rank + 1)
@@ -237,9 +251,7 @@ class Scope:
         for message, hint in result.warnings:
             self.warn(message, node.op_span, hint)
         kwargs, indices = result.kwargs, None
-        if attr in self.unpooled:
-            if spec.name != "maxpool":
-                raise LocatedError(f"`unpool {attr}` needs `{attr}` to be a max pool, but it is `{node.op}`", node.span)
+        if attr in self.unpooled and spec.name == "maxpool":
             kwargs = kwargs + (("return_indices", Val(True)),)
             indices = f"{attr}_indices"
             self.pools[attr] = {"ctx": ctx, "input": self.shape, "output": result.shape, "indices": indices}
@@ -270,6 +282,13 @@ class Scope:
             raise LocatedError("`unpool` takes the name of a max pool", node.span, "e.g. `maxpool 2 as pool1` ... `unpool pool1`")
         target = args[0].value.id
         pool = self.pools.get(target)
+        if isinstance(pool, str):
+            raise LocatedError(f"`unpool` needs a max pool, but `{target}` is a `{pool}`", args[0].span,
+                               "unpool undoes a named max pool: `maxpool 2 as pool1` ... `unpool pool1`")
+        if pool is None and target in self.pools:  # the pool's shape is unknown after an error already reported
+            self.child_name(node.name, "unpool", node.span)
+            self.shape = None
+            return
         if pool is None:
             names = [s.name for s in self.steps if s.kind == "layer" and s.layer.op == "maxpool"]
             raise LocatedError(f"`unpool` names `{target}`, which is no max pool before it in this {'block' if self.path else 'network'}",
@@ -317,7 +336,10 @@ class Scope:
             if problem:
                 raise LocatedError(problem, span, "choose another name after `as`")
             if name in self.names:
-                raise LocatedError(f"the name `{name}` is already taken in this {'block' if self.path else 'network'}", span, "names must be unique")
+                auto = name in self.auto_names
+                raise LocatedError(f"the name `{name}` is already taken in this {'block' if self.path else 'network'}"
+                                   + (" (an earlier layer was named so automatically)" if auto else ""), span,
+                                   "name that layer too, or choose another name" if auto else "names must be unique")
             self.names.add(name)
             return name
         sep = "_" if kind[-1].isdigit() else ""  # relu6_1, not relu61
@@ -327,6 +349,7 @@ class Scope:
         n += 1
         self.counters[kind] = n
         self.names.add(f"{kind}{sep}{n}")
+        self.auto_names.add(f"{kind}{sep}{n}")
         return f"{kind}{sep}{n}"
 
     def child_access(self, attr: str) -> str:
@@ -354,6 +377,7 @@ class Scope:
     def group(self, node: ast.Group) -> None:
         args, count, _ = split_repeat(node.args)
         if args:
+            _no_repeat_expression(args)
             raise LocatedError("a group takes only a repetition (`x2`) and a name (`as name`)", args[0].span)
         if node.name is None and not self.sequential:
             for _ in range(count):  # an unnamed group is no scope of its own
@@ -408,18 +432,26 @@ class Scope:
         env: dict[str, Val] = {"in": Val(value(c_in), "in_channels")}
         params, defaults = [], []
         for p in block.params:
-            if p.name in given:
-                v = given[p.name][1]
+            # the signature comes from the definition, the same for every call: a default that uses `in` or the
+            # parameters before it is an expression (`mid=None`, computed in __init__), any other a constant
+            try:
+                default = None if p.default is None else evaluate(p.default, env)
+            except LocatedError as e:  # a mistake in the block's definition: reported in its file, with this call
+                self.prog.calls.append((node.callee, _head(node.span), self.source))
+                self.prog.error(e.message, e.span, source, "a default may use `in` and the parameters before it")
+                self.prog.calls.pop()
+                self.shape = None
+                return
+            if isinstance(default, Val) and default.symbolic:
+                defaults.append((p.name, default.code()))
+                params.append((p.name, None))
             else:
-                v = evaluate(p.default, env)  # a default may use `in` and the parameters before it
-                if isinstance(v, Val) and v.symbolic:
-                    defaults.append((p.name, v.code()))
+                params.append((p.name, value(default)))
+            v = given[p.name][1] if p.name in given else default
             raw = v.v if isinstance(v, Val) else v
             if isinstance(v, Word) or isinstance(v, tuple):
                 raise LocatedError(f"`{p.name}` of `{node.callee}` must be a number or true/false, found {v}", node.span)
             env[p.name] = Val(raw, p.name)
-            const = None if any(d[0] == p.name for d in defaults) or p.default is None else value(evaluate(p.default, {"in": Val(value(c_in))}))
-            params.append((p.name, const))
         inner_shape = (env["in"], *(None if d is None else Val(value(d)) for d in self.shape[1:]))
         sub = Scope(self.prog, source, env, inner_shape, path=f"{self.path}{attr}.", access=self.child_access(attr))
         self.prog.calls.append((node.callee, _head(node.span), self.source))
@@ -601,6 +633,8 @@ class Scope:
             if not (isinstance(arg, ast.Positional) and isinstance(arg.value, ast.Name)):
                 raise LocatedError(f"`{kind}(...)` takes the names of values, e.g. {kind}(e1)", arg.span)
             name = arg.value.id
+            if name not in self.values and name in getattr(self, "later", {}):
+                raise LocatedError(self._before(name), arg.span, "move the line that defines it above this one")
             if name not in self.values:
                 raise LocatedError(f"`{name}` is not a named value (or is used before it is defined)", arg.span,
                                    did_you_mean(name, self.values) or f"define it first: `{name} = pipeline`")
@@ -630,6 +664,15 @@ class _LineLike:
     @property
     def pipeline(self):
         return self.node
+
+
+def _no_repeat_expression(args) -> None:
+    """`x n` or `x 2` where `x2` was meant: say that a repetition is a number written in the source."""
+    first = args[0]
+    if isinstance(first, ast.Positional) and isinstance(first.value, ast.Name) and first.value.id == "x" and len(args) > 1:
+        raise LocatedError("a repetition is `x` and a number in one word, such as `x2`", first.span.model_copy(
+            update={"end_line": args[1].span.end_line, "end_col": args[1].span.end_col}),
+            "the count cannot be a parameter or an expression: repeat where the number is known")
 
 
 def _truth(x, span: Span) -> bool:

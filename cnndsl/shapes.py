@@ -1,9 +1,12 @@
 """PyTorch's output-size formulas, one small pure function per rule (see PYTORCH_RULES.md).
 
-Sizes may be ints or `Val`s (numbers that remember their source expression); an unknown size is None
-and stays None. Comparisons are made on plain values."""
+Spatial sizes are plain numbers: a kernel or stride given by a network parameter is used at its compiled
+value here (the generated constructor still names the parameter), so that shape arithmetic never grows
+into unreadable expressions. An unknown size is None and stays None."""
 
 from __future__ import annotations
+
+import math
 
 from .values import value
 
@@ -12,6 +15,7 @@ def conv_out(i, k, s, p, d):
     """Conv: floor((in + 2p - d(k-1) - 1) / s) + 1 for an int p; None when in is unknown."""
     if i is None:
         return None
+    i, k, s, p, d = value((i, k, s, p, d))
     return (i + 2 * p - d * (k - 1) - 1) // s + 1
 
 
@@ -30,6 +34,7 @@ def convt_out(i, k, s, p, d, op):
     """ConvTranspose: (in-1)s - 2p + d(k-1) + op + 1."""
     if i is None:
         return None
+    i, k, s, p, d, op = value((i, k, s, p, d, op))
     return (i - 1) * s - 2 * p + d * (k - 1) + op + 1
 
 
@@ -37,24 +42,26 @@ def pool_out(i, k, s, p, d, ceil: bool):
     """Max/avg pool, including ceil mode's rule that the last window must start inside the input."""
     if i is None:
         return None
+    i, k, s, p, d = value((i, k, s, p, d))
     eff = d * (k - 1) + 1
     out = (i + 2 * p - eff + (s - 1 if ceil else 0)) // s + 1
-    if ceil and (value(out) - 1) * value(s) >= value(i) + value(p):
+    if ceil and (out - 1) * s >= i + p:
         out = out - 1
     return out
 
 
 def unpool_out(i, k, s, p):
     """MaxUnpool's default size: (in-1)s + k - 2p."""
-    return None if i is None else (i - 1) * s + k - 2 * p
+    if i is None:
+        return None
+    i, k, s, p = value((i, k, s, p))
+    return (i - 1) * s + k - 2 * p
 
 
 def upsample_out(i, scale: float):
     """Upsample by a scale factor: floor(in * scale) (computed in double, as PyTorch does)."""
     if i is None:
         return None
-    import math
-
     return math.floor(value(i) * float(scale))
 
 

@@ -17,8 +17,15 @@ def _family(ctx: Ctx, ranks: tuple[int, ...]) -> str:
     explicit = ctx.op[-2:] if ctx.op[-2:] in ("1d", "2d", "3d") else None
     if explicit and int(explicit[0]) != n or ctx.rank not in ranks:
         want = f"a {int(explicit[0]) + 2}-D" if explicit else " or ".join(f"{r + 2}-D" for r in ranks)
-        raise LayerError(f"`{ctx.op}` expects {want} input, found {len(ctx.shape) + 1}-D input {fmt_shape(ctx.shape)}")
+        raise LayerError(f"`{ctx.op}` expects {want} input, found {len(ctx.shape) + 1}-D input {fmt_shape(ctx.shape)}",
+                         hint=f"write `{ctx.op[:-2]}` to follow the input's rank" if explicit else None)
     return FAMILY[n]
+
+
+def _eps(ctx: Ctx) -> None:
+    if not value(ctx["eps"]) > 0:
+        raise LayerError(f"eps must be positive, found {value(ctx['eps'])}", at="eps",
+                         hint="PyTorch divides by sqrt(variance + eps); batch norm rejects eps <= 0 in training")
 
 
 def _channels(ctx: Ctx):
@@ -29,6 +36,7 @@ def _channels(ctx: Ctx):
 
 
 def bn(ctx: Ctx) -> Result:
+    _eps(ctx)
     fam = _family(ctx, (0, 1, 2, 3))
     c = _channels(ctx)
     affine = value(ctx["affine"])
@@ -43,6 +51,7 @@ def bn(ctx: Ctx) -> Result:
 
 
 def instnorm(ctx: Ctx) -> Result:
+    _eps(ctx)
     fam = _family(ctx, (1, 2, 3))
     c = _channels(ctx)
     affine = value(ctx["affine"])
@@ -57,6 +66,7 @@ def instnorm(ctx: Ctx) -> Result:
 
 
 def gn(ctx: Ctx) -> Result:
+    _eps(ctx)
     c = _channels(ctx)
     g = ctx["num_groups"]
     if g is None:
@@ -76,6 +86,7 @@ def gn(ctx: Ctx) -> Result:
 
 
 def ln(ctx: Ctx) -> Result:
+    _eps(ctx)
     shape = ctx["normalized_shape"]
     if shape is None:
         shape = ctx.shape[-1]

@@ -8,7 +8,7 @@ from torch import nn
 
 
 class Oneliner(nn.Module):
-    """Input unknown -> output (N, 10); parameters known after the first forward (lazy layers)."""
+    """Input (N, 3, ?, ?) -> output (N, 10); parameters known after the first forward (lazy layers)."""
 
     def __init__(self):
         super().__init__()
