@@ -148,9 +148,24 @@ def _write_block(w: Writer, c: _Class) -> None:
     w.line()
 
 
+def _merged(rules) -> list:
+    """Rules that set the same tensor the same way (`init conv ...` and `init dwconv ...`) as one."""
+    out: list = []
+    for rule in rules:
+        same = next((r for r in out if r.target == rule.target and r.call == rule.call and len(rule.layers) > 1 and len(r.layers) > 1), None)
+        later = out[out.index(same) + 1:] if same is not None else []
+        if any(r.target == rule.target and set(r.layers) & set(rule.layers) for r in later):
+            same = None  # a rule in between sets these layers too: keep the order
+        if same is None:
+            out.append(rule)
+        else:
+            out[out.index(same)] = same.model_copy(update={"layers": same.layers + rule.layers})
+    return out
+
+
 def _init_rules(w: Writer, net: CheckedNetwork) -> None:
     by_name = {layer.name: layer for layer in net.layers}
-    for rule in net.init_rules:
+    for rule in _merged(net.init_rules):
         call = rule.call
         fn = f"nn.init.{call.name}_"
         rest = [lit(a) for a in call.args] + [f"{k}={lit(v)}" for k, v in call.kwargs]

@@ -23,12 +23,10 @@ class Inits(nn.Module):
         self.linear1 = nn.Linear(8192, 10)
         for m in (self.conv1, self.conv2):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        for m in (self.conv1, self.conv2):
+        for m in (self.conv1, self.conv2, self.bn1, self.bn2):
             nn.init.zeros_(m.bias)
         for m in (self.bn1, self.bn2):
             nn.init.ones_(m.weight)
-        for m in (self.bn1, self.bn2):
-            nn.init.zeros_(m.bias)
         nn.init.normal_(self.linear1.weight, 0, 0.01)
         nn.init.zeros_(self.linear1.bias)
         nn.init.xavier_normal_(self.conv2.weight)
