@@ -48,3 +48,24 @@ def test_readme_generated_code_excerpt_matches_the_compiler():
     for line in excerpt.splitlines():
         if line.strip() and line.strip() != "...":
             assert line in code.splitlines(), line
+
+
+def test_readme_resnet_example_is_the_example_file_and_its_block_class_is_generated():
+    import cnndsl
+
+    source = re.search(r"```\n(# examples/resnet18.cnn\n.*?)```", README, re.S).group(1)
+    example = (ROOT / "examples" / "resnet18.cnn").read_text(encoding="utf-8")
+    body = source.split("\n", 1)[1]
+    assert body.strip() in example
+    code = cnndsl.compile(ROOT / "examples" / "resnet18.cnn").splitlines()
+    excerpt = re.search(r"A block becomes one generic class, as you would write it by hand:\n\n```python\n(.*?)```", README, re.S).group(1)
+    for line in excerpt.splitlines():
+        if line.strip() and line.strip() != "...":
+            assert line in code, line
+
+
+def test_readme_line_count_table_is_current():
+    run = subprocess.run([sys.executable, "benchmarks/line_counts.py"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    table = run.stdout[run.stdout.index("| architecture"):].strip()
+    assert table in README
