@@ -3,6 +3,7 @@ The walk over the layers is cnndsl.scope's. Semantic errors are collected (cappe
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -254,15 +255,22 @@ def collect_blocks(source: Source, file: ast.File, read, _seen: tuple[str, ...] 
         blocks.setdefault(block.name, (block, src))
 
     for imp in file.imports:
-        base = Path(source.name).parent if not source.name.startswith("<") else Path.cwd()
-        path = (base / imp.path).resolve()
+        base = Path(source.name).parent if not source.name.startswith("<") else Path()
+        shown = Path(os.path.normpath(base / imp.path))  # reported relative to where the importing file's name is
+        path = shown.resolve()
+        at = _head(imp.span)
+        at = at.model_copy(update={"end_col": at.col + len(source.line_text(at.line).strip())})  # the whole import line
         if str(path) in _seen or str(path) == str(Path(source.name).resolve()):
-            errors.append(_diagnostic(source, f"`import \"{imp.path}\"` makes a cycle of imports", _head(imp.span), "remove one of the imports"))
+            errors.append(_diagnostic(source, f"`import \"{imp.path}\"` makes a cycle of imports", at, "remove one of the imports"))
+            continue
+        if not path.is_file():
+            errors.append(_diagnostic(source, f"cannot import \"{imp.path}\": there is no such file", at,
+                                      f"the path is relative to the importing file: it names {shown}"))
             continue
         try:
-            imported = read(path)
+            imported = read(shown)
         except Exception as e:  # a missing or unreadable file: located at the import
-            errors.append(_diagnostic(source, f"cannot import \"{imp.path}\": {getattr(e, 'strerror', None) or e}", _head(imp.span)))
+            errors.append(_diagnostic(source, f"cannot import \"{imp.path}\": {getattr(e, 'strerror', None) or e}", at))
             continue
         try:
             tree = parse(imported)

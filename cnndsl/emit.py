@@ -32,13 +32,13 @@ class Body:
     class_of: dict[int, str]  # block instance -> its generated class
     comments: bool  # shape comments (the network's class)
     slots: dict[int, tuple[list[str], list[str]] | None] = field(default_factory=dict)
-    temps: int = 0
+    temps: dict[str, int] = field(default_factory=dict)  # a counter per stem: part1, part2, branch1, branch2
     helpers: set[str] = field(default_factory=set)
     imports: set[str] = field(default_factory=set)
 
     def temp(self, stem: str) -> str:
-        self.temps += 1
-        return f"{stem}{self.temps}"
+        self.temps[stem] = self.temps.get(stem, 0) + 1
+        return f"{stem}{self.temps[stem]}"
 
     def comment(self, step: Step) -> str:
         return f"  # {fmt_shape(step.output_shape)}" if self.comments and step.output_shape is not None else ""
@@ -128,7 +128,7 @@ class Body:
             # under `add if cond:` the later branches exist only when the merge is on (a slot, guarded by its flag)
             guard = f"self.{step.name}" if step.condition is not None and i > 0 else None
             if branch.condition is None and guard is None:
-                self.steps(branch.steps, w_init, w_fwd, x, out)
+                out = self.steps(branch.steps, w_init, w_fwd, x, out)  # a branch that is a value (`e1`) is that value
             else:
                 if branch.condition is not None:
                     w_fwd.line(f"{out} = {x}")
@@ -138,9 +138,10 @@ class Body:
         if step.condition is not None:
             w_fwd.line(f"{dst} = {combined}{self.comment(step)}")
             w_fwd.level -= 1
-            w_fwd.line("else:")
-            with w_fwd.indent():
-                w_fwd.line(f"{dst} = {outs[0]}{self.comment(step)}")
+            if outs[0] != dst:  # (no `else: x = x` where the first branch is the identity)
+                w_fwd.line("else:")
+                with w_fwd.indent():
+                    w_fwd.line(f"{dst} = {outs[0]}{self.comment(step)}")
         else:
             w_fwd.line(f"{dst} = {combined}{self.comment(step)}")
         return dst
@@ -161,7 +162,7 @@ class Body:
         if branch.condition is None:  # only the merge's flag: the forward is already inside `if guard:`
             init.line(f"if {guard}:")
             with init.indent():
-                self.steps(branch.steps, init, fwd, x, out)
+                self.branch_steps(branch, init, fwd, x, out)
             self.slots[key] = (init.lines, fwd.lines)
             return
         attrs = [s.name for s in branch.steps
@@ -169,11 +170,24 @@ class Body:
         for attr in attrs:
             init.line(f"self.{attr} = None")
         cond = f"({branch.condition})" if " or " in branch.condition else branch.condition
+        if branch.flag is not None:  # no module to test: the condition is kept in a flag
+            init.line(f"self.{branch.flag} = {guard + ' and ' + cond if guard else branch.condition}")
+            fwd.line(f"if self.{branch.flag}:")
+            with fwd.indent():
+                self.branch_steps(branch, init, fwd, x, out)
+            self.slots[key] = (init.lines, fwd.lines)
+            return
         init.line(f"if {guard} and {cond}:" if guard else f"if {branch.condition}:")
         fwd.line(f"if self.{attrs[0]} is not None:")
         with init.indent(), fwd.indent():
-            self.steps(branch.steps, init, fwd, x, out)
+            self.branch_steps(branch, init, fwd, x, out)
         self.slots[key] = (init.lines, fwd.lines)
+
+    def branch_steps(self, branch, w_init: Writer, w_fwd: Writer, x: str, out: str) -> None:
+        """A conditional branch's steps, its result in `out` even where the branch is a value (`e1 if cond`)."""
+        result = self.steps(branch.steps, w_init, w_fwd, x, out)
+        if result != out:
+            w_fwd.line(f"{out} = {result}")
 
 
 def fill(lines: list[str], slots: dict[int, tuple[list[str], list[str]] | None]) -> list[str]:

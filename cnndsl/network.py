@@ -69,6 +69,7 @@ class Branch(BaseModel):
     identity: bool = False
     condition: Optional[str] = None
     active: bool = True
+    flag: Optional[str] = None  # a conditional branch without modules remembers its condition in this attribute
 
 
 class Step(BaseModel):

@@ -107,9 +107,31 @@ class Scope:
                 self.statement(stmt)
             except LocatedError as e:
                 self.fail(e)
+        self._discarded(statements)
         for name, v in self.values.items():
             if not v.used and name not in self.outputs:
-                self.warn(f"the value `{name}` is never used", v.span, "merge it with cat(name) or add(name), or remove it")
+                self.warn(f"the value `{name}` is never used by name", v.span,
+                          f"merge it with cat({name}) or add({name}), or drop `{name} =` (the next line continues from it anyway)")
+
+    def _discarded(self, statements: tuple) -> None:
+        """Warn about a line whose result nothing reads: the next line starts again from a value, or is `output`."""
+        values = {s.name for s in statements if isinstance(s, ast.Assign)}
+        body = [s for s in statements if not isinstance(s, (ast.Input, ast.Init))]
+        has_output = any(isinstance(s, ast.Output) for s in body)
+        for i, stmt in enumerate(body):
+            if not isinstance(stmt, (ast.Line, ast.Labeled)) or (isinstance(stmt, ast.Line) and stmt.condition is not None):
+                continue
+            nxt = body[i + 1] if i + 1 < len(body) else None
+            first = nxt.pipeline.stages[0] if isinstance(nxt, (ast.Assign, ast.Line)) else None
+            if isinstance(first, ast.Layer) and first.op in values and not first.args and first.name is None:
+                hint = f"the next line starts again from `{first.op}`: name this result (`y = ...`) and use it, or remove the line"
+            elif isinstance(nxt, ast.Output) or (nxt is None and has_output):
+                hint = "`output` returns only the values it names: name this result (`y = ...`) and add it to `output`"
+            else:
+                continue
+            at = _head(stmt.span)
+            at = at.model_copy(update={"end_col": at.col + len(self.source.line_text(at.line).split("#")[0].strip())})
+            self.warn("the result of this line is never used", at, hint)
 
     def statement(self, stmt) -> None:
         if self.on_statement is not None and self.on_statement(stmt):
@@ -140,7 +162,8 @@ class Scope:
                                "choose another name" if problem else "each named value is defined once")
         self.pipeline(stmt.pipeline)
         # after an error the value still exists (shape unknown), so that its uses report nothing more
-        self.values[stmt.name] = _Value(self.shape, _head(stmt.span), used=self.shape is None)
+        name_span = _head(stmt.span).model_copy(update={"end_col": stmt.span.col + len(stmt.name)})
+        self.values[stmt.name] = _Value(self.shape, name_span, used=self.shape is None)
         if self.shape is not None:
             self.steps.append(Step(kind="value", name=stmt.name, output_shape=_plain(self.shape)))
 
@@ -423,11 +446,11 @@ class Scope:
         attr = self.child_name(node.name, node.callee.lower(), node.span)
         if node.callee in (name for name, _, _ in self.prog.calls):
             raise LocatedError(f"the block `{node.callee}` calls itself", _head(node.span), "blocks cannot be recursive")
+        given = self._call_args(node, block)  # checked even after an earlier error, like a layer's own arguments
         if self.shape is None:
             return
         if len(self.shape) < 1 or self.shape[0] is None:
             raise LocatedError(f"cannot infer the input channels of `{node.callee}`", _head(node.span), "declare the network's `input`")
-        given = self._call_args(node, block)
         c_in = self.shape[0]
         env: dict[str, Val] = {"in": Val(value(c_in), "in_channels")}
         params, defaults = [], []
@@ -577,7 +600,10 @@ class Scope:
                 branch_steps, self.steps = self.steps, saved
             if self.shape is None:
                 return
-            branches.append(Branch(steps=tuple(branch_steps), condition=code, active=True))
+            branch_flag = None
+            if code is not None and not any(_declares(s) for s in branch_steps):
+                branch_flag = self.child_name(None, "use_branch", line.span)  # no module to test for None in forward
+            branches.append(Branch(steps=tuple(branch_steps), condition=code, active=True, flag=branch_flag))
             outputs.append((i, self.shape))
         self.shape = self._combine(kind if enabled else "first", outputs, lines, head)
         self.steps.append(Step(kind="merge", name=flag, merge=kind, parts=parts, branches=tuple(branches), condition=cond_code,
@@ -619,7 +645,7 @@ class Scope:
         return LocatedError(
             f"`{kind}` needs branches of {need}, but branch {i + 1} gives {fmt_shape(a)} and branch {j + 1} gives {fmt_shape(b)}{where}",
             line.pipeline.span,
-            "change the branch so that its output matches, e.g. with a stride or a 1x1 conv" if kind != "mul" else None,
+            "make the shapes agree, e.g. with a stride or a 1x1 conv on one side" if kind != "mul" else None,
         )
 
     def join(self, node: ast.Call) -> None:
@@ -664,6 +690,11 @@ class _LineLike:
     @property
     def pipeline(self):
         return self.node
+
+
+def _declares(step: Step) -> bool:
+    """Whether a step declares a module (or parameter) of its own."""
+    return step.kind in ("call", "group") or (step.kind == "layer" and step.layer.forward in ("call", "mul"))
 
 
 def _no_repeat_expression(args) -> None:

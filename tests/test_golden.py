@@ -198,9 +198,12 @@ def test_ok_loads_and_runs(path: Path):
     x = torch.randn(2, *net.example_shape)
     with torch.no_grad():
         y = model(x)
-    assert y.shape[0] == 2
-    if net.output_shape is not None and None not in net.output_shape:
-        assert tuple(y.shape[1:]) == tuple(net.output_shape)
+    ys = y if isinstance(y, tuple) else (y,)  # `output a, b` returns a tuple
+    assert len(ys) == len(net.outputs)
+    for t, shape in zip(ys, net.outputs):
+        assert t.shape[0] == 2
+        if shape is not None and None not in shape:
+            assert tuple(t.shape[1:]) == tuple(shape)
     if net.total_params is not None:
         assert sum(p.numel() for p in model.parameters()) == net.total_params
 
