@@ -4,6 +4,8 @@ with the caller's values; their steps keep the block's parameters symbolic for t
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -561,9 +563,15 @@ class Scope:
             raise LocatedError(f"`{kind}:` needs at least two branches, one per line", head)
         enabled, cond_code, flag = True, None, None
         if stmt.condition is not None:
+            if kind == "split":
+                raise LocatedError("`split` takes no condition: without the merge its branches would see only part of the channels",
+                                   stmt.condition.span, "put the condition on a branch, or call a block conditionally")
             enabled = _truth(evaluate(stmt.condition, self.env), stmt.condition.span)
             cond_code = condition_code(stmt.condition, self.env)
-            flag = self.child_name(None, f"use_{kind}", head)  # the module's attribute that remembers it
+            if _constant(cond_code):  # no parameter in it: decided here, and the class needs no `if`
+                cond_code = None
+            else:
+                flag = self.child_name(None, f"use_{kind}", head)  # the module's attribute that remembers it
         start = self.shape
         if start is None:
             return
@@ -580,8 +588,19 @@ class Scope:
             active = enabled or i == 0
             code = None
             if line.condition is not None:
+                if kind == "mul":
+                    raise LocatedError("a branch of `mul` takes no condition: a false branch would be the identity and square the input",
+                                       line.condition.span, "make the whole merge conditional: `mul if condition:`")
                 active = active and _truth(evaluate(line.condition, self.env), line.condition.span)
                 code = condition_code(line.condition, self.env)
+                if _constant(code):
+                    code = None
+                    if not active:  # decided here: the branch is the identity
+                        self.skip(line.pipeline)
+                        branches.append(Branch(identity=True, active=True))
+                        if enabled or i == 0:
+                            outputs.append((i, branch_in))
+                        continue
             if _is_identity(line.pipeline):
                 branches.append(Branch(identity=True, condition=code, active=active))
                 if enabled or i == 0:
@@ -606,6 +625,11 @@ class Scope:
             branches.append(Branch(steps=tuple(branch_steps), condition=code, active=True, flag=branch_flag))
             outputs.append((i, self.shape))
         self.shape = self._combine(kind if enabled else "first", outputs, lines, head)
+        if not enabled and cond_code is None:  # a merge switched off here for good: only its first branch
+            first = branches[0]
+            if not first.identity:
+                self.steps.extend(first.steps)
+            return
         self.steps.append(Step(kind="merge", name=flag, merge=kind, parts=parts, branches=tuple(branches), condition=cond_code,
                                active=enabled, output_shape=_plain(self.shape)))
 
@@ -704,6 +728,11 @@ def _no_repeat_expression(args) -> None:
         raise LocatedError("a repetition is `x` and a number in one word, such as `x2`", first.span.model_copy(
             update={"end_line": args[1].span.end_line, "end_col": args[1].span.end_col}),
             "the count cannot be a parameter or an expression: repeat where the number is known")
+
+
+def _constant(code: str) -> bool:
+    """Whether a condition's Python names no parameter (it is decided at compile time)."""
+    return re.search(r"\b(?!(?:True|False|and|or|not)\b)[A-Za-z_]\w*", code) is None
 
 
 def _truth(x, span: Span) -> bool:

@@ -901,3 +901,36 @@ def test_the_grammar_has_no_lalr_conflicts(caplog):
     finally:
         logger.setLevel(level)
     assert not [r for r in caplog.records if "conflict" in r.getMessage().lower()]
+
+
+# -- conditions decided at compile time, and conditions that would be mistakes ---------------------
+
+
+def test_conditions_without_parameters_are_decided_at_compile_time():
+    net, m, code = build("""
+network N:
+    input 8x8x8
+    add if 1 == 2:
+        conv 4 k1
+        identity
+    add:
+        conv 4 k1
+        conv 4 k3 p1 if 1 > 2
+""")
+    assert "use_add" not in code and "if " not in code.split("def forward")[1].split("def build")[0]
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        first = m.conv1(x)
+        assert torch.allclose(run(m, x), m.conv2(first) + first)
+    assert [l.name for l in net.layers] == ["conv1", "conv2"]  # `conv3` would be the switched-off branch
+
+
+def test_a_condition_on_a_mul_branch_is_an_error():
+    d = the_error("block G:\n    mul:\n        identity\n        gap | sigmoid if in > 4\nnetwork N:\n    input 8x4x4\n    G()\n")
+    assert (d.line, d.col) == (4, 26)
+    assert "square the input" in d.message and d.hint == "make the whole merge conditional: `mul if condition:`"
+
+
+def test_split_takes_no_condition():
+    d = the_error("network N(s=1):\n    input 8x4x4\n    split 2 if s == 1:\n        identity\n        conv 4 k1\n")
+    assert (d.line, d.col) == (3, 16) and "`split` takes no condition" in d.message
