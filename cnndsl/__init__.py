@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from . import ast
-from .errors import CheckError, CnnDslError, Diagnostic, ParseError, Source, Span, UsageError
+from .errors import CheckError, CnnDslError, Diagnostic, ParseError, Source, UsageError
 from .network import CheckedLayer, CheckedNetwork
 
 __all__ = [

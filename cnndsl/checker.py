@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from . import ast
-from .errors import CheckError, Diagnostic, ParseError, Source, Span, did_you_mean
+from .errors import CheckError, Diagnostic, ParseError, Source, Span, did_you_mean, first_line
 from .inits import arguments, init_call, rank_problem
 from .names import identifier_problem
 from .network import CheckedNetwork, InitRule, NetworkParam
 from .ops import REGISTRY
 from .resolve import FAILED, LocatedError, Word, evaluate
-from .scope import Program, Scope, _head
+from .scope import Program, Scope
 from .values import Val, value
 
 SMOKE_SIZES = (32, 64, 128, 224, 512)
@@ -54,7 +54,7 @@ class _Checker:
 
     def _params(self, given: dict[str, Any]) -> None:
         declared = {p.name for p in self.net.params}
-        head = _head(self.net.span)
+        head = first_line(self.net.span)
         for name in given:
             if name not in declared:
                 hint = did_you_mean(name, declared) or (
@@ -100,7 +100,7 @@ class _Checker:
         if not isinstance(stmt, ast.Input):
             return False
         if self.scope.steps or self.declared:
-            self.error("`input` must come once, before the first layer" if self.scope.steps else "`input` is declared twice", _head(stmt.span))
+            self.error("`input` must come once, before the first layer" if self.scope.steps else "`input` is declared twice", first_line(stmt.span))
             return True
         self.declared = True
         try:
@@ -130,7 +130,7 @@ class _Checker:
                                    on_statement=self._statement)
         scope.body(self.net.body)
         if not self.prog.layers and not self.prog.errors:
-            self.error(f"network `{self.net.name}` has no layers", _head(self.net.span), "add a pipeline such as `conv 16 k3 | relu`")
+            self.error(f"network `{self.net.name}` has no layers", first_line(self.net.span), "add a pipeline such as `conv 16 k3 | relu`")
         rules = self._init_rules()
         if self.prog.errors:
             raise CheckError(self.prog.errors)
@@ -242,10 +242,10 @@ def collect_blocks(source: Source, file: ast.File, read, _seen: tuple[str, ...] 
     def add(block: ast.Block, src: Source) -> None:
         problem = identifier_problem(block.name, "block")
         if problem or block.name in REGISTRY or block.name in ("add", "cat", "mul", "split", "unpool"):
-            errors.append(_diagnostic(src, problem or f"`{block.name}` is an op and cannot name a block", _head(block.span)))
+            errors.append(_diagnostic(src, problem or f"`{block.name}` is an op and cannot name a block", first_line(block.span)))
         elif block.name in blocks:
             other = blocks[block.name][1]
-            errors.append(_diagnostic(src, f"the block `{block.name}` is defined twice (also in {other.name})", _head(block.span)))
+            errors.append(_diagnostic(src, f"the block `{block.name}` is defined twice (also in {other.name})", first_line(block.span)))
         seen = set()
         for p in block.params:
             problem = identifier_problem(p.name, "parameter")
@@ -258,7 +258,7 @@ def collect_blocks(source: Source, file: ast.File, read, _seen: tuple[str, ...] 
         base = Path(source.name).parent if not source.name.startswith("<") else Path()
         shown = Path(os.path.normpath(base / imp.path))  # reported relative to where the importing file's name is
         path = shown.resolve()
-        at = _head(imp.span)
+        at = first_line(imp.span)
         at = at.model_copy(update={"end_col": at.col + len(source.line_text(at.line).strip())})  # the whole import line
         if str(path) in _seen or str(path) == str(Path(source.name).resolve()):
             errors.append(_diagnostic(source, f"`import \"{imp.path}\"` makes a cycle of imports", at, "remove one of the imports"))
@@ -291,7 +291,7 @@ def pick_network(source: Source, file: ast.File, name: str | None) -> ast.Networ
     for n in file.networks:
         problem = identifier_problem(n.name, "network")
         if problem or n.name in nets:
-            errors.append(_diagnostic(source, problem or f"the network `{n.name}` is defined twice", _head(n.span),
+            errors.append(_diagnostic(source, problem or f"the network `{n.name}` is defined twice", first_line(n.span),
                                       None if problem else f"its first definition is on line {nets[n.name].span.line}"))
         nets.setdefault(n.name, n)
     if errors:
@@ -303,7 +303,7 @@ def pick_network(source: Source, file: ast.File, name: str | None) -> ast.Networ
         if len(nets) > 1:
             second = file.networks[1]
             raise CheckError([_diagnostic(source, f"the file defines {len(nets)} networks: {', '.join(nets)}; choose one",
-                                          _head(second.span), "pass --network NAME (or network=NAME in Python)")])
+                                          first_line(second.span), "pass --network NAME (or network=NAME in Python)")])
         return file.networks[0]
     if name not in nets:
         raise CheckError([Diagnostic(

@@ -19,6 +19,13 @@ class Span(BaseModel):
     end_col: int = 2
 
 
+def first_line(span: Span) -> Span:
+    """The first line of a span (a statement's span runs on to the next line), for a caret that fits."""
+    if span.end_line == span.line:
+        return span
+    return span.model_copy(update={"end_line": span.line, "end_col": span.col + 1})
+
+
 class Source(BaseModel):
     """A source text and the name it is reported under."""
 

@@ -99,6 +99,11 @@ class Step(BaseModel):
     output_size: Optional[tuple[int, ...]] = None  # an unpool's explicit output size
     output_shape: Shape = None
 
+    @property
+    def declares(self) -> bool:
+        """Whether the step declares a module (or parameter) of its own."""
+        return self.kind in ("call", "group") or (self.kind == "layer" and self.layer.forward in ("call", "mul"))
+
 
 class BlockInstance(BaseModel):
     """One instantiation of a block: the steps it checked to, for one generated class."""

@@ -4,24 +4,20 @@ with the caller's values; their steps keep the block's parameters symbolic for t
 
 from __future__ import annotations
 
-import re
-
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from . import ast
-from .errors import MAX_ERRORS, CheckError, Diagnostic, Source, Span, did_you_mean
+from .calls import BlockCalls
+from .errors import MAX_ERRORS, CheckError, Diagnostic, Source, Span, did_you_mean, first_line
+from .merges import JOINS, MERGES, Merges
 from .names import identifier_problem, value_problem
-from .network import BlockInstance, Branch, CheckedLayer, Step
+from .network import BlockInstance, CheckedLayer, Step
 from .ops import REGISTRY, Ctx, LayerError
 from .ops.common import fmt_shape
-from .resolve import LocatedError, Word, condition_code, evaluate, resolve, split_repeat
+from .resolve import LocatedError, resolve, split_repeat
 from .shapes import unpool_out
-from .values import Val, as_val, substitute, value
-
-MERGES = ("add", "cat", "mul", "split")
-JOINS = ("add", "cat", "mul")
-_AXES = {1: "channels"}
+from .values import Val, plain, value
 
 
 @dataclass
@@ -67,7 +63,7 @@ class _Value:
     used: bool = False
 
 
-class Scope:
+class Scope(BlockCalls, Merges):
     """One module being checked. `sequential` scopes are named groups: their children are numbered."""
 
     def __init__(self, prog: Program, source: Source, env: dict[str, Val], shape: tuple | None, *,
@@ -131,7 +127,7 @@ class Scope:
                 hint = "`output` returns only the values it names: name this result (`y = ...`) and add it to `output`"
             else:
                 continue
-            at = _head(stmt.span)
+            at = first_line(stmt.span)
             at = at.model_copy(update={"end_col": at.col + len(self.source.line_text(at.line).split("#")[0].strip())})
             self.warn("the result of this line is never used", at, hint)
 
@@ -140,7 +136,7 @@ class Scope:
             return
         if isinstance(stmt, (ast.Input, ast.Init)):
             what = "input" if isinstance(stmt, ast.Input) else "init"
-            raise LocatedError(f"`{what}` belongs to a network, not to a block or group", _head(stmt.span))
+            raise LocatedError(f"`{what}` belongs to a network, not to a block or group", first_line(stmt.span))
         if isinstance(stmt, ast.Line):
             if stmt.condition is not None:
                 raise LocatedError("a condition (`if`) belongs to a branch of a merge", stmt.condition.span,
@@ -160,18 +156,18 @@ class Scope:
         self._no_values_here(stmt.span)
         problem = value_problem(stmt.name)
         if problem or stmt.name in self.values:
-            raise LocatedError(problem or f"the value `{stmt.name}` is already defined", _head(stmt.span),
+            raise LocatedError(problem or f"the value `{stmt.name}` is already defined", first_line(stmt.span),
                                "choose another name" if problem else "each named value is defined once")
         self.pipeline(stmt.pipeline)
         # after an error the value still exists (shape unknown), so that its uses report nothing more
-        name_span = _head(stmt.span).model_copy(update={"end_col": stmt.span.col + len(stmt.name)})
+        name_span = first_line(stmt.span).model_copy(update={"end_col": stmt.span.col + len(stmt.name)})
         self.values[stmt.name] = _Value(self.shape, name_span, used=self.shape is None)
         if self.shape is not None:
-            self.steps.append(Step(kind="value", name=stmt.name, output_shape=_plain(self.shape)))
+            self.steps.append(Step(kind="value", name=stmt.name, output_shape=plain(self.shape)))
 
     def output(self, stmt: ast.Output) -> None:
         if self.on_statement is None:
-            raise LocatedError("`output` belongs to a network", _head(stmt.span), "a block has one output: its last tensor")
+            raise LocatedError("`output` belongs to a network", first_line(stmt.span), "a block has one output: its last tensor")
         shapes = []
         for name in stmt.names:
             if name not in self.values:
@@ -188,7 +184,7 @@ class Scope:
 
     def _no_values_here(self, span: Span) -> None:
         if self.sequential:
-            raise LocatedError("named values belong to a network or block, not to a named group", _head(span))
+            raise LocatedError("named values belong to a network or block, not to a named group", first_line(span))
 
     # -- pipelines --------------------------------------------------------------------------------
 
@@ -201,7 +197,7 @@ class Scope:
             v = self.values[first.op]
             v.used = True
             self.shape = v.shape
-            self.steps.append(Step(kind="use", name=first.op, output_shape=_plain(v.shape)))
+            self.steps.append(Step(kind="use", name=first.op, output_shape=plain(v.shape)))
             stages = stages[1:]
         for stage in stages:
             try:
@@ -239,8 +235,8 @@ class Scope:
                 return
             if node.callee in REGISTRY:
                 raise LocatedError(f"`{node.callee}` is an op, not a block: write its arguments after a space",
-                                   _head(node.span), f"e.g. `{node.callee} 16`, not `{node.callee}(16)`")
-            raise LocatedError(f"unknown block `{node.callee}`", _head(node.span),
+                                   first_line(node.span), f"e.g. `{node.callee} 16`, not `{node.callee}(16)`")
+            raise LocatedError(f"unknown block `{node.callee}`", first_line(node.span),
                                did_you_mean(node.callee, [*self.prog.blocks, *JOINS]) or "define it with `block Name(...):` or import it")
         else:
             self.group(node)
@@ -286,7 +282,7 @@ class Scope:
         layer = CheckedLayer(
             name=self.path + attr, attr=attr, access=self.child_access(attr), op=spec.name, module=result.module,
             args=result.args, kwargs=kwargs, forward=result.forward,
-            input_shape=_plain(self.shape), output_shape=_plain(result.shape), params=result.params,
+            input_shape=plain(self.shape), output_shape=plain(result.shape), params=result.params,
             lazy=result.lazy, helper=result.helper, imports=result.imports,
             weight_path="conv." if spec.name == "deform" else "",
             has_bias=bool(value(ctx["bias"])) if spec.option("bias") is not None and spec.option("bias").kind == "bool" else False,
@@ -338,8 +334,8 @@ class Scope:
         module_kwargs = tuple((key, ctx[key]) for key in ("stride", "padding") if key in ctx.given)
         layer = CheckedLayer(
             name=self.path + attr, attr=attr, access=self.child_access(attr), op="unpool", module=f"nn.MaxUnpool{n}d",
-            args=(ctx["kernel_size"],), kwargs=module_kwargs, input_shape=_plain(self.shape),
-            output_shape=_plain((self.shape[0], *spatial)), params=0, span=node.span,
+            args=(ctx["kernel_size"],), kwargs=module_kwargs, input_shape=plain(self.shape),
+            output_shape=plain((self.shape[0], *spatial)), params=0, span=node.span,
         )
         self.prog.layers.append(layer)
         self.steps.append(Step(kind="layer", name=attr, layer=layer, unpool=pool["indices"], output_size=output_size,
@@ -441,284 +437,7 @@ class Scope:
             raise LocatedError(f"the group `{attr}` is empty", span)
         self.shape = group.shape
         self.first_in = self.first_in if self.first_in is not None else group.first_in
-        self.steps.append(Step(kind="group", name=attr, children=tuple(group.steps), output_shape=_plain(self.shape)))
-
-    def call(self, node: ast.Call) -> None:
-        block, source = self.prog.blocks[node.callee]
-        attr = self.child_name(node.name, node.callee.lower(), node.span)
-        if node.callee in (name for name, _, _ in self.prog.calls):
-            raise LocatedError(f"the block `{node.callee}` calls itself", _head(node.span), "blocks cannot be recursive")
-        given = self._call_args(node, block)  # checked even after an earlier error, like a layer's own arguments
-        if self.shape is None:
-            return
-        if len(self.shape) < 1 or self.shape[0] is None:
-            raise LocatedError(f"cannot infer the input channels of `{node.callee}`", _head(node.span), "declare the network's `input`")
-        c_in = self.shape[0]
-        env: dict[str, Val] = {"in": Val(value(c_in), "in_channels")}
-        params, defaults = [], []
-        for p in block.params:
-            # the signature comes from the definition, the same for every call: a default that uses `in` or the
-            # parameters before it is an expression (`mid=None`, computed in __init__), any other a constant
-            try:
-                default = None if p.default is None else evaluate(p.default, env)
-            except LocatedError as e:  # a mistake in the block's definition: reported in its file, with this call
-                self.prog.calls.append((node.callee, _head(node.span), self.source))
-                self.prog.error(e.message, e.span, source, "a default may use `in` and the parameters before it")
-                self.prog.calls.pop()
-                self.shape = None
-                return
-            if isinstance(default, Val) and default.symbolic:
-                defaults.append((p.name, default.code()))
-                params.append((p.name, None))
-            else:
-                params.append((p.name, value(default)))
-            v = given[p.name][1] if p.name in given else default
-            raw = v.v if isinstance(v, Val) else v
-            if isinstance(v, Word) or isinstance(v, tuple):
-                raise LocatedError(f"`{p.name}` of `{node.callee}` must be a number or true/false, found {v}", node.span)
-            env[p.name] = Val(raw, p.name)
-        inner_shape = (env["in"], *(None if d is None else Val(value(d)) for d in self.shape[1:]))
-        sub = Scope(self.prog, source, env, inner_shape, path=f"{self.path}{attr}.", access=self.child_access(attr))
-        self.prog.calls.append((node.callee, _head(node.span), self.source))
-        try:
-            sub.body(block.body)
-        finally:
-            self.prog.calls.pop()
-        if sub.shape is None:
-            self.shape = None
-            return
-        index = len(self.prog.instances)
-        self.prog.instances.append(BlockInstance(block=node.callee, file=source.name, params=tuple(params),
-                                                 defaults=tuple(defaults), steps=tuple(sub.steps)))
-        mapping = {"in_channels": as_val(c_in)}
-        call_args = []
-        for p in block.params:
-            if p.name in given:
-                keyword, v = given[p.name]
-                mapping[p.name] = as_val(v)
-                call_args.append((keyword, v))
-            else:
-                mapping[p.name] = Val(value(env[p.name]))
-        self.shape = tuple(substitute(d, mapping) for d in sub.shape)
-        if self.first_in is None:
-            self.first_in = value(c_in)
-        self.steps.append(Step(kind="call", name=attr, instance=index, call_args=tuple(call_args), in_channels=c_in,
-                               output_shape=_plain(self.shape)))
-
-    def _call_args(self, node: ast.Call, block: ast.Block) -> dict[str, tuple[str | None, Any]]:
-        names = [p.name for p in block.params]
-        given: dict[str, tuple[str | None, Any]] = {}
-        positional = 0
-        for arg in node.call_args:
-            if isinstance(arg, ast.Keyword):
-                if arg.key not in names:
-                    raise LocatedError(f"`{node.callee}` has no parameter `{arg.key}`", arg.key_span,
-                                       did_you_mean(arg.key, names) or f"its parameters are: {', '.join(names) or 'none'}")
-                key, keyword = arg.key, arg.key
-            elif isinstance(arg, ast.Positional):
-                if given and any(k is not None for k, _ in given.values()):
-                    raise LocatedError("a positional argument after a keyword argument", arg.span)
-                if positional >= len(names):
-                    raise LocatedError(f"too many arguments: `{node.callee}` takes {len(names)}", arg.span,
-                                       f"its parameters are: {', '.join(names) or 'none'}")
-                key, keyword = names[positional], None
-                positional += 1
-            else:
-                raise LocatedError("a block call takes values, not channels", arg.span)
-            if key in given:
-                raise LocatedError(f"`{key}` is given twice", arg.span)
-            v = evaluate(arg.value, self.env)
-            if isinstance(v, Word):
-                raise LocatedError(f"unknown name `{v}`", arg.value.span, did_you_mean(v, self.env))
-            given[key] = (keyword, v)
-        for p in block.params:
-            if p.name not in given and p.default is None:
-                raise LocatedError(f"`{node.callee}` needs a value for `{p.name}`", _head(node.span),
-                                   f"e.g. `{node.callee}({', '.join(names)})`")
-        return given
-
-    # -- merges -----------------------------------------------------------------------------------
-
-    def merge(self, stmt: ast.Labeled) -> None:
-        kind, head = stmt.label, stmt.label_span
-        if self.sequential:
-            raise LocatedError(f"a merge (`{kind}:`) cannot be inside a named group", head, "put it in a block, and call the block")
-        parts = 0
-        if kind == "split":
-            if len(stmt.args) != 1 or not isinstance(stmt.args[0], ast.Positional):
-                raise LocatedError("`split` needs the number of parts, e.g. `split 2:`", head)
-            n = evaluate(stmt.args[0].value, self.env)
-            if not (isinstance(n, Val) and type(n.v) is int and n.v >= 1):
-                raise LocatedError("`split` needs a positive number of parts", stmt.args[0].span)
-            parts = n.v
-        elif stmt.args:
-            raise LocatedError(f"`{kind}:` takes no arguments", stmt.args[0].span)
-        lines = [s for s in stmt.body]
-        for s in lines:
-            if not isinstance(s, ast.Line):
-                raise LocatedError(f"the body of `{kind}:` holds branches, one pipeline per line", _head(s.span))
-        if kind == "split" and len(lines) != parts:
-            raise LocatedError(f"`split {parts}:` needs {parts} branches, found {len(lines)}", head)
-        if kind != "split" and len(lines) < 2:
-            raise LocatedError(f"`{kind}:` needs at least two branches, one per line", head)
-        enabled, cond_code, flag = True, None, None
-        if stmt.condition is not None:
-            if kind == "split":
-                raise LocatedError("`split` takes no condition: without the merge its branches would see only part of the channels",
-                                   stmt.condition.span, "put the condition on a branch, or call a block conditionally")
-            enabled = _truth(evaluate(stmt.condition, self.env), stmt.condition.span)
-            cond_code = condition_code(stmt.condition, self.env)
-            if _constant(cond_code):  # no parameter in it: decided here, and the class needs no `if`
-                cond_code = None
-            else:
-                flag = self.child_name(None, f"use_{kind}", head)  # the module's attribute that remembers it
-        start = self.shape
-        if start is None:
-            return
-        branch_in = start
-        if kind == "split":
-            c = start[0]
-            if c is not None and value(c) % parts:
-                raise LocatedError(f"`split {parts}` needs channels divisible by {parts}, found {value(c)} in {fmt_shape(start)}", head)
-            branch_in = (None if c is None else c // parts, *start[1:])
-        branches: list[Branch] = []
-        outputs: list[tuple[int, tuple]] = []
-        saved = self.steps
-        for i, line in enumerate(lines):
-            active = enabled or i == 0
-            code = None
-            if line.condition is not None:
-                if kind == "mul":
-                    raise LocatedError("a branch of `mul` takes no condition: a false branch would be the identity and square the input",
-                                       line.condition.span, "make the whole merge conditional: `mul if condition:`")
-                active = active and _truth(evaluate(line.condition, self.env), line.condition.span)
-                code = condition_code(line.condition, self.env)
-                if _constant(code):
-                    code = None
-                    if not active:  # decided here: the branch is the identity
-                        self.skip(line.pipeline)
-                        branches.append(Branch(identity=True, active=True))
-                        if enabled or i == 0:
-                            outputs.append((i, branch_in))
-                        continue
-            if _is_identity(line.pipeline):
-                branches.append(Branch(identity=True, condition=code, active=active))
-                if enabled or i == 0:
-                    outputs.append((i, branch_in))
-                continue
-            if not active:
-                self.skip(line.pipeline)
-                branches.append(Branch(condition=code, active=False))
-                if line.condition is not None and (enabled or i == 0):
-                    outputs.append((i, branch_in))  # a false condition makes the branch the identity
-                continue
-            self.steps, self.shape = [], branch_in
-            try:
-                self.pipeline(line.pipeline)
-            finally:
-                branch_steps, self.steps = self.steps, saved
-            if self.shape is None:
-                return
-            branch_flag = None
-            if code is not None and not any(_declares(s) for s in branch_steps):
-                branch_flag = self.child_name(None, "use_branch", line.span)  # no module to test for None in forward
-            branches.append(Branch(steps=tuple(branch_steps), condition=code, active=True, flag=branch_flag))
-            outputs.append((i, self.shape))
-        self.shape = self._combine(kind if enabled else "first", outputs, lines, head)
-        if not enabled and cond_code is None:  # a merge switched off here for good: only its first branch
-            first = branches[0]
-            if not first.identity:
-                self.steps.extend(first.steps)
-            return
-        self.steps.append(Step(kind="merge", name=flag, merge=kind, parts=parts, branches=tuple(branches), condition=cond_code,
-                               active=enabled, output_shape=_plain(self.shape)))
-
-    def _combine(self, kind: str, outputs: list[tuple[int, tuple]], lines, head: Span) -> tuple:
-        (i0, first), rest = outputs[0], outputs[1:]
-        if kind == "first" or not rest:
-            return first
-        if kind in ("add", "mul"):
-            shape = list(first)
-            for i, other in rest:
-                if len(other) != len(first):
-                    raise self._mismatch(kind, i0, first, i, other, None, lines[i])
-                for axis, (a, b) in enumerate(zip(first, other)):
-                    if a is None or b is None or value(a) == value(b):
-                        continue
-                    if kind == "mul" and (value(a) == 1 or value(b) == 1):
-                        shape[axis] = a if value(b) == 1 else b
-                        continue
-                    raise self._mismatch(kind, i0, first, i, other, axis, lines[i])
-            return tuple(shape)
-        total = first[0]
-        for i, other in rest:  # cat and split: all but the channels must match
-            if len(other) != len(first):
-                raise self._mismatch("cat", i0, first, i, other, None, lines[i])
-            for axis in range(1, len(first)):
-                a, b = first[axis], other[axis]
-                if a is not None and b is not None and value(a) != value(b):
-                    raise self._mismatch(kind, i0, first, i, other, axis, lines[i])
-            total = None if total is None or other[0] is None else total + other[0]
-        return (total, *first[1:])
-
-    def _mismatch(self, kind, i, a, j, b, axis, line) -> LocatedError:
-        need = {"add": "the same shape", "mul": "shapes that broadcast", "cat": "the same shape but for the channels",
-                "split": "the same shape but for the channels"}[kind]
-        where = (f": they differ in axis {axis + 1} ({_axis_name(axis + 1, len(a) + 1)})" if axis is not None
-                 else f": they have different ranks")
-        return LocatedError(
-            f"`{kind}` needs branches of {need}, but branch {i + 1} gives {fmt_shape(a)} and branch {j + 1} gives {fmt_shape(b)}{where}",
-            line.pipeline.span,
-            "make the shapes agree, e.g. with a stride or a 1x1 conv on one side" if kind != "mul" else None,
-        )
-
-    def join(self, node: ast.Call) -> None:
-        kind = node.callee
-        if node.args or node.name is not None:
-            raise LocatedError(f"`{kind}(...)` takes only the names of values", _head(node.span))
-        if self.sequential:
-            raise LocatedError(f"`{kind}(...)` cannot be inside a named group", _head(node.span))
-        names = []
-        for arg in node.call_args:
-            if not (isinstance(arg, ast.Positional) and isinstance(arg.value, ast.Name)):
-                raise LocatedError(f"`{kind}(...)` takes the names of values, e.g. {kind}(e1)", arg.span)
-            name = arg.value.id
-            if name not in self.values and name in getattr(self, "later", {}):
-                raise LocatedError(self._before(name), arg.span, "move the line that defines it above this one")
-            if name not in self.values:
-                raise LocatedError(f"`{name}` is not a named value (or is used before it is defined)", arg.span,
-                                   did_you_mean(name, self.values) or f"define it first: `{name} = pipeline`")
-            self.values[name].used = True
-            names.append(name)
-        if not names:
-            raise LocatedError(f"`{kind}()` needs at least one value", _head(node.span))
-        if self.shape is None:
-            return
-        outputs = [(0, self.shape)] + [(i + 1, self.values[n].shape) for i, n in enumerate(names)]
-        try:
-            self.shape = self._combine(kind, outputs, [_LineLike(node)] * len(outputs), node.span)
-        except LocatedError as e:  # say "the pipeline" and the values' names rather than branch numbers
-            e.message = e.message.replace("branch 1 ", "the pipeline ")
-            for i, n in enumerate(names):
-                e.message = e.message.replace(f"branch {i + 2} ", f"`{n}` ")
-            raise
-        self.steps.append(Step(kind="join", merge=kind, values=tuple(names), output_shape=_plain(self.shape)))
-
-
-@dataclass
-class _LineLike:
-    """Lets an inline merge report through the same path as a merge's branch."""
-
-    node: Any
-
-    @property
-    def pipeline(self):
-        return self.node
-
-
-def _declares(step: Step) -> bool:
-    """Whether a step declares a module (or parameter) of its own."""
-    return step.kind in ("call", "group") or (step.kind == "layer" and step.layer.forward in ("call", "mul"))
+        self.steps.append(Step(kind="group", name=attr, children=tuple(group.steps), output_shape=plain(self.shape)))
 
 
 def _no_repeat_expression(args) -> None:
@@ -728,39 +447,6 @@ def _no_repeat_expression(args) -> None:
         raise LocatedError("a repetition is `x` and a number in one word, such as `x2`", first.span.model_copy(
             update={"end_line": args[1].span.end_line, "end_col": args[1].span.end_col}),
             "the count cannot be a parameter or an expression: repeat where the number is known")
-
-
-def _constant(code: str) -> bool:
-    """Whether a condition's Python names no parameter (it is decided at compile time)."""
-    return re.search(r"\b(?!(?:True|False|and|or|not)\b)[A-Za-z_]\w*", code) is None
-
-
-def _truth(x, span: Span) -> bool:
-    if isinstance(x, Val):
-        return bool(x.v)
-    raise LocatedError("a condition must be true or false", span)
-
-
-def _is_identity(p: ast.Pipeline) -> bool:
-    return len(p.stages) == 1 and isinstance(p.stages[0], ast.Layer) and p.stages[0].op == "identity" and not p.stages[0].args and p.stages[0].name is None
-
-
-def _axis_name(axis: int, rank: int) -> str:
-    if axis == 1:
-        return "channels"
-    names = {3: ("length",), 4: ("height", "width"), 5: ("depth", "height", "width")}.get(rank)
-    return names[axis - 2] if names and axis - 2 < len(names) else f"dimension {axis}"
-
-
-def _plain(shape):
-    return None if shape is None else tuple(value(d) for d in shape)
-
-
-def _head(span: Span) -> Span:
-    """The first line of a span (a statement's span runs to the next line)."""
-    if span.end_line == span.line:
-        return span
-    return span.model_copy(update={"end_line": span.line, "end_col": span.col + 1})
 
 
 def _unpool_targets(statements) -> set[str]:

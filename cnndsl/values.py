@@ -111,6 +111,11 @@ def as_val(x) -> Val:
     return x if isinstance(x, Val) else Val(x)
 
 
+def plain(shape):
+    """A shape of plain numbers (None for unknown dimensions), as the checked network reports it."""
+    return None if shape is None else tuple(value(d) for d in shape)
+
+
 def value(x):
     """The plain number behind a Val (None stays None: an unknown size); other values pass through."""
     if isinstance(x, Val):

@@ -7,12 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .. import ast
-from ..errors import Span, did_you_mean
-from ..values import Val, value
-
-ANY = object()  # an option with no default: required when the op needs it
-
+from ..values import value
 
 class LayerError(Exception):
     """Raised by an op's rule; the checker turns it into a located diagnostic."""
@@ -125,4 +120,3 @@ class Ctx:
 
 SHORT = re.compile(r"^(op|k|s|p|d|g)(\d+(?:x\d+)*)$")
 REPEAT = re.compile(r"^x\d+$")
-Loc = Span

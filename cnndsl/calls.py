@@ -1,0 +1,112 @@
+"""Block calls, for cnndsl.scope: each call is checked with its own arguments and input, in a scope of the
+block's own; its steps keep the block's parameters symbolic, and its output reads in the caller's terms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import ast
+from .errors import did_you_mean, first_line
+from .network import BlockInstance, Step
+from .resolve import LocatedError, Word, evaluate
+from .values import Val, as_val, plain, substitute, value
+
+
+class BlockCalls:
+    """The part of Scope that checks `Block(args)`."""
+
+    def call(self, node: ast.Call) -> None:
+        block, source = self.prog.blocks[node.callee]
+        attr = self.child_name(node.name, node.callee.lower(), node.span)
+        if node.callee in (name for name, _, _ in self.prog.calls):
+            raise LocatedError(f"the block `{node.callee}` calls itself", first_line(node.span), "blocks cannot be recursive")
+        given = self._call_args(node, block)  # checked even after an earlier error, like a layer's own arguments
+        if self.shape is None:
+            return
+        if len(self.shape) < 1 or self.shape[0] is None:
+            raise LocatedError(f"cannot infer the input channels of `{node.callee}`", first_line(node.span), "declare the network's `input`")
+        c_in = self.shape[0]
+        env: dict[str, Val] = {"in": Val(value(c_in), "in_channels")}
+        params, defaults = [], []
+        for p in block.params:
+            # the signature comes from the definition, the same for every call: a default that uses `in` or the
+            # parameters before it is an expression (`mid=None`, computed in __init__), any other a constant
+            try:
+                default = None if p.default is None else evaluate(p.default, env)
+            except LocatedError as e:  # a mistake in the block's definition: reported in its file, with this call
+                self.prog.calls.append((node.callee, first_line(node.span), self.source))
+                self.prog.error(e.message, e.span, source, "a default may use `in` and the parameters before it")
+                self.prog.calls.pop()
+                self.shape = None
+                return
+            if isinstance(default, Val) and default.symbolic:
+                defaults.append((p.name, default.code()))
+                params.append((p.name, None))
+            else:
+                params.append((p.name, value(default)))
+            v = given[p.name][1] if p.name in given else default
+            raw = v.v if isinstance(v, Val) else v
+            if isinstance(v, Word) or isinstance(v, tuple):
+                raise LocatedError(f"`{p.name}` of `{node.callee}` must be a number or true/false, found {v}", node.span)
+            env[p.name] = Val(raw, p.name)
+        inner_shape = (env["in"], *(None if d is None else Val(value(d)) for d in self.shape[1:]))
+        sub = type(self)(self.prog, source, env, inner_shape, path=f"{self.path}{attr}.", access=self.child_access(attr))
+        self.prog.calls.append((node.callee, first_line(node.span), self.source))
+        try:
+            sub.body(block.body)
+        finally:
+            self.prog.calls.pop()
+        if sub.shape is None:
+            self.shape = None
+            return
+        index = len(self.prog.instances)
+        self.prog.instances.append(BlockInstance(block=node.callee, file=source.name, params=tuple(params),
+                                                 defaults=tuple(defaults), steps=tuple(sub.steps)))
+        mapping = {"in_channels": as_val(c_in)}
+        call_args = []
+        for p in block.params:
+            if p.name in given:
+                keyword, v = given[p.name]
+                mapping[p.name] = as_val(v)
+                call_args.append((keyword, v))
+            else:
+                mapping[p.name] = Val(value(env[p.name]))
+        self.shape = tuple(substitute(d, mapping) for d in sub.shape)
+        if self.first_in is None:
+            self.first_in = value(c_in)
+        self.steps.append(Step(kind="call", name=attr, instance=index, call_args=tuple(call_args), in_channels=c_in,
+                               output_shape=plain(self.shape)))
+
+    def _call_args(self, node: ast.Call, block: ast.Block) -> dict[str, tuple[str | None, Any]]:
+        names = [p.name for p in block.params]
+        given: dict[str, tuple[str | None, Any]] = {}
+        positional = 0
+        for arg in node.call_args:
+            if isinstance(arg, ast.Keyword):
+                if arg.key not in names:
+                    raise LocatedError(f"`{node.callee}` has no parameter `{arg.key}`", arg.key_span,
+                                       did_you_mean(arg.key, names) or f"its parameters are: {', '.join(names) or 'none'}")
+                key, keyword = arg.key, arg.key
+            elif isinstance(arg, ast.Positional):
+                if given and any(k is not None for k, _ in given.values()):
+                    raise LocatedError("a positional argument after a keyword argument", arg.span)
+                if positional >= len(names):
+                    raise LocatedError(f"too many arguments: `{node.callee}` takes {len(names)}", arg.span,
+                                       f"its parameters are: {', '.join(names) or 'none'}")
+                key, keyword = names[positional], None
+                positional += 1
+            else:
+                raise LocatedError("a block call takes values, not channels", arg.span)
+            if key in given:
+                raise LocatedError(f"`{key}` is given twice", arg.span)
+            v = evaluate(arg.value, self.env)
+            if isinstance(v, Word):
+                raise LocatedError(f"unknown name `{v}`", arg.value.span, did_you_mean(v, self.env))
+            given[key] = (keyword, v)
+        for p in block.params:
+            if p.name not in given and p.default is None:
+                raise LocatedError(f"`{node.callee}` needs a value for `{p.name}`", first_line(node.span),
+                                   f"e.g. `{node.callee}({', '.join(names)})`")
+        return given
+
+    # -- merges -----------------------------------------------------------------------------------

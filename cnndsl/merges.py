@@ -1,0 +1,220 @@
+"""Merges, for cnndsl.scope: `add:`, `cat:`, `mul:` and `split N:` over branches, with their conditions,
+and the inline joins `cat(e1)`, `add(e1)`, `mul(e1)` with named values."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from . import ast
+from .errors import Span, did_you_mean, first_line
+from .network import Branch, Step
+from .ops.common import fmt_shape
+from .resolve import LocatedError, condition_code, evaluate
+from .values import Val, plain, value
+
+MERGES = ("add", "cat", "mul", "split")
+JOINS = ("add", "cat", "mul")
+
+
+class Merges:
+    """The part of Scope that checks merges and joins."""
+
+    def merge(self, stmt: ast.Labeled) -> None:
+        kind, head = stmt.label, stmt.label_span
+        if self.sequential:
+            raise LocatedError(f"a merge (`{kind}:`) cannot be inside a named group", head, "put it in a block, and call the block")
+        parts = 0
+        if kind == "split":
+            if len(stmt.args) != 1 or not isinstance(stmt.args[0], ast.Positional):
+                raise LocatedError("`split` needs the number of parts, e.g. `split 2:`", head)
+            n = evaluate(stmt.args[0].value, self.env)
+            if not (isinstance(n, Val) and type(n.v) is int and n.v >= 1):
+                raise LocatedError("`split` needs a positive number of parts", stmt.args[0].span)
+            parts = n.v
+        elif stmt.args:
+            raise LocatedError(f"`{kind}:` takes no arguments", stmt.args[0].span)
+        lines = [s for s in stmt.body]
+        for s in lines:
+            if not isinstance(s, ast.Line):
+                raise LocatedError(f"the body of `{kind}:` holds branches, one pipeline per line", first_line(s.span))
+        if kind == "split" and len(lines) != parts:
+            raise LocatedError(f"`split {parts}:` needs {parts} branches, found {len(lines)}", head)
+        if kind != "split" and len(lines) < 2:
+            raise LocatedError(f"`{kind}:` needs at least two branches, one per line", head)
+        enabled, cond_code, flag = True, None, None
+        if stmt.condition is not None:
+            if kind == "split":
+                raise LocatedError("`split` takes no condition: without the merge its branches would see only part of the channels",
+                                   stmt.condition.span, "put the condition on a branch, or call a block conditionally")
+            enabled = _truth(evaluate(stmt.condition, self.env), stmt.condition.span)
+            cond_code = condition_code(stmt.condition, self.env)
+            if _constant(cond_code):  # no parameter in it: decided here, and the class needs no `if`
+                cond_code = None
+            else:
+                flag = self.child_name(None, f"use_{kind}", head)  # the module's attribute that remembers it
+        start = self.shape
+        if start is None:
+            return
+        branch_in = start
+        if kind == "split":
+            c = start[0]
+            if c is not None and value(c) % parts:
+                raise LocatedError(f"`split {parts}` needs channels divisible by {parts}, found {value(c)} in {fmt_shape(start)}", head)
+            branch_in = (None if c is None else c // parts, *start[1:])
+        branches: list[Branch] = []
+        outputs: list[tuple[int, tuple]] = []
+        saved = self.steps
+        for i, line in enumerate(lines):
+            active = enabled or i == 0
+            code = None
+            if line.condition is not None:
+                if kind == "mul":
+                    raise LocatedError("a branch of `mul` takes no condition: a false branch would be the identity and square the input",
+                                       line.condition.span, "make the whole merge conditional: `mul if condition:`")
+                active = active and _truth(evaluate(line.condition, self.env), line.condition.span)
+                code = condition_code(line.condition, self.env)
+                if _constant(code):
+                    code = None
+                    if not active:  # decided here: the branch is the identity
+                        self.skip(line.pipeline)
+                        branches.append(Branch(identity=True, active=True))
+                        if enabled or i == 0:
+                            outputs.append((i, branch_in))
+                        continue
+            if _is_identity(line.pipeline):
+                branches.append(Branch(identity=True, condition=code, active=active))
+                if enabled or i == 0:
+                    outputs.append((i, branch_in))
+                continue
+            if not active:
+                self.skip(line.pipeline)
+                branches.append(Branch(condition=code, active=False))
+                if line.condition is not None and (enabled or i == 0):
+                    outputs.append((i, branch_in))  # a false condition makes the branch the identity
+                continue
+            self.steps, self.shape = [], branch_in
+            try:
+                self.pipeline(line.pipeline)
+            finally:
+                branch_steps, self.steps = self.steps, saved
+            if self.shape is None:
+                return
+            branch_flag = None
+            if code is not None and not any(s.declares for s in branch_steps):
+                branch_flag = self.child_name(None, "use_branch", line.span)  # no module to test for None in forward
+            branches.append(Branch(steps=tuple(branch_steps), condition=code, active=True, flag=branch_flag))
+            outputs.append((i, self.shape))
+        self.shape = self._combine(kind if enabled else "first", outputs, lines, head)
+        if not enabled and cond_code is None:  # a merge switched off here for good: only its first branch
+            first = branches[0]
+            if not first.identity:
+                self.steps.extend(first.steps)
+            return
+        self.steps.append(Step(kind="merge", name=flag, merge=kind, parts=parts, branches=tuple(branches), condition=cond_code,
+                               active=enabled, output_shape=plain(self.shape)))
+
+    def _combine(self, kind: str, outputs: list[tuple[int, tuple]], lines, head: Span) -> tuple:
+        (i0, first), rest = outputs[0], outputs[1:]
+        if kind == "first" or not rest:
+            return first
+        if kind in ("add", "mul"):
+            shape = list(first)
+            for i, other in rest:
+                if len(other) != len(first):
+                    raise self._mismatch(kind, i0, first, i, other, None, lines[i])
+                for axis, (a, b) in enumerate(zip(first, other)):
+                    if a is None or b is None or value(a) == value(b):
+                        continue
+                    if kind == "mul" and (value(a) == 1 or value(b) == 1):
+                        shape[axis] = a if value(b) == 1 else b
+                        continue
+                    raise self._mismatch(kind, i0, first, i, other, axis, lines[i])
+            return tuple(shape)
+        total = first[0]
+        for i, other in rest:  # cat and split: all but the channels must match
+            if len(other) != len(first):
+                raise self._mismatch("cat", i0, first, i, other, None, lines[i])
+            for axis in range(1, len(first)):
+                a, b = first[axis], other[axis]
+                if a is not None and b is not None and value(a) != value(b):
+                    raise self._mismatch(kind, i0, first, i, other, axis, lines[i])
+            total = None if total is None or other[0] is None else total + other[0]
+        return (total, *first[1:])
+
+    def _mismatch(self, kind, i, a, j, b, axis, line) -> LocatedError:
+        need = {"add": "the same shape", "mul": "shapes that broadcast", "cat": "the same shape but for the channels",
+                "split": "the same shape but for the channels"}[kind]
+        where = (f": they differ in axis {axis + 1} ({_axis_name(axis + 1, len(a) + 1)})" if axis is not None
+                 else f": they have different ranks")
+        return LocatedError(
+            f"`{kind}` needs branches of {need}, but branch {i + 1} gives {fmt_shape(a)} and branch {j + 1} gives {fmt_shape(b)}{where}",
+            line.pipeline.span,
+            "make the shapes agree, e.g. with a stride or a 1x1 conv on one side" if kind != "mul" else None,
+        )
+
+    def join(self, node: ast.Call) -> None:
+        kind = node.callee
+        if node.args or node.name is not None:
+            raise LocatedError(f"`{kind}(...)` takes only the names of values", first_line(node.span))
+        if self.sequential:
+            raise LocatedError(f"`{kind}(...)` cannot be inside a named group", first_line(node.span))
+        names = []
+        for arg in node.call_args:
+            if not (isinstance(arg, ast.Positional) and isinstance(arg.value, ast.Name)):
+                raise LocatedError(f"`{kind}(...)` takes the names of values, e.g. {kind}(e1)", arg.span)
+            name = arg.value.id
+            if name not in self.values and name in getattr(self, "later", {}):
+                raise LocatedError(self._before(name), arg.span, "move the line that defines it above this one")
+            if name not in self.values:
+                raise LocatedError(f"`{name}` is not a named value (or is used before it is defined)", arg.span,
+                                   did_you_mean(name, self.values) or f"define it first: `{name} = pipeline`")
+            self.values[name].used = True
+            names.append(name)
+        if not names:
+            raise LocatedError(f"`{kind}()` needs at least one value", first_line(node.span))
+        if self.shape is None:
+            return
+        outputs = [(0, self.shape)] + [(i + 1, self.values[n].shape) for i, n in enumerate(names)]
+        try:
+            self.shape = self._combine(kind, outputs, [_LineLike(node)] * len(outputs), node.span)
+        except LocatedError as e:  # say "the pipeline" and the values' names rather than branch numbers
+            e.message = e.message.replace("branch 1 ", "the pipeline ")
+            for i, n in enumerate(names):
+                e.message = e.message.replace(f"branch {i + 2} ", f"`{n}` ")
+            raise
+        self.steps.append(Step(kind="join", merge=kind, values=tuple(names), output_shape=plain(self.shape)))
+
+
+@dataclass
+class _LineLike:
+    """Lets an inline merge report through the same path as a merge's branch."""
+
+    node: Any
+
+    @property
+    def pipeline(self):
+        return self.node
+
+
+def _constant(code: str) -> bool:
+    """Whether a condition's Python names no parameter (it is decided at compile time)."""
+    return re.search(r"\b(?!(?:True|False|and|or|not)\b)[A-Za-z_]\w*", code) is None
+
+
+def _truth(x, span: Span) -> bool:
+    if isinstance(x, Val):
+        return bool(x.v)
+    raise LocatedError("a condition must be true or false", span)
+
+
+def _is_identity(p: ast.Pipeline) -> bool:
+    return len(p.stages) == 1 and isinstance(p.stages[0], ast.Layer) and p.stages[0].op == "identity" and not p.stages[0].args and p.stages[0].name is None
+
+
+def _axis_name(axis: int, rank: int) -> str:
+    if axis == 1:
+        return "channels"
+    names = {3: ("length",), 4: ("height", "width"), 5: ("depth", "height", "width")}.get(rank)
+    return names[axis - 2] if names and axis - 2 < len(names) else f"dimension {axis}"
