@@ -12,7 +12,7 @@ from .errors import Span, did_you_mean, first_line
 from .network import Branch, Step
 from .ops.common import fmt_shape
 from .resolve import LocatedError, condition_code, evaluate
-from .values import Val, plain, value
+from .values import Val, as_val, plain, value
 
 MERGES = ("add", "cat", "mul", "split")
 JOINS = ("add", "cat", "mul")
@@ -107,6 +107,10 @@ class Merges:
             branches.append(Branch(steps=tuple(branch_steps), condition=code, active=True, flag=branch_flag))
             outputs.append((i, self.shape))
         self.shape = self._combine(kind if enabled else "first", outputs, lines, head)
+        if kind == "split" and enabled and all(out[0] is branch_in[0] or (out[0] is not None and branch_in[0] is not None and
+                                                   value(out[0]) == value(branch_in[0]) and as_val(out[0]).code() == as_val(branch_in[0]).code())
+                                                   for _, out in outputs):
+            self.shape = (start[0], *self.shape[1:])  # each part kept its channels: the whole, not c // 2 + c // 2
         if not enabled and cond_code is None:  # a merge switched off here for good: only its first branch
             first = branches[0]
             if not first.identity:
@@ -146,12 +150,25 @@ class Merges:
     def _mismatch(self, kind, i, a, j, b, axis, line) -> LocatedError:
         need = {"add": "the same shape", "mul": "shapes that broadcast", "cat": "the same shape but for the channels",
                 "split": "the same shape but for the channels"}[kind]
-        where = (f": they differ in axis {axis + 1} ({_axis_name(axis + 1, len(a) + 1)})" if axis is not None
-                 else f": they have different ranks")
+        hint = None
+        if axis is None:
+            where = ": they have different ranks"
+        else:
+            first = 1 if kind in ("cat", "split") else 0  # the channels may differ in a concatenation
+            axes = [k for k in range(first, len(a)) if a[k] is not None and b[k] is not None and value(a[k]) != value(b[k])
+                    and not (kind == "mul" and 1 in (value(a[k]), value(b[k])))]
+            named = [f"{k + 1} ({_axis_name(k + 1, len(a) + 1)})" for k in axes]
+            where = f": they differ in axis {named[0]}" if len(named) == 1 else \
+                f": they differ in axes {', '.join(named[:-1])} and {named[-1]}"
+            if kind != "mul":
+                sizes, channels = any(k > 0 for k in axes), 0 in axes
+                hint = ("make the channels and sizes agree, e.g. with a strided 1x1 conv on one side" if sizes and channels else
+                        "make the sizes agree, e.g. with a stride, a pool or an upsampling on one side" if sizes else
+                        "make the channels agree, e.g. with a 1x1 conv on one side")
         return LocatedError(
             f"`{kind}` needs branches of {need}, but branch {i + 1} gives {fmt_shape(a)} and branch {j + 1} gives {fmt_shape(b)}{where}",
             line.pipeline.span,
-            "make the shapes agree, e.g. with a stride or a 1x1 conv on one side" if kind != "mul" else None,
+            hint,
         )
 
     def join(self, node: ast.Call) -> None:
@@ -174,7 +191,8 @@ class Merges:
             names.append(name)
         if not names:
             raise LocatedError(f"`{kind}()` needs at least one value", first_line(node.span))
-        if self.shape is None:
+        if self.shape is None or any(self.values[n].shape is None for n in names):
+            self.shape = None  # a value whose pipeline failed: that error is reported already
             return
         outputs = [(0, self.shape)] + [(i + 1, self.values[n].shape) for i, n in enumerate(names)]
         try:

@@ -97,8 +97,10 @@ def _show(expr: ast.Expr, x: Any) -> str:
 def _unknown_name_hint(x: Any, env) -> str | None:
     if isinstance(x, Word) and x in ("k", "s", "p", "d", "g", "op"):
         return f"a short option takes a plain number, as in `{x}1` (`{x}-1` reads as `{x} - 1`)"
+    if isinstance(x, Word) and x == "in":
+        return "`in`, the incoming channels, exists only inside a block"
     if isinstance(x, Word):
-        return did_you_mean(x, env) or "name a parameter of the network, or write a number"
+        return did_you_mean(x, env) or "name a parameter, or write a number"
     return None
 
 
@@ -237,6 +239,8 @@ def _word_hint(spec: OpSpec, word: str, env) -> str:
 
     if word in REGISTRY:
         return f"`{word}` is an op: did you forget `|` before it?"
+    if word == "in":
+        return "`in`, the incoming channels, exists only inside a block; write the number, or `3->16`"
     option = spec.option(word)
     if option is not None and option.short:
         return f"write `{option.short}3` or `{option.name}=3`, with no space before the number"

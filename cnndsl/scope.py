@@ -106,10 +106,14 @@ class Scope(BlockCalls, Merges):
             except LocatedError as e:
                 self.fail(e)
         self._discarded(statements)
+        restarts = _restarting(statements)
         for name, v in self.values.items():
             if not v.used and name not in self.outputs:
-                self.warn(f"the value `{name}` is never used by name", v.span,
-                          f"merge it with cat({name}) or add({name}), or drop `{name} =` (the next line continues from it anyway)")
+                if name in restarts:
+                    hint = f"the next line starts again from `{restarts[name]}`, so nothing reads `{name}`: merge it with cat({name}) or add({name}), or remove it"
+                else:
+                    hint = f"merge it with cat({name}) or add({name}), or drop `{name} =` (the next line continues from it)"
+                self.warn(f"the value `{name}` is never used by name", v.span, hint)
 
     def _discarded(self, statements: tuple) -> None:
         """Warn about a line whose result nothing reads: the next line starts again from a value, or is `output`."""
@@ -212,7 +216,9 @@ class Scope(BlockCalls, Merges):
                 raise LocatedError(f"the value `{node.op}` can only start a pipeline", node.op_span,
                                    f"merge it here with cat({node.op}), add({node.op}) or mul({node.op})")
             if node.op in self.prog.blocks:
-                raise LocatedError(f"`{node.op}` is a block: call it with parentheses", node.op_span, f"write `{node.op}(...)`")
+                spaced = node.args and isinstance(node.args[0], ast.Positional) and node.args[0].span.col > node.op_span.end_col
+                raise LocatedError(f"`{node.op}` is a block: call it with parentheses", node.op_span,
+                                   f"write `{node.op}(...)` with no space before `(`" if spaced else f"write `{node.op}(...)`")
             if node.op == "unpool":
                 return self.unpool(node)
             layer = node.model_copy(update={"args": args})
@@ -302,9 +308,12 @@ class Scope(BlockCalls, Merges):
         if len(args) != 1 or not isinstance(args[0], ast.Positional) or not isinstance(args[0].value, ast.Name):
             raise LocatedError("`unpool` takes the name of a max pool", node.span, "e.g. `maxpool 2 as pool1` ... `unpool pool1`")
         target = args[0].value.id
+        if self.sequential:
+            raise LocatedError("`unpool` reads indices, so it cannot be a stage of a named group", node.op_span,
+                               "move it out of the group, or into a block")
         pool = self.pools.get(target)
         if isinstance(pool, str):
-            raise LocatedError(f"`unpool` needs a max pool, but `{target}` is a `{pool}`", args[0].span,
+            raise LocatedError(f"`unpool` needs a max pool, but `{target}` is {'an' if pool[0] in 'aeiou' else 'a'} `{pool}`", args[0].span,
                                "unpool undoes a named max pool: `maxpool 2 as pool1` ... `unpool pool1`")
         if pool is None and target in self.pools:  # the pool's shape is unknown after an error already reported
             self.child_name(node.name, "unpool", node.span)
@@ -447,6 +456,18 @@ def _no_repeat_expression(args) -> None:
         raise LocatedError("a repetition is `x` and a number in one word, such as `x2`", first.span.model_copy(
             update={"end_line": args[1].span.end_line, "end_col": args[1].span.end_col}),
             "the count cannot be a parameter or an expression: repeat where the number is known")
+
+
+def _restarting(statements) -> dict[str, str]:
+    """For each value whose next statement starts again from another value: that value's name."""
+    values = {s.name for s in statements if isinstance(s, ast.Assign)}
+    out = {}
+    for stmt, nxt in zip(statements, statements[1:]):
+        if isinstance(stmt, ast.Assign) and isinstance(nxt, (ast.Assign, ast.Line)):
+            first = nxt.pipeline.stages[0]
+            if isinstance(first, ast.Layer) and first.op in values and first.op != stmt.name and not first.args:
+                out[stmt.name] = first.op
+    return out
 
 
 def _unpool_targets(statements) -> set[str]:

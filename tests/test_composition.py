@@ -573,7 +573,7 @@ ERRORS = {
     cat:
         conv 8 k1
         conv 8 k1 s2
-""", 5, 9, ["`cat`", "(N, 8, 16, 16)", "(N, 8, 8, 8)", "axis 2 (height)"]),
+""", 5, 9, ["`cat`", "(N, 8, 16, 16)", "(N, 8, 8, 8)", "axes 2 (height) and 3 (width)"]),
     "mul_no_broadcast": ("""network N:
     input 8x16x16
     mul:
@@ -590,7 +590,7 @@ ERRORS = {
     input 8x16x16
     e1 = conv 8 k1
     e1 | maxpool 2 | cat(e1)
-""", 4, 22, ["the pipeline gives (N, 8, 8, 8)", "`e1` gives (N, 8, 16, 16)", "axis 2 (height)"]),
+""", 4, 22, ["the pipeline gives (N, 8, 8, 8)", "`e1` gives (N, 8, 16, 16)", "axes 2 (height) and 3 (width)"]),
     "undefined_value": ("""network N:
     input 8x16x16
     enc = conv 8 k1
