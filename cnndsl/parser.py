@@ -6,11 +6,12 @@ import functools
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedInput, VisitError
 from lark.indenter import Indenter
 
 from . import ast
-from .errors import Diagnostic, ParseError, Source, Span
+from .errors import ParseError, Source, Span
+from .syntax_errors import diagnostic, syntax_error
 
 
 class _IndentError(Exception):
@@ -239,129 +240,6 @@ class _ToAst(Transformer):
         return list(c)
 
 
-_TOKEN_NAMES = {
-    "NAME": "a name",
-    "CALL": "a call such as `Name(`",
-    "INT": "an integer",
-    "FLOAT": "a number",
-    "DIMS": "a size such as `3x32x32`",
-    "STRING": "a quoted string",
-    "_NL": "the end of the line",
-    "_INDENT": "an indented block",
-    "_DEDENT": "the end of the block",
-    "$END": "the end of the file",
-    "PIPE": "`|`",
-    "IN": "`in`",
-    "COMP_OP": "a comparison",
-    "MUL_OP": "`*` or `//`",
-    "PLUS": "`+`",
-    "MINUS": "`-`",
-}
-
-
-def _describe(terminal: str) -> str:
-    if terminal in _TOKEN_NAMES:
-        return _TOKEN_NAMES[terminal]
-    for t in _lark().terminals:
-        if t.name == terminal and t.pattern.type == "str":
-            return f"`{t.pattern.value}`"
-    return terminal.lower().lstrip("_")
-
-
-def _found(token: Token) -> str:
-    if token.type in ("_NL", "_INDENT", "_DEDENT", "$END"):
-        return _describe(token.type)
-    return f"`{token}`"
-
-
-_STATEMENT_STARTS = {"NETWORK", "BLOCK", "IMPORT", "INIT", "INPUT", "OUTPUT"}
-
-
-def _expected(names) -> str:
-    names = set(names)
-    summary = []
-    if {"NAME", "CALL", "LPAR"} <= names:
-        names -= {"NAME", "CALL", "LPAR"} | _STATEMENT_STARTS
-        summary.append("a layer")
-    if {"INT", "FLOAT", "NAME"} <= names:
-        names -= {"INT", "FLOAT", "DIMS", "STRING", "NAME", "LPAR", "MINUS", "IN", "_NOT", "NOT", "CALL"}
-        summary.append("a value")
-    shown = summary + sorted({_describe(n) for n in names if not n.startswith("__")})
-    if not shown:
-        return "something else"
-    if len(shown) > 6:
-        return ", ".join(shown[:6]) + " or another token"
-    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
-
-
-def _diagnostic(source: Source, line: int, col: int, width: int, message: str, hint: str | None = None):
-    span = Span(line=line, col=col, end_line=line, end_col=col + max(1, width))
-    return Diagnostic(message=message, file=source.name, span=span, line_text=source.line_text(line), hint=hint)
-
-
-def _syntax_error(source: Source, e: UnexpectedInput) -> Diagnostic:
-    if isinstance(e, UnexpectedCharacters):
-        char = source.text[e.pos_in_stream] if e.pos_in_stream < len(source.text) else ""
-        hint = None
-        if char == "\t":
-            hint = None
-        if char in "\"'":
-            hint = "strings are written in double quotes on one line"
-        return _diagnostic(source, e.line, e.column, 1, f"unexpected character {char!r}", hint)
-    if isinstance(e, UnexpectedEOF):
-        lines = source.text.splitlines() or [""]
-        return _diagnostic(source, len(lines), len(lines[-1]) + 1, 1, f"unexpected end of file; expected {_expected(e.expected)}")
-    assert isinstance(e, UnexpectedToken)
-    tok = e.token
-    line, col = tok.line or 1, tok.column or 1
-    width = len(str(tok)) if tok.type not in ("_NL", "_INDENT", "_DEDENT", "$END") else 1
-    if tok.type == "$END":
-        lines = source.text.splitlines() or [""]
-        line, col = len(lines), len(lines[-1]) + 1
-    elif tok.type == "_NL":
-        # point just after the last thing on the line, where something was missing
-        line = tok.line
-        col = len(source.line_text(line).split("#")[0].rstrip()) + 1
-    hint = None
-    expected = e.accepts or e.expected
-    message = f"expected {_expected(expected)}, found {_found(tok)}"
-    if tok.type == "_INDENT":
-        message = "unexpected indentation"
-        hint = "only the body of a `network`, `block` or `name:` group is indented; a line that ends with `|` continues on the next"
-        line = tok.end_line or line
-        col = len(str(tok).replace("\t", " " * 8)) + 1
-    elif "_INDENT" in expected:
-        message = f"expected an indented block, found {_found(tok)}"
-        hint = "indent the lines of the body under the line that ends with `:`"
-    elif tok.type == "MINUS" and "MINUS" not in expected:
-        hint = "a negative number in a layer's arguments is written in parentheses, e.g. (-1)"
-    if "RPAR" in expected and hint is None:
-        opened = _unclosed_paren(source.text, line, col)
-        if opened is not None:
-            found = "the end of the file" if tok.type in ("_DEDENT", "$END") else _found(tok)  # no line breaks inside ( )
-            message = f"expected `)` to close the `(` at line {opened[0]}, column {opened[1]}, found {found}"
-    return _diagnostic(source, line, col, width, message, hint)
-
-
-def _unclosed_paren(text: str, line: int, col: int) -> tuple[int, int] | None:
-    """Where the innermost `(` still open at (line, col) was opened, skipping comments and strings."""
-    stack: list[tuple[int, int]] = []
-    for n, row in enumerate(text.splitlines()[:line], start=1):
-        in_string = False
-        for c, char in enumerate(row if n < line else row[: col - 1], start=1):
-            if char == '"':
-                in_string = not in_string
-            elif in_string:
-                continue
-            elif char == "#":
-                break
-            elif char == "(":
-                stack.append((n, c))
-            elif char == ")" and stack:
-                stack.pop()
-    return stack[-1] if stack else None
-
-
 MAX_DEPTH = 200
 
 
@@ -372,7 +250,7 @@ def _check_depth(source: Source, tree) -> None:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
             meta = node.meta
-            raise ParseError([_diagnostic(
+            raise ParseError([diagnostic(
                 source, meta.line, meta.column, 1, f"this expression is nested too deeply (more than {MAX_DEPTH} levels)",
                 "simplify it, or compute part of it as a network parameter",
             )])
@@ -393,16 +271,16 @@ def parse_tree(source: Source) -> list:
         return _ToAst().transform(tree)
     except _IndentError as e:
         t = e.token
-        raise ParseError([_diagnostic(source, t.line, t.column, 1, e.message, e.hint)]) from None
+        raise ParseError([diagnostic(source, t.line, t.column, 1, e.message, e.hint)]) from None
     except UnexpectedInput as e:
         if isinstance(getattr(e, "__context__", None), _IndentError):
             t = e.__context__.token
-            raise ParseError([_diagnostic(source, t.line, t.column, 1, e.__context__.message, e.__context__.hint)]) from None
-        raise ParseError([_syntax_error(source, e)]) from None
+            raise ParseError([diagnostic(source, t.line, t.column, 1, e.__context__.message, e.__context__.hint)]) from None
+        raise ParseError([syntax_error(source, e, _lark().terminals)]) from None
     except VisitError as e:
         if isinstance(e.orig_exc, _IndentError):  # a located mistake the transformer found (labeled_if)
             t = e.orig_exc.token
-            raise ParseError([_diagnostic(source, t.line, t.column, 1, e.orig_exc.message, e.orig_exc.hint)]) from None
+            raise ParseError([diagnostic(source, t.line, t.column, 1, e.orig_exc.message, e.orig_exc.hint)]) from None
         raise e.orig_exc from None  # pragma: no cover - nothing else is raised by the transformer
 
 
@@ -425,7 +303,7 @@ def parse(source: Source) -> ast.File:
     if bare:
         if networks:
             first = bare[0]
-            raise ParseError([_diagnostic(
+            raise ParseError([diagnostic(
                 source, first.span.line, first.span.col, 1,
                 "layers at the top level of a file that also defines networks",
                 "indent these lines under a `network Name:` line, or move the networks to another file",

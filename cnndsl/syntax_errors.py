@@ -1,0 +1,132 @@
+"""Lark's parse failures as diagnostics: what was expected, what was found, where, and a hint."""
+
+from __future__ import annotations
+
+from lark import Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from .errors import Diagnostic, Source, Span
+
+_TOKEN_NAMES = {
+    "NAME": "a name",
+    "CALL": "a call such as `Name(`",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "DIMS": "a size such as `3x32x32`",
+    "STRING": "a quoted string",
+    "_NL": "the end of the line",
+    "_INDENT": "an indented block",
+    "_DEDENT": "the end of the block",
+    "$END": "the end of the file",
+    "PIPE": "`|`",
+    "IN": "`in`",
+    "COMP_OP": "a comparison",
+    "MUL_OP": "`*` or `//`",
+    "PLUS": "`+`",
+    "MINUS": "`-`",
+}
+
+
+def _describe(terminal: str, terminals) -> str:
+    if terminal in _TOKEN_NAMES:
+        return _TOKEN_NAMES[terminal]
+    for t in terminals:
+        if t.name == terminal and t.pattern.type == "str":
+            return f"`{t.pattern.value}`"
+    return terminal.lower().lstrip("_")
+
+
+def _found(token: Token, terminals) -> str:
+    if token.type in ("_NL", "_INDENT", "_DEDENT", "$END"):
+        return _describe(token.type, terminals)
+    return f"`{token}`"
+
+
+_STATEMENT_STARTS = {"NETWORK", "BLOCK", "IMPORT", "INIT", "INPUT", "OUTPUT"}
+
+
+def _expected(names, terminals) -> str:
+    names = set(names)
+    summary = []
+    if {"NAME", "CALL", "LPAR"} <= names:
+        names -= {"NAME", "CALL", "LPAR"} | _STATEMENT_STARTS
+        summary.append("a layer")
+    if {"INT", "FLOAT", "NAME"} <= names:
+        names -= {"INT", "FLOAT", "DIMS", "STRING", "NAME", "LPAR", "MINUS", "IN", "_NOT", "NOT", "CALL"}
+        summary.append("a value")
+    shown = summary + sorted({_describe(n, terminals) for n in names if not n.startswith("__")})
+    if not shown:
+        return "something else"
+    if len(shown) > 6:
+        return ", ".join(shown[:6]) + " or another token"
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+
+
+def diagnostic(source: Source, line: int, col: int, width: int, message: str, hint: str | None = None) -> Diagnostic:
+    """A one-line diagnostic at (line, col), `width` characters wide."""
+    span = Span(line=line, col=col, end_line=line, end_col=col + max(1, width))
+    return Diagnostic(message=message, file=source.name, span=span, line_text=source.line_text(line), hint=hint)
+
+
+def syntax_error(source: Source, e: UnexpectedInput, terminals) -> Diagnostic:
+    """A Lark failure as a diagnostic that says what was expected and what was found, and where;
+    `terminals` are the grammar's, for naming the punctuation the parser expected."""
+    if isinstance(e, UnexpectedCharacters):
+        char = source.text[e.pos_in_stream] if e.pos_in_stream < len(source.text) else ""
+        hint = None
+        if char in "\"'":
+            hint = "strings are written in double quotes on one line"
+        return diagnostic(source, e.line, e.column, 1, f"unexpected character {char!r}", hint)
+    if isinstance(e, UnexpectedEOF):
+        lines = source.text.splitlines() or [""]
+        return diagnostic(source, len(lines), len(lines[-1]) + 1, 1, f"unexpected end of file; expected {_expected(e.expected, terminals)}")
+    assert isinstance(e, UnexpectedToken)
+    tok = e.token
+    line, col = tok.line or 1, tok.column or 1
+    width = len(str(tok)) if tok.type not in ("_NL", "_INDENT", "_DEDENT", "$END") else 1
+    if tok.type == "$END":
+        lines = source.text.splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
+    elif tok.type == "_NL":
+        # point just after the last thing on the line, where something was missing
+        line = tok.line
+        col = len(source.line_text(line).split("#")[0].rstrip()) + 1
+    hint = None
+    expected = e.accepts or e.expected
+    message = f"expected {_expected(expected, terminals)}, found {_found(tok, terminals)}"
+    if tok.type == "_INDENT":
+        message = "unexpected indentation"
+        hint = ("only the lines under a `network`, `block`, merge (`add:`, `cat:`, ...) or `name:` line are indented; "
+                "did the line above miss its `:`? (a line that ends with `|` continues on the next)")
+        line = tok.end_line or line
+        col = len(str(tok).replace("\t", " " * 8)) + 1
+    elif "_INDENT" in expected:
+        message = f"expected an indented block, found {_found(tok, terminals)}"
+        hint = "indent the lines of the body under the line that ends with `:`"
+    elif tok.type == "MINUS" and "MINUS" not in expected:
+        hint = "a negative number in a layer's arguments is written in parentheses, e.g. (-1)"
+    if "RPAR" in expected and hint is None:
+        opened = _unclosed_paren(source.text, line, col)
+        if opened is not None:
+            found = "the end of the file" if tok.type in ("_DEDENT", "$END") else _found(tok, terminals)  # no line breaks inside ( )
+            message = f"expected `)` to close the `(` at line {opened[0]}, column {opened[1]}, found {found}"
+    return diagnostic(source, line, col, width, message, hint)
+
+
+def _unclosed_paren(text: str, line: int, col: int) -> tuple[int, int] | None:
+    """Where the innermost `(` still open at (line, col) was opened, skipping comments and strings."""
+    stack: list[tuple[int, int]] = []
+    for n, row in enumerate(text.splitlines()[:line], start=1):
+        in_string = False
+        for c, char in enumerate(row if n < line else row[: col - 1], start=1):
+            if char == '"':
+                in_string = not in_string
+            elif in_string:
+                continue
+            elif char == "#":
+                break
+            elif char == "(":
+                stack.append((n, c))
+            elif char == ")" and stack:
+                stack.pop()
+    return stack[-1] if stack else None
