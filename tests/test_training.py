@@ -1,0 +1,77 @@
+"""The generated modules train: one process and DistributedDataParallel over 2 processes (gloo), with
+scikit-learn's bundled digits; and a model from cnndsl.load is an ordinary module (deepcopy, save/load)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from conftest import EXAMPLES
+
+sys.path.insert(0, str(EXAMPLES))
+import train_digits  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_single_process_training_reaches_its_accuracy():
+    torch.set_num_threads(1)
+    try:
+        accuracy = train_digits.train(quiet=True)
+    finally:
+        torch.set_num_threads(os.cpu_count() or 1)
+    assert accuracy >= 0.97
+
+
+def test_the_script_prints_its_accuracy_last():
+    run = subprocess.run([sys.executable, str(EXAMPLES / "train_digits.py"), "--epochs", "2"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    last = run.stdout.strip().splitlines()[-1]
+    assert last.startswith("test accuracy: ") and 0 <= float(last.split(": ")[1]) <= 1
+
+
+def _one_step(rank: int, world: int, port: int, out: str) -> None:
+    """One DDP training step on this rank's shard; saves the gradients each rank ends up with."""
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+        train_set, _ = train_digits.digits()
+        model = torch.nn.parallel.DistributedDataParallel(train_digits.cnndsl.load(train_digits.NETWORK, device="cpu"))
+        sampler = torch.utils.data.DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=0)
+        x, y = next(iter(torch.utils.data.DataLoader(train_set, batch_size=32, sampler=sampler)))
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        grads = {n: p.grad for n, p in model.module.named_parameters()}
+        torch.save({"x": x, "grads": grads}, f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_gradients_are_identical_across_ranks(tmp_path):
+    out = str(tmp_path / "step")
+    mp.spawn(_one_step, args=(2, _free_port(), out), nprocs=2, join=True)
+    r0, r1 = torch.load(f"{out}.0"), torch.load(f"{out}.1")
+    assert not torch.equal(r0["x"], r1["x"])  # each rank saw its own shard...
+    assert r0["grads"].keys() == r1["grads"].keys()
+    for name in r0["grads"]:  # ...and all-reduce left every rank with the same gradient
+        assert torch.equal(r0["grads"][name], r1["grads"][name]), name
+
+
+@pytest.mark.slow
+def test_two_process_training_reaches_its_accuracy():
+    run = subprocess.run([sys.executable, str(EXAMPLES / "train_digits.py"), "--nproc", "2", "--port", str(_free_port())],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert float(run.stdout.strip().splitlines()[-1].split(": ")[1]) >= 0.95
