@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Union
 
-from . import ast
+from . import ast, limits
 from .errors import CheckError, CnnDslError, Diagnostic, ParseError, Source, UsageError
 from .network import CheckedLayer, CheckedNetwork
 
@@ -34,9 +34,13 @@ def read_source(src: SourceLike) -> Source:
     if isinstance(src, os.PathLike) or (isinstance(src, str) and "\n" not in src and (src.strip().endswith(".cnn") or _is_file(src))):
         path = Path(src)
         try:
-            data = path.read_bytes()
+            size = path.stat().st_size
+            data = path.read_bytes() if _size_problem(size) is None else b""
         except OSError as e:
             raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+        found = _size_problem(max(size, len(data)))
+        if found:
+            raise CnnDslError([Diagnostic(message=found[0], hint=found[1], file=str(path))])
         if b"\x00" in data:
             raise CnnDslError([Diagnostic(message="this is not a text file (it contains NUL bytes)", file=str(path))])
         try:
@@ -46,7 +50,28 @@ def read_source(src: SourceLike) -> Source:
         return Source(name=str(path), text=text)
     if not isinstance(src, str):
         raise TypeError(f"expected a path or source text, got {type(src).__name__}")
+    found = _size_problem(len(src.encode("utf-8", "surrogatepass")) if len(src) * 4 > limits.get("file_bytes") else len(src))
+    if found:
+        raise CnnDslError([Diagnostic(message=found[0], hint=found[1], file="<string>")])
     return Source(name="<string>", text=src)
+
+
+def _size_problem(size: int) -> tuple[str, str] | None:
+    return limits.problem("file_bytes", size, "the source's size")
+
+
+@contextlib.contextmanager
+def _no_recursion_error(source: Source):
+    """The limits keep the recursive walks shallow; should one be raised beyond what Python's stack allows, the
+    user still gets a diagnostic, not a traceback."""
+    try:
+        yield
+    except RecursionError:
+        names = ", ".join(limits.LIMITS[n].env for n in ("nesting", "call_depth"))
+        raise CnnDslError([Diagnostic(
+            message="this file nests too deeply for the compiler (Python's recursion limit was reached)",
+            file=source.name, hint=f"nest less, or lower the limits {names}",
+        )]) from None
 
 
 @contextlib.contextmanager
@@ -73,7 +98,9 @@ def parse(src: SourceLike) -> ast.File:
     """The syntax tree of a file (its networks, blocks and imports)."""
     from .parser import parse as _parse
 
-    return _parse(read_source(src))
+    source = read_source(src)
+    with _no_recursion_error(source):
+        return _parse(source)
 
 
 def _input_shape(input: Any) -> tuple[int, ...] | None:
@@ -87,9 +114,13 @@ def _input_shape(input: Any) -> tuple[int, ...] | None:
         dims = tuple(int(d) for d in input)
         if not 2 <= len(dims) <= 4 or min(dims) < 1:
             raise ValueError
-        return dims
     except (TypeError, ValueError):
         raise UsageError(f"input must be channels and 1 to 3 spatial sizes such as 3x32x32, got {input!r}") from None
+    for axis, d in enumerate(dims):
+        found = limits.problem("channels" if axis == 0 else "spatial", d, "the input's channels" if axis == 0 else "an input size")
+        if found:
+            raise UsageError(f"{found[0]}; {found[1]}")
+    return dims
 
 
 def check(src: SourceLike, *, network: str | None = None, input: Any = None, **params: Any) -> CheckedNetwork:
@@ -98,7 +129,7 @@ def check(src: SourceLike, *, network: str | None = None, input: Any = None, **p
     from .parser import parse as _parse
 
     source = read_source(src)
-    with _no_gc():  # the compile path allocates many small objects and frees none of them in cycles
+    with _no_gc(), _no_recursion_error(source):  # the compile path allocates many small objects and frees none of them in cycles
         file = _parse(source)
         blocks = collect_blocks(source, file, read_source)
         net = pick_network(source, file, network)
@@ -109,7 +140,9 @@ def compile(src: SourceLike, *, network: str | None = None, input: Any = None, *
     """The generated Python source of a network."""
     from .codegen import generate
 
-    return generate(check(src, network=network, input=input, **params))
+    net = check(src, network=network, input=input, **params)
+    with _no_recursion_error(Source(name=net.file, text="")):
+        return generate(net)
 
 
 def load(src: SourceLike, *, device: Any = None, network: str | None = None, input: Any = None, **params: Any):

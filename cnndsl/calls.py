@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import ast
+from . import ast, limits
 from .errors import did_you_mean, first_line
 from .network import BlockInstance, Step
 from .resolve import LocatedError, Word, evaluate
@@ -20,6 +20,9 @@ class BlockCalls:
         attr = self.child_name(node.name, node.callee.lower(), node.span)
         if node.callee in (name for name, _, _ in self.prog.calls):
             raise LocatedError(f"the block `{node.callee}` calls itself", first_line(node.span), "blocks cannot be recursive")
+        found = limits.problem("call_depth", len(self.prog.calls) + 1, "the depth of this block call")
+        if found:
+            raise LocatedError(found[0], first_line(node.span), found[1])
         given = self._call_args(node, block)  # checked even after an earlier error, like a layer's own arguments
         if self.shape is None:
             return

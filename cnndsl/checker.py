@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import ast
+from . import ast, limits
 from .errors import CheckError, Diagnostic, ParseError, Source, Span, did_you_mean, first_line
 from .inits import arguments, init_call, rank_problem
 from .names import identifier_problem
@@ -89,6 +89,10 @@ class _Checker:
             if isinstance(v, Word) or not isinstance(v, (int, float, bool)):
                 self.error(f"parameter `{p.name}` must be a number or true/false, found {v!r}", p.span)
                 continue
+            found = limits.problem("integer", abs(v), f"the value of `{p.name}`") if type(v) is int else None
+            if found:
+                self.error(found[0], p.span, found[1])
+                continue
             self.env[p.name] = Val(v, p.name)
             self.param_values.append(NetworkParam(name=p.name, value=v))
 
@@ -116,6 +120,11 @@ class _Checker:
                 "write CxL for 1-d, CxHxW for 2-d or CxDxHxW for 3-d networks",
             )
             return True
+        for axis, d in enumerate(dims):
+            found = limits.problem("channels" if axis == 0 else "spatial", d.v, "the input's channels" if axis == 0 else "an input size")
+            if found:
+                self.error(found[0], stmt.value.span, found[1])
+                return True
         if self.input_override is None:
             self.input = tuple(dims)
             self.scope.shape = self.input
@@ -132,6 +141,9 @@ class _Checker:
         if not self.prog.layers and not self.prog.errors:
             self.error(f"network `{self.net.name}` has no layers", first_line(self.net.span), "add a pipeline such as `conv 16 k3 | relu`")
         rules = self._init_rules()
+        found = limits.problem("params", sum(layer.params or 0 for layer in self.prog.layers), "the network's parameters")
+        if found and not self.prog.errors:
+            self.error(found[0], first_line(self.net.span), found[1])
         if self.prog.errors:
             raise CheckError(self.prog.errors)
         outputs = getattr(scope, "output_shapes", None) or (scope.shape,)

@@ -9,7 +9,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 from lark.indenter import Indenter
 
-from . import ast
+from . import ast, limits
 from .errors import ParseError, Source, Span
 from .syntax_errors import diagnostic, syntax_error
 
@@ -100,13 +100,25 @@ def _parts(children):
     return tuple(c for c in rest if c is not None and not isinstance(c, Token)), args, name
 
 
+def _integer(text: str, line: int, col: int) -> int:
+    """An integer literal, refused beyond the `integer` limit (Python will not even convert 4300 digits)."""
+    digits = text.lstrip("0") or "0"
+    n = int(digits) if len(digits) <= 4000 else 1 << int(len(digits) * 3.33)
+    found = limits.problem("integer", n, "this number")
+    if found:
+        at = Token("INT", text)
+        at.line, at.column = line, col
+        raise _IndentError(at, *found)
+    return n
+
+
 @v_args(meta=True)
 class _ToAst(Transformer):
     """Lark tree -> ast nodes, bottom up."""
 
     # expressions
     def int(self, meta, c):
-        return ast.Num.model_construct(value=int(c[0]), span=_span(meta))
+        return ast.Num.model_construct(value=_integer(str(c[0]), meta.line, meta.column), span=_span(meta))
 
     def float(self, meta, c):
         return ast.Num.model_construct(value=float(c[0]), span=_span(meta))
@@ -115,7 +127,7 @@ class _ToAst(Transformer):
         items = []
         col = meta.column
         for part in str(c[0]).split("x"):
-            items.append(ast.Num.model_construct(value=int(part), span=Span(line=meta.line, col=col, end_line=meta.line, end_col=col + len(part))))
+            items.append(ast.Num.model_construct(value=_integer(part, meta.line, col), span=Span(line=meta.line, col=col, end_line=meta.line, end_col=col + len(part))))
             col += len(part) + 1
         return ast.Tuple.model_construct(items=tuple(items), span=_span(meta))
 
@@ -240,19 +252,22 @@ class _ToAst(Transformer):
         return list(c)
 
 
-MAX_DEPTH = 200
+MAX_DEPTH = limits.LIMITS["nesting"].default  # the default; limits.get("nesting") is the one in force
 
 
 def _check_depth(source: Source, tree) -> None:
     """The transformer and the checker recurse; a deeper tree (`1+1+...+1`) would end in RecursionError."""
+    max_depth = limits.get("nesting")
     stack = [(tree, 1)]
     while stack:
         node, depth = stack.pop()
-        if depth > MAX_DEPTH:
+        if depth > max_depth:
             meta = node.meta
+            env = limits.LIMITS["nesting"].env
             raise ParseError([diagnostic(
-                source, meta.line, meta.column, 1, f"this expression is nested too deeply (more than {MAX_DEPTH} levels)",
-                "simplify it, or compute part of it as a network parameter",
+                source, meta.line, meta.column, 1,
+                f"this expression is nested too deeply (more than {max_depth} levels; the limit is {env})",
+                f"simplify it, or compute part of it as a network parameter (or raise {env})",
             )])
         stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import ast
+from . import ast, limits
 from .errors import Span, did_you_mean
 from .ops.base import REPEAT, SHORT, Ctx, Opt, OpSpec
 from .values import Val
@@ -50,7 +50,11 @@ def evaluate(expr: ast.Expr, env: dict[str, Val]) -> Any:
         a, b = _number(expr.left, env), _number(expr.right, env)
         if expr.op in ("//", "/") and b.v == 0:
             raise LocatedError("division by zero", expr.span)
-        return {"+": a.__add__, "-": a.__sub__, "*": a.__mul__, "//": a.__floordiv__, "/": a.__truediv__}[expr.op](b)
+        try:
+            result = {"+": a.__add__, "-": a.__sub__, "*": a.__mul__, "//": a.__floordiv__, "/": a.__truediv__}[expr.op](b)
+        except OverflowError:  # a huge integer mixed with a float
+            raise LocatedError("the result of this expression is too large", expr.span) from None
+        return _bounded(result, expr.span)
     if isinstance(expr, ast.Compare):
         a, b = evaluate(expr.left, env), evaluate(expr.right, env)
         a, b = (a.v if isinstance(a, Val) else a), (b.v if isinstance(b, Val) else b)
@@ -68,6 +72,15 @@ def evaluate(expr: ast.Expr, env: dict[str, Val]) -> Any:
     if isinstance(expr, ast.Not):
         return Val(not _truth(expr.operand, env))
     raise LocatedError("an initialiser call is only allowed in `init` rules and `init=`", expr.span)
+
+
+def _bounded(x: Val, span: Span) -> Val:
+    """An integer result within the `integer` limit, so that no later step meets a number too large to print."""
+    if type(x.v) is int:
+        found = limits.problem("integer", abs(x.v), "this value")
+        if found:
+            raise LocatedError(*found[:1], span, found[1])
+    return x
 
 
 def _number(expr: ast.Expr, env) -> Val:
@@ -145,7 +158,7 @@ def convert(opt: Opt, x: Any, expr: ast.Expr, env) -> Any:
 
 
 def _short_value(text: str, span: Span):
-    parts = tuple(Val(int(p)) for p in text.split("x"))
+    parts = tuple(Val(_literal(p, span)) for p in text.split("x"))
     return parts[0] if len(parts) == 1 else parts
 
 
@@ -300,9 +313,22 @@ def split_repeat(args: tuple) -> tuple[tuple, int, Span | None]:
         if isinstance(arg, ast.Positional) and isinstance(arg.value, ast.Name) and REPEAT.match(arg.value.id):
             if span is not None:
                 raise LocatedError("repetition is given twice", arg.span)
-            count, span = int(arg.value.id[1:]), arg.span
+            count, span = _literal(arg.value.id[1:], arg.span), arg.span
             if count < 1:
                 raise LocatedError("repetition needs at least one copy, found x0", arg.span)
+            found = limits.problem("repeat", count, "this repetition")
+            if found:
+                raise LocatedError(found[0], arg.span, found[1])
         else:
             rest.append(arg)
     return tuple(rest), count, span
+
+
+def _literal(digits: str, span: Span) -> int:
+    """The integer in a word such as `k3` or `x2`, within the `integer` limit."""
+    digits = digits.lstrip("0") or "0"
+    n = int(digits) if len(digits) <= 4000 else 1 << int(len(digits) * 3.33)
+    found = limits.problem("integer", n, "this number")
+    if found:
+        raise LocatedError(found[0], span, found[1])
+    return n

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import ast
+from . import ast, limits
 from .calls import BlockCalls
 from .errors import MAX_ERRORS, CheckError, Diagnostic, Source, Span, did_you_mean, first_line
 from .merges import JOINS, MERGES, Merges
@@ -16,7 +16,7 @@ from .network import BlockInstance, CheckedLayer, Step
 from .ops import REGISTRY, Ctx, LayerError
 from .ops.common import fmt_shape
 from .resolve import LocatedError, resolve, split_repeat
-from .shapes import unpool_out
+from .shapes import pool_stray_index, unpool_out
 from .values import Val, plain, value
 
 
@@ -265,6 +265,7 @@ class Scope(BlockCalls, Merges):
         ctx = Ctx(spec=spec, op=node.op, shape=self.shape)
         spans: dict[str, Span] = {}
         extra = resolve(ctx, node, self.env, spans)
+        _within_limits(ctx, spans, node.op_span)
         attr = self.child_name(node.name, spec.kind or spec.name, node.span)
         if self.shape is None:  # an earlier error left the shape unknown
             return
@@ -273,6 +274,7 @@ class Scope(BlockCalls, Merges):
         except LayerError as e:
             self.shape = None
             raise LocatedError(e.message, spans.get(e.at, node.op_span) if e.at else node.op_span, e.hint) from None
+        _shape_within_limits(result.shape, node.op_span)
         if self.first_in is None and ctx["in"] is not None:
             self.first_in = value(ctx["in"])
         for message, hint in result.warnings:
@@ -300,6 +302,9 @@ class Scope(BlockCalls, Merges):
             else:
                 self.prog.layer_inits.append((layer.name, extra["init"], self.source))
         self.prog.layers.append(layer)
+        found = limits.problem("layers", len(self.prog.layers), "the number of layers")
+        if found:  # raised past the error list: repeating this error for every layer would take as long
+            raise CheckError([*self.prog.errors, self.prog.diagnostic("error", *found[:1], node.span, self.source, found[1])])
         self.steps.append(Step(kind="layer", name=attr, layer=layer, indices=indices, output_shape=layer.output_shape))
         self.shape = result.shape
 
@@ -337,6 +342,15 @@ class Scope(BlockCalls, Merges):
         p = ctx.per_dim("padding", n)
         spatial = pool["input"][1:]
         default = tuple(unpool_out(self.shape[1 + j], k[j], s[j], p[j]) for j in range(n))
+        for j, (dflt, want) in enumerate(zip(default, spatial)):
+            if dflt is not None and want is not None and not value(dflt) - value(s[j]) < value(want) < value(dflt) + value(s[j]):
+                raise LocatedError(f"`unpool {target}` cannot restore size {value(want)} in spatial dimension {j + 1}: MaxUnpool"
+                                   f" with kernel {value(k[j])}, stride {value(s[j])} and padding {value(p[j])} gives sizes"
+                                   f" strictly between {value(dflt) - value(s[j])} and {value(dflt) + value(s[j])}", node.span,
+                                   "a dilated pool covers more input than its kernel: use dilation 1 before an unpool")
+        if pool_stray_index(spatial, k, s, p, ctx.per_dim("dilation", n), self.shape[1:]):
+            raise LocatedError(f"`unpool {target}` cannot undo `{target}`: a window of the dilated pool holds no input element,"
+                               " so its index lies outside the input", node.span, "use less padding or dilation in the pool")
         output_size = None
         if any(d is not None and t is not None and value(d) != value(t) for d, t in zip(default, spatial)):
             output_size = tuple(value(t) for t in spatial)
@@ -347,6 +361,9 @@ class Scope(BlockCalls, Merges):
             output_shape=plain((self.shape[0], *spatial)), params=0, span=node.span,
         )
         self.prog.layers.append(layer)
+        found = limits.problem("layers", len(self.prog.layers), "the number of layers")
+        if found:  # raised past the error list: repeating this error for every layer would take as long
+            raise CheckError([*self.prog.errors, self.prog.diagnostic("error", *found[:1], node.span, self.source, found[1])])
         self.steps.append(Step(kind="layer", name=attr, layer=layer, unpool=pool["indices"], output_size=output_size,
                                output_shape=layer.output_shape))
         self.shape = (self.shape[0], *spatial)
@@ -447,6 +464,31 @@ class Scope(BlockCalls, Merges):
         self.shape = group.shape
         self.first_in = self.first_in if self.first_in is not None else group.first_in
         self.steps.append(Step(kind="group", name=attr, children=tuple(group.steps), output_shape=plain(self.shape)))
+
+
+_CHANNEL_OPTIONS = ("in", "out", "num_parameters")
+
+
+def _within_limits(ctx: Ctx, spans: dict[str, Span], at: Span) -> None:
+    """Channel counts and kernel sizes as written, against cnndsl.limits, before any rule multiplies them."""
+    for key in (*_CHANNEL_OPTIONS, "kernel_size"):
+        x = value(ctx[key])
+        for n in x if isinstance(x, tuple) else (x,):
+            if type(n) is int:
+                found = limits.problem("kernel" if key == "kernel_size" else "channels", n, f"`{key}`")
+                if found:
+                    raise LocatedError(found[0], spans.get(key, at), found[1])
+
+
+def _shape_within_limits(shape, at: Span) -> None:
+    """A layer's output: its channels (for rank > 1) and spatial sizes, against cnndsl.limits."""
+    dims = value(shape) if isinstance(shape, tuple) else ()
+    for axis, n in enumerate(dims):
+        if type(n) is not int or (axis == 0 and len(dims) == 1):
+            continue  # unknown, or the features after flatten (the next linear's own size is checked)
+        found = limits.problem("channels" if axis == 0 else "spatial", n, "the output's channels" if axis == 0 else f"the output's size in dimension {axis}")
+        if found:
+            raise LocatedError(found[0], at, found[1])
 
 
 def _no_repeat_expression(args) -> None:

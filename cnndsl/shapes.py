@@ -73,3 +73,31 @@ def prod(dims):
             return None
         out = out * d
     return out
+
+
+def pool_stray_index(ins, k, s, p, d, outs) -> bool:
+    """Whether a max pool leaves an index outside its input, which MaxUnpool rejects ("Found an invalid max
+    index"). A window that holds no input element (only with dilation: its taps step over the input into the
+    padding) keeps PyTorch's initial index, built from the window's starts clamped into the input; that flat
+    index can lie past the input's end. Unknown sizes: False."""
+    if any(v is None for v in (*ins, *outs)):
+        return False
+    ins, k, s, p, d, outs = (value(tuple(v)) for v in (ins, k, s, p, d, outs))
+    n = len(ins)
+    strides = [math.prod(ins[j + 1 :]) for j in range(n)]
+
+    def start(j, o):
+        c = o * s[j] - p[j]
+        while c < 0:
+            c += d[j]
+        return c
+
+    def empty(j, o):
+        return start(j, o) >= min(o * s[j] - p[j] + d[j] * (k[j] - 1) + 1, ins[j])
+
+    top = [max(start(j, o) for o in range(outs[j])) * strides[j] for j in range(n)]
+    for j in range(n):
+        hollow = [start(j, o) for o in range(outs[j]) if empty(j, o)]
+        if hollow and max(hollow) * strides[j] + sum(top) - top[j] >= math.prod(ins):
+            return True
+    return False

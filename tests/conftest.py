@@ -31,3 +31,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The number of cases the differential property tests (tests/test_differential.py) ran, per family."""
+    counts = getattr(config, "cnndsl_differential", None)
+    if not counts:
+        return
+    extra = ("accepted", "rejected", "executed")
+    families = {k: v for k, v in counts.items() if "." not in k and k not in extra}
+    seconds = getattr(config, "cnndsl_differential_seconds", None)
+    per = ", ".join(f"{k} {v}" for k, v in sorted(families.items()))
+    took = f" in {seconds:.1f}s" if seconds is not None else ""
+    terminalreporter.write_line(
+        f"differential: {sum(families.values())} cases{took} ({per}); "
+        f"{counts['accepted']} accepted, {counts['rejected']} rejected, {counts['executed']} generated modules run"
+    )

@@ -54,6 +54,9 @@ def instnorm(ctx: Ctx) -> Result:
     _eps(ctx)
     fam = _family(ctx, (1, 2, 3))
     c = _channels(ctx)
+    if not value(ctx["track_running_stats"]) and prod([value(i) for i in ctx.shape[1:]]) == 1:
+        raise LayerError(f"`{ctx.op}` needs more than one spatial element per channel, but the input is {fmt_shape(ctx.shape)}",
+                         hint="instance norm normalises over the spatial positions; with one there is nothing to normalise")
     affine = value(ctx["affine"])
     return Result(
         module=f"nn.InstanceNorm{fam}",

@@ -66,6 +66,8 @@ def avgpool(ctx: Ctx) -> Result:
     div = ctx["divisor_override"]
     if div is not None and value(div) == 0:
         raise LayerError("divisor_override must not be zero", at="divisor_override")
+    if div is not None and n == 1:
+        raise LayerError("nn.AvgPool1d has no divisor_override", at="divisor_override", hint="drop divisor_override, or pool a 2-d or 3-d input")
     if n == 3:
         for j in range(3):
             i = value(ctx.shape[1 + j])
