@@ -35,7 +35,8 @@ def read_source(src: SourceLike) -> Source:
         path = Path(src)
         try:
             size = path.stat().st_size
-            data = path.read_bytes() if _size_problem(size) is None else b""
+            with path.open("rb") as f:  # never more than the limit allows: /dev/zero has no size
+                data = f.read(limits.get("file_bytes") + 1) if _size_problem(size) is None else b""
         except OSError as e:
             raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
         found = _size_problem(max(size, len(data)))

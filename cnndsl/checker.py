@@ -89,6 +89,8 @@ class _Checker:
             if isinstance(v, Word) or not isinstance(v, (int, float, bool)):
                 self.error(f"parameter `{p.name}` must be a number or true/false, found {v!r}", p.span)
                 continue
+            if type(v) not in (bool, int, float):  # a subclass (its __repr__ would reach the generated code): the plain number
+                v = int(v) if isinstance(v, int) else float(v)
             found = limits.problem("integer", abs(v), f"the value of `{p.name}`") if type(v) is int else None
             if found:
                 self.error(found[0], p.span, found[1])
@@ -227,6 +229,11 @@ class _Checker:
 def check_network(source: Source, net: ast.Network, params: dict[str, Any] | None = None,
                   input_shape: tuple[int, ...] | None = None, blocks: dict | None = None) -> CheckedNetwork:
     blocks = blocks or {}
+    if net.name in blocks:  # both would be classes of that name in the generated file
+        block, src = blocks[net.name]
+        at, where = (first_line(block.span), src) if net.implicit else (first_line(net.span), source)
+        raise CheckError([_diagnostic(where, f"the network and a block are both named `{net.name}`", at,
+                                      "rename one of them" if not net.implicit else "rename the block or the file (the network is named after it)")])
     checked = _Checker(source, net, dict(params or {}), input_shape, blocks).run()
     if checked.input_shape is None:
         # pick an input size for the smoke run that the network accepts

@@ -1,0 +1,230 @@
+"""Limits (cnndsl/limits.py): an absurd size is a located diagnostic that names the limit and how to raise it,
+never an exhausted memory, a hang or a traceback; each limit is adjustable by its environment variable and
+from Python. Also: determinism of every example across hash seeds, and what a new user meets first."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import EXAMPLES, ROOT
+
+import cnndsl
+from cnndsl import limits
+
+EXAMPLE_FILES = sorted(EXAMPLES.glob("*.cnn"))
+NET = "network Net(a=3):\n    input 3x8x8\n    "
+
+
+def _diagnostic(text: str, **params):
+    with pytest.raises(cnndsl.CnnDslError) as info:
+        cnndsl.compile(text, **params)
+    return info.value.diagnostics[0]
+
+
+# one case per limit: (limit, source, line, column of the diagnostic)
+CASES = [
+    ("channels", NET + "conv 99999999 k3", 3, 10),
+    ("channels", NET + "conv 3->2000000 k1", 3, 13),
+    ("channels", NET + "flatten | linear 5000000", 3, 22),
+    ("channels", "network Net:\n    input 2000000x8x8\n    relu", 2, 11),
+    ("channels", "network Net:\n    input 3x128x128\n    conv 1024 k1 | pixelunshuffle 64", 3, 20),
+    ("kernel", NET + "conv 8 k5000 p2500", 3, 12),
+    ("kernel", NET + "maxpool kernel_size=(2, 99999)", 3, 13),
+    ("spatial", NET + "conv 8 k3 p=99999999", 3, 5),
+    ("spatial", NET + "upsample 1e300", 3, 5),
+    ("spatial", "network Net:\n    input 3x100000000x8\n    relu", 2, 11),
+    ("repeat", NET + "relu x1001", 3, 10),
+    ("repeat", NET + "(conv 3 k1 | relu) x99999999999", 3, 24),
+    ("layers", NET + "((relu x100) x100) x2", 3, 7),
+    ("params", NET + "conv 1000000 k3 | conv 1000000 k3", 1, 1),
+    ("integer", NET + "conv " + "9" * 30 + " k3", 3, 10),
+    ("integer", NET + "conv 8 k" + "9" * 5000, 3, 12),
+    ("integer", NET + "conv 8 k3 x" + "9" * 5000, 3, 15),
+    ("integer", "network Net:\n    input 3x" + "9" * 5000 + "x8\n    relu", 2, 13),
+    ("integer", NET + "conv 8 k3 | dropout " + "9" * 18 + "*" + "9" * 18 + "*0.5", 3, 25),
+    ("integer", NET + "conv a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a k1", 3, 10),
+    ("integer", "network Net(a=" + "9" * 400 + "):\n    input 3x8x8\n    conv a k3", 1, 15),
+    ("nesting", NET + "conv " + "(1+" * 3000 + "8" + ")" * 3000 + " k3", 3, None),
+    ("nesting", NET + "conv 8 k3 if " + "not " * 3000 + "true", 3, None),
+    ("nesting", NET + "conv " + "+".join(["1"] * 5000) + " k1", 3, None),
+    ("call_depth", "".join(f"block B{i}:\n    B{i + 1}()\n" for i in range(3000)) + "block B3000:\n    relu\n"
+     "network Net:\n    input 3x8x8\n    B0()\n", 200, 5),
+]
+
+
+@pytest.mark.parametrize("name, text, line, col", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_each_limit_is_a_located_diagnostic_that_names_it(name, text, line, col):
+    start = time.monotonic()
+    d = _diagnostic(text)
+    assert time.monotonic() - start < 20
+    env = limits.LIMITS[name].env
+    assert env in d.message, d.message
+    assert d.line == line and d.col >= 1 and (col is None or d.col == col), (d.line, d.col, d.message)
+    assert "Traceback" not in d.message and len(d.message) < 300
+    if name != "nesting":
+        assert "exceeds the limit of" in d.message
+        assert env in d.hint and f"set_limit({name!r}" in d.hint
+
+
+def test_deep_parentheses_alone_are_no_nesting():
+    """`((((8))))` is the number 8, however many parentheses: no tree, no recursion, no limit."""
+    assert cnndsl.check(NET + "conv " + "(" * 5000 + "8" + ")" * 5000 + " k3").output_shape == (8, 6, 6)
+
+
+def test_limits_are_not_met_by_the_examples():
+    for path in EXAMPLE_FILES:
+        cnndsl.compile(path)
+
+
+def test_the_limit_message_reads_well():
+    d = _diagnostic(NET + "conv 99999999 k3")
+    assert d.message == "`out` (99,999,999) exceeds the limit of 1,048,576 channels (CNNDSL_MAX_CHANNELS)"
+    assert d.hint == "set the environment variable CNNDSL_MAX_CHANNELS or call cnndsl.limits.set_limit('channels', N) to raise it"
+    huge = _diagnostic(NET + "conv 8 k" + "9" * 5000)
+    assert "about 10**" in huge.message
+
+
+def test_python_api_raises_and_restores_a_limit():
+    text = NET + "relu x1500"
+    with pytest.raises(cnndsl.CnnDslError):
+        cnndsl.check(text)
+    with limits.override(repeat=2000):
+        assert len(cnndsl.check(text).layers) == 1500
+    with pytest.raises(cnndsl.CnnDslError):
+        cnndsl.check(text)
+    limits.set_limit("channels", 16)
+    try:
+        assert "CNNDSL_MAX_CHANNELS" in _diagnostic(NET + "conv 17 k1").message
+        cnndsl.check(NET + "conv 16 k1")
+    finally:
+        limits.set_limit("channels", None)
+    cnndsl.check(NET + "conv 17 k1")
+    with pytest.raises(ValueError):
+        limits.set_limit("channels", 0)
+    with pytest.raises(KeyError):
+        limits.set_limit("no_such_limit", 3)
+
+
+def test_lowering_a_limit_through_python_applies_to_every_place(tmp_path):
+    with limits.override(kernel=3):
+        assert "CNNDSL_MAX_KERNEL" in _diagnostic(NET + "conv 8 k5").message
+    with limits.override(spatial=100):
+        assert "CNNDSL_MAX_SPATIAL" in _diagnostic(NET + "upsample 16").message
+    with limits.override(layers=5):
+        assert "CNNDSL_MAX_LAYERS" in _diagnostic(NET + "relu x6").message
+    with limits.override(params=100):
+        assert "CNNDSL_MAX_PARAMS" in _diagnostic(NET + "conv 8 k3").message
+    with limits.override(nesting=5):
+        assert "CNNDSL_MAX_NESTING" in _diagnostic(NET + "conv ((((((8)))))) k1").message
+    with limits.override(call_depth=1):
+        d = _diagnostic("block A:\n    B()\nblock B:\n    relu\nnetwork Net:\n    input 3x8x8\n    A()\n")
+        assert "CNNDSL_MAX_CALL_DEPTH" in d.message and d.line == 2
+    with limits.override(integer=1000):
+        assert "CNNDSL_MAX_INTEGER" in _diagnostic(NET + "conv 1001 k1").message
+        assert "CNNDSL_MAX_INTEGER" in _diagnostic(NET + "conv a k1", a=10**6).message
+    with limits.override(file_bytes=64):
+        path = tmp_path / "net.cnn"
+        path.write_text(NET + "conv 8 k3 | relu | relu | relu\n", encoding="utf-8")
+        for src in (path, path.read_text(encoding="utf-8")):
+            with pytest.raises(cnndsl.CnnDslError) as info:
+                cnndsl.check(src)
+            assert "CNNDSL_MAX_FILE_BYTES" in str(info.value)
+
+
+def test_a_huge_keyword_parameter_or_input_is_refused_not_a_traceback():
+    assert "CNNDSL_MAX_INTEGER" in _diagnostic(NET + "conv a k1", a=10**5000).message
+    assert "CNNDSL_MAX_CHANNELS" in _diagnostic(NET + "conv a k1", a=10**7).message
+    with pytest.raises(cnndsl.UsageError, match="CNNDSL_MAX_SPATIAL"):
+        cnndsl.check(NET + "relu", input=(3, 10**9, 8))
+
+
+def _cli(*args, cwd, env=None):
+    return subprocess.run([sys.executable, "-m", "cnndsl", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_environment_variables_raise_and_lower_the_limits(tmp_path):
+    (tmp_path / "net.cnn").write_text(NET + "conv 2000000 k1 | relu x1500\n", encoding="utf-8")
+    refused = _cli("check", "net.cnn", cwd=tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "CNNDSL_MAX_CHANNELS" in refused.stderr and "CNNDSL_MAX_REPEAT" in refused.stderr
+    ok = _cli("check", "net.cnn", cwd=tmp_path, env={"CNNDSL_MAX_CHANNELS": "4_000_000", "CNNDSL_MAX_REPEAT": "2000"})
+    assert ok.returncode == 0, ok.stderr
+    lowered = _cli("check", "net.cnn", cwd=tmp_path, env={"CNNDSL_MAX_CHANNELS": "4000000", "CNNDSL_MAX_REPEAT": "2000",
+                                                          "CNNDSL_MAX_KERNEL": "0"})
+    assert (lowered.returncode, lowered.stderr) == (2, "cnndsl: error: CNNDSL_MAX_KERNEL must be a positive integer, got '0'\n")
+    big = tmp_path / "big.cnn"
+    big.write_text(NET + "relu\n" + "# padding\n" * 100, encoding="utf-8")
+    small = _cli("check", "big.cnn", cwd=tmp_path, env={"CNNDSL_MAX_FILE_BYTES": "100"})
+    assert small.returncode == 1
+    assert re.match(r"big\.cnn:1:1: error: the source's size \(1,0\d\d\) exceeds the limit of 100 bytes \(CNNDSL_MAX_FILE_BYTES\)\n", small.stderr)
+
+
+def test_a_file_over_the_size_limit_is_not_read(tmp_path):
+    """Refused from its size alone: a 12 MiB file gives the diagnostic at once."""
+    path = tmp_path / "huge.cnn"
+    with path.open("wb") as f:
+        f.truncate(12 << 20)  # sparse, NUL bytes: were it read, it would be "not a text file" instead
+    with pytest.raises(cnndsl.CnnDslError) as info:
+        cnndsl.check(path)
+    (d,) = info.value.diagnostics
+    assert "CNNDSL_MAX_FILE_BYTES" in d.message and (d.line, d.col) == (1, 1)
+
+
+def test_the_documented_limits_are_the_limits():
+    text = (ROOT / "docs" / "LANGUAGE.md").read_text(encoding="utf-8")
+    section = text[text.index("## Limits"):]
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| `(\w+)` \|", section, re.M)
+    assert {name: env for name, _, env in rows} == {name: lim.env for name, lim in limits.LIMITS.items()}
+    for name, default, _ in rows:
+        shown = default.strip().replace(",", "").replace(" MiB", "")
+        if shown.isdigit():
+            expected = limits.LIMITS[name].default
+            assert int(shown) in (expected, expected >> 20), name
+
+
+# -- determinism across hash seeds: every example (the golden tests cover tests/golden/ok) -----------
+
+_SEED_SCRIPT = """
+import json, sys, cnndsl
+print(json.dumps({p: cnndsl.compile(p) for p in sys.argv[1:]}))
+"""
+
+
+def test_every_example_compiles_to_the_same_bytes_across_hash_seeds():
+    outputs = []
+    for seed in ("0", "1", "123456"):
+        proc = subprocess.run([sys.executable, "-c", _SEED_SCRIPT, *map(str, EXAMPLE_FILES)], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}, timeout=300, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(json.loads(proc.stdout))
+    assert outputs[0] == outputs[1] == outputs[2]
+    in_process = {str(p): cnndsl.compile(p) for p in EXAMPLE_FILES}
+    assert in_process == outputs[0]
+
+
+# -- what a new user meets first ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", [
+    bytes(range(256)) * 4,
+    b"\x7fELF\x02\x01\x01" + b"\x00" * 64,
+    b"PK\x03\x04" + bytes(range(200)),
+    "conv 3->8 k3".encode("utf-16"),
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+    b"\xff\xfe\xfd" * 100,
+], ids=["bytes", "elf", "zip", "utf16", "png", "invalid-utf8"])
+def test_a_binary_file_given_by_mistake_is_a_one_line_error(tmp_path, content):
+    (tmp_path / "model.cnn").write_bytes(content)
+    for command in ("check", "build"):
+        proc = _cli(command, "model.cnn", "-o", "out.py", cwd=tmp_path) if command == "build" else _cli(command, "model.cnn", cwd=tmp_path)
+        assert proc.returncode == 1
+        first, *rest = proc.stderr.splitlines()
+        assert first.startswith("model.cnn:1:1: error: this is not ") and rest == ["1 error"], proc.stderr
+        assert not (tmp_path / "out.py").exists()
