@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass, field
 
 from . import __version__
-from .emit import Body, fill, fmt_shape
+from .emit import Body, fill
 from .network import CheckedNetwork
+from .ops.common import fmt_shape
 from .pyfmt import Call, Writer, lit
 
 _DEFORM_HELPER = '''
@@ -225,7 +226,7 @@ def generate(net: CheckedNetwork) -> str:
     with w.indent():
         total = net.total_params
         count = "parameters known after the first forward (lazy layers)" if total is None else f"{total:,} parameter{'s' * (total != 1)}"
-        outputs = ", ".join(fmt_shape(s) for s in net.outputs)
+        outputs = ", ".join(fmt_shape(s, "unknown") for s in net.outputs)
         given = fmt_shape(net.input_shape) if net.input_shape else "(N, " + ", ".join([str(net.example_shape[0])] + ["?"] * (len(net.example_shape) - 1)) + ")"
         w.line(f'"""Input {given} -> output {outputs}; {count}."""')
         w.line()
@@ -237,7 +238,7 @@ def generate(net: CheckedNetwork) -> str:
         w.line()
         w.line("def forward(self, x):")
         with w.indent():
-            w.line(f"# x: {fmt_shape(net.input_shape)}")
+            w.line(f"# x: {fmt_shape(net.input_shape, 'unknown')}")
         w.lines.extend(fill(body.forward.lines, body.slots))
         with w.indent():
             outputs = [s for s in net.steps if s.kind == "output"]

@@ -9,13 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .network import CheckedLayer, Step
+from .ops.common import fmt_shape
 from .pyfmt import Call, Writer, lit
-
-
-def fmt_shape(shape) -> str:
-    if shape is None:
-        return "unknown"
-    return "(N, " + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
 def layer_expr(layer: CheckedLayer) -> Call:

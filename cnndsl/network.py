@@ -7,6 +7,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict
 
 from .errors import Diagnostic, Span
+from .ops.common import fmt_shape
 
 Shape = Optional[tuple[Optional[int], ...]]
 
@@ -161,17 +162,11 @@ class CheckedNetwork(BaseModel):
         """A plain-text table of the layers: name, op, output shape, parameters."""
         rows = [("layer", "op", "output shape", "params")]
         if self.input_shape is not None or self.layers:
-            rows.append(("input", "", _shape(self.input_shape), ""))
+            rows.append(("input", "", fmt_shape(self.input_shape), ""))
         for layer in self.layers:
-            rows.append((layer.name, layer.op, _shape(layer.output_shape), "?" if layer.params is None else f"{layer.params:,}"))
+            rows.append((layer.name, layer.op, fmt_shape(layer.output_shape), "?" if layer.params is None else f"{layer.params:,}"))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join((r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].ljust(widths[2]), r[3].rjust(widths[3]))).rstrip() for r in rows]
         total = self.total_params
         lines.append(f"total parameters: {'unknown (lazy layers)' if total is None else f'{total:,}'}")
         return "\n".join(lines)
-
-
-def _shape(shape: Shape) -> str:
-    if shape is None:
-        return "?"
-    return "(N, " + ", ".join("?" if d is None else str(d) for d in shape) + ")"

@@ -233,7 +233,7 @@ class Scope(BlockCalls, Merges):
             if node.callee in self.prog.blocks:
                 if args:
                     _no_repeat_expression(args)
-                    raise LocatedError(f"a block call takes its arguments in parentheses", args[0].span)
+                    raise LocatedError("a block call takes its arguments in parentheses", args[0].span)
                 for _ in range(count):
                     if count > 1 and node.name is not None:
                         raise LocatedError("a repeated block cannot take one name", node.span, "name a group instead: `layer1: Block(...) x2`")
@@ -444,7 +444,7 @@ class Scope(BlockCalls, Merges):
             raise LocatedError(f"`{stmt.label}:` takes its branches on the indented lines below it", stmt.label_span,
                                "one branch per line")
         if stmt.args or stmt.condition is not None:
-            raise LocatedError(f"a named group takes no arguments; did you mean a merge (add, cat, mul, split)?", stmt.label_span,
+            raise LocatedError("a named group takes no arguments; did you mean a merge (add, cat, mul, split)?", stmt.label_span,
                                did_you_mean(stmt.label, MERGES))
         if self.sequential:
             raise LocatedError("a named group inside a named group: use parentheses for a nested, numbered group", stmt.label_span)

@@ -20,8 +20,10 @@ CEIL = Opt("ceil_mode", "bool", False, flags=(("ceil", True),), aliases=("ceil",
 FAMILY = {1: "1d", 2: "2d", 3: "3d"}
 
 
-def fmt_shape(shape) -> str:
-    """(N, 16, 32, 32): a shape as PyTorch users write it, batch first."""
+def fmt_shape(shape, unknown: str = "?") -> str:
+    """(N, 16, 32, 32): a shape as PyTorch users write it, batch first; `unknown` when there is none."""
+    if shape is None:
+        return unknown
     dims = ", ".join("?" if d is None else str(value(d)) for d in shape)
     return f"(N, {dims})"
 

@@ -35,19 +35,23 @@ def _channels(ctx: Ctx):
     return c
 
 
+def _per_channel(ctx: Ctx, module: str, c) -> Result:
+    """Batch and instance norm: a weight and a bias per channel when affine."""
+    return Result(
+        module=module,
+        shape=ctx.shape,
+        args=(c,),
+        kwargs=kw(ctx, "eps", "momentum", "affine", "track_running_stats"),
+        params=2 * value(c) if value(ctx["affine"]) else 0,
+        weights=True,
+    )
+
+
 def bn(ctx: Ctx) -> Result:
     _eps(ctx)
     fam = _family(ctx, (0, 1, 2, 3))
     c = _channels(ctx)
-    affine = value(ctx["affine"])
-    return Result(
-        module=f"nn.BatchNorm{fam}",
-        shape=ctx.shape,
-        args=(c,),
-        kwargs=kw(ctx, "eps", "momentum", "affine", "track_running_stats"),
-        params=2 * value(c) if affine else 0,
-        weights=True,
-    )
+    return _per_channel(ctx, f"nn.BatchNorm{fam}", c)
 
 
 def instnorm(ctx: Ctx) -> Result:
@@ -57,15 +61,7 @@ def instnorm(ctx: Ctx) -> Result:
     if not value(ctx["track_running_stats"]) and prod([value(i) for i in ctx.shape[1:]]) == 1:
         raise LayerError(f"`{ctx.op}` needs more than one spatial element per channel, but the input is {fmt_shape(ctx.shape)}",
                          hint="instance norm normalises over the spatial positions; with one there is nothing to normalise")
-    affine = value(ctx["affine"])
-    return Result(
-        module=f"nn.InstanceNorm{fam}",
-        shape=ctx.shape,
-        args=(c,),
-        kwargs=kw(ctx, "eps", "momentum", "affine", "track_running_stats"),
-        params=2 * value(c) if affine else 0,
-        weights=True,
-    )
+    return _per_channel(ctx, f"nn.InstanceNorm{fam}", c)
 
 
 def gn(ctx: Ctx) -> Result:
