@@ -36,6 +36,28 @@ def _arguments() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", default="-", metavar="OUT", help="the file to write (default -, standard output)")
     sub.add_parser("check", parents=[common], help="check a file and print its layers and shapes",
                    description="Check a .cnn file and print each layer's output shape and parameters.")
+    s = sub.add_parser("summary", parents=[common], help="a table of shapes, parameters, mult-adds and receptive fields",
+                       description="Print each layer's output shape, parameters, mult-adds and receptive field, and the "
+                                   "totals, computed from the source alone (no forward pass).")
+    s.add_argument("--format", choices=("table", "json", "yaml"), default="table", help="the output format (default table)")
+    g = sub.add_parser("graph", parents=[common], help="draw the network (SVG through Graphviz, or DOT)",
+                       description="Draw the network: layers as nodes, tensors as edges labelled with their shapes, "
+                                   "blocks as clusters. The output's suffix picks the format: .svg (needs Graphviz's "
+                                   "`dot`) or .dot.")
+    g.add_argument("-o", "--output", required=True, metavar="OUT.svg|OUT.dot", help="the picture to write (- writes DOT to standard output)")
+    g.add_argument("--expand", action="store_true", help="draw the layers inside each block instead of one node per block")
+    e = sub.add_parser("export", parents=[common], help="export the network to ONNX (needs torch and onnx)",
+                       description="Export the network to an ONNX file with named inputs and outputs and a dynamic batch "
+                                   "dimension, through torch.onnx (random weights, or --weights).")
+    e.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="the ONNX file to write")
+    e.add_argument("--weights", metavar="FILE.pt", help="a state_dict saved with torch.save to export with")
+    e.add_argument("--opset", type=int, metavar="N", help="the ONNX opset version (default: torch.onnx's)")
+    f = sub.add_parser("fmt", help="format .cnn files in place (canonical layout, comments kept)",
+                       description="Rewrite .cnn files in their canonical layout, keeping every comment.")
+    f.add_argument("files", nargs="+", metavar="FILE", help="the .cnn files to format")
+    how = f.add_mutually_exclusive_group()
+    how.add_argument("--check", action="store_true", help="change nothing; exit 1 when a file would change")
+    how.add_argument("--diff", action="store_true", help="change nothing; print a unified diff of the changes")
     return p
 
 
@@ -112,31 +134,89 @@ def _umask() -> int:
     return mask
 
 
+def _write(path: str, text: str, what: str) -> None:
+    """Write a result to `path` atomically, or to standard output for `-`."""
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    out_dir = Path(path).resolve().parent
+    if not out_dir.is_dir():
+        raise UsageError(f"cannot write {path}: the folder {out_dir} does not exist")
+    try:
+        write_atomically(path, text)
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+    print(f"wrote {path} ({what})", file=sys.stderr)
+
+
+def _checked(args):
+    net = check(Path(args.file), network=args.network, input=args.input, **_params(args))
+    for w in net.warnings:
+        print(w.render(), file=sys.stderr)
+    return net
+
+
+def _build(args) -> int:
+    from .codegen import generate
+
+    net = _checked(args)
+    _write(args.output, generate(net), f"{net.name}, {len(net.layers)} layers")
+    return EXIT_OK
+
+
+def _check(args) -> int:
+    net = _checked(args)
+    print(net.table())
+    print(f"ok: {net.name}: {len(net.layers)} layers")
+    return EXIT_OK
+
+
+def _summary(args) -> int:
+    from .summary import render, summarize
+
+    print(render(summarize(_checked(args)), args.format), end="")
+    return EXIT_OK
+
+
+def _graph(args) -> int:
+    from .graph import render_svg, to_dot
+
+    suffix = Path(args.output).suffix.lower()
+    if args.output != "-" and suffix not in (".svg", ".dot", ".gv"):
+        raise UsageError(f"cannot tell the picture's format from {args.output!r}: name it .svg or .dot")
+    net = _checked(args)
+    dot = to_dot(net, expand=args.expand)
+    _write(args.output, render_svg(dot) if suffix == ".svg" else dot, f"{net.name}, {'SVG' if suffix == '.svg' else 'DOT'}")
+    return EXIT_OK
+
+
+def _export(args) -> int:
+    from .export import export_onnx
+
+    if Path(args.output).suffix.lower() != ".onnx":
+        raise UsageError(f"the ONNX file's name must end in .onnx, got {args.output!r}")
+    net = _checked(args)
+    out_dir = Path(args.output).resolve().parent
+    if not out_dir.is_dir():
+        raise UsageError(f"cannot write {args.output}: the folder {out_dir} does not exist")
+    export_onnx(net, args.output, weights=args.weights, opset=args.opset)
+    print(f"wrote {args.output} ({net.name}, ONNX)", file=sys.stderr)
+    return EXIT_OK
+
+
+def _fmt(args) -> int:
+    from .fmt import format_files
+
+    return format_files(args.files, check=args.check, diff=args.diff)
+
+
+COMMANDS = {"build": _build, "check": _check, "summary": _summary, "graph": _graph, "export": _export, "fmt": _fmt}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments().parse_args(argv)
     try:
-        net = check(Path(args.file), network=args.network, input=args.input, **_params(args))
-        for w in net.warnings:
-            print(w.render(), file=sys.stderr)
-        if args.command == "check":
-            print(net.table())
-            print(f"ok: {net.name}: {len(net.layers)} layers")
-            return EXIT_OK
-        from .codegen import generate
-
-        text = generate(net)
-        if args.output == "-":
-            sys.stdout.write(text)
-        else:
-            out_dir = Path(args.output).resolve().parent
-            if not out_dir.is_dir():
-                raise UsageError(f"cannot write {args.output}: the folder {out_dir} does not exist")
-            try:
-                write_atomically(args.output, text)
-            except OSError as e:
-                raise UsageError(f"cannot write {args.output}: {e.strerror or e}") from None
-            print(f"wrote {args.output} ({net.name}, {len(net.layers)} layers)", file=sys.stderr)
-        return EXIT_OK
+        return COMMANDS[args.command](args)
     except CnnDslError as e:
         print(e.render(), file=sys.stderr)
         errors = sum(d.severity == "error" for d in e.diagnostics)
@@ -145,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"cnndsl: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `cnndsl check net.cnn | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover
