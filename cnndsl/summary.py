@@ -40,7 +40,7 @@ class LayerSummary(BaseModel):
     params: Optional[int]
     macs: Optional[int]
     receptive_field: Union[list[int], str, None]  # per spatial axis, "global", or None where not known
-    jump: Optional[list[float]]
+    jump: Optional[list[Union[int, float]]]
     exact: bool  # False where the receptive field is an estimate (after an op that spreads outputs unevenly)
 
 

@@ -40,6 +40,15 @@ def test_readme_check_table_is_what_the_cli_prints():
     assert run.stdout == expected
 
 
+def test_readme_summary_excerpt_is_what_the_cli_prints():
+    """The README shows the head and the tail of ResNet-18's summary, with `...` between them."""
+    excerpt = re.search(r"`cnndsl summary examples/resnet18.cnn`:\n\n```\n(.*?)```", README, re.S).group(1)
+    head, tail = excerpt.split("...\n")
+    run = subprocess.run([sys.executable, "-m", "cnndsl", "summary", "examples/resnet18.cnn"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(head) and run.stdout.endswith(tail)
+
+
 def test_readme_generated_code_excerpt_matches_the_compiler():
     import cnndsl
 
