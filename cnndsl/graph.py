@@ -1,0 +1,239 @@
+"""Checked network -> a picture: Graphviz DOT text, and SVG through Graphviz's `dot` (`cnndsl graph`).
+
+Layers are nodes and tensors are edges, labelled with their shapes without the batch (`64×56×56`). Merges
+(`add`, `cat`, `mul`, `split`) and joins (`cat(e1)`) are nodes of their own with one edge per branch; an
+identity branch is an edge straight from the merge's input. Named groups are clusters; a block call is one
+node, or with `expand` a cluster of its layers. Named values and pooling indices are edges from where they
+were made. The text depends only on the network, so the same network always gives the same bytes, and no
+user text reaches it unquoted. Never imports torch."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import NamedTuple, Optional
+
+from .errors import UsageError
+from .network import CheckedLayer, CheckedNetwork, Shape, Step
+from .values import value
+
+_HEADER = (
+    'rankdir=TB; fontname="Helvetica"; fontsize=11; nodesep=0.3; ranksep=0.35; labeljust=l;',
+    'node [fontname="Helvetica", fontsize=10, margin="0.12,0.04", height=0.3, penwidth=0.8];',
+    'edge [fontname="Helvetica", fontsize=9, fontcolor="#444444", color="#666666", arrowsize=0.6];',
+)
+_NODE = {  # node kind -> its look (the kind is also the node's SVG class)
+    "layer": 'shape=box, style="rounded,filled", fillcolor="#dbe8f6"',
+    "block": 'shape=box3d, style=filled, fillcolor="#e6dcf5"',
+    "merge": 'shape=ellipse, style=filled, fillcolor="#fbe1bd"',
+    "split": 'shape=ellipse, style=filled, fillcolor="#fbe1bd"',
+    "io": 'shape=oval, style=filled, fillcolor="#e4e4e4"',
+}
+_CLUSTER = {  # cluster kind -> its look
+    "group": 'style="rounded,dashed"; color="#888888"',
+    "block": 'style="rounded,filled"; color="#b9a6dc"; fillcolor="#f6f2fc"',
+}
+_SHORT = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
+_HIDDEN = ("bias", "return_indices")  # options a label leaves out
+_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}  # and these where they are PyTorch's default
+_SHOWN = {  # the positional constructor arguments a label shows, where not all: (in, out) shows out
+    **dict.fromkeys(("conv", "convt", "dwconv", "deform", "linear"), slice(-1, None)),
+    **dict.fromkeys(("bn", "instnorm", "ln", "layerscale", "gap", "unpool"), slice(0)),
+    **dict.fromkeys(("gn", "droppath"), slice(1)),
+}
+
+
+def quote(text: str) -> str:
+    """`text` as a DOT string: double-quoted, with backslashes, quotes and line breaks escaped."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def shape_text(shape: Shape) -> str:
+    """A shape without the batch, as an edge label: `64×56×56`; `?` for what is unknown."""
+    if shape is None:
+        return "?"
+    return "×".join("?" if d is None else str(value(d)) for d in shape)
+
+
+def _literal(v) -> str:
+    """An argument as the language writes it: `3x5` for a tuple, `false` for False."""
+    if isinstance(v, tuple):
+        return "x".join(_literal(x) for x in v)
+    v = value(v)
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def op_text(layer: CheckedLayer) -> str:
+    """The op and its main arguments, short: `conv 64 k7 s2 p3`, `maxpool 3 s2`, `linear 1000`."""
+    words = [layer.op, *(_literal(a) for a in layer.args[_SHOWN.get(layer.op, slice(None))])]
+    for key, v in layer.kwargs:
+        if key in _HIDDEN or _DEFAULTS.get(key, ()) == value(v) or (key == "groups" and layer.op == "dwconv"):
+            continue
+        words.append(f"{_SHORT[key]}{_literal(v)}" if key in _SHORT else f"{key}={_literal(v)}")
+    return " ".join(words)
+
+
+def call_text(block: str, call_args) -> str:
+    """A block call as written: `BasicBlock(128, stride=2)`."""
+    args = ", ".join(_literal(v) if k is None else f"{k}={_literal(v)}" for k, v in call_args)
+    return f"{block}({args})"
+
+
+class Tensor(NamedTuple):
+    """A tensor being drawn: the node that made it, its shape, and its name where it is a named value."""
+
+    node: str
+    shape: Shape
+    name: Optional[str] = None
+
+
+@dataclass
+class _Dot:
+    """The DOT text being written: nodes in their clusters, edges after them all (an edge written inside a
+    cluster would pull its nodes into that cluster)."""
+
+    net: CheckedNetwork
+    expand: bool
+    lines: list[str] = field(default_factory=list)
+    edges: list[str] = field(default_factory=list)
+    depth: int = 1
+    counts: dict[str, int] = field(default_factory=dict)
+    values: dict[str, Tensor] = field(default_factory=dict)  # named values in the module being drawn
+    indices: dict[str, str] = field(default_factory=dict)  # pooling indices variable -> the pool's node
+
+    def new_id(self, stem: str) -> str:
+        self.counts[stem] = self.counts.get(stem, 0) + 1
+        return f"{stem}{self.counts[stem]}"
+
+    def line(self, text: str) -> None:
+        self.lines.append("    " * self.depth + text)
+
+    def node(self, label: str, kind: str) -> str:
+        node = self.new_id("n")
+        self.line(f'{node} [label={quote(label)}, class="{kind}", {_NODE[kind]}];')
+        return node
+
+    def edge(self, src: Tensor, dst: str, **attrs: str) -> None:
+        label = shape_text(src.shape) if src.name is None else f"{src.name}: {shape_text(src.shape)}"
+        extra = "".join(f", {k}={v}" for k, v in attrs.items())
+        self.edges.append(f"{src.node} -> {dst} [label={quote(label)}{extra}];")
+
+    def link(self, src: Tensor, label: str, kind: str, shape: Shape) -> Tensor:
+        """A node fed by `src`, and the tensor it makes."""
+        node = self.node(label, kind)
+        self.edge(src, node)
+        return Tensor(node, shape)
+
+    @contextmanager
+    def cluster(self, label: str, kind: str):
+        self.line(f"subgraph {quote(self.new_id('cluster_'))} {{")
+        self.depth += 1
+        self.line(f"label={quote(label)}; {_CLUSTER[kind]};")
+        yield
+        self.depth -= 1
+        self.line("}")
+
+    @contextmanager
+    def scope(self):
+        """A block's body: its named values and indices are its own."""
+        saved = self.values, self.indices
+        self.values, self.indices = {}, {}
+        yield
+        self.values, self.indices = saved
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def steps(self, steps: tuple[Step, ...], cur: Tensor, prefix: str) -> Tensor:
+        """Draw steps reading `cur`; `prefix` is the state_dict path of the module they are in."""
+        for step in steps:
+            if step.kind == "value":
+                cur = self.values[step.name] = cur._replace(name=step.name)
+            elif step.kind == "use":
+                cur = self.values[step.name]
+            elif step.kind == "join":
+                cur = self.join(step, cur)
+            elif step.kind == "merge":
+                cur = self.merge(step, cur, prefix)
+            elif step.kind == "call":
+                cur = self.call(step, cur, prefix)
+            elif step.kind == "group":
+                with self.cluster(prefix + step.name, "group"):
+                    cur = self.steps(step.children, cur, f"{prefix}{step.name}.")
+            elif step.kind == "layer":
+                cur = self.layer(step, cur)
+        return cur
+
+    def layer(self, step: Step, cur: Tensor) -> Tensor:
+        out = self.link(cur, f"{step.layer.name}\n{op_text(step.layer)}", "layer", step.output_shape)
+        if step.indices is not None:
+            self.indices[step.indices] = out.node
+        if step.unpool in self.indices:
+            self.edges.append(f'{self.indices[step.unpool]} -> {out.node} [label="indices", style=dashed];')
+        return out
+
+    def call(self, step: Step, cur: Tensor, prefix: str) -> Tensor:
+        instance = self.net.instances[step.instance]
+        path, called = prefix + step.name, call_text(instance.block, step.call_args)
+        if not self.expand:
+            return self.link(cur, f"{path}\n{called}", "block", step.output_shape)
+        with self.cluster(f"{path}: {called}", "block"), self.scope():
+            return self.steps(instance.steps, cur, path + ".")
+
+    def merge(self, step: Step, cur: Tensor, prefix: str) -> Tensor:
+        """A merge node fed by each branch; an identity branch (or a conditional one that did not hold) is
+        an edge from the input. Where the merge's own condition did not hold, only its first branch runs."""
+        if not step.active:
+            return self.branch(step.branches[0], cur, prefix)
+        if step.merge == "split":
+            channels = None if cur.shape is None or cur.shape[0] is None else value(cur.shape[0]) // step.parts
+            part = None if cur.shape is None else (channels, *cur.shape[1:])
+            cur = self.link(cur, f"split {step.parts}", "split", part)
+        results = [self.branch(branch, cur, prefix) for branch in step.branches]
+        node = self.node("cat" if step.merge == "split" else step.merge, "merge")
+        for result in results:
+            self.edge(result, node)
+        return Tensor(node, step.output_shape)
+
+    def branch(self, branch, cur: Tensor, prefix: str) -> Tensor:
+        if branch.identity or not branch.active:
+            return cur
+        return self.steps(branch.steps, cur, prefix)
+
+    def join(self, step: Step, cur: Tensor) -> Tensor:
+        """`cat(e1)`: a merge node fed by the flowing tensor and by each named value."""
+        node = self.node(step.merge, "merge")
+        for src in (cur, *(self.values[name] for name in step.values)):
+            self.edge(src, node)
+        return Tensor(node, step.output_shape)
+
+
+def to_dot(net: CheckedNetwork, expand: bool = False) -> str:
+    """The network as Graphviz DOT text; `expand` draws the layers inside each block call."""
+    dot = _Dot(net, expand)
+    start = Tensor(dot.node("input", "io"), net.input_shape)
+    end = dot.steps(net.steps, start, "")
+    names = next((step.values for step in net.steps if step.kind == "output"), ())
+    results = [(f"output {name}", dot.values[name]) for name in names] or [("output", end)]
+    for label, result in results:
+        dot.edge(result, dot.node(label, "io"))
+    header = ["    " + line for line in _HEADER]
+    return "\n".join([f"digraph {quote(net.name)} {{", *header, *dot.lines, *("    " + e for e in dot.edges), "}", ""])
+
+
+def render_svg(dot: str) -> str:
+    """SVG from DOT text, through Graphviz's `dot -Tsvg`; a UsageError when it is missing or fails."""
+    exe = shutil.which("dot")
+    if exe is None:
+        raise UsageError("drawing SVG needs Graphviz's `dot`, which is not installed: install Graphviz "
+                         "(`apt-get install graphviz`, `brew install graphviz`), or write DOT with `-o net.dot`")
+    try:
+        proc = subprocess.run([exe, "-Tsvg"], input=dot, capture_output=True, text=True, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot run Graphviz's dot ({exe}): {e.strerror or e}") from None
+    if proc.returncode != 0:
+        problem = next(iter(proc.stderr.strip().splitlines()), f"exit status {proc.returncode}")
+        raise UsageError(f"Graphviz's dot failed: {problem}")
+    return proc.stdout
