@@ -43,7 +43,7 @@ def _arguments() -> argparse.ArgumentParser:
     g = sub.add_parser("graph", parents=[common], help="draw the network (SVG through Graphviz, or DOT)",
                        description="Draw the network: layers as nodes, tensors as edges labelled with their shapes, "
                                    "blocks as clusters. The output's suffix picks the format: .svg (needs Graphviz's "
-                                   "`dot`) or .dot.")
+                                   "`dot`), or .dot/.gv for the DOT text.")
     g.add_argument("-o", "--output", required=True, metavar="OUT.svg|OUT.dot", help="the picture to write (- writes DOT to standard output)")
     g.add_argument("--expand", action="store_true", help="draw the layers inside each block instead of one node per block")
     e = sub.add_parser("export", parents=[common], help="export the network to ONNX (needs torch and onnx)",

@@ -78,3 +78,18 @@ def test_readme_line_count_table_is_current():
     assert run.returncode == 0, run.stderr
     table = run.stdout[run.stdout.index("| architecture"):].strip()
     assert table in README
+
+
+def test_readme_picture_is_what_cnndsl_graph_draws(tmp_path):
+    """docs/resnet_block.svg is the drawing of docs/resnet_block.cnn: the same texts (labels and shapes); the
+    coordinates are left to the installed Graphviz."""
+    assert "](docs/resnet_block.svg)" in README
+    out = tmp_path / "block.svg"
+    run = subprocess.run([sys.executable, "-m", "cnndsl", "graph", "docs/resnet_block.cnn", "--expand", "-o", str(out)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+    def body(text: str) -> list[str]:
+        return sorted(re.findall(r"<text[^>]*>(.*?)</text>", text))
+
+    assert body(out.read_text(encoding="utf-8")) == body((ROOT / "docs" / "resnet_block.svg").read_text(encoding="utf-8"))
