@@ -46,7 +46,7 @@ def _arguments() -> argparse.ArgumentParser:
                                    "`dot`), or .dot/.gv for the DOT text.")
     g.add_argument("-o", "--output", required=True, metavar="OUT.svg|OUT.dot", help="the picture to write (- writes DOT to standard output)")
     g.add_argument("--expand", action="store_true", help="draw the layers inside each block instead of one node per block")
-    e = sub.add_parser("export", parents=[common], help="export the network to ONNX (needs torch and onnx)",
+    e = sub.add_parser("export", parents=[common], help="export the network to ONNX (needs torch, onnx and onnxscript)",
                        description="Export the network to an ONNX file with named inputs and outputs and a dynamic batch "
                                    "dimension, through torch.onnx (random weights, or --weights).")
     e.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="the ONNX file to write")
@@ -191,7 +191,7 @@ def _graph(args) -> int:
 
 
 def _export(args) -> int:
-    from .export import export_onnx
+    from .export import export_onnx, signature
 
     if Path(args.output).suffix.lower() != ".onnx":
         raise UsageError(f"the ONNX file's name must end in .onnx, got {args.output!r}")
@@ -200,7 +200,7 @@ def _export(args) -> int:
     if not out_dir.is_dir():
         raise UsageError(f"cannot write {args.output}: the folder {out_dir} does not exist")
     export_onnx(net, args.output, weights=args.weights, opset=args.opset)
-    print(f"wrote {args.output} ({net.name}, ONNX)", file=sys.stderr)
+    print(f"wrote {args.output} ({net.name}, ONNX: {signature(net)})", file=sys.stderr)
     return EXIT_OK
 
 
