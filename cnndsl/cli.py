@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import __version__, check
+from . import __version__, check, read_source
 from .errors import CnnDslError, UsageError
 
 EXIT_OK, EXIT_DIAGNOSTICS, EXIT_USAGE = 0, 1, 2
@@ -205,9 +205,50 @@ def _export(args) -> int:
 
 
 def _fmt(args) -> int:
-    from .fmt import format_files
+    """Format each file in place, or only say which would change (--check) or print the diff (--diff). A file
+    that does not parse is left as it is and the others are still formatted; the exit status is the worst."""
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            status = max(status, _fmt_file(path, args.check, args.diff))
+        except CnnDslError as e:
+            _report(e)
+            status = max(status, EXIT_DIAGNOSTICS)
+        except UsageError as e:
+            print(f"cnndsl: error: {e}", file=sys.stderr)
+            status = EXIT_USAGE
+    return status
 
-    return format_files(args.files, check=args.check, diff=args.diff)
+
+def _fmt_file(path: str, check: bool, diff: bool) -> int:
+    from .fmt import format_source, unified_diff
+
+    source = read_source(Path(path))  # what `cnndsl build` reads, with its checks (size, UTF-8, text)
+    after = format_source(source.text, source.name)
+    try:
+        before = Path(path).read_bytes().decode("utf-8")  # the BOM and line endings, which read_source hides
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+    if before == after:
+        return EXIT_OK
+    if check:
+        print(f"would reformat {path}", file=sys.stderr)
+        return EXIT_DIAGNOSTICS
+    if diff:
+        sys.stdout.write(unified_diff(path, before, after))
+        return EXIT_OK
+    try:
+        write_atomically(path, after)
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+    print(f"reformatted {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _report(e: CnnDslError) -> None:
+    print(e.render(), file=sys.stderr)
+    errors = sum(d.severity == "error" for d in e.diagnostics)
+    print(f"{errors} error{'s' * (errors != 1)}", file=sys.stderr)
 
 
 COMMANDS = {"build": _build, "check": _check, "summary": _summary, "graph": _graph, "export": _export, "fmt": _fmt}
@@ -218,9 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except CnnDslError as e:
-        print(e.render(), file=sys.stderr)
-        errors = sum(d.severity == "error" for d in e.diagnostics)
-        print(f"{errors} error{'s' * (errors != 1)}", file=sys.stderr)
+        _report(e)
         return EXIT_DIAGNOSTICS
     except UsageError as e:
         print(f"cnndsl: error: {e}", file=sys.stderr)

@@ -78,7 +78,8 @@ def _grammar_path() -> Path:
 
 
 @functools.lru_cache(maxsize=1)
-def _lark() -> Lark:
+def lark_parser() -> Lark:
+    """The LALR parser of the grammar, with the indentation post-lexer (cached: built once per process)."""
     return Lark(
         _grammar_path().read_text(encoding="utf-8"),
         parser="lalr",
@@ -281,7 +282,7 @@ def parse_tree(source: Source) -> list:
     if not text.endswith("\n"):
         text += "\n"
     try:
-        tree = _lark().parse(text)
+        tree = lark_parser().parse(text)
         _check_depth(source, tree)
         return _ToAst().transform(tree)
     except _IndentError as e:
@@ -291,7 +292,7 @@ def parse_tree(source: Source) -> list:
         if isinstance(getattr(e, "__context__", None), _IndentError):
             t = e.__context__.token
             raise ParseError([diagnostic(source, t.line, t.column, 1, e.__context__.message, e.__context__.hint)]) from None
-        raise ParseError([syntax_error(source, e, _lark().terminals)]) from None
+        raise ParseError([syntax_error(source, e, lark_parser().terminals)]) from None
     except VisitError as e:
         if isinstance(e.orig_exc, _IndentError):  # a located mistake the transformer found (labeled_if)
             t = e.orig_exc.token
