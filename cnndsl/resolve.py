@@ -8,7 +8,7 @@ from typing import Any
 from . import ast, limits
 from .errors import Span, did_you_mean
 from .ops.base import REPEAT, SHORT, Ctx, Opt, OpSpec
-from .values import Val
+from .values import Val, value
 
 
 class LocatedError(Exception):
@@ -56,13 +56,14 @@ def evaluate(expr: ast.Expr, env: dict[str, Val]) -> Any:
             raise LocatedError("the result of this expression is too large", expr.span) from None
         return _bounded(result, expr.span)
     if isinstance(expr, ast.Compare):
-        a, b = evaluate(expr.left, env), evaluate(expr.right, env)
-        a, b = (a.v if isinstance(a, Val) else a), (b.v if isinstance(b, Val) else b)
+        a, b = value(evaluate(expr.left, env)), value(evaluate(expr.right, env))  # tuples of numbers compare as tuples
         ops = {"==": a == b, "!=": a != b}
         if expr.op in ops:
             return Val(ops[expr.op])
-        if isinstance(a, str) or isinstance(b, str):
-            raise LocatedError(f"cannot compare `{a}` and `{b}` with {expr.op}", expr.span)
+        if not all(isinstance(x, (int, float)) for x in (a, b)):  # words and tuples have no order here
+            shown = [f"({', '.join(map(str, x))})" if isinstance(x, tuple) else str(x) for x in (a, b)]
+            raise LocatedError(f"cannot compare `{shown[0]}` and `{shown[1]}` with {expr.op}", expr.span,
+                               hint="only numbers can be ordered")
         return Val({"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[expr.op])
     if isinstance(expr, ast.BoolOp):
         a = _truth(expr.left, env)

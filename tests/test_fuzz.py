@@ -319,3 +319,15 @@ DEEP_CASES = {
 @pytest.mark.parametrize("name", sorted(DEEP_CASES))
 def test_deep_and_long_inputs(name):
     outcome(DEEP_CASES[name], seconds=20)
+
+
+@pytest.mark.parametrize("expr, message", [
+    ("(1 < (1, 2))", "cannot compare `1` and `(1, 2)` with <"),
+    ("((1, 2) >= (1, 3))", "cannot compare `(1, 2)` and `(1, 3)` with >="),
+    ("(relu < 2)", "cannot compare `relu` and `2` with <"),
+])
+def test_ordering_what_is_not_a_number_is_a_diagnostic(expr, message):
+    """Found by random fuzzing of the formatter: these raised a TypeError inside the checker."""
+    with pytest.raises(cnndsl.CnnDslError) as info:
+        cnndsl.check(f"network N:\n    input 3x8x8\n    conv 8 k={expr}\n")
+    assert info.value.diagnostics[0].message == message and info.value.diagnostics[0].line == 3
