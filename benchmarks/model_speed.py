@@ -3,7 +3,9 @@
 For each reference architecture in examples/ (the ones that load torchvision's weights), the generated module
 and torchvision's model get the same weights and the same input; forward (eval, no_grad) and forward+backward
 (train) are timed side by side, alternating A and B, and the medians' ratio is printed (goal: within ±3%).
-On CUDA when available (with synchronisation), else on the CPU.
+A second copy of torchvision's model is timed in the same rotation (A, B, B'): the ratio B'/B of two identical
+models is the noise floor of the machine, against which A/B is to be read. On CUDA when available (with
+synchronisation), else on the CPU.
 
     python benchmarks/model_speed.py                      # all six, batch 8 at 224x224 (CPU: a few minutes)
     python benchmarks/model_speed.py --models resnet18 --batch 2 --size 112 --runs 5
@@ -12,6 +14,7 @@ On CUDA when available (with synchronisation), else on the CPU.
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import statistics
 import sys
@@ -43,6 +46,7 @@ def bench(name: str, batch: int, size: int, runs: int, device: torch.device) -> 
     ours = cnndsl.load(ROOT / "examples" / f"{name}.cnn", device=device)
     theirs = getattr(torchvision.models, name)().to(device)
     ours.load_state_dict(theirs.state_dict(), strict=True)
+    control = copy.deepcopy(theirs)
     x = torch.randn(batch, 3, size, size, device=device)
 
     def forward(model):
@@ -57,13 +61,13 @@ def bench(name: str, batch: int, size: int, runs: int, device: torch.device) -> 
 
     out = {}
     for label, step in (("forward", forward), ("forward+backward", train_step)):
-        for model in (ours, theirs):  # warm-up
+        for model in (ours, theirs, control):  # warm-up
             step(model)
-        a, b = [], []
-        for _ in range(runs):  # alternate, so that drifts of the machine hit both alike
-            a.append(_time(lambda: step(ours), device))
-            b.append(_time(lambda: step(theirs), device))
-        out[label] = (statistics.median(a), statistics.median(b))
+        times = ([], [], [])
+        for _ in range(runs):  # rotate, so that drifts of the machine hit all alike
+            for t, model in zip(times, (ours, theirs, control)):
+                t.append(_time(lambda: step(model), device))
+        out[label] = tuple(statistics.median(t) for t in times)
     return out
 
 
@@ -80,13 +84,14 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, {where}; batch {args.batch}, {args.size}x{args.size}, "
           f"medians of {args.runs} alternating runs")
     print()
-    print("| architecture | forward: cnndsl | torchvision | ratio | forward+backward: cnndsl | torchvision | ratio |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| architecture | forward: cnndsl | torchvision | ratio | noise floor | forward+backward: cnndsl | torchvision | ratio "
+          "| noise floor |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in args.models:
         r = bench(name, args.batch, args.size, args.runs, device)
-        (fa, fb), (ta, tb) = r["forward"], r["forward+backward"]
-        print(f"| {name} | {fa * 1e3:.1f} ms | {fb * 1e3:.1f} ms | {fa / fb:.3f} | {ta * 1e3:.1f} ms | {tb * 1e3:.1f} ms | {ta / tb:.3f} |",
-              flush=True)
+        (fa, fb, fc), (ta, tb, tc) = r["forward"], r["forward+backward"]
+        print(f"| {name} | {fa * 1e3:.1f} ms | {fb * 1e3:.1f} ms | {fa / fb:.3f} | {fc / fb:.3f} "
+              f"| {ta * 1e3:.1f} ms | {tb * 1e3:.1f} ms | {ta / tb:.3f} | {tc / tb:.3f} |", flush=True)
     return 0
 
 

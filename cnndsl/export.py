@@ -69,8 +69,8 @@ def _require(*packages: str) -> None:
         try:
             importlib.import_module(name)
         except ImportError:
-            raise UsageError(f"ONNX export needs the package {name}: pip install 'cnndsl[onnx]' "
-                             "(or pip install torch onnx onnxscript)") from None
+            raise UsageError(f"ONNX export needs the package {name}: pip install onnx onnxscript "
+                             "(the `onnx` extra of cnndsl)") from None
 
 
 def _module(net: CheckedNetwork, weights: str | os.PathLike | None):
