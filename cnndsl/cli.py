@@ -183,7 +183,8 @@ def _graph(args) -> int:
 
     suffix = Path(args.output).suffix.lower()
     if args.output != "-" and suffix not in (".svg", ".dot", ".gv"):
-        raise UsageError(f"cannot tell the picture's format from {args.output!r}: name it .svg or .dot")
+        raise UsageError(f"cnndsl graph writes SVG (.svg) or DOT (.dot, .gv, or - for standard output), not {args.output!r}; "
+                         "for another format, write the .dot and run Graphviz, e.g. `dot -Tpng net.dot -o net.png`")
     net = _checked(args)
     dot = to_dot(net, expand=args.expand)
     _write(args.output, render_svg(dot) if suffix == ".svg" else dot, f"{net.name}, {'SVG' if suffix == '.svg' else 'DOT'}")

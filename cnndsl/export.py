@@ -114,9 +114,9 @@ def _mismatches(expected: Mapping, found: Mapping) -> list[str]:
     unexpected = [k for k in found if k not in expected]
     shapes = [f"{k} is {_shape(found[k])} in the file, {_shape(expected[k])} in the network"
               for k in expected if k in found and found[k].shape != expected[k].shape]
-    return [f"{len(items)} {what}{'s' * (len(items) != 1)}: {_listed(items)}"
-            for what, items in (("missing key", missing), ("unexpected key", unexpected), ("shape mismatch", shapes))
-            if items]
+    kinds = (("missing key", "missing keys", missing), ("unexpected key", "unexpected keys", unexpected),
+             ("shape mismatch", "shape mismatches", shapes))
+    return [f"{len(items)} {one if len(items) == 1 else many}: {_listed(items)}" for one, many, items in kinds if items]
 
 
 def _listed(items: list[str]) -> str:

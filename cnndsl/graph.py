@@ -36,7 +36,7 @@ _CLUSTER = {  # cluster kind -> its look
     "block": 'style="rounded,filled"; color="#b9a6dc"; fillcolor="#f6f2fc"',
 }
 _SHORT = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
-_HIDDEN = ("bias", "return_indices")  # options a label leaves out
+_HIDDEN = ("bias", "return_indices", "inplace")  # options a label leaves out
 _DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}  # and these where they are PyTorch's default
 _SHOWN = {  # the positional constructor arguments a label shows, where not all: (in, out) shows out
     **dict.fromkeys(("conv", "convt", "dwconv", "deform", "linear"), slice(-1, None)),

@@ -59,8 +59,7 @@ class Summary(BaseModel):
 
 def summarize(net: CheckedNetwork) -> Summary:
     """The summary of a checked network."""
-    rank = len(net.input_shape) - 1 if net.input_shape is not None else None
-    fields = _receptive_fields(net, rank)
+    fields = _receptive_fields(net, len(net.example_shape) - 1)  # the rank is known without the input's sizes
     layers = [_layer(layer, fields.get(layer.name)) for layer in net.layers]
     total = net.total_params
     buffers = [_buffers(layer) for layer in net.layers]
@@ -143,10 +142,10 @@ def _buffers(layer: CheckedLayer) -> Optional[int]:
 # -- receptive fields -----------------------------------------------------------------------------------
 
 
-def _receptive_fields(net: CheckedNetwork, rank: Optional[int]) -> dict[str, Field]:
+def _receptive_fields(net: CheckedNetwork, rank: int) -> dict[str, Field]:
     """Each layer's receptive field and jump, by walking the network's steps as the forward runs them."""
     fields: dict[str, Field] = {}
-    if rank is None or rank == 0:
+    if rank == 0:
         return fields
     start = ((Fraction(1),) * rank, (Fraction(1),) * rank, True)
     _walk(net, net.steps, start, {}, fields)
@@ -194,14 +193,16 @@ def _widest(fields: list[Field]) -> Field:
 
 def _through(layer: CheckedLayer, field: Field) -> Field:
     """The field after one layer."""
+    module = layer.module or ""
+    if module.startswith(("nn.Linear", "nn.LazyLinear")):
+        return GLOBAL  # every output feature sees every input element
     if field is None or field == GLOBAL:
         return field
-    module = layer.module or ""
     rf, jump, exact = field
     n = len(rf)
     kw = _kwargs(layer)
     shape_in, shape_out = layer.input_shape, layer.output_shape
-    if module.startswith(("nn.Linear", "nn.LazyLinear", "nn.AdaptiveAvgPool", "nn.AdaptiveMaxPool")) and _is_global(layer):
+    if module.startswith(("nn.AdaptiveAvgPool", "nn.AdaptiveMaxPool")) and _is_global(layer):
         return GLOBAL
     if module.startswith(("nn.Conv", "nn.MaxPool", "nn.AvgPool")) and not module.startswith("nn.ConvTranspose") or module == "DeformConv":
         kernel = _per_axis(kw.get("kernel_size", value(layer.args[0]) if layer.args and "Pool" in module else None), n)
@@ -215,8 +216,12 @@ def _through(layer: CheckedLayer, field: Field) -> Field:
         dilation = _per_axis(kw.get("dilation", 1), n)
         return (tuple(rf[i] + (math.ceil((dilation[i] * (kernel[i] - 1) + 1) / stride[i]) - 1) * jump[i] for i in range(n)),
                 tuple(jump[i] / stride[i] for i in range(n)), False)
-    if shape_in is None or shape_out is None or len(shape_in) != n + 1 or len(shape_out) != n + 1:
-        return None if module.startswith("nn.Flatten") or layer.forward == "permute" else field
+    resizes = ("nn.AdaptiveAvgPool", "nn.AdaptiveMaxPool", "nn.Upsample", "nn.PixelShuffle", "nn.PixelUnshuffle", "nn.Flatten")
+    if not module.startswith(resizes) and layer.forward != "permute":
+        return field  # pointwise: activations, norms, dropout, channel shuffle, layer scale
+    known = [s for s in (shape_in, shape_out) if s is not None and len(s) == n + 1 and None not in s]
+    if len(known) < 2 or module.startswith("nn.Flatten") or layer.forward == "permute":
+        return None  # sizes not known, or axes that are no longer the input's
     scale = [Fraction(shape_out[1 + i], shape_in[1 + i]) for i in range(n)]
     if module.startswith(("nn.AdaptiveAvgPool", "nn.AdaptiveMaxPool")):
         windows = [_adaptive_window(shape_in[1 + i], shape_out[1 + i]) for i in range(n)]
@@ -232,9 +237,10 @@ def _through(layer: CheckedLayer, field: Field) -> Field:
 
 
 def _is_global(layer: CheckedLayer) -> bool:
-    if (layer.module or "").startswith(("nn.Linear", "nn.LazyLinear")):
-        return True
-    return layer.output_shape is not None and all(d == 1 for d in layer.output_shape[1:])
+    """Whether an adaptive pool pools everything (to size 1 on every axis)."""
+    if layer.output_shape is not None:
+        return all(d == 1 for d in layer.output_shape[1:])
+    return all(value(d) == 1 for d in _per_axis(value(layer.args[0]), 1))  # an adaptive pool's output size
 
 
 def _adaptive_window(size_in: int, size_out: int) -> int:
@@ -260,9 +266,10 @@ def _count(n: Optional[int]) -> str:
     return "?" if n is None else f"{n:,}"
 
 
-def _axes(values) -> str:
+def _axes(values, missing: str = "?") -> str:
+    """Per-axis figures as one cell: `7` when the axes agree, else `7x3`; `missing` where there are none."""
     if values is None:
-        return "-"
+        return missing
     if isinstance(values, str):
         return values
     text = [str(Fraction(v).limit_denominator()) for v in values]
@@ -282,7 +289,8 @@ def _table(s: Summary) -> str:
     rows = [head, ("input", "", fmt_shape(s.input_shape), "", "", ones, ones)]
     for r in s.layers:
         rf = _axes(r.receptive_field)
-        rows.append((r.name, r.op, fmt_shape(r.output_shape), _count(r.params), _count(r.macs), rf if r.exact else f"~{rf}", _axes(r.jump)))
+        rows.append((r.name, r.op, fmt_shape(r.output_shape), _count(r.params), _count(r.macs),
+                     rf if r.exact or r.receptive_field is None else f"~{rf}", _axes(r.jump, "-" if rf == GLOBAL else "?")))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     right = (False, False, False, True, True, True, True)
     lines = ["  ".join(cell.rjust(w) if r else cell.ljust(w) for cell, w, r in zip(row, widths, right)).rstrip() for row in rows]

@@ -245,7 +245,7 @@ def test_cli_writes_svg_dot_and_standard_output_the_same_every_time(tmp_path):
 def test_cli_usage_and_source_errors(tmp_path):
     (tmp_path / "net.cnn").write_text("network Net:\n    input 3x32x32\n    cnov 16 k3\n", encoding="utf-8")
     proc = run(str(EXAMPLES / "lenet5.cnn"), "-o", "net.png", cwd=tmp_path)
-    assert proc.returncode == 2 and "name it .svg or .dot" in proc.stderr
+    assert proc.returncode == 2 and "not 'net.png'" in proc.stderr and "dot -Tpng" in proc.stderr
     proc = run("net.cnn", "-o", "net.svg", cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr.startswith("net.cnn:3:5: error: unknown op `cnov`\n")
     assert run(str(EXAMPLES / "lenet5.cnn"), cwd=tmp_path).returncode == 2  # -o is required

@@ -71,7 +71,8 @@ def need_out(ctx: Ctx, example: str):
     if out is None:
         raise LayerError(f"`{ctx.op}` needs its output size", hint=f"write it after the op, e.g. `{example}`")
     if value(out) < 1:
-        raise LayerError(f"the output size of `{ctx.op}` must be at least 1, found {value(out)}", at="out")
+        what = "output features" if ctx.spec.name == "linear" else "output channels"
+        raise LayerError(f"the number of {what} of `{ctx.op}` must be at least 1, found {value(out)}", at="out")
     return out
 
 
