@@ -108,7 +108,7 @@ def _params(args) -> dict[str, Any]:
 
 def write_atomically(path: str, text: str) -> None:
     """Write `text` to `path` through a temporary file, so a failure never leaves half a file."""
-    target = Path(path)
+    target = Path(os.path.realpath(path))  # through a symbolic link: the file it points to is the one to replace
     if target.exists() and not target.is_file():  # /dev/null, a FIFO: never replace it, write through it
         with open(target, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)

@@ -196,14 +196,14 @@ def _through(layer: CheckedLayer, field: Field) -> Field:
     module = layer.module or ""
     if module.startswith(("nn.Linear", "nn.LazyLinear")):
         return GLOBAL  # every output feature sees every input element
+    if module.startswith(("nn.AdaptiveAvgPool", "nn.AdaptiveMaxPool")) and _is_global(layer):
+        return GLOBAL  # whatever came before: it pools the whole input
     if field is None or field == GLOBAL:
         return field
     rf, jump, exact = field
     n = len(rf)
     kw = _kwargs(layer)
     shape_in, shape_out = layer.input_shape, layer.output_shape
-    if module.startswith(("nn.AdaptiveAvgPool", "nn.AdaptiveMaxPool")) and _is_global(layer):
-        return GLOBAL
     if module.startswith(("nn.Conv", "nn.MaxPool", "nn.AvgPool")) and not module.startswith("nn.ConvTranspose") or module == "DeformConv":
         kernel = _per_axis(kw.get("kernel_size", value(layer.args[0]) if layer.args and "Pool" in module else None), n)
         stride = _per_axis(kw.get("stride") or (kernel if "Pool" in module else 1), n)
