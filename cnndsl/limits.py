@@ -1,8 +1,8 @@
 """Limits on what a source may ask for, so that an absurd size is a clear diagnostic instead of a hang or an
 exhausted memory. Each limit has a default, an environment variable that overrides it, and a Python API:
 
-    cnndsl.limits.set_limit("channels", 1 << 22)      # until changed again (None restores the default)
-    with cnndsl.limits.override(repeat=5000): ...      # for a block of code
+    cnndsl.limits.set_limit("channels", 1 << 22)      # the whole process, until changed again (None: the default)
+    with cnndsl.limits.override(repeat=5000): ...      # a block of code, in this thread or asyncio task only
 
 | name | default | environment variable | what |
 | --- | --- | --- | --- |
@@ -21,9 +21,11 @@ exhausted memory. Each limit has a default, an environment variable that overrid
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 from dataclasses import dataclass
-from typing import Iterator
+from types import MappingProxyType
+from typing import Iterator, Mapping
 
 
 @dataclass(frozen=True)
@@ -50,14 +52,24 @@ LIMITS: dict[str, Limit] = {
     )
 }
 
-_overrides: dict[str, int] = {}
+# Where a limit comes from, first match wins: an `override` in force in this context (this thread, this asyncio
+# task), then `set_limit` (the whole process), then the environment variable, then the default. An override is
+# a layer of its own, kept in an immutable tuple held by a ContextVar: another thread never sees it, and leaving
+# an override removes its own layer, so that overrides left in any order (nested, or interleaved by hand) restore
+# every limit.
+_process: dict[str, int] = {}
+_scoped: contextvars.ContextVar[tuple[tuple[object, Mapping[str, int]], ...]] = contextvars.ContextVar("cnndsl_limits", default=())
 
 
 def get(name: str) -> int:
-    """The limit in force: set_limit's value, else the environment variable's, else the default."""
+    """The limit in force: override's value in this context, else set_limit's, else the environment variable's,
+    else the default."""
     lim = LIMITS[name]
-    if name in _overrides:
-        return _overrides[name]
+    for _, values in reversed(_scoped.get()):
+        if name in values:
+            return values[name]
+    if name in _process:
+        return _process[name]
     text = os.environ.get(lim.env)
     if text is None or not text.strip():
         return lim.default
@@ -72,29 +84,33 @@ def get(name: str) -> int:
     return n
 
 
-def set_limit(name: str, value: int | None) -> None:
-    """Override a limit for this process (None goes back to the environment variable or the default)."""
+def _valid(name: str, value: object) -> int:
     if name not in LIMITS:
         raise KeyError(f"no limit named {name!r}; the limits are: {', '.join(LIMITS)}")
-    if value is None:
-        _overrides.pop(name, None)
-    elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"a limit must be a positive integer, got {value!r}")
+    return value
+
+
+def set_limit(name: str, value: int | None) -> None:
+    """Set a limit for the whole process, every thread (None goes back to the environment variable or the
+    default). An `override` in force still wins where it is in force."""
+    if value is None:
+        _valid(name, 1)
+        _process.pop(name, None)
     else:
-        _overrides[name] = value
+        _process[name] = _valid(name, value)
 
 
 @contextlib.contextmanager
 def override(**values: int) -> Iterator[None]:
-    """Limits changed for the duration of a `with` block."""
-    saved = {name: _overrides.get(name) for name in values}
+    """Limits changed for the duration of a `with` block, in this context only (this thread, this asyncio task)."""
+    layer = (object(), MappingProxyType({name: _valid(name, value) for name, value in values.items()}))
+    _scoped.set((*_scoped.get(), layer))
     try:
-        for name, value in values.items():
-            set_limit(name, value)
         yield
     finally:
-        for name, value in saved.items():
-            set_limit(name, value)
+        _scoped.set(tuple(entry for entry in _scoped.get() if entry is not layer))
 
 
 def problem(name: str, found: int, what: str) -> tuple[str, str] | None:

@@ -228,3 +228,105 @@ def test_a_binary_file_given_by_mistake_is_a_one_line_error(tmp_path, content):
         first, *rest = proc.stderr.splitlines()
         assert first.startswith("model.cnn:1:1: error: this is not ") and rest == ["1 error"], proc.stderr
         assert not (tmp_path / "out.py").exists()
+
+
+# -- overrides are per context: threads do not see each other's, and any order of leaving restores ----------
+
+
+def test_an_override_in_one_thread_is_not_seen_by_another():
+    import threading
+
+    entered, looked = threading.Event(), threading.Event()
+    seen = {}
+
+    def overriding():
+        with limits.override(repeat=5):
+            seen["inside"] = limits.get("repeat")
+            entered.set()
+            looked.wait(10)
+
+    def looking():
+        entered.wait(10)
+        seen["other"] = limits.get("repeat")
+        seen["check"] = len(cnndsl.check(NET + "relu x6").layers)  # 6 > 5: refused only where the override is
+        looked.set()
+
+    threads = [threading.Thread(target=overriding), threading.Thread(target=looking)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen == {"inside": 5, "other": 1000, "check": 6}
+    assert limits.get("repeat") == 1000
+
+
+def test_interleaved_overrides_in_two_threads_restore_every_limit():
+    """A enters, B enters, A leaves, B leaves: in the old process-wide dict, B saved A's value and put it back."""
+    import threading
+
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with limits.override(repeat=5, layers=50):
+            a_in.set()
+            b_in.wait(10)
+            seen["a"] = (limits.get("repeat"), limits.get("layers"))
+        a_out.set()
+
+    def b():
+        a_in.wait(10)
+        with limits.override(repeat=7, channels=9):
+            b_in.set()
+            a_out.wait(10)
+            seen["b"] = (limits.get("repeat"), limits.get("layers"), limits.get("channels"))
+        seen["b after"] = limits.get("repeat")
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen == {"a": (5, 50), "b": (7, 10_000, 9), "b after": 1000}
+    assert {name: limits.get(name) for name in limits.LIMITS} == {name: lim.default for name, lim in limits.LIMITS.items()}
+
+
+def test_overrides_left_out_of_order_in_one_thread_restore_every_limit():
+    first, second = limits.override(repeat=5), limits.override(repeat=7, kernel=3)
+    first.__enter__()
+    second.__enter__()
+    assert (limits.get("repeat"), limits.get("kernel")) == (7, 3)
+    first.__exit__(None, None, None)
+    assert (limits.get("repeat"), limits.get("kernel")) == (7, 3)
+    second.__exit__(None, None, None)
+    assert (limits.get("repeat"), limits.get("kernel")) == (1000, 4096)
+    with limits.override(repeat=5):
+        with limits.override(repeat=6):
+            assert limits.get("repeat") == 6
+        assert limits.get("repeat") == 5
+    assert limits.get("repeat") == 1000
+
+
+def test_set_limit_is_process_wide_and_an_override_wins_over_it():
+    import threading
+
+    limits.set_limit("repeat", 20)
+    try:
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(limits.get("repeat")))
+        thread.start()
+        thread.join(10)
+        assert seen == [20]
+        with limits.override(repeat=30):
+            assert limits.get("repeat") == 30
+        assert limits.get("repeat") == 20
+    finally:
+        limits.set_limit("repeat", None)
+    assert limits.get("repeat") == 1000
+    with pytest.raises(ValueError):
+        with limits.override(repeat=0):
+            pass
+    with pytest.raises(KeyError):
+        with limits.override(no_such_limit=3):
+            pass
+    assert limits.get("repeat") == 1000
