@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 import contextlib
 import gc
 import os
+import threading
 from pathlib import Path
 from typing import Any, Union
 
@@ -75,17 +76,29 @@ def _no_recursion_error(source: Source):
         )]) from None
 
 
+_gc_lock = threading.Lock()
+_gc_pauses = 0  # compiles now running, in every thread
+_gc_was_enabled = False  # before the first of them began
+
+
 @contextlib.contextmanager
 def _no_gc():
     """Python's cycle collector paused while compiling: it only rescans the tree being built (a quarter of
-    the time on large networks); it is restored afterwards, whatever happens."""
-    was = gc.isenabled()
-    gc.disable()
+    the time on large networks). The collector is process-wide and compiles overlap across threads: it is
+    enabled again when the last of them ends, whatever happens, and only if it was before the first began."""
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
     try:
         yield
     finally:
-        if was:
-            gc.enable()
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 def _is_file(text: str) -> bool:

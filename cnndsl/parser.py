@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, Tree, v_args
@@ -54,7 +55,9 @@ class CnnIndenter(Indenter):
                 )
 
     def process(self, stream):
-        return super().process(self._join_continued_lines(stream))
+        # One Lark parser serves every parse, in every thread, and calls this on its one post-lexer; the
+        # indentation state (paren_level, indent_level) must belong to this parse, so a fresh indenter keeps it.
+        return Indenter.process(type(self)(), self._join_continued_lines(stream))
 
     @staticmethod
     def _join_continued_lines(stream):
@@ -77,9 +80,19 @@ def _grammar_path() -> Path:
     raise FileNotFoundError(f"{_GRAMMAR_NAME} is missing from the cnndsl installation")
 
 
-@functools.lru_cache(maxsize=1)
+_parser_lock = threading.Lock()
+
+
 def lark_parser() -> Lark:
-    """The LALR parser of the grammar, with the indentation post-lexer (cached: built once per process)."""
+    """The LALR parser of the grammar, with the indentation post-lexer: built once per process, by the first
+    thread that asks, and shared (a parse keeps its state in its own objects, the indenter's included; Lark
+    builds each lexer's scanner on its first use, and two threads that both do build equal ones)."""
+    with _parser_lock:
+        return _build_lark_parser()
+
+
+@functools.lru_cache(maxsize=1)
+def _build_lark_parser() -> Lark:
     return Lark(
         _grammar_path().read_text(encoding="utf-8"),
         parser="lalr",
@@ -304,10 +317,19 @@ def network_name_from_file(name: str) -> str:
     """`my-net.cnn` -> `MyNet`: the class name of a bare pipeline file's network."""
     if name.startswith("<"):
         return "Net"
+    import builtins
+
+    from .names import identifier_problem
+
     stem = Path(name).name.split(".")[0]
     parts = [p for p in "".join(c if c.isalnum() and c.isascii() else " " for c in stem).split() if p]
     ident = "".join(p[:1].upper() + p[1:] for p in parts) or "Net"
-    return ident if ident[0].isalpha() else "Net" + ident
+    ident = ident if ident[0].isalpha() else "Net" + ident
+    # `none.cnn` would make `None`, `deform-conv.cnn` the generated `DeformConv`, `exception.cnn` a class that
+    # hides a builtin: every file name gives a class name the checker accepts
+    while identifier_problem(ident, "network") or hasattr(builtins, ident):
+        ident += "Net"
+    return ident
 
 
 def parse(source: Source) -> ast.File:
