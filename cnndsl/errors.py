@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import difflib
+import heapq
+import os
 from typing import Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -110,7 +113,56 @@ class UsageError(Exception):
     """A mistake in how cnndsl was called (not in the .cnn source): a missing file, a bad -D."""
 
 
+# A hint's cost is bounded whatever the number of names in reach. The word is compared with at most
+# HINT_NAMES names: those its length allows, and when there are more, half of them nearest to it in length
+# (a typo changes the length by a character or two) and half nearest to it in alphabetical order (a typo
+# mostly keeps the start of the word). The cheap upper bounds on the similarity (difflib's real_quick_ratio
+# and quick_ratio) come first; the full comparison, whose cost grows with the product of the two lengths,
+# goes from the most promising name down (the highest bound, then the longest common start) and stops after
+# HINT_WORK pairs of characters. A word longer than
+# HINT_WORD characters gets no hint. Below these bounds the hint is difflib.get_close_matches's.
+HINT_NAMES = 1000
+HINT_WORK = 200_000
+HINT_WORD = 256
+_CUTOFF = 0.6
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    """A hint naming the closest choice, or None."""
-    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
+    """A hint naming the closest choice (difflib's ratio of at least 0.6; the greatest name among equals, as
+    difflib.get_close_matches picks it), or None; bounded in time whatever the number of choices."""
+    word = str(word)
+    n = len(word)
+    if not n or n > HINT_WORD:
+        return None
+    # ratio <= 2 * min(len) / (sum of len), difflib's real_quick_ratio: the lengths alone rule out most names
+    lengths = [k for k in range(1, 4 * n) if 2.0 * min(k, n) / (k + n) >= _CUTOFF]
+    shortest, longest = lengths[0], lengths[-1]
+    pool = [c for c in set(choices) if shortest <= len(c) <= longest and isinstance(c, str)]
+    if len(pool) > HINT_NAMES:
+        pool.sort()
+        at = bisect.bisect_left(pool, word)
+        half = HINT_NAMES // 2
+        near = pool[max(0, at - half // 2):at + half - half // 2]
+        pool = {*near, *heapq.nsmallest(HINT_NAMES - len(near), pool, key=lambda c: abs(len(c) - n))}
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(word)
+    bounds = []
+    for c in pool:
+        matcher.set_seq1(c)
+        bound = matcher.quick_ratio()
+        if bound >= _CUTOFF:
+            bounds.append((bound, len(os.path.commonprefix((c, word))), c))
+    bounds.sort(reverse=True)  # the most promising first; among equals, the one that keeps more of the word's start
+    best: tuple[float, str] | None = None
+    work = 0
+    for bound, _, c in bounds:
+        if best is not None and bound < best[0]:
+            break  # ratio <= quick_ratio: no name after this one can match better
+        work += len(c) * n
+        if work > HINT_WORK:
+            break
+        matcher.set_seq1(c)
+        score = matcher.ratio()
+        if score >= _CUTOFF and (best is None or (score, c) > best):
+            best = (score, c)
+    return f"did you mean `{best[1]}`?" if best else None

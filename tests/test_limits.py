@@ -330,3 +330,45 @@ def test_set_limit_is_process_wide_and_an_override_wins_over_it():
         with limits.override(no_such_limit=3):
             pass
     assert limits.get("repeat") == 1000
+
+
+# -- a did-you-mean hint costs bounded time, whatever the number of names ------------------------------------
+
+
+def test_a_hint_among_45000_long_names_takes_bounded_time():
+    """45,000 names of 190 characters that difflib finds alike: get_close_matches ran its full comparison (190 x
+    180 steps) on every one, minutes per hint; 20 errors took 326 s."""
+    from cnndsl.errors import did_you_mean
+
+    names = ["p" * 180 + f"{i:010d}" for i in range(45000)]
+    start = time.monotonic()
+    hints = [did_you_mean("p" * 180 + f"{i * 1000 + 17:08d}x{i % 10}", names) for i in range(20)]
+    assert time.monotonic() - start < 10
+    assert all(h is not None and h[len("did you mean `"):-2] in names for h in hints)
+    hint = did_you_mean("p" * 180 + "00000432x0", names)  # one character wrong: a name one character away
+    assert hint is not None and sum(a != b for a, b in zip(hint[len("did you mean `") + 180:-2], "00000432x0")) == 1, hint
+    assert did_you_mean("q" * 5000, names) is None  # no hint for an absurdly long word, at once
+
+
+def test_hints_on_ordinary_typos_still_work():
+    assert _diagnostic(NET + "conv 8 k3 | linaer 10").hint == "did you mean `linear`?"
+    d = _diagnostic("network Net(width=8, depth=2):\n    input 3x8x8\n    conv widht k3\n")
+    assert d.hint == "did you mean `width`?"
+    names = [f"layer_{i}_width" for i in range(5000)]
+    from cnndsl.errors import did_you_mean
+
+    assert did_you_mean("layer_1234_widht", names) == "did you mean `layer_1234_width`?"
+
+
+def test_a_hint_is_difflibs_choice_below_the_bounds():
+    import difflib
+    import random
+
+    from cnndsl.errors import did_you_mean
+
+    rng = random.Random(7)
+    words = ["".join(rng.choice("abcdel_") for _ in range(rng.randint(1, 12))) for _ in range(400)]
+    for _ in range(3000):
+        word, choices = rng.choice(words), rng.sample(words, rng.randint(0, 60))
+        close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+        assert did_you_mean(word, choices) == (f"did you mean `{close[0]}`?" if close else None), (word, choices)
