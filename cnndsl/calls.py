@@ -77,7 +77,7 @@ class BlockCalls:
         self.shape = tuple(substitute(d, mapping) for d in sub.shape)
         if self.first_in is None:
             self.first_in = value(c_in)
-        self.steps.append(Step(kind="call", name=attr, instance=index, call_args=tuple(call_args), in_channels=c_in,
+        self.steps.append(Step(kind="call", name=attr, instance=index, call_args=tuple(call_args), in_channels=c_in, span=first_line(node.span),
                                output_shape=plain(self.shape)))
 
     def _call_args(self, node: ast.Call, block: ast.Block) -> dict[str, tuple[str | None, Any]]:

@@ -30,8 +30,9 @@ class Merges:
             if len(stmt.args) != 1 or not isinstance(stmt.args[0], ast.Positional):
                 raise LocatedError("`split` needs the number of parts, e.g. `split 2:`", head)
             n = evaluate(stmt.args[0].value, self.env)
-            if not (isinstance(n, Val) and type(n.v) is int and n.v >= 1):
-                raise LocatedError("`split` needs a positive number of parts", stmt.args[0].span)
+            if not (isinstance(n, Val) and type(n.v) is int and n.v >= 2):
+                raise LocatedError("`split` needs at least 2 parts", stmt.args[0].span,
+                                   "a split into one part is its input: drop `split 1:` and keep its branch")
             parts = n.v
         elif stmt.args:
             raise LocatedError(f"`{kind}:` takes no arguments", stmt.args[0].span)
@@ -117,7 +118,7 @@ class Merges:
                 self.steps.extend(first.steps)
             return
         self.steps.append(Step(kind="merge", name=flag, merge=kind, parts=parts, branches=tuple(branches), condition=cond_code,
-                               active=enabled, output_shape=plain(self.shape)))
+                               active=enabled, output_shape=plain(self.shape), span=head))
 
     def _combine(self, kind: str, outputs: list[tuple[int, tuple]], lines, head: Span) -> tuple:
         (i0, first), rest = outputs[0], outputs[1:]
@@ -128,8 +129,14 @@ class Merges:
             for i, other in rest:
                 if len(other) != len(first):
                     raise self._mismatch(kind, i0, first, i, other, None, lines[i])
-                for axis, (a, b) in enumerate(zip(first, other)):
-                    if a is None or b is None or value(a) == value(b):
+                for axis, b in enumerate(other):
+                    a = shape[axis]
+                    if a is None or b is None:
+                        # torch broadcasts: an unknown size against 1 is that unknown size, against k it is k
+                        known = b if a is None else a
+                        shape[axis] = None if known is None or value(known) == 1 else known
+                        continue
+                    if value(a) == value(b):
                         continue
                     if kind == "mul" and (value(a) == 1 or value(b) == 1):
                         shape[axis] = a if value(b) == 1 else b
@@ -202,7 +209,7 @@ class Merges:
             for i, n in enumerate(names):
                 e.message = e.message.replace(f"branch {i + 2} ", f"`{n}` ")
             raise
-        self.steps.append(Step(kind="join", merge=kind, values=tuple(names), output_shape=plain(self.shape)))
+        self.steps.append(Step(kind="join", merge=kind, values=tuple(names), output_shape=plain(self.shape), span=first_line(node.span)))
 
 
 @dataclass

@@ -99,6 +99,7 @@ class Step(BaseModel):
     unpool: Optional[str] = None  # an unpool: the indices variable it reads
     output_size: Optional[tuple[int, ...]] = None  # an unpool's explicit output size
     output_shape: Shape = None
+    span: Optional[Span] = None  # where a call, merge, join or output was written (its file is the scope's)
 
     @property
     def declares(self) -> bool:

@@ -180,7 +180,7 @@ class Scope(BlockCalls, Merges):
             self.values[name].used = True
             shapes.append(self.values[name].shape)
         self.outputs = stmt.names
-        self.steps.append(Step(kind="output", values=stmt.names))
+        self.steps.append(Step(kind="output", values=stmt.names, span=first_line(stmt.span)))
         self.output_shapes = tuple(shapes)
 
     def _before(self, name: str) -> str:

@@ -58,6 +58,11 @@ class OpSpec:
     aliases: tuple[str, ...] = ()
     kind: str | None = None  # the stem of default layer names (conv1, bn1, ...)
     doc: str = ""
+    # what autograd and aliasing need to know, for the in-place rule (cnndsl/inplace.py; checked against torch
+    # for every op by tests/test_op_facts.py):
+    keeps_output: bool = False  # its backward reads its own output, so nothing may overwrite that output
+    keeps_output_in_place: bool = False  # the same, but only when it runs in place (leaky_relu_, elu_ ...)
+    returns_input: bool = False  # may return its input itself or a view of it (flatten, identity, dropout in eval)
 
     def option(self, key: str) -> Opt | None:
         for o in self.all_options:

@@ -159,8 +159,8 @@ def droppath(ctx: Ctx) -> Result:
 register(
     OpSpec("linear", linear, (BIAS,), positional=("out",), channels=True, aliases=("fc",), kind="linear",
            doc="fully connected layer over the last dimension; input features inferred"),
-    OpSpec("flatten", flatten, (Opt("start_dim", "int", 1), Opt("end_dim", "int", -1)), kind="flatten"),
-    OpSpec("identity", identity, (), kind="identity"),
+    OpSpec("flatten", flatten, (Opt("start_dim", "int", 1), Opt("end_dim", "int", -1)), kind="flatten", returns_input=True),
+    OpSpec("identity", identity, (), kind="identity", returns_input=True),
     OpSpec("upsample", upsample,
            (Opt("scale_factor", "floats"), Opt("size", "ints"), Opt("mode", "enum", "nearest", choices=UPSAMPLE_MODES),
             Opt("align_corners", "bool"), Opt("recompute_scale_factor", "bool")),
@@ -170,10 +170,10 @@ register(
            kind="pixelunshuffle"),
     OpSpec("shuffle", shuffle, (Opt("groups", "int", aliases=("g",)),), positional=("groups",), kind="shuffle",
            doc="channel shuffle (nn.ChannelShuffle)"),
-    OpSpec("permute", permute, (Opt("dims", "dims"),), varargs="dims", kind="permute",
+    OpSpec("permute", permute, (Opt("dims", "dims"),), varargs="dims", kind="permute", returns_input=True,
            doc="Tensor.permute over all dimensions, batch included (e.g. `permute 0 2 3 1`)"),
     OpSpec("layerscale", layerscale, (Opt("init", "float", 1e-5), Opt("dim", "int", 1)), positional=("init",), kind="layerscale",
            doc="a learnable multiplier per channel (dim=1) or per last-dimension entry (dim=-1)"),
-    OpSpec("droppath", droppath, (Opt("p", "float", 0.1),), positional=("p",), kind="droppath",
+    OpSpec("droppath", droppath, (Opt("p", "float", 0.1),), positional=("p",), kind="droppath", returns_input=True,
            doc="stochastic depth (torchvision.ops.StochasticDepth, row mode); identity in eval"),
 )

@@ -22,7 +22,7 @@ class Acts(nn.Module):
         self.hardsigmoid1 = nn.Hardsigmoid()
         self.sigmoid1 = nn.Sigmoid()
         self.tanh1 = nn.Tanh()
-        self.relu1 = nn.ReLU(inplace=True)
+        self.relu1 = nn.ReLU()
         self.softmax1 = nn.Softmax(dim=1)
         self.dropout1 = nn.Dropout2d(0.1)
         self.identity1 = nn.Identity()
