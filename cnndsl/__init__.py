@@ -29,11 +29,28 @@ SourceLike = Union[str, os.PathLike]
 
 
 def read_source(src: SourceLike) -> Source:
-    """A Source from a path (a PathLike, or a one-line str ending in `.cnn`) or from source text."""
+    """A Source from a path (a PathLike, or a one-line str ending in `.cnn`) or from source text.
+
+    A path must name a `.cnn` file, and so must the file it resolves to through symbolic links: any other file
+    is refused (UsageError) before it is read, so that no diagnostic ever shows a line of it."""
+    import errno
+
+    from . import files as _files
+
     if isinstance(src, Source):
         return src
-    if isinstance(src, os.PathLike) or (isinstance(src, str) and "\n" not in src and (src.strip().endswith(".cnn") or _is_file(src))):
+    if isinstance(src, os.PathLike) or (isinstance(src, str) and "\n" not in src and src.strip().endswith(".cnn")):
         path = Path(src)
+        try:
+            real = _files.real_path(path)
+            if path.is_dir():  # what opening it would say
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            path.stat()  # a missing file is reported as such, whatever its name
+        except (OSError, ValueError) as e:  # a loop of symbolic links, a NUL byte
+            raise UsageError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+        if not path.name.endswith(".cnn") or not real.name.endswith(".cnn"):
+            what = "its name does not end" if not path.name.endswith(".cnn") else "it is a symbolic link to a file whose name does not end"
+            raise UsageError(f"cannot read {path}: {what} in .cnn, and only .cnn files are read as sources")
         try:
             size = path.stat().st_size
             with path.open("rb") as f:  # never more than the limit allows: /dev/zero has no size
@@ -56,6 +73,23 @@ def read_source(src: SourceLike) -> Source:
     if found:
         raise CnnDslError([Diagnostic(message=found[0], hint=found[1], file="<string>")])
     return Source(name="<string>", text=src)
+
+
+def _import_root(root: Any) -> Path | None:
+    """The real path of the folder that `import_root=` (`--import-root`) confines imports to; UsageError when it
+    is not a folder."""
+    from . import files as _files
+
+    if root is None:
+        return None
+    try:
+        real = _files.real_path(root)
+        if real.is_dir():
+            return real
+        problem = "there is no such folder" if not real.exists() else "it is not a folder"
+    except (OSError, TypeError, ValueError) as e:
+        problem = getattr(e, "strerror", None) or str(e)
+    raise UsageError(f"the import root {root}: {problem}")
 
 
 def _size_problem(size: int) -> tuple[str, str] | None:
@@ -101,17 +135,12 @@ def _no_gc():
                 gc.enable()
 
 
-def _is_file(text: str) -> bool:
-    try:
-        return len(text) < 4096 and Path(text).is_file()
-    except (OSError, ValueError):
-        return False
-
-
-def parse(src: SourceLike) -> ast.File:
-    """The syntax tree of a file (its networks, blocks and imports)."""
+def parse(src: SourceLike, *, import_root: str | os.PathLike | None = None) -> ast.File:
+    """The syntax tree of a file (its networks, blocks and imports). It does not follow the imports, so
+    `import_root` is only checked to be a folder, for every verb to take the same keywords."""
     from .parser import parse as _parse
 
+    _import_root(import_root)
     source = read_source(src)
     with _no_recursion_error(source):
         return _parse(source)
@@ -137,32 +166,43 @@ def _input_shape(input: Any) -> tuple[int, ...] | None:
     return dims
 
 
-def check(src: SourceLike, *, network: str | None = None, input: Any = None, **params: Any) -> CheckedNetwork:
-    """The checked network: per-layer name, op, output shape and parameter count; `.output_shape`."""
+def check(src: SourceLike, *, network: str | None = None, input: Any = None, import_root: str | os.PathLike | None = None,
+          **params: Any) -> CheckedNetwork:
+    """The checked network: per-layer name, op, output shape and parameter count; `.output_shape`.
+    `import_root`: a folder that every import must resolve into (symbolic links followed)."""
+    return _check_with_files(src, network, input, import_root, params)
+
+
+def _check_with_files(src: SourceLike, network: str | None, input: Any, import_root: Any, params: dict[str, Any],
+           files: list[Path] | None = None) -> CheckedNetwork:
+    """`check`; `files` receives the real path of every file read (the CLI refuses to write over them)."""
     from .checker import check_network, collect_blocks, pick_network
     from .parser import parse as _parse
 
+    root = _import_root(import_root)
     source = read_source(src)
     with _no_gc(), _no_recursion_error(source):  # the compile path allocates many small objects and frees none of them in cycles
         file = _parse(source)
-        blocks = collect_blocks(source, file, read_source)
+        blocks = collect_blocks(source, file, read_source, import_root=root, files=files)
         net = pick_network(source, file, network)
         return check_network(source, net, params, _input_shape(input), blocks)
 
 
-def compile(src: SourceLike, *, network: str | None = None, input: Any = None, **params: Any) -> str:  # noqa: A001
+def compile(src: SourceLike, *, network: str | None = None, input: Any = None,  # noqa: A001
+            import_root: str | os.PathLike | None = None, **params: Any) -> str:
     """The generated Python source of a network."""
     from .codegen import generate
 
-    net = check(src, network=network, input=input, **params)
+    net = check(src, network=network, input=input, import_root=import_root, **params)
     with _no_recursion_error(Source(name=net.file, text="")):
         return generate(net)
 
 
-def load(src: SourceLike, *, device: Any = None, network: str | None = None, input: Any = None, **params: Any):
+def load(src: SourceLike, *, device: Any = None, network: str | None = None, input: Any = None,
+         import_root: str | os.PathLike | None = None, **params: Any):
     """An nn.Module instance of the network, on `device` (CUDA when available)."""
     from .codegen import generate
     from .loader import instantiate
 
-    net = check(src, network=network, input=input, **params)
+    net = check(src, network=network, input=input, import_root=import_root, **params)
     return instantiate(generate(net), net.name, device)

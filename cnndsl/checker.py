@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import ast, inplace, limits
+from . import ast, limits
 from .errors import CheckError, Diagnostic, ParseError, Source, Span, did_you_mean, first_line
 from .inits import arguments, init_call, rank_problem
 from .names import identifier_problem
@@ -148,9 +148,6 @@ class _Checker:
             self.error(found[0], first_line(self.net.span), found[1])
         if self.prog.errors:
             raise CheckError(self.prog.errors)
-        sources = {self.source.name: self.source, **{src.name: src for _, src in self.prog.blocks.values()}}
-        steps, instances, layers, warnings = inplace.apply(tuple(scope.steps), tuple(self.prog.instances), self.prog.layers,
-                                                           self.source.name, sources)
         outputs = getattr(scope, "output_shapes", None) or (scope.shape,)
         rank = scope.start_rank if self.input is None else len(self.input) - 1
         example = tuple(value(d) for d in self.input) if self.input is not None else (scope.first_in or 3, *(SMOKE_SIZES[0],) * rank)
@@ -160,12 +157,12 @@ class _Checker:
             params=tuple(self.param_values),
             input_shape=None if self.input is None else tuple(value(d) for d in self.input),
             example_shape=example,
-            layers=tuple(layers),
-            steps=steps,
-            instances=instances,
+            layers=tuple(self.prog.layers),
+            steps=tuple(scope.steps),
+            instances=tuple(self.prog.instances),
             outputs=tuple(None if s is None else tuple(value(d) for d in s) for s in outputs),
             init_rules=rules,
-            warnings=(*self.prog.warnings, *warnings),
+            warnings=tuple(self.prog.warnings),
         )
 
     # -- init rules -------------------------------------------------------------------------------
@@ -254,10 +251,20 @@ def _diagnostic(source: Source, message: str, span: Span, hint: str | None = Non
     return Diagnostic(message=message, file=source.name, span=span, line_text=source.line_text(span.line), hint=hint)
 
 
-def collect_blocks(source: Source, file: ast.File, read, _seen: tuple[str, ...] = ()) -> dict[str, tuple[ast.Block, Source]]:
-    """The blocks a file defines and imports (`import "blocks.cnn"`, relative to the importing file)."""
+def collect_blocks(source: Source, file: ast.File, read, *, import_root: str | os.PathLike | None = None,
+                   files: list[Path] | None = None) -> dict[str, tuple[ast.Block, Source]]:
+    """The blocks a file defines and imports (`import "blocks.cnn"`, relative to the importing file; for source
+    text, to the import root, or to the working directory without one).
+
+    Each file is read and parsed once, however many imports name it (a diamond, `x.cnn` beside `./x.cnn`, a
+    hard link): the same file is the same (st_dev, st_ino). An import must name a `.cnn` file, and so must the
+    file it resolves to; with `import_root`, it must resolve (symbolic links followed) inside that folder.
+    `files`, when given, receives the real path of every file read (the importing file first, when it is one)."""
+    from .errors import CnnDslError
+    from .files import file_key
     from .parser import parse
 
+    root = Path(os.path.realpath(import_root)) if import_root is not None else None
     blocks: dict[str, tuple[ast.Block, Source]] = {}
     errors: list[Diagnostic] = []
 
@@ -276,35 +283,101 @@ def collect_blocks(source: Source, file: ast.File, read, _seen: tuple[str, ...] 
             seen.add(p.name)
         blocks.setdefault(block.name, (block, src))
 
-    for imp in file.imports:
-        base = Path(source.name).parent if not source.name.startswith("<") else Path()
-        shown = Path(os.path.normpath(base / imp.path))  # reported relative to where the importing file's name is
-        path = shown.resolve()
-        at = first_line(imp.span)
-        at = at.model_copy(update={"end_col": at.col + len(source.line_text(at.line).strip())})  # the whole import line
-        if str(path) in _seen or str(path) == str(Path(source.name).resolve()):
-            errors.append(_diagnostic(source, f"`import \"{imp.path}\"` makes a cycle of imports", at, "remove one of the imports"))
+    top = None if source.name.startswith("<") else file_key(source.name)
+    if top is not None and files is not None:
+        files.append(Path(os.path.realpath(source.name)))
+    done: set = {top} if top is not None else set()  # every file met, parsed once
+    active: set = set(done)  # the files whose imports are being read: meeting one again is a cycle
+    ordered: list[tuple[Source, ast.File]] = []  # each file after the files it imports
+    stack = [(source, file, iter(file.imports), top)]
+    while stack:  # depth first, without recursion: a long chain of imports is not a deep Python stack
+        src, tree, pending, key = stack[-1]
+        imp = next(pending, None)
+        if imp is None:
+            stack.pop()
+            active.discard(key)
+            ordered.append((src, tree))
             continue
-        if not path.is_file():
-            errors.append(_diagnostic(source, f"cannot import \"{imp.path}\": there is no such file", at,
-                                      f"the path is relative to the importing file: it names {shown}"))
+        found = _open_import(src, imp, root)
+        if isinstance(found, Diagnostic):
+            errors.append(found)
             continue
+        shown, real, key = found
+        if key in active:
+            errors.append(_diagnostic(src, f"`import \"{imp.path}\"` makes a cycle of imports", _import_line(src, imp),
+                                      "remove one of the imports"))
+            continue
+        if key in done:  # imported before: its blocks are already in
+            continue
+        done.add(key)
         try:
-            imported = read(shown)
-        except Exception as e:  # a missing or unreadable file: located at the import
-            errors.append(_diagnostic(source, f"cannot import \"{imp.path}\": {getattr(e, 'strerror', None) or e}", at))
+            imported = read(real).model_copy(update={"name": str(shown)})
+        except Exception as e:  # an unreadable file, or one that is not UTF-8 text: located at the import
+            problem = e.diagnostics[0].message if isinstance(e, CnnDslError) and e.diagnostics else getattr(e, "strerror", None) or e
+            errors.append(_diagnostic(src, f"cannot import \"{imp.path}\": {problem}", _import_line(src, imp)))
             continue
+        if files is not None:
+            files.append(real)
         try:
-            tree = parse(imported)
-            for name, (block, src) in collect_blocks(imported, tree, read, (*_seen, str(Path(source.name).resolve()))).items():
-                add(block, src)
-        except (ParseError, CheckError) as e:
+            parsed = parse(imported)
+        except ParseError as e:
             errors.extend(e.diagnostics)
-    for block in file.blocks:
-        add(block, source)
+            continue
+        active.add(key)
+        stack.append((imported, parsed, iter(parsed.imports), key))
+    for src, tree in ordered:
+        for block in tree.blocks:
+            add(block, src)
     if errors:
         raise CheckError(errors)
     return blocks
+
+
+def _import_line(source: Source, imp: ast.Import) -> Span:
+    """The whole `import "..."` line, where every diagnostic about an import points."""
+    at = first_line(imp.span)
+    return at.model_copy(update={"end_col": at.col + len(source.line_text(at.line).strip())})
+
+
+def _open_import(source: Source, imp: ast.Import, root: Path | None):
+    """(the path as reported, its real path, its file key) for an import that may be read, or the diagnostic that
+    says why not. Nothing here reads a file: what a refused path holds is never shown, and outside the import
+    root not even whether it exists."""
+    import errno
+    import stat
+
+    at = _import_line(source, imp)
+
+    def refuse(problem: str, hint: str | None = None) -> Diagnostic:
+        return _diagnostic(source, f"cannot import \"{imp.path}\": {problem}", at, hint)
+
+    if not imp.path.endswith(".cnn"):
+        return refuse("an import must name a .cnn file", 'import the blocks of another .cnn file, as in `import "blocks.cnn"`')
+    if source.name.startswith("<"):  # source text: relative to the import root, or to the working directory
+        base = root if root is not None else Path()
+    else:
+        base = Path(source.name).parent
+    try:
+        shown = Path(os.path.normpath(base / imp.path))  # reported relative to where the importing file's name is
+        real = Path(os.path.realpath(shown))  # never raises: a loop of links is found by the stat below
+    except (OSError, ValueError) as e:  # a NUL byte in the path
+        return refuse(f"the path is not valid ({getattr(e, 'strerror', None) or e})")
+    if root is not None and not real.is_relative_to(root):
+        return refuse("it is outside the import root", "imports may only name files inside the folder given by "
+                      "--import-root (import_root= in Python), after symbolic links are followed")
+    if not real.name.endswith(".cnn"):
+        return refuse("it is a symbolic link to a file whose name does not end in .cnn", "import the .cnn file itself")
+    try:
+        st = os.stat(shown)
+    except FileNotFoundError:
+        return refuse("there is no such file", f"the path is relative to the importing file: it names {shown}")
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return refuse("a symbolic link in its path loops (too many levels of symbolic links)")
+        return refuse(e.strerror or str(e))
+    if not stat.S_ISREG(st.st_mode):
+        return refuse("it is not a regular file" if not stat.S_ISDIR(st.st_mode) else "it is a folder, not a file")
+    return shown, real, (st.st_dev, st.st_ino)
 
 
 def pick_network(source: Source, file: ast.File, name: str | None) -> ast.Network:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import __version__, check, read_source
+from . import __version__, _check_with_files, read_source
 from .errors import CnnDslError, UsageError
+from .files import file_key, real_path, write_atomically
 
 EXIT_OK, EXIT_DIAGNOSTICS, EXIT_USAGE = 0, 1, 2
 
@@ -28,6 +28,7 @@ def _arguments() -> argparse.ArgumentParser:
     common.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help="set a network parameter")
     common.add_argument("--params", metavar="FILE.yaml", help="network parameters from a YAML mapping (-D wins)")
     common.add_argument("--network", metavar="NAME", help="the network to use when the file defines several")
+    common.add_argument("--import-root", metavar="DIR", help="refuse imports that resolve (symbolic links followed) outside DIR")
     p = _Parser(prog="cnndsl", description="Compile .cnn network descriptions to PyTorch.")
     p.add_argument("--version", action="version", version=f"cnndsl {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -106,42 +107,34 @@ def _params(args) -> dict[str, Any]:
     return params
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write `text` to `path` through a temporary file, so a failure never leaves half a file."""
-    target = Path(os.path.realpath(path))  # through a symbolic link: the file it points to is the one to replace
-    if target.exists() and not target.is_file():  # /dev/null, a FIFO: never replace it, write through it
-        with open(target, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        return
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent.resolve()))
+def _output(path: str, inputs: list) -> None:
+    """UsageError unless `path` can be written: its folder exists, no loop of symbolic links is in the way, and
+    it is none of the command's inputs (the source and every file it imports, by inode: links included)."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        if target.exists():
-            os.chmod(tmp, target.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        out_dir = real_path(path).parent
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+    if not out_dir.is_dir():
+        raise UsageError(f"cannot write {path}: the folder {out_dir} does not exist")
+    _not_an_input(path, inputs)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _not_an_input(path: str, inputs: list) -> None:
+    """UsageError when `path` is the same file as one of `inputs` (the source first, then what it imports)."""
+    key = file_key(path)
+    if key is not None:
+        for i, name in enumerate(inputs):
+            if file_key(name) == key:
+                what = "the source file" if i == 0 else "a file that the source imports"
+                raise UsageError(f"cannot write {path}: it is {what}, an input of this command; choose another output")
 
 
-def _write(path: str, text: str, what: str) -> None:
+def _write(path: str, text: str, what: str, inputs: list) -> None:
     """Write a result to `path` atomically, or to standard output for `-`."""
     if path == "-":
         sys.stdout.write(text)
         return
-    out_dir = Path(path).resolve().parent
-    if not out_dir.is_dir():
-        raise UsageError(f"cannot write {path}: the folder {out_dir} does not exist")
+    _output(path, inputs)
     try:
         write_atomically(path, text)
     except OSError as e:
@@ -150,7 +143,12 @@ def _write(path: str, text: str, what: str) -> None:
 
 
 def _checked(args):
-    net = check(Path(args.file), network=args.network, input=args.input, **_params(args))
+    """The checked network; `args.inputs` receives every file read (the source first)."""
+    output = getattr(args, "output", "-")
+    if output != "-":  # before compiling: `cnndsl build net.cnn -o net.cnn` is a usage error whatever net.cnn holds
+        _not_an_input(output, [args.file])
+    args.inputs = []
+    net = _check_with_files(Path(args.file), args.network, args.input, args.import_root, _params(args), args.inputs)
     for w in net.warnings:
         print(w.render(), file=sys.stderr)
     return net
@@ -160,7 +158,7 @@ def _build(args) -> int:
     from .codegen import generate
 
     net = _checked(args)
-    _write(args.output, generate(net), f"{net.name}, {len(net.layers)} layers")
+    _write(args.output, generate(net), f"{net.name}, {len(net.layers)} layers", args.inputs)
     return EXIT_OK
 
 
@@ -187,7 +185,8 @@ def _graph(args) -> int:
                          "for another format, write the .dot and run Graphviz, e.g. `dot -Tpng net.dot -o net.png`")
     net = _checked(args)
     dot = to_dot(net, expand=args.expand)
-    _write(args.output, render_svg(dot) if suffix == ".svg" else dot, f"{net.name}, {'SVG' if suffix == '.svg' else 'DOT'}")
+    _write(args.output, render_svg(dot) if suffix == ".svg" else dot, f"{net.name}, {'SVG' if suffix == '.svg' else 'DOT'}",
+           args.inputs)
     return EXIT_OK
 
 
@@ -197,9 +196,7 @@ def _export(args) -> int:
     if Path(args.output).suffix.lower() != ".onnx":
         raise UsageError(f"the ONNX file's name must end in .onnx, got {args.output!r}")
     net = _checked(args)
-    out_dir = Path(args.output).resolve().parent
-    if not out_dir.is_dir():
-        raise UsageError(f"cannot write {args.output}: the folder {out_dir} does not exist")
+    _output(args.output, args.inputs)
     export_onnx(net, args.output, weights=args.weights, opset=args.opset)
     print(f"wrote {args.output} ({net.name}, ONNX: {signature(net)})", file=sys.stderr)
     return EXIT_OK

@@ -26,7 +26,6 @@ import io
 import logging
 import os
 import re
-import secrets
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -255,20 +254,14 @@ def _serialized(net: CheckedNetwork, onnx_program) -> bytes:
 
 
 def _write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder, so a failure never leaves half a file."""
-    target = Path(path)
-    tmp = target.resolve().parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    """Write `data` to `path` atomically, as `cnndsl build` writes (cnndsl.files.write_atomically: through a
+    temporary file in the same folder, through a symbolic link to the file it points to)."""
+    from .files import write_atomically
+
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)  # umask applies
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        if target.exists():
-            os.chmod(tmp, target.stat().st_mode & 0o777)
-        os.replace(tmp, target)
+        write_atomically(path, data)
     except OSError as e:
         raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _first_line(error: BaseException) -> str:
