@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import ast, limits
+from . import ast, inplace, limits
 from .errors import CheckError, Diagnostic, ParseError, Source, Span, did_you_mean, first_line
 from .inits import arguments, init_call, rank_problem
 from .names import identifier_problem
@@ -148,6 +148,9 @@ class _Checker:
             self.error(found[0], first_line(self.net.span), found[1])
         if self.prog.errors:
             raise CheckError(self.prog.errors)
+        sources = {self.source.name: self.source, **{src.name: src for _, src in self.prog.blocks.values()}}
+        steps, instances, layers, warnings = inplace.apply(tuple(scope.steps), tuple(self.prog.instances), self.prog.layers,
+                                                           self.source.name, sources)
         outputs = getattr(scope, "output_shapes", None) or (scope.shape,)
         rank = scope.start_rank if self.input is None else len(self.input) - 1
         example = tuple(value(d) for d in self.input) if self.input is not None else (scope.first_in or 3, *(SMOKE_SIZES[0],) * rank)
@@ -157,12 +160,12 @@ class _Checker:
             params=tuple(self.param_values),
             input_shape=None if self.input is None else tuple(value(d) for d in self.input),
             example_shape=example,
-            layers=tuple(self.prog.layers),
-            steps=tuple(scope.steps),
-            instances=tuple(self.prog.instances),
+            layers=tuple(layers),
+            steps=steps,
+            instances=instances,
             outputs=tuple(None if s is None else tuple(value(d) for d in s) for s in outputs),
             init_rules=rules,
-            warnings=tuple(self.prog.warnings),
+            warnings=(*self.prog.warnings, *warnings),
         )
 
     # -- init rules -------------------------------------------------------------------------------
