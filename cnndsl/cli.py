@@ -75,12 +75,52 @@ def _value(text: str, where: str) -> Any:
 
 
 def _params(args) -> dict[str, Any]:
+    from . import limits
+    from .errors import quote
+
     params: dict[str, Any] = {}
     if args.params:
         import yaml
 
+        def refuse(mark, message: str) -> UsageError:
+            return UsageError(f"{args.params}:{mark.line + 1}:{mark.column + 1}: {message}")
+
+        class Loader(yaml.SafeLoader):
+            """A params file is a flat mapping of names to numbers and true/false. An alias (`*name`) can expand
+            a few hundred bytes into gigabytes, so none is read; nor anything nested deeper than a few levels,
+            which the composer's recursion would not survive; nor an integer too long to convert."""
+
+            depth = 0
+
+            def compose_node(self, parent, index):
+                if self.check_event(yaml.AliasEvent):
+                    raise refuse(self.peek_event().start_mark, "an alias (*name) in a params file, which holds only "
+                                 "parameter names and numbers or true/false; write the value itself")
+                self.depth += 1
+                try:
+                    if self.depth > 8:
+                        raise refuse(self.peek_event().start_mark, "nesting deeper than 8 levels in a params file, which "
+                                     "holds only parameter names and numbers or true/false")
+                    return super().compose_node(parent, index)
+                finally:
+                    self.depth -= 1
+
+            def construct_yaml_int(self, node):
+                try:
+                    return super().construct_yaml_int(node)
+                except ValueError:  # past Python's 4,300 digits
+                    raise refuse(node.start_mark, f"an integer of {len(node.value):,} characters exceeds the limit of "
+                                 f"{limits.get('integer'):,} ({limits.LIMITS['integer'].env})") from None
+
+        Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
         try:
-            data = yaml.safe_load(Path(args.params).read_text(encoding="utf-8"))
+            with open(args.params, "rb") as f:  # never more than the limit allows: /dev/zero has no size
+                data = f.read(limits.get("file_bytes") + 1)
+                size = max(len(data), os.fstat(f.fileno()).st_size)
+            found = limits.problem("file_bytes", size, "the params file's size")
+            if found:
+                raise UsageError(f"{args.params}: {found[0]}; {found[1]}")
+            data = yaml.load(data.decode("utf-8"), Loader=Loader)  # noqa: S506 (a SafeLoader)
         except OSError as e:
             raise UsageError(f"cannot read {args.params}: {e.strerror or e}") from None
         except UnicodeDecodeError as e:
@@ -89,7 +129,7 @@ def _params(args) -> dict[str, Any]:
             mark = getattr(e, "problem_mark", None)
             where = f"{args.params}:{mark.line + 1}:{mark.column + 1}" if mark is not None else args.params
             problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise UsageError(f"{where}: not valid YAML: {problem}") from None
+            raise UsageError(f"{where}: not valid YAML: {problem[:200]}") from None
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -98,11 +138,11 @@ def _params(args) -> dict[str, Any]:
             if isinstance(val, bool) or isinstance(val, (int, float)):
                 params[str(key)] = val
             else:
-                raise UsageError(f"{args.params}: parameter {key!r} must be a number or true/false, found {val!r}")
+                raise UsageError(f"{args.params}: parameter {quote(key)} must be a number or true/false, found {quote(val)}")
     for item in args.defines:
         name, sep, text = item.partition("=")
         if not sep or not name.strip().isidentifier():
-            raise UsageError(f"-D expects NAME=VALUE, got {item!r}")
+            raise UsageError(f"-D expects NAME=VALUE, got {quote(item)}")
         params[name.strip()] = _value(text, f"-D {name.strip()}")
     return params
 

@@ -6,6 +6,7 @@ import bisect
 import difflib
 import heapq
 import os
+import reprlib
 from typing import Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -111,6 +112,19 @@ class CheckError(CnnDslError):
 
 class UsageError(Exception):
     """A mistake in how cnndsl was called (not in the .cnn source): a missing file, a bad -D."""
+
+
+QUOTE_WIDTH = 80
+_reprs = reprlib.Repr()
+_reprs.maxstring = _reprs.maxother = _reprs.maxlong = QUOTE_WIDTH
+_reprs.maxlevel, _reprs.maxlist, _reprs.maxtuple, _reprs.maxdict = 3, 8, 8, 4
+
+
+def quote(value: object, width: int = QUOTE_WIDTH) -> str:
+    """repr() of a value for a message, at most `width` characters, in time that does not grow with the value
+    (reprlib visits only the first few items of a container and the start of a long string)."""
+    text = _reprs.repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 # A hint's cost is bounded whatever the number of names in reach. The word is compared with at most

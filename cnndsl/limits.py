@@ -6,7 +6,7 @@ exhausted memory. Each limit has a default, an environment variable that overrid
 
 | name | default | environment variable | what |
 | --- | --- | --- | --- |
-| file_bytes | 10 MiB | CNNDSL_MAX_FILE_BYTES | the size of a source file (or text) |
+| file_bytes | 10 MiB | CNNDSL_MAX_FILE_BYTES | the size of a source file (or text), and of a --params file |
 | nesting | 200 | CNNDSL_MAX_NESTING | nesting of parentheses, expressions and indented statements |
 | call_depth | 100 | CNNDSL_MAX_CALL_DEPTH | block calls inside block calls |
 | repeat | 1,000 | CNNDSL_MAX_REPEAT | the count of one repetition `xN` |

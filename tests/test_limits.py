@@ -372,3 +372,57 @@ def test_a_hint_is_difflibs_choice_below_the_bounds():
         word, choices = rng.choice(words), rng.sample(words, rng.randint(0, 60))
         close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
         assert did_you_mean(word, choices) == (f"did you mean `{close[0]}`?" if close else None), (word, choices)
+
+
+# -- a --params file is read within bounds: no alias expands, no message quotes a whole value -----------------
+
+
+def _bounded_cli(*args, cwd, seconds=60):
+    """The CLI in a subprocess that may use 4 GiB of address space and `seconds` of time."""
+    import resource
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "cnndsl", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=seconds, preexec_fn=cap)
+    return proc, time.monotonic() - start
+
+
+def test_a_yaml_alias_bomb_in_params_is_refused_at_once(tmp_path):
+    """298 bytes whose aliases expand to 9**8 numbers: the message repr()'d the expanded value (17 MB for 9**7,
+    minutes and gigabytes for 9**8)."""
+    items = ["&a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"] + [f"&a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 8)]
+    (tmp_path / "bomb.yaml").write_text("bomb: [" + ", ".join(items) + "]\n", encoding="utf-8")
+    (tmp_path / "net.cnn").write_text("network Net(bomb=1):\n    input 3x8x8\n    conv 8 k3\n", encoding="utf-8")
+    proc, took = _bounded_cli("check", "net.cnn", "--params", "bomb.yaml", cwd=tmp_path)
+    assert took < 20 and proc.returncode == 2 and len(proc.stderr) < 300, (took, proc.returncode, proc.stderr[:300])
+    assert proc.stderr.startswith("cnndsl: error: bomb.yaml:1:") and "alias" in proc.stderr
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("a: " + "[" * 100_000 + "]" * 100_000 + "\n", "bad.yaml:1:11: nesting deeper than 8 levels"),
+    ("a: " + "9" * 10_000 + "\n", "bad.yaml:1:4: an integer of 10,000 characters exceeds the limit of 9,223,372,036,854,775,807 (CNNDSL_MAX_INTEGER)"),
+    ("a: " + "x" * 100_000 + "\n", "bad.yaml: parameter 'a' must be a number or true/false, found 'xxx"),
+    ("a: [" + "1, " * 100_000 + "1]\n", "bad.yaml: parameter 'a' must be a number or true/false, found [1, 1, 1"),
+    ("a: 1\n" + "# padding\n" * 200_000, "the params file's size (2,000,005) exceeds the limit of 1,000,000 bytes (CNNDSL_MAX_FILE_BYTES)"),
+], ids=["deep", "long-integer", "long-string", "long-list", "too-big"])
+def test_a_params_file_is_read_within_bounds_and_quoted_briefly(tmp_path, content, expected):
+    (tmp_path / "bad.yaml").write_text(content, encoding="utf-8")
+    (tmp_path / "net.cnn").write_text("network Net(a=1):\n    input 3x8x8\n    conv 8 k3\n", encoding="utf-8")
+    env = {"CNNDSL_MAX_FILE_BYTES": "1000000"}
+    proc = _cli("check", "net.cnn", "--params", "bad.yaml", cwd=tmp_path, env=env)
+    assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[:500]
+    assert len(proc.stderr) < 300, proc.stderr[:500]
+    (tmp_path / "ok.yaml").write_text("a: 2\n", encoding="utf-8")
+    assert _cli("check", "net.cnn", "--params", "ok.yaml", cwd=tmp_path, env=env).returncode == 0
+
+
+def test_quote_is_brief_and_cheap():
+    from cnndsl.errors import quote
+
+    big = [[list(range(10))] * 1000] * 1000  # ten million numbers, shared: repr() would take seconds
+    start = time.monotonic()
+    assert len(quote(big)) <= 80 and len(quote("x" * 10**6)) <= 80 and quote("a") == "'a'" and quote(1.5) == "1.5"
+    assert time.monotonic() - start < 1
