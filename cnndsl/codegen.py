@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from . import __version__
 from .emit import Body, fill
+from .names import MODULE_NAMES, Namespace
 from .network import CheckedNetwork
 from .ops.common import fmt_shape
 from .pyfmt import Call, Writer, lit
@@ -83,6 +84,7 @@ class _Class:
     init: list[str]
     forward: list[str]
     result: str
+    main: str  # the forward's argument
     slots: dict = field(default_factory=dict)
 
     def accepts(self, signature, init, forward, slots) -> bool:
@@ -96,13 +98,27 @@ class _Class:
                 self.slots[k] = v
 
 
-def _block_classes(net: CheckedNetwork, helpers: set, imports: set) -> tuple[list[_Class], dict[int, str]]:
+def _module_names(net: CheckedNetwork) -> tuple[Namespace, str]:
+    """The module's namespace, and the network's class name in it: the generated module's own names and every
+    parameter name (a class must not be hidden inside an `__init__`) come first, then the network, then each
+    block's first class; a block that needs a second class gets the next free suffix (`B_2`, or `B_3` beside
+    a user's block `B_2`)."""
+    params = {p.name for p in net.params} | {name for inst in net.instances for name, _ in inst.params}
+    ns = Namespace(MODULE_NAMES | params)
+    net_class = ns.claim(net.name)
+    return ns, net_class
+
+
+def _block_classes(net: CheckedNetwork, helpers: set, imports: set, ns: Namespace) -> tuple[list[_Class], dict[int, str]]:
     """One class per block, or more where instances of a block need different code."""
     class_of: dict[int, str] = {}
     classes: list[_Class] = []
+    first = {inst.block: None for inst in net.instances}
+    for block in first:
+        first[block] = ns.claim(block)
     for index, inst in enumerate(net.instances):  # inner instances come first, so their classes are known
         body = Body(Writer(2), Writer(2), class_of, comments=False)
-        result = body.steps(inst.steps, body.init, body.forward, "x", "x")
+        result = body.steps(inst.steps, body.init, body.forward, body.main, body.main)
         helpers |= body.helpers
         imports |= body.imports
         signature = (inst.params, inst.defaults)
@@ -113,8 +129,8 @@ def _block_classes(net: CheckedNetwork, helpers: set, imports: set) -> tuple[lis
                 class_of[index] = c.name
                 break
         else:
-            name = inst.block if not same else f"{inst.block}_{len(same) + 1}"
-            classes.append(_Class(name, inst.block, signature, body.init.lines, body.forward.lines, result, dict(body.slots)))
+            name = first[inst.block] if not same else ns.claim(f"{inst.block}_{len(same) + 1}")
+            classes.append(_Class(name, inst.block, signature, body.init.lines, body.forward.lines, result, body.main, dict(body.slots)))
             class_of[index] = name
     return classes, class_of
 
@@ -141,7 +157,7 @@ def _write_block(w: Writer, c: _Class) -> None:
                     w.line(f"{name} = {code}")
         w.lines.extend(fill(c.init, c.slots))
         w.line()
-        w.line("def forward(self, x):")
+        w.line(f"def forward(self, {c.main}):")
         w.lines.extend(fill(c.forward, c.slots))
         with w.indent():
             w.line(f"return {c.result}")
@@ -166,6 +182,7 @@ def _merged(rules) -> list:
 
 def _init_rules(w: Writer, net: CheckedNetwork) -> None:
     by_name = {layer.name: layer for layer in net.layers}
+    m = Namespace(p.name for p in net.params).claim("m")  # the loop's variable, beside the parameters
     for rule in _merged(net.init_rules):
         call = rule.call
         fn = f"nn.init.{call.name}_"
@@ -179,28 +196,29 @@ def _init_rules(w: Writer, net: CheckedNetwork) -> None:
         classes = sorted({layer.module for layer in layers})
         same_class = [other for other in net.layers if other.module in classes]
         helper_inside = "nn.Conv2d" in classes and any(other.module == "DeformConv" for other in net.layers)
-        if not w.fits(f"for m in ({', '.join(paths)}):") and len(same_class) == len(layers) and not helper_inside:
+        if not w.fits(f"for {m} in ({', '.join(paths)}):") and len(same_class) == len(layers) and not helper_inside:
             # every layer of these classes: loop over the modules, as torchvision does
-            w.line("for m in self.modules():")
+            w.line(f"for {m} in self.modules():")
             with w.indent():
                 kinds = classes[0] if len(classes) == 1 else "(" + ", ".join(classes) + ")"
-                guard = " and m.bias is not None" if rule.target == "bias" else ""
-                w.line(f"if isinstance(m, {kinds}){guard}:")
+                guard = f" and {m}.bias is not None" if rule.target == "bias" else ""
+                w.line(f"if isinstance({m}, {kinds}){guard}:")
                 with w.indent():
-                    w.call("", Call(fn, [f"m.{layers[0].weight_path}{rule.target}", *rest]))
+                    w.call("", Call(fn, [f"{m}.{layers[0].weight_path}{rule.target}", *rest]))
             continue
-        w.call("for m in ", Call("", paths, collection=True), ":")
+        w.call(f"for {m} in ", Call("", paths, collection=True), ":")
         with w.indent():
-            w.call("", Call(fn, [f"m.{rule.target}", *rest]))
+            w.call("", Call(fn, [f"{m}.{rule.target}", *rest]))
 
 
 def generate(net: CheckedNetwork) -> str:
     """The whole generated file for one checked network."""
     helpers: set[str] = set()
     imports: set[str] = set()
-    classes, class_of = _block_classes(net, helpers, imports)
+    ns, net_class = _module_names(net)
+    classes, class_of = _block_classes(net, helpers, imports, ns)
     body = Body(Writer(2), Writer(2), class_of, comments=True)
-    result = body.steps(net.steps, body.init, body.forward, "x", "x")
+    result = body.steps(net.steps, body.init, body.forward, body.main, body.main)
     helpers |= body.helpers
     imports |= body.imports | {i for h in helpers for i in _HELPERS[h][1]}
 
@@ -222,7 +240,7 @@ def generate(net: CheckedNetwork) -> str:
     w.line()
     for c in classes:
         _write_block(w, c)
-    w.line(f"class {net.name}(nn.Module):")
+    w.line(f"class {net_class}(nn.Module):")
     with w.indent():
         total = net.total_params
         count = "parameters known after the first forward (lazy layers)" if total is None else f"{total:,} parameter{'s' * (total != 1)}"
@@ -236,13 +254,13 @@ def generate(net: CheckedNetwork) -> str:
             w.lines.extend(fill(body.init.lines, body.slots))
             _init_rules(w, net)
         w.line()
-        w.line("def forward(self, x):")
+        w.line(f"def forward(self, {body.main}):")
         with w.indent():
-            w.line(f"# x: {fmt_shape(net.input_shape, 'unknown')}")
+            w.line(f"# {body.main}: {fmt_shape(net.input_shape, 'unknown')}")
         w.lines.extend(fill(body.forward.lines, body.slots))
         with w.indent():
             outputs = [s for s in net.steps if s.kind == "output"]
-            w.line(f"return {', '.join(outputs[-1].values) if outputs else result}")
+            w.line(f"return {', '.join(body.local(v) for v in outputs[-1].values) if outputs else result}")
     w.line()
     w.line()
     w.line("def build(device=None, **params):")
@@ -251,7 +269,7 @@ def generate(net: CheckedNetwork) -> str:
         w.line("if device is None:")
         with w.indent():
             w.line('device = "cuda" if torch.cuda.is_available() else "cpu"')
-        w.line(f"return {net.name}(**params).to(device)")
+        w.line(f"return {net_class}(**params).to(device)")
     w.line()
     w.line()
     w.line('if __name__ == "__main__":')

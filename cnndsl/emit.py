@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .names import Namespace
 from .network import CheckedLayer, Step
 from .ops.common import fmt_shape
 from .pyfmt import Call, Writer, lit
+
+
+FORWARD_GLOBALS = ("self", "torch", "nn", "float", "tuple", "int")  # what a forward reads besides its own variables
 
 
 def layer_expr(layer: CheckedLayer) -> Call:
@@ -27,13 +31,26 @@ class Body:
     class_of: dict[int, str]  # block instance -> its generated class
     comments: bool  # shape comments (the network's class)
     slots: dict[int, tuple[list[str], list[str]] | None] = field(default_factory=dict)
-    temps: dict[str, int] = field(default_factory=dict)  # a counter per stem: part1, part2, branch1, branch2
     helpers: set[str] = field(default_factory=set)
     imports: set[str] = field(default_factory=set)
+    # the forward's variables: the tensor flowing through (`x`), temporaries, and the user's values, each
+    # with a name of its own (a value named `x` or `branch1` is renamed, never confused with a temporary)
+    ns: Namespace = field(default_factory=lambda: Namespace(FORWARD_GLOBALS))
+    locals: dict[str, str] = field(default_factory=dict)
+    main: str = ""
+
+    def __post_init__(self):
+        self.main = self.ns.claim("x")
 
     def temp(self, stem: str) -> str:
-        self.temps[stem] = self.temps.get(stem, 0) + 1
-        return f"{stem}{self.temps[stem]}"
+        return self.ns.fresh(stem)
+
+    def local(self, name: str, kind: str = "value") -> str:
+        """The variable that holds the user's value `name` (kind "value") or a pool's indices (kind "indices")."""
+        key = f"{kind}:{name}"
+        if key not in self.locals:
+            self.locals[key] = self.ns.claim(name)
+        return self.locals[key]
 
     def comment(self, step: Step) -> str:
         return f"  # {fmt_shape(step.output_shape)}" if self.comments and step.output_shape is not None else ""
@@ -71,10 +88,10 @@ class Body:
         cur = src
         for step in steps:
             if step.kind == "value":
-                w_fwd.line(f"{step.name} = {cur}")
+                w_fwd.line(f"{self.local(step.name)} = {cur}")
                 continue
             if step.kind == "use":
-                cur = step.name
+                cur = self.local(step.name)
                 continue
             if step.kind == "output":
                 continue
@@ -82,9 +99,9 @@ class Body:
                 cur = self.merge(step, w_init, w_fwd, cur, dst)
                 continue
             if step.kind == "join":
-                names = ", ".join([cur, *step.values])
-                expr = {"cat": f"torch.cat([{names}], dim=1)", "add": " + ".join([cur, *step.values]),
-                        "mul": " * ".join([cur, *step.values])}[step.merge]
+                operands = [cur, *(self.local(v) for v in step.values)]
+                expr = {"cat": f"torch.cat([{', '.join(operands)}], dim=1)", "add": " + ".join(operands),
+                        "mul": " * ".join(operands)}[step.merge]
                 w_fwd.line(f"{dst} = {expr}{self.comment(step)}")
                 cur = dst
                 continue
@@ -96,10 +113,10 @@ class Body:
                 call = f"{cur} * self.{step.name}"
             elif step.unpool is not None:
                 extra = f", output_size={lit(step.output_size)}" if step.output_size else ""
-                call = f"self.{step.name}({cur}, {step.unpool}{extra})"
+                call = f"self.{step.name}({cur}, {self.local(step.unpool, 'indices')}{extra})"
             else:
                 call = f"self.{step.name}({cur})"
-            target = f"{dst}, {step.indices}" if step.indices else dst
+            target = f"{dst}, {self.local(step.indices, 'indices')}" if step.indices else dst
             w_fwd.line(f"{target} = {call}{self.comment(step)}")
             cur = dst
         return cur

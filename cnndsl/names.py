@@ -1,6 +1,12 @@
-"""Which identifiers a user may give to networks, blocks, parameters, layers and values: every one of them
-ends up in the generated Python, so none may be a keyword, an nn.Module attribute, or a name the
-generated code uses itself."""
+"""Names: which identifiers a user may write, and the one allocator (`Namespace`) that gives every generated
+identifier — classes, the forward's variables, temporaries — a name no user name can take.
+
+A user may name a network, a block or a value anything Python allows: the generated code renames its own
+classes and variables around them (`B_2`, `x_2`, `out_2`). What stays reserved is what the generated module
+cannot rename without changing its API: a layer's name is its attribute and `state_dict` key, so it may not be
+an attribute of nn.Module; a parameter's name is a keyword of the generated `__init__`, so it may not be
+`self`, the module's imports (`torch`, `nn`), a block's `in_channels`, or `build`'s `device`.
+"""
 
 from __future__ import annotations
 
@@ -18,29 +24,60 @@ RESERVED = frozenset(
     register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to
     to_empty train type xpu zero_grad training""".split()
 )
-GENERATED_NAMES = frozenset(
-    {"torch", "nn", "build", "self", "super", "x", "DeformConv", "DeformConv2d", "StochasticDepth", "device",
-     "params", "in_channels", "m", "isinstance", "print", "tuple", "None", "True", "False"}
-)
-_TEMPORARY = re.compile(r"^(branch|part)\d+$|_indices$|^use_")
+# names of the generated __init__'s signature, and of the module globals its body reads
+PARAMETER_RESERVED = frozenset({"self", "torch", "nn", "in_channels", "device"})
+# the names the generated module defines or reads at its top level, besides the classes
+MODULE_NAMES = frozenset({
+    "torch", "nn", "build", "device", "params", "model", "x", "y", "self", "m", "in_channels",
+    "DeformConv", "DeformConv2d", "StochasticDepth", "super", "isinstance", "float", "print", "tuple", "int",
+})
+_SUFFIX = re.compile(r"^(.*?)_(\d+)$")
 
 
 def identifier_problem(name: str, what: str) -> str | None:
-    """Why `name` cannot be used in generated code, or None."""
-    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+    """Why `name` cannot name a `what` (network, block, parameter, layer, value), or None."""
+    if keyword.iskeyword(name):
         return f"`{name}` is a Python keyword and cannot name a {what}"
     if name.startswith("_"):
         return f"a {what} name may not start with an underscore: `{name}`"
-    if name in RESERVED:
+    if what == "layer" and name in RESERVED:
         return f"`{name}` is an attribute of nn.Module and cannot name a {what}"
-    if name in GENERATED_NAMES:
-        return f"`{name}` is used by the generated code and cannot name a {what}"
+    if what == "parameter" and name in PARAMETER_RESERVED:
+        return f"`{name}` is a name of the generated `__init__` and cannot name a parameter"
     return None
 
 
 def value_problem(name: str) -> str | None:
-    """Why `name` cannot name a value (a local variable of the generated forward), or None."""
-    problem = identifier_problem(name, "value")
-    if problem is None and _TEMPORARY.search(name):
-        return f"`{name}` looks like a variable the generated code uses and cannot name a value"
-    return problem
+    """Why `name` cannot name a value (a local variable of the generated forward, renamed where it must be), or None."""
+    return identifier_problem(name, "value")
+
+
+class Namespace:
+    """Unique identifiers in one scope of the generated code (as torch.fx's `_Namespace`): `claim` gives a
+    wanted name or, where it is taken, the name with the next free suffix (`B` -> `B_2`); `fresh` numbers a
+    stem (`out` -> `out1`, `out2`)."""
+
+    def __init__(self, reserved=()):
+        self.taken: set[str] = set(reserved)
+        self.counters: dict[str, int] = {}
+
+    def claim(self, name: str) -> str:
+        if name not in self.taken and not keyword.iskeyword(name):
+            self.taken.add(name)
+            return name
+        m = _SUFFIX.match(name)
+        stem, n = (m.group(1), int(m.group(2))) if m else (name, 2)
+        n = max(n, self.counters.get(stem + "_", 2))
+        while f"{stem}_{n}" in self.taken:
+            n += 1
+        self.counters[stem + "_"] = n
+        self.taken.add(f"{stem}_{n}")
+        return f"{stem}_{n}"
+
+    def fresh(self, stem: str) -> str:
+        n = self.counters.get(stem, 0) + 1
+        while f"{stem}{n}" in self.taken:
+            n += 1
+        self.counters[stem] = n
+        self.taken.add(f"{stem}{n}")
+        return f"{stem}{n}"

@@ -693,13 +693,6 @@ network N:
     input 8x16x16
     conv 8 k1 as forward
 """, 3, 5, ["`forward` is an attribute of nn.Module"]),
-    "block_named_nn": ("""block nn(c):
-    conv c k1
-
-network N:
-    input 8x16x16
-    nn(4)
-""", 1, 1, ["`nn` is used by the generated code"]),
     "as_clash": ("""network N:
     input 8x16x16
     conv 8 k1 as a
