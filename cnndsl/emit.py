@@ -123,9 +123,11 @@ class Body:
 
     def merge(self, step: Step, w_init: Writer, w_fwd: Writer, src: str, dst: str) -> str:
         inputs = [src] * len(step.branches)
+        claimed = []  # the merge's temporaries, free again once it is combined
         if step.merge == "split":
-            inputs = [self.temp("part") for _ in step.branches]
+            inputs = claimed = [self.ns.claim(f"part{i + 1}") for i in range(len(step.branches))]
             w_fwd.line(f"{', '.join(inputs)} = torch.chunk({src}, {step.parts}, dim=1)")
+        names = _branch_names(step)
         if step.condition is not None:
             w_init.line(f"self.{step.name} = {step.condition}")
         outs: list[str] = []
@@ -136,7 +138,8 @@ class Body:
             if branch.identity and branch.condition is None:
                 outs.append(x)
                 continue
-            out = self.temp("branch")
+            out = self.ns.claim(names[i])
+            claimed.append(out)
             # under `add if cond:` the later branches exist only when the merge is on (a slot, guarded by its flag)
             guard = f"self.{step.name}" if step.condition is not None and i > 0 else None
             if branch.condition is None and guard is None:
@@ -156,6 +159,7 @@ class Body:
                     w_fwd.line(f"{dst} = {outs[0]}{self.comment(step)}")
         else:
             w_fwd.line(f"{dst} = {combined}{self.comment(step)}")
+        self.ns.release(*claimed)
         return dst
 
     def slot(self, branch, w_init: Writer, w_fwd: Writer, x: str, out: str, guard: str | None = None) -> None:
@@ -200,6 +204,24 @@ class Body:
         result = self.steps(branch.steps, w_init, w_fwd, x, out)
         if result != out:
             w_fwd.line(f"{out} = {result}")
+
+
+def _branch_names(step: Step) -> list[str | None]:
+    """The temporaries of a merge's branches, as torchvision names them: `out` for the branch computed from the
+    input (`out1`, `out2` where there are several), `identity` for one that is the input unless its condition
+    holds (a downsampling shortcut); None for an identity branch, which needs none."""
+    n = len(step.branches)
+    shortcut = [b.condition is not None for b in step.branches]
+    computed = [not (b.identity and b.condition is None) and not shortcut[i] for i, b in enumerate(step.branches)]
+    names: list[str | None] = []
+    for i in range(n):
+        if shortcut[i]:
+            names.append("identity" if sum(shortcut) == 1 else f"identity{sum(shortcut[:i + 1])}")
+        elif computed[i]:
+            names.append("out" if sum(computed) == 1 else f"out{sum(computed[:i + 1])}")
+        else:
+            names.append(None)
+    return names
 
 
 def fill(lines: list[str], slots: dict[int, tuple[list[str], list[str]] | None]) -> list[str]:

@@ -74,6 +74,10 @@ class Namespace:
         self.taken.add(f"{stem}_{n}")
         return f"{stem}_{n}"
 
+    def release(self, *names: str) -> None:
+        """Names whose variables are dead: free to be claimed again (a merge's temporaries, after it)."""
+        self.taken.difference_update(names)
+
     def fresh(self, stem: str) -> str:
         n = self.counters.get(stem, 0) + 1
         while f"{stem}{n}" in self.taken:

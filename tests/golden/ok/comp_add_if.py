@@ -31,18 +31,18 @@ class InvertedResidual(nn.Module):
         self.bn3 = nn.BatchNorm2d(out)
 
     def forward(self, x):
-        branch1 = self.conv1(x)
-        branch1 = self.bn1(branch1)
-        branch1 = self.relu6_1(branch1)
-        branch1 = self.dwconv1(branch1)
-        branch1 = self.bn2(branch1)
-        branch1 = self.relu6_2(branch1)
-        branch1 = self.conv2(branch1)
-        branch1 = self.bn3(branch1)
+        out = self.conv1(x)
+        out = self.bn1(out)
+        out = self.relu6_1(out)
+        out = self.dwconv1(out)
+        out = self.bn2(out)
+        out = self.relu6_2(out)
+        out = self.conv2(out)
+        out = self.bn3(out)
         if self.use_add1:
-            x = branch1 + x
+            x = out + x
         else:
-            x = branch1
+            x = out
         return x
 
 
@@ -57,10 +57,10 @@ class Gated(nn.Module):
 
     def forward(self, x):
         if self.use_mul1:
-            branch1 = self.avgpool1(x)
-            branch1 = self.conv1(branch1)
-            branch1 = self.sigmoid1(branch1)
-            x = x * branch1
+            out = self.avgpool1(x)
+            out = self.conv1(out)
+            out = self.sigmoid1(out)
+            x = x * out
         return x
 
 

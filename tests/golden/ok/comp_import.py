@@ -30,9 +30,9 @@ class Residual(nn.Module):
         self.convbnact2 = ConvBnAct(out, out)
 
     def forward(self, x):
-        branch1 = self.convbnact1(x)
-        branch1 = self.convbnact2(branch1)
-        x = branch1 + x
+        out = self.convbnact1(x)
+        out = self.convbnact2(out)
+        x = out + x
         return x
 
 

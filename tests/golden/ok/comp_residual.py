@@ -28,15 +28,15 @@ class BasicBlock(nn.Module):
         self.relu2 = nn.ReLU()
 
     def forward(self, x):
-        branch1 = self.conv1(x)
-        branch1 = self.bn1(branch1)
-        branch1 = self.relu1(branch1)
-        branch1 = self.conv2(branch1)
-        branch1 = self.bn2(branch1)
-        branch2 = x
+        out = self.conv1(x)
+        out = self.bn1(out)
+        out = self.relu1(out)
+        out = self.conv2(out)
+        out = self.bn2(out)
+        identity = x
         if self.downsample is not None:
-            branch2 = self.downsample(x)
-        x = branch1 + branch2
+            identity = self.downsample(x)
+        x = out + identity
         x = self.relu2(x)
         return x
 

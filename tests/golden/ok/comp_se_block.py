@@ -19,12 +19,12 @@ class SE(nn.Module):
         self.hardsigmoid1 = nn.Hardsigmoid()
 
     def forward(self, x):
-        branch1 = self.avgpool1(x)
-        branch1 = self.conv1(branch1)
-        branch1 = self.relu1(branch1)
-        branch1 = self.conv2(branch1)
-        branch1 = self.hardsigmoid1(branch1)
-        x = x * branch1
+        out = self.avgpool1(x)
+        out = self.conv1(out)
+        out = self.relu1(out)
+        out = self.conv2(out)
+        out = self.hardsigmoid1(out)
+        x = x * out
         return x
 
 

@@ -33,15 +33,15 @@ class ShuffleUnit(nn.Module):
 
     def forward(self, x):
         part1, part2 = torch.chunk(x, 2, dim=1)
-        branch1 = self.conv1(part2)
-        branch1 = self.bn1(branch1)
-        branch1 = self.relu1(branch1)
-        branch1 = self.dwconv1(branch1)
-        branch1 = self.bn2(branch1)
-        branch1 = self.conv2(branch1)
-        branch1 = self.bn3(branch1)
-        branch1 = self.relu2(branch1)
-        x = torch.cat([part1, branch1], dim=1)
+        out = self.conv1(part2)
+        out = self.bn1(out)
+        out = self.relu1(out)
+        out = self.dwconv1(out)
+        out = self.bn2(out)
+        out = self.conv2(out)
+        out = self.bn3(out)
+        out = self.relu2(out)
+        x = torch.cat([part1, out], dim=1)
         x = self.shuffle1(x)
         return x
 
@@ -58,9 +58,9 @@ class ShuffleStage(nn.Module):
     def forward(self, x):
         # x: (N, 24, 16, 16)
         x = self.stage(x)  # (N, 24, 16, 16)
-        branch1 = self.conv1(x)  # (N, 24, 16, 16)
-        branch2 = self.maxpool1(x)  # (N, 24, 16, 16)
-        x = torch.cat([branch1, branch2], dim=1)  # (N, 48, 16, 16)
+        out1 = self.conv1(x)  # (N, 24, 16, 16)
+        out2 = self.maxpool1(x)  # (N, 24, 16, 16)
+        x = torch.cat([out1, out2], dim=1)  # (N, 48, 16, 16)
         return x
 
 
