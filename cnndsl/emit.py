@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .names import Namespace
+from .names import BUILTINS, Namespace
 from .network import CheckedLayer, Step
 from .ops.common import fmt_shape
 from .pyfmt import Call, Writer, lit
 
 
-FORWARD_GLOBALS = ("self", "torch", "nn", "float", "tuple", "int")  # what a forward reads besides its own variables
+FORWARD_GLOBALS = ("self", "torch", "nn", *BUILTINS)  # what a forward reads besides its own variables
 
 
 def layer_expr(layer: CheckedLayer) -> Call:

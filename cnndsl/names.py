@@ -5,7 +5,8 @@ A user may name a network, a block or a value anything Python allows: the genera
 classes and variables around them (`B_2`, `x_2`, `out_2`). What stays reserved is what the generated module
 cannot rename without changing its API: a layer's name is its attribute and `state_dict` key, so it may not be
 an attribute of nn.Module; a parameter's name is a keyword of the generated `__init__`, so it may not be
-`self`, the module's imports (`torch`, `nn`), a block's `in_channels`, or `build`'s `device`.
+`self`, the module's imports (`torch`, `nn`), a block's `in_channels`, `build`'s `device`, or a builtin the
+generated code calls (`super`, `isinstance`, `float`, ...).
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ RESERVED = frozenset(
     register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to
     to_empty train type xpu zero_grad training""".split()
 )
-# names of the generated __init__'s signature, and of the module globals its body reads
-PARAMETER_RESERVED = frozenset({"self", "torch", "nn", "in_channels", "device"})
+# Python's builtins that generated code calls
+BUILTINS = frozenset({"super", "isinstance", "float", "int", "tuple", "print", "min", "max", "abs", "round", "len"})
+# names of the generated __init__'s signature, and the module globals and builtins its body reads
+PARAMETER_RESERVED = frozenset({"self", "torch", "nn", "in_channels", "device"}) | BUILTINS
 # the names the generated module defines or reads at its top level, besides the classes
 MODULE_NAMES = frozenset({
     "torch", "nn", "build", "device", "params", "model", "x", "y", "self", "m", "in_channels",
-    "DeformConv", "DeformConv2d", "StochasticDepth", "super", "isinstance", "float", "print", "tuple", "int",
-})
+    "DeformConv", "DeformConv2d", "StochasticDepth",
+}) | BUILTINS
 _SUFFIX = re.compile(r"^(.*?)_(\d+)$")
 
 

@@ -373,7 +373,7 @@ def network_name_from_file(name: str) -> str:
         return "Net"
     import builtins
 
-    from .names import identifier_problem
+    from .names import MODULE_NAMES, identifier_problem
 
     stem = Path(name).name.split(".")[0]
     parts = [p for p in "".join(c if c.isalnum() and c.isascii() else " " for c in stem).split() if p]
@@ -381,7 +381,7 @@ def network_name_from_file(name: str) -> str:
     ident = ident if ident[0].isalpha() else "Net" + ident
     # `none.cnn` would make `None`, `deform-conv.cnn` the generated `DeformConv`, `exception.cnn` a class that
     # hides a builtin: every file name gives a class name the checker accepts
-    while identifier_problem(ident, "network") or hasattr(builtins, ident):
+    while identifier_problem(ident, "network") or hasattr(builtins, ident) or ident in MODULE_NAMES:
         ident += "Net"
     return ident
 

@@ -136,7 +136,7 @@ def test_renaming_blocks_changes_nothing(path):
     assert all(torch.equal(a, b) for a, b in zip(y0, y1))
 
 
-@pytest.mark.parametrize("name", ["self", "torch", "nn", "in_channels", "device"])
+@pytest.mark.parametrize("name", ["self", "torch", "nn", "in_channels", "device", "super", "isinstance", "float"])
 def test_parameters_keep_the_generated_signatures_names(name):
     with pytest.raises(cnndsl.CnnDslError, match="name of the generated `__init__`"):
         cnndsl.check(f"network N({name}=4):\n    input 3x8x8\n    conv 4 k1\n")
