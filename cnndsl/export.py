@@ -232,14 +232,14 @@ def _layer_using(net: CheckedNetwork, program, op: str) -> CheckedLayer | None:
 
 
 def _source_of(net: CheckedNetwork, layer: CheckedLayer) -> Source | None:
-    """The source the layer's span is in: the network's file, unless blocks come from other files (a layer
-    does not record which file declares it)."""
-    if any(instance.file != net.file for instance in net.instances):
-        return None
+    """The source the layer's span is in: its own file (an imported block's, for the block's layers)."""
+    name = layer.file or net.file
+    if name.startswith("<"):
+        return Source(name=name, text="")
     try:
-        return Source(name=net.file, text=Path(net.file).read_text(encoding="utf-8-sig"))
+        return Source(name=name, text=Path(name).read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError):
-        return Source(name=net.file, text="")
+        return Source(name=name, text="")
 
 
 def _serialized(net: CheckedNetwork, onnx_program) -> bytes:

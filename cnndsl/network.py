@@ -58,6 +58,7 @@ class CheckedLayer(BaseModel):
     weight_path: str = ""  # where the weight lives below the layer ("" or "conv." for deform)
     has_bias: bool = False
     span: Span = Span()
+    file: str = ""  # the source the span is in (an imported block's file for its layers)
 
 
 class Branch(BaseModel):

@@ -294,7 +294,7 @@ class Scope(BlockCalls, Merges):
             lazy=result.lazy, helper=result.helper, imports=result.imports,
             weight_path="conv." if spec.name == "deform" else "",
             has_bias=bool(value(ctx["bias"])) if spec.option("bias") is not None and spec.option("bias").kind == "bool" else False,
-            span=node.span,
+            span=node.span, file=self.source.name,
         )
         if "init" in extra:
             if not result.weights or result.params == 0:  # e.g. a norm with affine=false
@@ -358,7 +358,7 @@ class Scope(BlockCalls, Merges):
         layer = CheckedLayer(
             name=self.path + attr, attr=attr, access=self.child_access(attr), op="unpool", module=f"nn.MaxUnpool{n}d",
             args=(ctx["kernel_size"],), kwargs=module_kwargs, input_shape=plain(self.shape),
-            output_shape=plain((self.shape[0], *spatial)), params=0, span=node.span,
+            output_shape=plain((self.shape[0], *spatial)), params=0, span=node.span, file=self.source.name,
         )
         self.prog.layers.append(layer)
         found = limits.problem("layers", len(self.prog.layers), "the number of layers")

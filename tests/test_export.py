@@ -231,6 +231,16 @@ def test_cli_names_the_layer_whose_op_onnx_lacks(tmp_path, monkeypatch, capfd):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.cnn", "net.onnx"]
 
 
+def test_a_layer_inside_an_imported_block_is_located_in_its_file(tmp_path, monkeypatch, capfd):
+    (tmp_path / "blocks.cnn").write_text("block Noisy(c):\n    conv c k3 p1 | rrelu\n", encoding="utf-8")
+    (tmp_path / "net.cnn").write_text('import "blocks.cnn"\n\nnetwork N:\n    input 3x16x16\n    Noisy(8)\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["export", "net.cnn", "-o", "net.onnx"]) == cli.EXIT_DIAGNOSTICS
+    err = capfd.readouterr().err
+    assert err.startswith("blocks.cnn:2:20: error: cannot export layer `noisy1.rrelu1` (rrelu, nn.RReLU)"), err
+    assert " 2 |     conv c k3 p1 | rrelu\n" in err
+
+
 def test_cli_wants_an_onnx_suffix(tmp_path):
     proc = run("export", EXAMPLES / "lenet5.cnn", "-o", "net.pt", cwd=tmp_path)
     assert proc.returncode == cli.EXIT_USAGE
