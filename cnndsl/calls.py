@@ -9,7 +9,7 @@ from . import ast, limits
 from .errors import did_you_mean, first_line
 from .network import BlockInstance, Step
 from .resolve import LocatedError, Word, evaluate
-from .values import Val, as_val, plain, substitute, value
+from .values import Val, as_val, expression_problem, hidden, largest, local, pin_lost, plain, substitute, value
 
 
 class BlockCalls:
@@ -29,7 +29,8 @@ class BlockCalls:
         if len(self.shape) < 1 or self.shape[0] is None:
             raise LocatedError(f"cannot infer the input channels of `{node.callee}`", first_line(node.span), "declare the network's `input`")
         c_in = self.shape[0]
-        env: dict[str, Val] = {"in": Val(value(c_in), "in_channels")}
+        env: dict[str, Val] = {"in": local("in_channels", c_in)}  # the block's names, bound to this call's values
+        chosen: dict[str, Val] = {}
         params, defaults = [], []
         for p in block.params:
             # the signature comes from the definition, the same for every call: a default that uses `in` or the
@@ -48,11 +49,11 @@ class BlockCalls:
             else:
                 params.append((p.name, value(default)))
             v = given[p.name][1] if p.name in given else default
-            raw = v.v if isinstance(v, Val) else v
             if isinstance(v, Word) or isinstance(v, tuple):
                 raise LocatedError(f"`{p.name}` of `{node.callee}` must be a number or true/false, found {v}", node.span)
-            env[p.name] = Val(raw, p.name)
-        inner_shape = (env["in"], *(None if d is None else Val(value(d)) for d in self.shape[1:]))
+            env[p.name], chosen[p.name] = local(p.name, v), v
+        # the other sizes of the input: numbers in the block, the caller's expressions again at its output
+        inner_shape = (env["in"], *(hidden(f"dim{i}", d) for i, d in enumerate(self.shape[1:], 1)))
         sub = type(self)(self.prog, source, env, inner_shape, path=f"{self.path}{attr}.", access=self.child_access(attr))
         self.prog.calls.append((node.callee, first_line(node.span), self.source))
         try:
@@ -65,7 +66,7 @@ class BlockCalls:
         index = len(self.prog.instances)
         self.prog.instances.append(BlockInstance(block=node.callee, file=source.name, params=tuple(params),
                                                  defaults=tuple(defaults), steps=tuple(sub.steps)))
-        mapping = {"in_channels": as_val(c_in)}
+        mapping = {"in_channels": as_val(c_in), **{f"<dim{i}>": d for i, d in enumerate(self.shape[1:], 1) if d is not None}}
         call_args = []
         for p in block.params:
             if p.name in given:
@@ -73,8 +74,12 @@ class BlockCalls:
                 mapping[p.name] = as_val(v)
                 call_args.append((keyword, v))
             else:
-                mapping[p.name] = Val(value(env[p.name]))
+                mapping[p.name] = substitute(chosen[p.name], mapping)  # a default, in the caller's terms
         self.shape = tuple(substitute(d, mapping) for d in sub.shape)
+        found = expression_problem(largest(self.shape, c_in, call_args), "an expression for this call's sizes")
+        if found:
+            raise LocatedError(found[0], first_line(node.span), found[1])
+        pin_lost(c_in, call_args)  # numbers this call prints for sizes the caller's class cannot name
         if self.first_in is None:
             self.first_in = value(c_in)
         self.steps.append(Step(kind="call", name=attr, instance=index, call_args=tuple(call_args), in_channels=c_in, span=first_line(node.span),

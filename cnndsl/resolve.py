@@ -8,7 +8,7 @@ from typing import Any
 from . import ast, limits
 from .errors import Span, did_you_mean
 from .ops.base import REPEAT, SHORT, Ctx, Opt, OpSpec
-from .values import Val, value
+from .values import Val, compare, deps, expression_problem, logical, logical_not, number_code, value
 
 
 class LocatedError(Exception):
@@ -45,7 +45,7 @@ def evaluate(expr: ast.Expr, env: dict[str, Val]) -> Any:
         return tuple(evaluate(i, env) for i in expr.items)
     if isinstance(expr, ast.Neg):
         x = _number(expr.operand, env)
-        return -x
+        return _bounded(-x, expr.span)
     if isinstance(expr, ast.BinOp):
         a, b = _number(expr.left, env), _number(expr.right, env)
         if expr.op in ("//", "/") and b.v == 0:
@@ -56,31 +56,44 @@ def evaluate(expr: ast.Expr, env: dict[str, Val]) -> Any:
             raise LocatedError("the result of this expression is too large", expr.span) from None
         return _bounded(result, expr.span)
     if isinstance(expr, ast.Compare):
-        a, b = value(evaluate(expr.left, env)), value(evaluate(expr.right, env))  # tuples of numbers compare as tuples
+        left, right = evaluate(expr.left, env), evaluate(expr.right, env)
+        a, b = value(left), value(right)  # tuples of numbers compare as tuples
         ops = {"==": a == b, "!=": a != b}
         if expr.op in ops:
-            return Val(ops[expr.op])
+            return _bounded(compare(expr.op, left, right, ops[expr.op]), expr.span)
         if not all(isinstance(x, (int, float)) for x in (a, b)):  # words and tuples have no order here
             shown = [f"({', '.join(map(str, x))})" if isinstance(x, tuple) else str(x) for x in (a, b)]
             raise LocatedError(f"cannot compare `{shown[0]}` and `{shown[1]}` with {expr.op}", expr.span,
                                hint="only numbers can be ordered")
-        return Val({"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[expr.op])
+        return _bounded(compare(expr.op, left, right, {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[expr.op]), expr.span)
     if isinstance(expr, ast.BoolOp):
-        a = _truth(expr.left, env)
+        left, a = _truth_val(expr.left, env)
         if (expr.op == "and" and not a) or (expr.op == "or" and a):
-            return Val(a)
-        return Val(_truth(expr.right, env))
+            right = None
+            if left.symbolic:  # the parameters may decide otherwise: the other side too, where it can be evaluated
+                try:
+                    right = _truth_val(expr.right, env)[0]
+                except LocatedError:
+                    pass
+            return _bounded(logical(expr.op, left, right, a), expr.span)
+        right, b = _truth_val(expr.right, env)
+        return _bounded(logical(expr.op, left, right, b), expr.span)
     if isinstance(expr, ast.Not):
-        return Val(not _truth(expr.operand, env))
+        x, a = _truth_val(expr.operand, env)
+        return _bounded(logical_not(x, not a), expr.span)
     raise LocatedError("an initialiser call is only allowed in `init` rules and `init=`", expr.span)
 
 
 def _bounded(x: Val, span: Span) -> Val:
-    """An integer result within the `integer` limit, so that no later step meets a number too large to print."""
+    """An integer result within the `integer` limit, so that no later step meets a number too large to print,
+    and an expression within the `expression` limit, so that no line of the generated code grows without end."""
     if type(x.v) is int:
         found = limits.problem("integer", abs(x.v), "this value")
         if found:
             raise LocatedError(*found[:1], span, found[1])
+    found = expression_problem(x.size(), "this expression")
+    if found:
+        raise LocatedError(found[0], span, found[1])
     return x
 
 
@@ -92,9 +105,13 @@ def _number(expr: ast.Expr, env) -> Val:
 
 
 def _truth(expr: ast.Expr, env) -> bool:
+    return _truth_val(expr, env)[1]
+
+
+def _truth_val(expr: ast.Expr, env) -> tuple[Val, bool]:
     x = evaluate(expr, env)
     if isinstance(x, Val):
-        return bool(x.v)
+        return x, bool(x.v)
     raise LocatedError(f"expected a condition, found {_show(expr, x)}", expr.span, _unknown_name_hint(x, env))
 
 
@@ -278,10 +295,10 @@ _PY_OPS = {"and": "and", "or": "or"}
 def condition_code(expr: ast.Expr, env: dict[str, Val]) -> str:
     """A condition as Python over the names in scope (`in` is `in_channels`), for generated `if`s."""
     if isinstance(expr, ast.Num):
-        return repr(expr.value)
+        return number_code(expr.value)
     if isinstance(expr, ast.Name):
         if expr.id in env:
-            return env[expr.id].code() if env[expr.id].symbolic else repr(env[expr.id].v)
+            return env[expr.id].code()
         if expr.id in ("true", "false"):
             return "True" if expr.id == "true" else "False"
         raise LocatedError(f"unknown name `{expr.id}` in a condition", expr.span, did_you_mean(expr.id, env))
@@ -293,6 +310,17 @@ def condition_code(expr: ast.Expr, env: dict[str, Val]) -> str:
         left, right = condition_code(expr.left, env), condition_code(expr.right, env)
         return f"{_paren(expr, expr.left, left)} {expr.op} {_paren(expr, expr.right, right)}"
     raise LocatedError("a condition compares numbers and parameters", expr.span)
+
+
+def condition_deps(expr: ast.Expr, env: dict[str, Val]) -> frozenset[str]:
+    """The network parameters a condition reads (through the names in scope), for pinning."""
+    if isinstance(expr, ast.Name):
+        return deps(env.get(expr.id))
+    found: frozenset[str] = frozenset()
+    for child in (getattr(expr, "operand", None), getattr(expr, "left", None), getattr(expr, "right", None)):
+        if isinstance(child, ast.Node):
+            found |= condition_deps(child, env)
+    return found
 
 
 def _paren(parent: ast.Expr, expr: ast.Expr, code: str) -> str:

@@ -1,20 +1,41 @@
-"""Integers that remember how they were computed from network parameters.
+"""Numbers that remember how they were computed from parameters, as small typed expressions.
 
 A channel count written `c*4` must reach the generated code as `c * 4`, so that the network class stays
-generic in its parameters; a size computed from constants is just a number. `Val` carries both: the value
-the checker uses, and the Python expression the code generator writes.
+generic in its parameters; a size computed from constants is just a number. `Val` carries both: the value the
+checker uses, and an expression (`Expr`) the code generator prints.
+
+Integer expressions are kept in a canonical form, a polynomial with integer coefficients over atoms (names, and
+floor divisions that do not simplify): constants fold, like terms collect (`in+1-1` is `in_channels`,
+`in + 32 + 32 + 32` is `in_channels + 96`, `c*2*2` is `c * 4`), and floor division by a positive constant
+takes out what divides exactly (`(c*4 + 6) // 4` is `c + 1`, `(x // 2) // 2` is `x // 4`). Integer arithmetic
+is exact, so the canonical form computes what the written expression computes. Arithmetic that involves a
+float (or `/`) is not exact under reordering, so it is kept as written, as a tree. Printing puts parentheses
+wherever Python's precedence needs them, and numbers that are not finite as `float("inf")`.
+
+Each name is a `Sym`: a network parameter (`param`), a block's parameter or its `in` (`local`, which knows
+the expression it stands for in the network's parameters: its `outer`), or a size of a block's input other
+than the channels that is symbolic in the caller (`hidden`: the block's class cannot name it, so the block's
+code prints its value). From the outer expressions a value knows which network parameters it depends on
+(`deps`), even where its code is a plain number.
+
+Pins: a network parameter whose compiled value the generated code does not recompute (a number printed as a
+literal, a spatial size, a decision taken at compile time) is *pinned*; the generated network refuses any
+other value for it with a ValueError (`pinned_params`, the CheckedNetwork field `pinned`).
 """
 
 from __future__ import annotations
 
+import ast as pyast
+import itertools
 import math
 import operator
 import re
-from typing import Union
+from contextvars import ContextVar
+from math import gcd
+from typing import Callable, Union
 
-_ATOM, _MUL, _ADD = 3, 2, 1
-_PREC = {"+": _ADD, "-": _ADD, "*": _MUL, "//": _MUL, "/": _MUL}
-_FN = {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv, "/": operator.truediv}
+OR, AND, NOT, CMP, ADD, MUL, UNARY, ATOM = -3, -2, -1, 0, 1, 2, 3, 4  # precedence of printed Python, loosest first
+EXPRESSION_NODES = 100  # the default size limit of one expression, in nodes (names, numbers and operators)
 
 
 def number_code(v) -> str:
@@ -24,23 +45,674 @@ def number_code(v) -> str:
     return repr(v)
 
 
+# -- expressions ----------------------------------------------------------------------------------
+
+
+class Expr:
+    """An immutable expression. Integer-valued expressions are always a `Poly`."""
+
+    __slots__ = ("_text", "_outer", "_size")
+    is_int = False
+    prec = ATOM
+
+    def text(self) -> str:
+        """The expression as Python; hidden sizes are shown as `<dim1>` (see `code`)."""
+        if getattr(self, "_text", None) is None:
+            self._text = self._render()
+        return self._text
+
+    def _render(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def key(self) -> str:
+        """The canonical text: two expressions with the same key compute the same value."""
+        return self.text()
+
+    def size(self) -> int:
+        if getattr(self, "_size", None) is None:
+            self._size = self._count()
+        return self._size
+
+    def _count(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def subst(self, f: Callable[["Sym"], "Expr | None"]) -> "Expr":
+        """The expression with each name `f` maps replaced (None keeps it), simplified again."""
+        raise NotImplementedError  # pragma: no cover
+
+    def syms(self) -> set["Sym"]:
+        raise NotImplementedError  # pragma: no cover
+
+    def outer(self) -> "Expr":
+        """The expression in the network's parameters: every block-local name replaced by what it stands for."""
+        if getattr(self, "_outer", None) is None:
+            self._outer = self.subst(lambda s: s.outer_expr if s.kind != "param" else None)
+        return self._outer
+
+    def concrete(self) -> "Expr":
+        """The expression as a class can print it: hidden sizes replaced by their values."""
+        if not any(s.kind == "hidden" for s in self.syms()):
+            return self
+        return self.subst(lambda s: const(s.value) if s.kind == "hidden" else None)
+
+    def evaluate(self, bindings: dict[str, object]):
+        """The value with the names bound (for tests): what Python computes from `text()`."""
+        raise NotImplementedError  # pragma: no cover
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.text()})"
+
+
+class Sym(Expr):
+    """A name: a network parameter, a block's local name (`in_channels`, a parameter), or a hidden size."""
+
+    __slots__ = ("name", "value", "kind", "outer_expr")
+
+    def __init__(self, name: str, value, kind: str = "param", outer: Expr | None = None):
+        self.name, self.value, self.kind, self.outer_expr = name, value, kind, outer
+
+    @property
+    def is_int(self) -> bool:  # bool is an int in Python's arithmetic
+        return type(self.value) in (int, bool)
+
+    @property
+    def rank(self) -> int:  # in_channels first, then the other names, then hidden sizes
+        return 0 if self.name == "in_channels" else 2 if self.kind == "hidden" else 1
+
+    def _render(self) -> str:
+        return f"<{self.name}>" if self.kind == "hidden" else self.name
+
+    def _count(self) -> int:
+        return 1
+
+    def subst(self, f):
+        return f(self) or self
+
+    def syms(self):
+        return {self}
+
+    def evaluate(self, bindings):
+        return bindings[self.name]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sym) and (self.kind == "hidden") == (other.kind == "hidden") and self.name == other.name
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.kind == "hidden"))
+
+
+class FConst(Expr):
+    """A float constant (integers are a constant `Poly`)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: float):
+        self.value = value
+
+    @property
+    def prec(self) -> int:
+        return UNARY if math.isfinite(self.value) and math.copysign(1, self.value) < 0 else ATOM
+
+    def _render(self) -> str:
+        return number_code(self.value)
+
+    def _count(self) -> int:
+        return 1
+
+    def subst(self, f):
+        return self
+
+    def syms(self):
+        return set()
+
+    def evaluate(self, bindings):
+        return self.value
+
+
+class FloorDiv(Expr):
+    """`num // den` of two integer polynomials that does not simplify: an atom of a polynomial."""
+
+    __slots__ = ("num", "den")
+    is_int = True
+    prec = MUL
+
+    def __init__(self, num: "Poly", den: "Poly"):
+        self.num, self.den = num, den
+
+    rank = 3
+
+    def _render(self) -> str:
+        return f"{_operand(self.num, MUL, False)} // {_operand(self.den, MUL, True)}"
+
+    def _count(self) -> int:
+        return self.num.size() + self.den.size() + 1
+
+    def subst(self, f):
+        return floordiv(self.num.subst(f), self.den.subst(f))
+
+    def syms(self):
+        return self.num.syms() | self.den.syms()
+
+    def evaluate(self, bindings):
+        return self.num.evaluate(bindings) // self.den.evaluate(bindings)
+
+
+class Op(Expr):
+    """A binary operation kept as written: one that involves a float, or `/`."""
+
+    __slots__ = ("op", "left", "right")
+
+    def __init__(self, op: str, left: Expr, right: Expr):
+        self.op, self.left, self.right = op, left, right
+
+    @property
+    def prec(self) -> int:
+        return ADD if self.op in "+-" else MUL
+
+    def _render(self) -> str:
+        p = self.prec
+        return f"{_operand(self.left, p, False)} {self.op} {_operand(self.right, p, True)}"
+
+    def _count(self) -> int:
+        return self.left.size() + self.right.size() + 1
+
+    def subst(self, f):
+        return _ARITH[self.op](self.left.subst(f), self.right.subst(f))
+
+    def syms(self):
+        return self.left.syms() | self.right.syms()
+
+    def evaluate(self, bindings):
+        return _FN[self.op](self.left.evaluate(bindings), self.right.evaluate(bindings))
+
+
+class Neg(Expr):
+    """`-x` of an expression that is not an integer polynomial."""
+
+    __slots__ = ("operand",)
+    prec = UNARY
+
+    def __init__(self, operand: Expr):
+        self.operand = operand
+
+    def _render(self) -> str:
+        inner = self.operand.text()
+        return f"-{inner}" if self.operand.prec >= UNARY and not inner.startswith("-") else f"-({inner})"
+
+    def _count(self) -> int:
+        return self.operand.size() + 1
+
+    def subst(self, f):
+        return neg(self.operand.subst(f))
+
+    def syms(self):
+        return self.operand.syms()
+
+    def evaluate(self, bindings):
+        return -self.operand.evaluate(bindings)
+
+
+class Cmp(Expr):
+    """A comparison of numbers, `p > 3`: a bool that a parameter decides (a block's argument, an option)."""
+
+    __slots__ = ("op", "left", "right")
+    prec = CMP
+
+    def __init__(self, op: str, left: Expr, right: Expr):
+        self.op, self.left, self.right = op, left, right
+
+    def _render(self) -> str:  # a comparison inside a comparison is parenthesised: Python would chain them
+        return f"{_paren(self.left, CMP)} {self.op} {_paren(self.right, CMP)}"
+
+    def _count(self) -> int:
+        return self.left.size() + self.right.size() + 1
+
+    def subst(self, f):
+        return cmp(self.op, self.left.subst(f), self.right.subst(f))
+
+    def syms(self):
+        return self.left.syms() | self.right.syms()
+
+    def evaluate(self, bindings):
+        return _CMP[self.op](self.left.evaluate(bindings), self.right.evaluate(bindings))
+
+
+class Not(Expr):
+    """`not x`."""
+
+    __slots__ = ("operand",)
+    prec = NOT
+
+    def __init__(self, operand: Expr):
+        self.operand = operand
+
+    def _render(self) -> str:
+        return f"not {self.operand.text()}" if self.operand.prec == ATOM else f"not ({self.operand.text()})"
+
+    def _count(self) -> int:
+        return self.operand.size() + 1
+
+    def subst(self, f):
+        return not_(self.operand.subst(f))
+
+    def syms(self):
+        return self.operand.syms()
+
+    def evaluate(self, bindings):
+        return not self.operand.evaluate(bindings)
+
+
+class BoolOp(Expr):
+    """`a and b`, `a or b` of two bools (where an operand is a number, Python's `and` would return it: such a
+    value is `fixed` instead)."""
+
+    __slots__ = ("op", "left", "right")
+
+    def __init__(self, op: str, left: Expr, right: Expr):
+        self.op, self.left, self.right = op, left, right
+
+    @property
+    def prec(self) -> int:
+        return AND if self.op == "and" else OR
+
+    def _render(self) -> str:
+        p = self.prec
+        left = self.left.text() if self.left.prec >= p else f"({self.left.text()})"
+        right = self.right.text() if self.right.prec > p else f"({self.right.text()})"
+        return f"{left} {self.op} {right}"
+
+    def _count(self) -> int:
+        return self.left.size() + self.right.size() + 1
+
+    def subst(self, f):
+        return bool_op(self.op, self.left.subst(f), self.right.subst(f))
+
+    def syms(self):
+        return self.left.syms() | self.right.syms()
+
+    def evaluate(self, bindings):
+        a = self.left.evaluate(bindings)
+        return (a and self.right.evaluate(bindings)) if self.op == "and" else (a or self.right.evaluate(bindings))
+
+
+def cmp(op: str, left: Expr, right: Expr) -> Expr:
+    """`left op right`, decided where it holds or fails for every value: the same expression on both sides,
+    or integer sides that differ by a constant (`c + 1 > c`). A decided comparison is a constant."""
+    if is_const(left) and is_const(right):
+        return const(_CMP[op](const_value(left), const_value(right)))
+    if left.is_int and right.is_int:
+        diff = _padd(left, _pscale(right, -1))
+        if diff.is_const:
+            return const(_CMP[op](diff.const, 0))
+    return Cmp(op, left, right)
+
+
+def not_(x: Expr) -> Expr:
+    if is_const(x):
+        return const(not const_value(x))
+    return Not(x)
+
+
+def bool_op(op: str, left: Expr, right: Expr) -> Expr:
+    """`left and right` (`or`) of bools, with a constant side taken out."""
+    for a, b in ((left, right), (right, left)):
+        if is_const(a):
+            truth = bool(const_value(a))
+            if (op == "and") != truth:  # False and x, True or x: decided
+                return const(truth)
+            return b
+    return BoolOp(op, left, right)
+
+
+def _paren(e: Expr, level: int) -> str:
+    return e.text() if e.prec > level else f"({e.text()})"
+
+
+def _operand(e: Expr, parent: int, right: bool) -> str:
+    """An operand of a binary operator at precedence `parent`, parenthesised where Python needs it; an operand
+    that starts with a minus sign is parenthesised too (`x * (-3)`, `(-c) // 2`), which Python does not need
+    but a reader does. A right operand of equal precedence keeps its parentheses: `a - (b - c)`, and
+    `a + (b + c)` in floats, where the grouping changes the rounding."""
+    text = e.text()
+    if e.prec < parent or (right and e.prec <= parent) or text.startswith("-"):
+        return f"({text})"
+    return text
+
+
+# monomial: a sorted tuple of (atom, exponent); atoms are integer Syms and FloorDivs
+Mono = tuple
+
+
+def _atom_order(atom) -> tuple:
+    return (atom.rank, atom.key)
+
+
+def _mono_order(mono: Mono) -> tuple:
+    return tuple((atom.rank, atom.key, exp) for atom, exp in mono)
+
+
+class Poly(Expr):
+    """An integer polynomial: `sum(coeff * product of atoms) + const`, canonical (terms sorted, none zero)."""
+
+    __slots__ = ("terms", "const")
+    is_int = True
+
+    def __init__(self, terms: tuple = (), const: int = 0):
+        self.terms, self.const = terms, const  # terms: ((mono, coeff), ...), highest degree first, then _mono_order
+
+    @staticmethod
+    def make(table: dict, const: int) -> "Poly":
+        """From {mono key: (mono, coeff)}: zero coefficients dropped, terms sorted."""
+        terms = sorted(((m, c) for m, c in table.values() if c), key=lambda t: (-sum(e for _, e in t[0]), _mono_order(t[0])))
+        return Poly(tuple(terms), const)
+
+    @property
+    def is_const(self) -> bool:
+        return not self.terms
+
+    def _table(self) -> dict:
+        return {_mono_order(m): (m, c) for m, c in self.terms}
+
+    @property
+    def prec(self) -> int:
+        if not self.terms:
+            return ATOM if self.const >= 0 else UNARY
+        if self.const or len(self.terms) > 1:
+            return ADD
+        (mono, c), = self.terms
+        if len(mono) == 1 and mono[0][1] == 1 and c == 1:
+            return mono[0][0].prec
+        if c == -1 and len(mono) == 1 and mono[0][1] == 1:
+            return UNARY
+        return MUL
+
+    def _render(self) -> str:
+        if not self.terms:
+            return number_code(self.const)
+        ordered = [t for t in self.terms if t[1] > 0] + [t for t in self.terms if t[1] < 0]
+        parts = []
+        for i, (mono, c) in enumerate(ordered):
+            body = _mono_text(mono, abs(c), lead_minus=(i == 0 and c < 0))
+            parts.append(body if i == 0 else f" {'-' if c < 0 else '+'} {body}")
+        if self.const:
+            parts.append(f" {'-' if self.const < 0 else '+'} {abs(self.const)}")
+        return "".join(parts)
+
+    def _count(self) -> int:
+        n = 0
+        for mono, c in self.terms:
+            factors = sum(exp for _, exp in mono)
+            n += sum(atom.size() * exp for atom, exp in mono) + factors - 1 + (2 if abs(c) != 1 else 0)
+        n += max(len(self.terms) - 1, 0)
+        if self.const or not self.terms:
+            n += 2 if self.terms else 1
+        return n
+
+    def subst(self, f):
+        if not any(f(s) is not None for s in self.syms()):
+            return self
+        out: Expr = Poly((), self.const)
+        for mono, c in self.terms:
+            term: Expr = Poly((), c)
+            for atom, exp in mono:
+                x = atom.subst(f)
+                for _ in range(exp):
+                    term = mul(term, x)
+            out = add(out, term)
+        return out
+
+    def syms(self):
+        found: set = set()
+        for mono, _ in self.terms:
+            for atom, _ in mono:
+                found |= atom.syms()
+        return found
+
+    def evaluate(self, bindings):
+        total = self.const
+        for mono, c in self.terms:
+            x = c
+            for atom, exp in mono:
+                for _ in range(exp):
+                    x = x * atom.evaluate(bindings)
+            total = total + x
+        return total
+
+
+def _mono_text(mono: Mono, c: int, lead_minus: bool) -> str:
+    """`a * b * 3`: the factors (each repeated by its exponent), then the coefficient; with `lead_minus`, the
+    negated product as the first term of a sum (`-c * 2`, which Python reads as `(-c) * 2`: the same integer)."""
+    factors = [atom for atom, exp in mono for _ in range(exp)]
+    alone = len(factors) == 1 and c == 1
+    texts = [a.text() if alone and not lead_minus else f"({a.text()})" if a.prec < ATOM else a.text() for a in factors]
+    if c != 1:
+        texts.append(str(c))
+    return ("-" if lead_minus else "") + " * ".join(texts)
+
+
+def const(v) -> Expr:
+    """A number as an expression: an integer (or bool) is a constant polynomial, a float an FConst."""
+    if isinstance(v, (bool, int)):
+        return Poly((), int(v))
+    return FConst(float(v))
+
+
+def _poly_of_atom(atom) -> Poly:
+    return Poly((((((atom, 1),), 1)),), 0)
+
+
+def symbol(name: str, value, kind: str = "param", outer: Expr | None = None) -> Expr:
+    """A name as an expression (an integer one as a polynomial of one term)."""
+    s = Sym(name, value, kind, outer)
+    return _poly_of_atom(s) if s.is_int else s
+
+
+def is_const(e: Expr) -> bool:
+    return (isinstance(e, Poly) and not e.terms) or isinstance(e, FConst)
+
+
+def const_value(e: Expr):
+    return e.const if isinstance(e, Poly) else e.value
+
+
+def _padd(a: Poly, b: Poly) -> Poly:
+    table = a._table()
+    for m, c in b.terms:
+        k = _mono_order(m)
+        table[k] = (m, table[k][1] + c) if k in table else (m, c)
+    return Poly.make(table, a.const + b.const)
+
+
+def _mono_mul(m1: Mono, m2: Mono) -> Mono:
+    exps: dict = {}
+    atoms: dict = {}
+    for atom, exp in (*m1, *m2):
+        k = _atom_order(atom)
+        atoms[k] = atom
+        exps[k] = exps.get(k, 0) + exp
+    return tuple((atoms[k], exps[k]) for k in sorted(atoms))
+
+
+def _pmul(a: Poly, b: Poly) -> Poly:
+    table: dict = {}
+
+    def put(m, c):
+        if not c:
+            return
+        k = _mono_order(m)
+        table[k] = (m, table[k][1] + c) if k in table else (m, c)
+
+    for m1, c1 in a.terms:
+        put(m1, c1 * b.const)
+        for m2, c2 in b.terms:
+            put(_mono_mul(m1, m2), c1 * c2)
+    for m2, c2 in b.terms:
+        put(m2, a.const * c2)
+    return Poly.make(table, a.const * b.const)
+
+
+def _pscale(a: Poly, k: int) -> Poly:
+    return _pmul(a, Poly((), k))
+
+
+def _pfloordiv(a: Poly, b: Poly) -> Poly:
+    """a // b over the integers, simplified where that is exact for every value of the names."""
+    if b.is_const:
+        d = b.const
+        if d != 0 and a.is_const:
+            return Poly((), a.const // d)
+        if d == 1:
+            return a
+        if d == -1:
+            return _pscale(a, -1)
+        if d > 1:
+            # (d*Q + R + c0) // d == Q + c0 // d + (R + c0 % d) // d, for integer Q: take out what divides exactly
+            whole = {_mono_order(m): (m, c // d) for m, c in a.terms if c % d == 0}
+            rest = [(m, c) for m, c in a.terms if c % d]
+            q0, r0 = divmod(a.const, d)
+            taken = Poly.make(whole, q0)
+            if not rest:
+                return taken
+            g = d
+            for _, c in rest:
+                g = gcd(g, c)
+            g = gcd(g, r0)
+            num = Poly.make({_mono_order(m): (m, c // g) for m, c in rest}, r0 // g)
+            den = d // g
+            if len(num.terms) == 1 and num.terms[0][1] == 1:
+                (mono, _), = num.terms
+                if len(mono) == 1 and mono[0][1] == 1 and isinstance(mono[0][0], FloorDiv):
+                    inner = mono[0][0]
+                    if inner.den.is_const and inner.den.const > 0:
+                        # (x // a + c) // b == (x + a*c) // (a*b) for positive integers a and b
+                        k = inner.den.const
+                        merged = _pfloordiv(_padd(inner.num, Poly((), k * num.const)), Poly((), k * den))
+                        return _padd(taken, merged)
+            return _padd(taken, _poly_of_atom(FloorDiv(num, Poly((), den))))
+    return _poly_of_atom(FloorDiv(a, b))
+
+
+def add(a: Expr, b: Expr) -> Expr:
+    if a.is_int and b.is_int:
+        return _padd(a, b)
+    if is_const(a) and is_const(b):
+        return const(const_value(a) + const_value(b))
+    return Op("+", a, b)
+
+
+def sub(a: Expr, b: Expr) -> Expr:
+    if a.is_int and b.is_int:
+        return _padd(a, _pscale(b, -1))
+    if is_const(a) and is_const(b):
+        return const(const_value(a) - const_value(b))
+    return Op("-", a, b)
+
+
+def mul(a: Expr, b: Expr) -> Expr:
+    if a.is_int and b.is_int:
+        return _pmul(a, b)
+    if is_const(a) and is_const(b):
+        return const(const_value(a) * const_value(b))
+    return Op("*", a, b)
+
+
+def floordiv(a: Expr, b: Expr) -> Expr:
+    if a.is_int and b.is_int:
+        return _pfloordiv(a, b)
+    if is_const(a) and is_const(b) and const_value(b) != 0:
+        return const(const_value(a) // const_value(b))
+    return Op("//", a, b)
+
+
+def truediv(a: Expr, b: Expr) -> Expr:
+    if is_const(a) and is_const(b) and const_value(b) != 0:
+        return const(const_value(a) / const_value(b))
+    return Op("/", a, b)
+
+
+def neg(a: Expr) -> Expr:
+    if a.is_int:
+        return _pscale(a, -1)
+    if isinstance(a, FConst):
+        return FConst(-a.value)
+    if isinstance(a, Neg):
+        return a.operand
+    return Neg(a)
+
+
+_ARITH = {"+": add, "-": sub, "*": mul, "//": floordiv, "/": truediv}
+_CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_FN = {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv, "/": operator.truediv}
+
+
+# -- values ---------------------------------------------------------------------------------------
+
+
 class Val:
-    """A number (int, float or bool), with the source expression it came from when it depends on parameters."""
+    """A number (int, float or bool), with the expression it came from when it depends on parameters.
 
-    __slots__ = ("v", "src", "prec", "op")
+    `Val(8)` is a constant; `Val(8, "c")` is the network parameter `c` (compiled as 8); `Val(8, expr)` a
+    value computed as `expr`. `.code()` is what the generated code prints; `.symbolic` says whether that
+    names a parameter; `.deps` are the network parameters the value depends on."""
 
-    def __init__(self, v: int, src: str | None = None, prec: int = _ATOM, op: str | None = None):
-        self.v, self.src, self.prec, self.op = v, src, prec, op
+    __slots__ = ("v", "e", "_code")
+
+    def __init__(self, v, src: "str | Expr | None" = None):
+        self.v = v
+        if isinstance(src, str):  # a network parameter: its pins start afresh with this check
+            _pins().pop(src, None)
+            src = symbol(src, v)
+        self.e = None if src is None or is_const(src) else src
+        self._code = None
+
+    def expr(self) -> Expr:
+        return self.e if self.e is not None else const(self.v)
+
+    def _printed(self) -> Expr | None:
+        if self.e is None:
+            return None
+        e = self.e.concrete()
+        return None if is_const(e) else e
 
     @property
     def symbolic(self) -> bool:
-        return self.src is not None
+        """Whether the generated code names a parameter here (else it prints the number)."""
+        return self._printed() is not None
 
     def code(self) -> str:
-        return self.src if self.src is not None else number_code(self.v)
+        if self._code is None:
+            e = self._printed()
+            self._code = number_code(self.v) if e is None else e.text()
+        return self._code
+
+    @property
+    def src(self) -> str | None:
+        return self.code() if self.symbolic else None
+
+    @property
+    def deps(self) -> frozenset[str]:
+        """The network parameters this value depends on, even where it prints as a number."""
+        if self.e is None:
+            return frozenset()
+        return frozenset(s.name for s in self.e.outer().syms())
+
+    @property
+    def lost(self) -> frozenset[str]:
+        """The network parameters behind the numbers the code prints for hidden sizes (see `concrete`)."""
+        if self.e is None:
+            return frozenset()
+        return frozenset(p.name for s in self.e.syms() if s.kind == "hidden" for p in s.outer_expr.syms())
+
+    def outer_key(self) -> str:
+        """The value's expression in the network's parameters, as canonical text."""
+        return number_code(self.v) if self.e is None else self.e.outer().key
+
+    def size(self) -> int:
+        return 1 if self.e is None else self.e.size()
 
     def __repr__(self) -> str:
-        return f"Val({self.v}, {self.src!r})" if self.src else f"Val({self.v})"
+        return f"Val({self.v}, {self.code()!r})" if self.e is not None else f"Val({self.v})"
 
     def __int__(self) -> int:
         return int(self.v)
@@ -51,24 +723,12 @@ class Val:
     def __index__(self) -> int:
         return self.v
 
-    def _wrap(self, outer: str, right: bool) -> str:
-        if self.src is None:
-            return number_code(self.v) if not self.v < 0 else f"({number_code(self.v)})"
-        p = _PREC[outer]
-        if self.prec < p or (right and self.prec == p and not (self.op == outer and outer in "+*")):
-            return f"({self.src})"
-        return self.src
-
     def _bin(self, other: "Num", op: str, swap: bool = False) -> "Val":
         a, b = (as_val(other), self) if swap else (self, as_val(other))
-        value = _FN[op](a.v, b.v)
-        if a.src is None and b.src is None:
-            return Val(value)
-        if b.src is None and ((op in "+-" and b.v == 0) or (op in ("*", "//", "/") and b.v == 1)):
-            return a
-        if a.src is None and op in "+*" and a.v == (0 if op == "+" else 1):
-            return b
-        return Val(value, f"{a._wrap(op, False)} {op} {b._wrap(op, True)}", _PREC[op], op)
+        result = _FN[op](a.v, b.v)
+        if a.e is None and b.e is None:
+            return Val(result)
+        return Val(result, _ARITH[op](a.expr(), b.expr()))
 
     def __add__(self, o):
         return self._bin(o, "+")
@@ -101,7 +761,7 @@ class Val:
         return self._bin(o, "/", swap=True)
 
     def __neg__(self):
-        return self._bin(-1, "*") if self.src is not None else Val(-self.v)
+        return Val(-self.v) if self.e is None else Val(-self.v, neg(self.e))
 
 
 Num = Union[int, Val]
@@ -125,26 +785,415 @@ def value(x):
     return x
 
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+def local(name: str, of) -> Val:
+    """A block's name (`in_channels`, a parameter) bound, for this call, to `of` (a Val in the caller's terms,
+    or a default in the block's own): the block's code prints the name; `deps` follow what it stands for."""
+    of = as_val(of)
+    return Val(of.v, symbol(name, of.v, "local", of.expr().outer()))
+
+
+def hidden(name: str, of):
+    """A size of a block's input other than its channels: symbolic in the caller, a number in the block's code
+    (which has no name for it), and the caller's expression again at the block's output (`substitute`)."""
+    if of is None:
+        return None
+    of = as_val(of)
+    if of.e is None:
+        return of
+    return Val(of.v, symbol(name, of.v, "hidden", of.expr().outer()))
+
+
+_fixed_names = itertools.count(1)
+
+
+def fixed(result, *sources) -> Val:
+    """A value the code prints as a number although parameters decide it (`sources`, Vals): a hidden name
+    whose `outer` carries their parameters, so that printing it pins them."""
+    carriers = [as_val(x).expr().outer() for x in sources if isinstance(x, Val) and x.e is not None]
+    if not carriers:
+        return Val(result)
+    outer = carriers[0]
+    for e in carriers[1:]:
+        outer = Op("+", outer, e)  # only its names matter
+    return Val(result, symbol(f"fixed{next(_fixed_names)}", result, "hidden", outer))
+
+
+def _is_bool(e: Expr) -> bool:
+    if isinstance(e, (Cmp, Not, BoolOp)):
+        return True
+    if isinstance(e, Poly) and not e.const and len(e.terms) == 1:
+        (mono, c), = e.terms
+        atom = mono[0][0]
+        return c == 1 and len(mono) == 1 and mono[0][1] == 1 and isinstance(atom, Sym) and atom.kind != "hidden" and type(atom.value) is bool
+    return False
+
+
+def compare(op: str, left, right, result: bool) -> Val:
+    """The result of `left op right`: a comparison the code prints where a parameter decides it."""
+    if isinstance(left, Val) and isinstance(right, Val) and (left.e is not None or right.e is not None):
+        return Val(result, cmp(op, left.expr(), right.expr()))
+    return fixed(result, *_vals(left), *_vals(right))  # words, or tuples of numbers
+
+
+def _vals(x) -> list:
+    return [x] if isinstance(x, Val) else [i for item in x for i in _vals(item)] if isinstance(x, tuple) else []
+
+
+def logical_not(x, result: bool) -> Val:
+    return Val(result, not_(x.expr())) if isinstance(x, Val) and x.e is not None else Val(result)
+
+
+def logical(op: str, left: Val, right: "Val | None", result: bool) -> Val:
+    """The result of `left and right` (`or`): `right` is None where it could not be evaluated (the left side
+    decided). Printed as Python's `and`/`or` where both sides are bools, else as the number it is."""
+    if right is None:
+        return fixed(result, left)
+    a, b = left.e, right.e
+    if a is None and b is None:
+        return Val(result)
+    if a is None or b is None:  # one side is a constant: the result is the other side's truth, or decided
+        decided = (op == "and" and not (left.v if a is None else right.v)) or (op == "or" and (left.v if a is None else right.v))
+        if decided:
+            return Val(result)
+        other = right if a is None else left
+        return Val(result, other.e) if _is_bool(other.e) else fixed(result, other)
+    if _is_bool(a) and _is_bool(b):
+        return Val(result, bool_op(op, a, b))
+    return fixed(result, left, right)
 
 
 def substitute(x, mapping: dict[str, "Val"]):
-    """A Val (or tuple of them) with the parameter names in its expression replaced by Vals (a block's
-    `planes` -> the caller's `c * 2`), so that a block's output reads in the caller's terms."""
+    """A Val (or tuple of them) in a block's terms, with the block's names replaced by Vals in the caller's
+    (a block's `planes` -> the caller's `c * 2`), so that a block's output reads in the caller's terms."""
     if isinstance(x, tuple):
         return tuple(substitute(i, mapping) for i in x)
-    if not isinstance(x, Val) or x.src is None:
+    if not isinstance(x, Val) or x.e is None:
         return x
-    if x.src in mapping:  # the whole expression is one name: take the caller's value as it is
-        return Val(x.v, mapping[x.src].src, mapping[x.src].prec, mapping[x.src].op) if mapping[x.src].symbolic else Val(x.v)
 
-    def repl(m: re.Match) -> str:
-        val = mapping.get(m.group(0))
-        if val is None:
-            return m.group(0)
-        return val.code() if val.prec == _ATOM and not (val.src is None and val.v < 0) else f"({val.code()})"
+    def f(s: Sym):  # a block's names by name, its hidden sizes as `<dim1>`
+        if s.kind != "param" and s.text() in mapping:
+            return as_val(mapping[s.text()]).expr()
+        return None
 
-    src = _IDENT.sub(repl, x.src)
-    if _IDENT.search(src) is None:  # nothing symbolic left: a plain number
-        return Val(x.v)
-    return Val(x.v, src, x.prec, x.op)
+    return Val(x.v, x.e.subst(f))
+
+
+def same(a, b) -> bool:
+    """Whether two sizes are the same expression of the network's parameters (equal for every value)."""
+    if a is None or b is None:
+        return a is b
+    return as_val(a).outer_key() == as_val(b).outer_key()
+
+
+def deps(*xs) -> frozenset[str]:
+    """The network parameters behind values (Vals, tuples of them, sets of names; other values have none)."""
+    out: set[str] = set()
+    for x in xs:
+        if isinstance(x, Val):
+            out |= x.deps
+        elif isinstance(x, (tuple, list)):
+            out |= deps(*x)
+        elif isinstance(x, (set, frozenset)):  # names already
+            out |= x
+    return frozenset(out)
+
+
+def lost(*xs) -> frozenset[str]:
+    """The network parameters behind numbers the generated code prints in place of hidden sizes."""
+    out: set[str] = set()
+    for x in xs:
+        if isinstance(x, Val):
+            out |= x.lost
+        elif isinstance(x, (tuple, list)):
+            out |= lost(*x)
+    return frozenset(out)
+
+
+def largest(*xs) -> int:
+    """The size, in nodes, of the largest expression among values (Vals, tuples of them)."""
+    n = 0
+    for x in xs:
+        if isinstance(x, Val):
+            n = max(n, x.size())
+        elif isinstance(x, (tuple, list)):
+            n = max(n, largest(*x))
+    return n
+
+
+def expression_problem(n: int, what: str) -> tuple[str, str] | None:
+    """(message, hint) when an expression of `n` nodes is too large to print (the `expression` limit where
+    cnndsl.limits has it, else EXPRESSION_NODES)."""
+    from . import limits
+
+    if "expression" in limits.LIMITS:
+        return limits.problem("expression", n, what)
+    if n <= EXPRESSION_NODES:
+        return None
+    return (f"{what} ({n:,} nodes) exceeds the limit of {EXPRESSION_NODES} nodes",
+            "a size that grows with each block call or repetition: write it so that it does not grow, e.g. name a parameter for it")
+
+
+# -- pins -----------------------------------------------------------------------------------------
+
+_PINS: ContextVar[dict | None] = ContextVar("cnndsl_pins", default=None)
+
+SPATIAL = "it sets a spatial size"
+LITERAL = "it sets a number this file writes as a literal"
+EQUAL = "two sizes that must agree depend on it"
+DECIDED = "it decides a condition that this file does not test"
+BRANCH = "it decides a branch whose layers this file does not contain"
+MERGE = "it decides a conditional merge's shape"
+LAYOUT = "it decides which dimensions a layer reorders, flattens or scales"
+DIVIDES = "a size that must divide evenly depends on it"
+EXISTS = "it decides whether a layer or parameter that an init rule sets exists"
+
+
+def _pins() -> dict:
+    found = _PINS.get()
+    if found is None:
+        found = {}
+        _PINS.set(found)
+    return found
+
+
+def pin(*xs, reason: str) -> None:
+    """Record the network parameters behind these values as pinned: their compiled values are used concretely."""
+    names = deps(*xs)
+    if names:
+        table = _pins()
+        for name in sorted(names):
+            table.setdefault(name, reason)
+
+
+def pin_lost(*xs) -> None:
+    """Pin the parameters behind numbers that the code prints in place of hidden sizes."""
+    table = _pins()
+    for name in sorted(lost(*xs)):
+        table.setdefault(name, LITERAL)
+
+
+def equal(a, b) -> bool:
+    """`value(a) == value(b)`, for a check that two sizes agree; when they agree only for the compiled values
+    (not as expressions), their parameters are pinned."""
+    result = value(a) == value(b)
+    if result and not same(a, b):
+        pin(a, b, reason=EQUAL)
+    return result
+
+
+def divides(d, x) -> bool:
+    """Whether `d` divides `x` (both known), pinning their parameters unless it holds for every value."""
+    dv, xv = value(d), value(x)
+    ok = dv != 0 and xv % dv == 0
+    if ok:
+        e, k = as_val(x).expr().outer(), as_val(d).expr().outer()
+        exact = isinstance(k, Poly) and k.is_const and isinstance(e, Poly) and k.const > 0 and \
+            e.const % k.const == 0 and all(c % k.const == 0 for _, c in e.terms)
+        if not exact:
+            pin(d, x, reason=DIVIDES)
+    return ok
+
+
+def pinned_params(data: dict) -> tuple[tuple[str, str], ...]:
+    """The network's pinned parameters, (name, why), in declaration order: the default of CheckedNetwork.pinned,
+    from what the check recorded and from the branches of the generated classes that no instance filled."""
+    names = [p.name for p in data.get("params", ())]
+    table = _pins()
+    found = {name: table[name] for name in names if name in table}
+    for name in _unfilled_branch_deps(data, set(names)):
+        found.setdefault(name, BRANCH)
+    for name in _init_target_deps(data, set(names)):
+        found.setdefault(name, EXISTS)
+    layers = {layer.name: layer for layer in data.get("layers", ())}
+    for rule in data.get("init_rules", ()):  # a rule sets a weight or bias that a parameter could take away
+        for name in rule.layers:
+            flags = [v for k, v in layers[name].kwargs if k in ("bias", "affine", "elementwise_affine")] if name in layers else []
+            for dep in sorted(deps(*flags) & set(names)):
+                found.setdefault(dep, EXISTS)
+    return tuple((name, found[name]) for name in names if name in found)
+
+
+def _slot_branches(steps):
+    """(branch, its condition) for each conditional branch of these steps in the order the code generator
+    numbers their slots (cnndsl.emit.Body.slot), a branch's own slots after it."""
+    for step in steps:
+        if step.kind != "merge":
+            continue
+        for i, branch in enumerate(step.branches):
+            if branch.identity and branch.condition is None:
+                continue
+            guarded = step.condition is not None and i > 0
+            if branch.condition is None and not guarded:
+                yield from _slot_branches(branch.steps)
+                continue
+            yield branch, branch.condition if branch.condition is not None else step.condition
+            if branch.active and not branch.identity:
+                yield from _slot_branches(branch.steps)
+
+
+def _names_in(code: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z_]\w*", code)) - {"and", "or", "not", "True", "False", "float"}
+
+
+_PY_OPS = {pyast.Add: "+", pyast.Sub: "-", pyast.Mult: "*", pyast.FloorDiv: "//", pyast.Div: "/",
+           pyast.Eq: "==", pyast.NotEq: "!=", pyast.Lt: "<", pyast.LtE: "<=", pyast.Gt: ">", pyast.GtE: ">="}
+
+
+def _code_val(code: str, names: dict[str, "Val"]) -> "Val | None":
+    """A condition (or a default) of generated code evaluated with its names bound to Vals; None where it
+    cannot be."""
+    def ev(n):
+        if isinstance(n, pyast.Constant):
+            return Val(n.value)
+        if isinstance(n, pyast.Name):
+            return names[n.id]
+        if isinstance(n, pyast.Call) and isinstance(n.func, pyast.Name) and n.func.id == "float":
+            return Val(float(n.args[0].value))
+        if isinstance(n, pyast.UnaryOp):
+            x = ev(n.operand)
+            return -x if isinstance(n.op, pyast.USub) else logical_not(x, not x.v)
+        if isinstance(n, pyast.BinOp):
+            return {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv,
+                    "/": operator.truediv}[_PY_OPS[type(n.op)]](ev(n.left), ev(n.right))
+        if isinstance(n, pyast.Compare) and len(n.ops) == 1:
+            a, b = ev(n.left), ev(n.comparators[0])
+            op = _PY_OPS[type(n.ops[0])]
+            return compare(op, a, b, _CMP[op](a.v, b.v))
+        if isinstance(n, pyast.BoolOp):
+            op = "and" if isinstance(n.op, pyast.And) else "or"
+            result = ev(n.values[0])
+            for item in n.values[1:]:
+                other = ev(item)
+                truth = (bool(result.v) and bool(other.v)) if op == "and" else (bool(result.v) or bool(other.v))
+                result = logical(op, result, other, truth)
+            return result
+        raise ValueError(code)
+
+    try:
+        return ev(pyast.parse(code, mode="eval").body)
+    except Exception:
+        return None
+
+
+def _code_deps(code: str, names: dict[str, "Val"]) -> frozenset[str]:
+    """The network parameters a condition of generated code depends on: none where it holds or fails for
+    every value (`in_channels != planes` where both are `c`); every name's where it cannot be evaluated."""
+    found = _code_val(code, names)
+    if found is not None:
+        return deps(found)
+    return deps(*(names[n] for n in _names_in(code) if n in names))
+
+
+def _block_class_of(data: dict) -> dict[int, object]:
+    """Block instance -> its generated class, as the code generator groups them; where that cannot be asked,
+    every instance its own class (which pins more, never less)."""
+    instances = data.get("instances", ())
+    try:
+        from types import SimpleNamespace
+
+        from . import codegen
+
+        net = SimpleNamespace(name=data.get("name"), params=data.get("params", ()), instances=instances)
+        args: tuple = (net, set(), set())
+        if hasattr(codegen, "_module_names"):
+            args += (codegen._module_names(net)[0],)
+        return dict(codegen._block_classes(*args)[1])
+    except Exception:  # pragma: no cover - the code generator's internals changed
+        return {i: i for i in range(len(instances))}
+
+
+def _calls(steps):
+    for step in steps:
+        if step.kind == "call":
+            yield step
+        yield from _calls(step.children)
+        for branch in step.branches:
+            yield from _calls(branch.steps)
+
+
+def _names(data: dict) -> tuple[dict[str, Val], dict[int, dict[str, Val]]]:
+    """The names the network's class and each block instance's class use, bound to Vals: the network's
+    parameters, and each instance's `in_channels` and parameters as its call gave them (in the caller's
+    terms: `deps` follow them to the network's parameters)."""
+    network = {p.name: Val(p.value, symbol(p.name, p.value)) for p in data.get("params", ())}
+    instances = data.get("instances", ())
+    env: dict[int, dict[str, Val]] = {}
+    for step in (*_calls(data.get("steps", ())), *(s for inst in instances for s in _calls(inst.steps))):
+        inst = instances[step.instance]
+        names = {"in_channels": as_val(step.in_channels)}
+        order = [name for name, _ in inst.params]
+        given = {k: v for k, v in step.call_args if k is not None}
+        given.update(zip(order, [v for k, v in step.call_args if k is None]))
+        codes = dict(inst.defaults)
+        for name, default in inst.params:
+            if name in given:
+                names[name] = as_val(given[name])
+            elif name in codes:
+                found = _code_val(codes[name], names)
+                names[name] = found if found is not None else fixed(0, *names.values())
+            else:
+                names[name] = Val(default)
+        env[step.instance] = names
+    return network, env
+
+
+def _guard(step, i: int):
+    """The condition that guards branch i of a merge step (its own, or the merge's for a later branch)."""
+    branch = step.branches[i]
+    return branch.condition if branch.condition is not None else step.condition if i > 0 else None
+
+
+def _unfilled_branch_deps(data: dict, params: set[str]) -> set[str]:
+    """The parameters behind the conditions of branches that no instance of a class took (the class has no
+    code for them, so a value that would take them cannot be honoured), unless the condition fails for every
+    value (`in != planes` where both are `c`); and behind the conditions around a layer that an init rule sets
+    (the rule's line runs whatever the condition)."""
+    steps, instances = data.get("steps", ()), data.get("instances", ())
+    if not params:
+        return set()
+    network, env = _names(data)
+    out: set[str] = set()
+    for branch, cond in _slot_branches(steps):  # the network's own class: one instance
+        if not branch.active and not branch.identity:
+            out |= _code_deps(cond, network) & params
+    # the classes the code generator makes: a slot is filled where any instance of the class took it
+    class_of = _block_class_of(data) if any(True for inst in instances for _ in _slot_branches(inst.steps)) else {}
+    filled: dict[object, set[int]] = {}
+    for index, inst in enumerate(instances):
+        for k, (branch, _) in enumerate(_slot_branches(inst.steps)):
+            if branch.active and not branch.identity:
+                filled.setdefault(class_of[index], set()).add(k)
+    for index, inst in enumerate(instances):
+        for k, (branch, cond) in enumerate(_slot_branches(inst.steps)):
+            if branch.identity or k in filled.get(class_of[index], ()):
+                continue
+            out |= _code_deps(cond, env.get(index, {})) & params
+    return out
+
+
+def _init_target_deps(data: dict, params: set[str]) -> set[str]:
+    """The parameters behind the conditions around a layer that an init rule sets: the rule's line runs
+    whether or not the layer exists."""
+    targets = {name for rule in data.get("init_rules", ()) for name in rule.layers}
+    if not targets or not params:
+        return set()
+    network, env = _names(data)
+    out: set[str] = set()
+    around_call: dict[int, frozenset] = {}
+
+    def walk(steps, names, around: frozenset) -> None:
+        for step in steps:
+            if step.kind == "layer" and step.layer.name in targets:
+                out.update(around)
+            if step.kind == "call":
+                around_call[step.instance] = around_call.get(step.instance, frozenset()) | around
+            walk(step.children, names, around)
+            for i, branch in enumerate(step.branches):
+                cond = _guard(step, i)
+                walk(branch.steps, names, around | (_code_deps(cond, names) if cond else frozenset()))
+
+    walk(data.get("steps", ()), network, frozenset())
+    instances = data.get("instances", ())
+    for index in reversed(range(len(instances))):  # a caller comes after the instances it calls
+        walk(instances[index].steps, env.get(index, {}), around_call.get(index, frozenset()))
+    return out & params

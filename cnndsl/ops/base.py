@@ -4,10 +4,11 @@ result an op's shape rule returns. Each family module (conv, pool, ...) register
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from ..values import value
+from ..values import expression_problem, largest, pin_lost, value
+
 
 class LayerError(Exception):
     """Raised by an op's rule; the checker turns it into a located diagnostic."""
@@ -82,8 +83,26 @@ REGISTRY: dict[str, OpSpec] = {}
 
 def register(*specs: OpSpec) -> None:
     for spec in specs:
+        spec = replace(spec, rule=_bounded(spec.rule))
         for name in (spec.name, *spec.aliases):
             REGISTRY[name] = spec
+
+
+def _bounded(rule: Callable[["Ctx"], Result]) -> Callable[["Ctx"], Result]:
+    """An op's rule, with what every op owes the generated code: no expression too large to print in what it
+    writes or passes on, and its parameters pinned where the code prints a number for a block's hidden size."""
+
+    def checked(ctx: "Ctx") -> Result:
+        result = rule(ctx)
+        kwargs = tuple(v for _, v in result.kwargs)
+        found = expression_problem(largest(ctx.shape, result.shape, result.args, kwargs), "an expression for this layer's sizes")
+        if found:
+            raise LayerError(found[0], hint=found[1])
+        pin_lost(result.args, kwargs)
+        return result
+
+    checked.__doc__, checked.__name__ = rule.__doc__, getattr(rule, "__name__", "rule")
+    return checked
 
 
 @dataclass

@@ -19,14 +19,14 @@ class Widths(nn.Module):
         self.bn2 = nn.BatchNorm2d(c * 2)
         self.relu2 = nn.ReLU()
         self.conv3 = nn.Conv2d(
-            c * 2, c * 2 * 2, kernel_size=3, stride=2, padding=1, bias=False
+            c * 2, c * 4, kernel_size=3, stride=2, padding=1, bias=False
         )
-        self.bn3 = nn.BatchNorm2d(c * 2 * 2)
+        self.bn3 = nn.BatchNorm2d(c * 4)
         self.relu3 = nn.ReLU()
         self.avgpool1 = nn.AdaptiveAvgPool2d(1)
         self.flatten1 = nn.Flatten()
         self.dropout1 = nn.Dropout(p)
-        self.linear1 = nn.Linear(c * 2 * 2, num_classes)
+        self.linear1 = nn.Linear(c * 4, num_classes)
 
     def forward(self, x):
         # x: (N, 3, 32, 32)
