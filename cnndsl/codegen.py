@@ -180,6 +180,21 @@ def _merged(rules) -> list:
     return out
 
 
+def _pinned_check(w: Writer, net: CheckedNetwork) -> None:
+    """The network's pinned parameters (net.pinned: compiled values that the code uses without recomputing
+    them) refuse any other value at construction, naming the parameter, instead of failing in forward."""
+    compiled = {p.name: p.value for p in net.params}
+    for name, why in net.pinned:
+        v = compiled[name]
+        shown = ("true" if v else "false") if isinstance(v, bool) else repr(v)
+        message = (f"{name}: this module was compiled with {name}={shown} ({why}); recompile with "
+                   f"`cnndsl build -D {name}=...` or `cnndsl.load(..., {name}=...)`")
+        assert '"' not in message and "\\" not in message, message
+        w.line(f"if {name} == {name}:" if v != v else f"if {name} != {lit(v)}:")  # a NaN equals nothing
+        with w.indent():
+            w.call("raise ", Call("ValueError", [f'"{message}"']))
+
+
 def _init_rules(w: Writer, net: CheckedNetwork) -> None:
     by_name = {layer.name: layer for layer in net.layers}
     m = Namespace(p.name for p in net.params).claim("m")  # the loop's variable, beside the parameters
@@ -251,6 +266,7 @@ def generate(net: CheckedNetwork) -> str:
         w.call("def __init__", Call("", ["self", *(f"{p.name}={lit(p.value)}" for p in net.params)]), ":")
         with w.indent():
             w.line("super().__init__()")
+            _pinned_check(w, net)
             w.lines.extend(fill(body.init.lines, body.slots))
             _init_rules(w, net)
         w.line()

@@ -11,8 +11,8 @@ from . import ast
 from .errors import Span, did_you_mean, first_line
 from .network import Branch, Step
 from .ops.common import fmt_shape
-from .resolve import LocatedError, condition_code, evaluate
-from .values import Val, as_val, plain, value
+from .resolve import LocatedError, condition_code, condition_deps, evaluate
+from .values import DECIDED, EQUAL, LITERAL, MERGE, Val, as_val, divides, equal, pin, plain, same, value
 
 MERGES = ("add", "cat", "mul", "split")
 JOINS = ("add", "cat", "mul")
@@ -34,6 +34,7 @@ class Merges:
                 raise LocatedError("`split` needs at least 2 parts", stmt.args[0].span,
                                    "a split into one part is its input: drop `split 1:` and keep its branch")
             parts = n.v
+            pin(n, reason=LITERAL)  # torch.chunk(x, 2): a number in the code
         elif stmt.args:
             raise LocatedError(f"`{kind}:` takes no arguments", stmt.args[0].span)
         lines = [s for s in stmt.body]
@@ -52,6 +53,7 @@ class Merges:
             enabled = _truth(evaluate(stmt.condition, self.env), stmt.condition.span)
             cond_code = condition_code(stmt.condition, self.env)
             if _constant(cond_code):  # no parameter in it: decided here, and the class needs no `if`
+                pin(condition_deps(stmt.condition, self.env), reason=DECIDED)
                 cond_code = None
             else:
                 flag = self.child_name(None, f"use_{kind}", head)  # the module's attribute that remembers it
@@ -61,7 +63,7 @@ class Merges:
         branch_in = start
         if kind == "split":
             c = start[0]
-            if c is not None and value(c) % parts:
+            if c is not None and not divides(parts, c):
                 raise LocatedError(f"`split {parts}` needs channels divisible by {parts}, found {value(c)} in {fmt_shape(start)}", head)
             branch_in = (None if c is None else c // parts, *start[1:])
         branches: list[Branch] = []
@@ -76,7 +78,10 @@ class Merges:
                                        line.condition.span, "make the whole merge conditional: `mul if condition:`")
                 active = active and _truth(evaluate(line.condition, self.env), line.condition.span)
                 code = condition_code(line.condition, self.env)
+                if kind == "cat":  # the branch or its input: the concatenation's channels follow the condition
+                    pin(condition_deps(line.condition, self.env), reason=MERGE)
                 if _constant(code):
+                    pin(condition_deps(line.condition, self.env), reason=DECIDED)
                     code = None
                     if not active:  # decided here: the branch is the identity
                         self.skip(line.pipeline)
@@ -108,6 +113,8 @@ class Merges:
             branches.append(Branch(steps=tuple(branch_steps), condition=code, active=True, flag=branch_flag))
             outputs.append((i, self.shape))
         self.shape = self._combine(kind if enabled else "first", outputs, lines, head)
+        if stmt.condition is not None and kind != "add" and not (enabled and all(map(same, self.shape, outputs[0][1]))):
+            pin(condition_deps(stmt.condition, self.env), reason=MERGE)  # on and off give different shapes
         if kind == "split" and enabled and all(out[0] is branch_in[0] or (out[0] is not None and branch_in[0] is not None and
                                                    value(out[0]) == value(branch_in[0]) and as_val(out[0]).code() == as_val(branch_in[0]).code())
                                                    for _, out in outputs):
@@ -136,9 +143,10 @@ class Merges:
                         known = b if a is None else a
                         shape[axis] = None if known is None or value(known) == 1 else known
                         continue
-                    if value(a) == value(b):
+                    if equal(a, b):
                         continue
                     if kind == "mul" and (value(a) == 1 or value(b) == 1):
+                        pin(*(x for x in (a, b) if value(x) == 1), reason=EQUAL)  # which one broadcasts
                         shape[axis] = a if value(b) == 1 else b
                         continue
                     raise self._mismatch(kind, i0, first, i, other, axis, lines[i])
@@ -149,7 +157,7 @@ class Merges:
                 raise self._mismatch("cat", i0, first, i, other, None, lines[i])
             for axis in range(1, len(first)):
                 a, b = first[axis], other[axis]
-                if a is not None and b is not None and value(a) != value(b):
+                if a is not None and b is not None and not equal(a, b):
                     raise self._mismatch(kind, i0, first, i, other, axis, lines[i])
             total = None if total is None or other[0] is None else total + other[0]
         return (total, *first[1:])

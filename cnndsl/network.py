@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import Diagnostic, Span
 from .ops.common import fmt_shape
+from .values import pinned_params
 
 Shape = Optional[tuple[Optional[int], ...]]
 
@@ -143,6 +144,9 @@ class CheckedNetwork(BaseModel):
     outputs: tuple[Shape, ...] = ()
     init_rules: tuple[InitRule, ...] = ()
     warnings: tuple[Diagnostic, ...] = ()
+    # (name, why) for each parameter whose compiled value the generated code does not recompute: the network
+    # refuses any other value (cnndsl.values.pinned_params, from what the check recorded)
+    pinned: tuple[tuple[str, str], ...] = Field(default_factory=pinned_params)
 
     @property
     def output_shape(self):

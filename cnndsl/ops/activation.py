@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..values import value
+from ..values import equal, value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register
 from .common import INPLACE, fmt_shape, kw
 
@@ -29,7 +29,7 @@ def prelu(ctx: Ctx) -> Result:
     c = ctx.channels
     if n is None:
         n = 1
-    elif value(n) != 1 and (c is None or value(n) != value(c)):
+    elif value(n) != 1 and (c is None or not equal(n, c)):
         raise LayerError(
             f"prelu's num_parameters must be 1 or the number of channels ({value(c) if c is not None else '?'}), found {value(n)}",
             at="num_parameters",

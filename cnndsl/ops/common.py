@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..shapes import prod
-from ..values import value
+from ..values import divides, equal, value
 from .base import Ctx, LayerError, Opt
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -51,7 +51,7 @@ def check_in_channels(ctx: Ctx, what: str = "channels"):
     have, said = ctx.channels, ctx["in"]
     if said is not None and value(said) < 1:
         raise LayerError(f"`in` must be at least 1, found {value(said)}", at="in")
-    if have is not None and said is not None and value(have) != value(said):
+    if have is not None and said is not None and not equal(have, said):
         raise LayerError(
             f"`{ctx.op}` expects {value(said)} input {what}, but the input {fmt_shape(ctx.shape)} has {value(have)}",
             at="in",
@@ -85,9 +85,9 @@ def at_least(ctx: Ctx, key: str, values, low: int, what: str | None = None) -> N
 def check_groups(ctx: Ctx, c_in, c_out, groups) -> None:
     at_least(ctx, "groups", groups, 1)
     g = value(groups)
-    if value(c_in) % g:
+    if not divides(groups, c_in):
         raise LayerError(f"input channels ({value(c_in)}) must be divisible by groups ({g})", at="groups")
-    if value(c_out) % g:
+    if not divides(groups, c_out):
         raise LayerError(f"output channels ({value(c_out)}) must be divisible by groups ({g})", at="groups")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import shapes
-from ..values import value
+from ..values import SPATIAL, divides, pin, value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register
 from .common import (
     BIAS, DILATION, FAMILY, GROUPS, KERNEL, PADDING, PADDING_MODES, STRIDE, at_least, check_groups,
@@ -49,6 +49,7 @@ def _spatial_conv(ctx: Ctx, n: int, k: tuple, *, allow_strings: bool = True) -> 
                 hint="use a smaller kernel, more padding, or a larger input",
             )
         out.append(shapes.conv_out(i, k[j], s[j], p[j], d[j]))
+    pin(ctx.shape[1:], k, s, p, d, reason=SPATIAL)  # the sizes computed here are numbers from now on
     return tuple(out), tuple((value(x), value(x)) for x in p)
 
 
@@ -96,7 +97,7 @@ def dwconv(ctx: Ctx) -> Result:
     n = need_spatial(ctx, "dwconv")
     c_in = check_in_channels(ctx)
     c_out = ctx["out"] if ctx["out"] is not None else c_in
-    if value(c_out) < 1 or value(c_out) % value(c_in):
+    if value(c_out) < 1 or not divides(c_in, c_out):
         raise LayerError(f"a depthwise conv's output channels must be a multiple of its input channels ({value(c_in)}), found {value(c_out)}", at="out")
     k = _kernel(ctx)
     spatial, pads = _spatial_conv(ctx, n, k)
@@ -134,6 +135,7 @@ def convt(ctx: Ctx) -> Result:
                 at="output_padding",
             )
     spatial = tuple(shapes.convt_out(ctx.shape[1 + j], k[j], s[j], p[j], d[j], op[j]) for j in range(n))
+    pin(ctx.shape[1:], k, s, p, d, op, reason=SPATIAL)
     if any(x is not None and value(x) < 1 for x in spatial):
         raise LayerError(
             f"output size is too small: input {fmt_shape(ctx.shape)} gives spatial size {tuple(value(x) for x in spatial)}",
@@ -162,7 +164,7 @@ def deform(ctx: Ctx) -> Result:
     spatial, _ = _spatial_conv(ctx, 2, k)
     og = ctx["offset_groups"]
     at_least(ctx, "offset_groups", og, 1)
-    if value(c_in) % value(og):
+    if not divides(og, c_in):
         raise LayerError(f"input channels ({value(c_in)}) must be divisible by offset_groups ({value(og)})", at="offset_groups")
     modulated = bool(value(ctx["modulated"]))
     kk = value(k[0]) * value(k[1])

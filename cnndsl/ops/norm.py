@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..shapes import prod
-from ..values import value
+from ..values import divides, equal, value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register
 from .common import FAMILY, at_least, fmt_shape, kw
 
@@ -71,7 +71,7 @@ def gn(ctx: Ctx) -> Result:
     if g is None:
         raise LayerError("`gn` needs its number of groups", hint="write it after the op, e.g. `gn 32`")
     at_least(ctx, "num_groups", g, 1)
-    if value(c) % value(g):
+    if not divides(g, c):
         raise LayerError(f"num_channels ({value(c)}) must be divisible by num_groups ({value(g)})", at="num_groups")
     affine = value(ctx["affine"])
     return Result(
@@ -94,7 +94,7 @@ def ln(ctx: Ctx) -> Result:
     dims = shape if isinstance(shape, tuple) else (shape,)
     at_least(ctx, "normalized_shape", dims, 1)
     trailing = ctx.shape[len(ctx.shape) - len(dims):] if len(dims) <= len(ctx.shape) else None
-    if trailing is None or any(t is not None and value(t) != value(d) for t, d in zip(trailing, dims)):
+    if trailing is None or any(t is not None and not equal(t, d) for t, d in zip(trailing, dims)):
         raise LayerError(
             f"normalized_shape {tuple(value(d) for d in dims)} does not match the trailing dimensions of the input {fmt_shape(ctx.shape)}",
             at="normalized_shape",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .. import shapes
-from ..values import value
+from ..values import SPATIAL, pin, value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register
 from .common import CEIL, DILATION, FAMILY, KERNEL, PADDING, STRIDE, at_least, fmt_shape, kw, need_spatial
 
@@ -39,6 +39,7 @@ def _window(ctx: Ctx, n: int, dilated: bool) -> tuple:
 def _out(ctx: Ctx, n: int, k, s, p, d) -> tuple:
     ceil = bool(value(ctx["ceil_mode"]))
     out = tuple(shapes.pool_out(ctx.shape[1 + j], k[j], s[j], p[j], d[j], ceil) for j in range(n))
+    pin(ctx.shape[1:], k, s, p, d, ctx["ceil_mode"], reason=SPATIAL)  # the sizes computed here are numbers from now on
     if any(o is not None and value(o) < 1 for o in out):
         raise LayerError(
             f"output size is too small: input {fmt_shape(ctx.shape)} gives spatial size {tuple(value(o) for o in out)}",

@@ -4,7 +4,7 @@ layerscale and droppath."""
 from __future__ import annotations
 
 from ..shapes import prod, upsample_out
-from ..values import value
+from ..values import LAYOUT, SPATIAL, divides, equal, pin, value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register
 from .common import BIAS, at_least, fmt_shape, kw, need_out, need_spatial
 
@@ -15,7 +15,7 @@ _LINEAR_FAMILY = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
 def linear(ctx: Ctx) -> Result:
     out = need_out(ctx, "linear 10")
     have, said = ctx.shape[-1], ctx["in"]
-    if have is not None and said is not None and value(have) != value(said):
+    if have is not None and said is not None and not equal(have, said):
         raise LayerError(
             f"`linear` expects {value(said)} input features, but the input {fmt_shape(ctx.shape)} has {value(have)} in its last dimension",
             at="in",
@@ -48,6 +48,7 @@ def linear(ctx: Ctx) -> Result:
 
 def flatten(ctx: Ctx) -> Result:
     full = len(ctx.shape) + 1
+    pin(ctx["start_dim"], ctx["end_dim"], reason=LAYOUT)
     start, end = value(ctx["start_dim"]), value(ctx["end_dim"])
     for key, d in (("start_dim", start), ("end_dim", end)):
         if not -full <= d < full:
@@ -88,6 +89,7 @@ def upsample(ctx: Ctx) -> Result:
         if any(value(x) <= 0 for x in scales):
             raise LayerError(f"the scale factor must be positive, found {value(scale)}", at="scale_factor")
         out = tuple(upsample_out(ctx.shape[1 + j], value(scales[j])) for j in range(n))
+        pin(ctx.shape[1:], scales, reason=SPATIAL)
         if any(o is not None and o < 1 for o in out):
             raise LayerError(f"output size is too small: input {fmt_shape(ctx.shape)} gives spatial size {out}", at="scale_factor")
     return Result(module="nn.Upsample", shape=(ctx.channels, *out), kwargs=kw(ctx, "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor"))
@@ -102,12 +104,12 @@ def pixelshuffle(ctx: Ctx) -> Result:
     c, h, w = ctx.shape
     rr = value(r)
     if ctx.spec.name == "pixelshuffle":
-        if c is not None and value(c) % (rr * rr):
+        if c is not None and not divides(r * r, c):
             raise LayerError(f"pixelshuffle {rr} needs channels divisible by {rr * rr}, found {value(c)} in {fmt_shape(ctx.shape)}", at="upscale_factor")
         shape = (None if c is None else c // (r * r), None if h is None else h * r, None if w is None else w * r)
         return Result(module="nn.PixelShuffle", shape=shape, args=(r,))
     for d in (h, w):
-        if d is not None and value(d) % rr:
+        if d is not None and not divides(r, d):
             raise LayerError(f"pixelunshuffle {rr} needs height and width divisible by {rr}, found {fmt_shape(ctx.shape)}", at="upscale_factor")
     shape = (None if c is None else c * (r * r), None if h is None else h // r, None if w is None else w // r)
     return Result(module="nn.PixelUnshuffle", shape=shape, args=(r,))
@@ -120,7 +122,7 @@ def shuffle(ctx: Ctx) -> Result:
         raise LayerError("`shuffle` needs its number of groups", hint="e.g. `shuffle 2`")
     at_least(ctx, "groups", g, 1)
     c = ctx.channels
-    if c is not None and value(c) % value(g):
+    if c is not None and not divides(g, c):
         raise LayerError(f"channels ({value(c)}) must be divisible by the shuffle groups ({value(g)})", at="groups")
     return Result(module="nn.ChannelShuffle", shape=ctx.shape, args=(g,))
 
@@ -131,6 +133,7 @@ def permute(ctx: Ctx) -> Result:
     if dims is None or sorted(value(dims)) != list(range(full)):
         got = "nothing" if dims is None else " ".join(str(value(d)) for d in dims)
         raise LayerError(f"`permute` needs a permutation of 0..{full - 1} for a {full}-D input, found {got}", at="dims")
+    pin(dims, reason=LAYOUT)
     if value(dims[0]) != 0:
         raise LayerError("`permute` must keep the batch dimension first (dims start with 0)", at="dims")
     shape = tuple(ctx.shape[value(d) - 1] for d in dims[1:])
@@ -138,6 +141,7 @@ def permute(ctx: Ctx) -> Result:
 
 
 def layerscale(ctx: Ctx) -> Result:
+    pin(ctx["dim"], reason=LAYOUT)
     dim = value(ctx["dim"])
     full = len(ctx.shape) + 1
     if not -full < dim < full or dim % full == 0:
