@@ -11,6 +11,7 @@ exhausted memory. Each limit has a default, an environment variable that overrid
 | call_depth | 100 | CNNDSL_MAX_CALL_DEPTH | block calls inside block calls |
 | repeat | 1,000 | CNNDSL_MAX_REPEAT | the count of one repetition `xN` |
 | layers | 10,000 | CNNDSL_MAX_LAYERS | layers in a network, after repetitions and block calls |
+| work | 500,000 | CNNDSL_MAX_WORK | syntax nodes a check walks: a block's at every call (+20), a repeated part's at every repetition |
 | channels | 1,048,576 | CNNDSL_MAX_CHANNELS | channels or features of a layer |
 | kernel | 4,096 | CNNDSL_MAX_KERNEL | a kernel size, per dimension |
 | spatial | 16,777,216 | CNNDSL_MAX_SPATIAL | a spatial size (length, height, width, depth) |
@@ -44,6 +45,7 @@ LIMITS: dict[str, Limit] = {
         Limit("call_depth", 100, "CNNDSL_MAX_CALL_DEPTH", "nested block calls"),
         Limit("repeat", 1000, "CNNDSL_MAX_REPEAT", "copies"),
         Limit("layers", 10_000, "CNNDSL_MAX_LAYERS", "layers"),
+        Limit("work", 500_000, "CNNDSL_MAX_WORK", "syntax nodes walked"),
         Limit("channels", 1 << 20, "CNNDSL_MAX_CHANNELS", "channels"),
         Limit("kernel", 4096, "CNNDSL_MAX_KERNEL", "per dimension"),
         Limit("spatial", 1 << 24, "CNNDSL_MAX_SPATIAL", "per dimension"),
@@ -130,3 +132,77 @@ def _fmt(n: int) -> str:
     if n.bit_length() > 100:  # str() of a huge integer is slow, or refused beyond 4300 digits
         return f"about 10**{int(n.bit_length() * 0.30103)}"
     return f"{n:,}"
+
+
+# -- the work of a check ------------------------------------------------------------------------------------
+#
+# A check walks the network's statements once, a block's body once per call (with that call's values) and a
+# repeated part (`relu x8`, `(...) x4`) once per repetition. Calls and repetitions multiply: four levels of
+# `B(c) x30` over a block of two identity branches are 810,000 walks of 215 bytes, and none of them makes a
+# layer, so the `layers` limit never applies. The `work` limit bounds the product. Its unit is the syntax
+# node (a layer, an argument, a number, a name, a branch, a statement ...), since the walk's time and memory
+# grow with the nodes walked whatever kind they are: a block call costs the nodes of the block (its
+# parameters and body) and CALL_UNITS more (measured: a call takes about as long as 20 nodes); a part
+# repeated N times costs N - 1 times its nodes beyond the walk that contains it (in an inactive branch too,
+# where only its names are taken). The network's own statements are not counted: the file's size bounds them.
+
+CALL_UNITS = 20
+
+
+class Budget:
+    """The work of one check: what it has spent, against the `work` limit in force when it began."""
+
+    def __init__(self) -> None:
+        self.limit = get("work")
+        self.spent = 0
+        self._sizes: dict[int, tuple[object, int]] = {}
+
+    def size(self, node: object) -> int:
+        """The syntax nodes of `node`'s tree, itself included (remembered: the tree is frozen)."""
+        known = self._sizes.get(id(node))
+        if known is not None and known[0] is node:
+            return known[1]
+        from .ast import Node
+
+        count, stack = 0, [node]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, Node):
+                count += 1
+                stack.extend(getattr(x, name) for name in type(x).model_fields if name != "span" and not name.endswith("_span"))
+            elif isinstance(x, tuple):
+                count += sum(1 for item in x if isinstance(item, str))
+                stack.extend(item for item in x if not isinstance(item, str))
+        self._sizes[id(node)] = (node, count)  # the node is kept: its id cannot be reused while remembered
+        return count
+
+    def charge(self, units: int) -> tuple[str, str] | None:
+        """Spend `units`; (message, hint) once the spent work exceeds the limit, as problem() gives them."""
+        self.spent += units
+        if self.spent <= self.limit:
+            return None
+        lim = LIMITS["work"]
+        return (
+            f"checking this network exceeds the limit of {self.limit:,} syntax nodes walked ({lim.env}): every block"
+            " call walks its block again, every repetition its part again",
+            f"call blocks or repeat fewer times; set the environment variable {lim.env} or call"
+            " cnndsl.limits.set_limit('work', N) to raise it",
+        )
+
+
+def charge(scope, node: object, times: int = 1, span=None) -> None:
+    """Charge the check that `scope` (a cnndsl.scope.Scope) belongs to for walking `node` `times` more times (a
+    block, ast.Block, costs CALL_UNITS more); past the `work` limit, raise its CheckError, located at `span`
+    (else the node's first line) with the calls that lead there. The budget is `scope.prog.work`, a Budget."""
+    if times < 1:
+        return
+    from .ast import Block
+
+    budget = scope.prog.work
+    found = budget.charge(times * (budget.size(node) + (CALL_UNITS if isinstance(node, Block) else 0)))
+    if found:
+        from .errors import CheckError, first_line
+
+        at = first_line(span if span is not None else node.span)
+        # raised past the error list, as the layers limit is: repeating it at every further call would take as long
+        raise CheckError([*scope.prog.errors, scope.prog.diagnostic("error", found[0], at, scope.source, found[1])])

@@ -426,3 +426,118 @@ def test_quote_is_brief_and_cheap():
     start = time.monotonic()
     assert len(quote(big)) <= 80 and len(quote("x" * 10**6)) <= 80 and quote("a") == "'a'" and quote(1.5) == "1.5"
     assert time.monotonic() - start < 1
+
+
+# -- the work of a check: block calls and repetitions multiply, and the `work` limit bounds the product ---------
+# The walk charges cnndsl.limits.Budget through limits.charge at each block call and repetition (hooks in
+# calls.py and scope.py). The two tests that check through cnndsl.check fail until those hooks are in place.
+
+
+def _nested_calls(levels: int, times: int, body: str = "    add:\n        identity\n        identity\n") -> str:
+    text = "block A(c):\n" + body
+    for i in range(levels):
+        text += f"block B{i}(c):\n    {'A' if i == 0 else f'B{i - 1}'}(c) x{times}\n"
+    return text + f"network Net:\n    input 3x8x8\n    B{levels - 1}(3)\n"
+
+
+def test_the_budget_counts_syntax_nodes_and_names_its_limit():
+    file = cnndsl.parse(_nested_calls(1, 30) + "    relu x3\n")
+    budget = limits.Budget()
+    block = next(b for b in file.blocks if b.name == "A")
+    assert budget.size(block) == 9  # Block, Param, Labeled, and per branch Line, Pipeline, Layer
+    assert budget.size(block) == 9 and budget.limit == 500_000
+    assert budget.charge(499_999) is None and budget.charge(1) is None
+    message, hint = budget.charge(1)
+    assert "exceeds the limit of 500,000 syntax nodes walked (CNNDSL_MAX_WORK)" in message
+    assert "CNNDSL_MAX_WORK" in hint and "set_limit('work', N)" in hint
+    with limits.override(work=10):
+        small = limits.Budget()
+    assert small.limit == 10 and small.charge(10) is None and small.charge(1) is not None
+
+
+def test_charge_raises_a_located_check_error_past_the_limit():
+    from types import SimpleNamespace
+
+    from cnndsl.errors import Source
+    from cnndsl.scope import Program
+
+    file = cnndsl.parse(_nested_calls(1, 30))
+    block = next(b for b in file.blocks if b.name == "A")
+    prog = Program(blocks={})
+    if not hasattr(prog, "work"):
+        prog.work = limits.Budget()  # until Program has its field
+    source = Source(name="net.cnn", text=_nested_calls(1, 30))
+    scope = SimpleNamespace(prog=prog, source=source)
+    with limits.override(work=100):
+        prog.work = limits.Budget()
+        limits.charge(scope, block, times=0)
+        for _ in range(3):
+            limits.charge(scope, block)  # 29 each: 9 nodes and a call's 20
+        with pytest.raises(cnndsl.CheckError) as info:
+            limits.charge(scope, block, span=file.blocks[1].body[0].span)
+    (d,) = info.value.diagnostics
+    assert (d.file, d.line, d.col) == ("net.cnn", 6, 5) and "CNNDSL_MAX_WORK" in d.message and prog.work.spent == 116
+
+
+def test_nested_block_calls_without_layers_are_bounded_by_the_work_limit():
+    """Three levels of `x30` over a block of identity branches: 27,930 block calls and no layer (4 s and 200 MB
+    before the work limit); with the limit lowered to 20,000 nodes, refused after a few hundred calls."""
+    start = time.monotonic()
+    with limits.override(work=20_000):
+        d = _diagnostic(_nested_calls(3, 30))
+    assert time.monotonic() - start < 2
+    assert "CNNDSL_MAX_WORK" in d.message and "exceeds the limit of 20,000" in d.message, d.message
+    assert (d.line, d.col) == (6, 5) and d.notes  # the call that crossed the limit, and the calls that led there
+    with limits.override(work=2_000_000):
+        with pytest.raises(cnndsl.CnnDslError, match="has no layers"):
+            cnndsl.check(_nested_calls(3, 30))  # raised: the check goes through
+
+
+_MEASURE = """
+import resource, sys, time
+import cnndsl
+start = time.monotonic()
+try:
+    cnndsl.check(sys.stdin.read())
+    result = "ok"
+except cnndsl.CnnDslError as e:
+    result = e.diagnostics[0].message
+print(repr((result, time.monotonic() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)))
+"""
+
+
+def _measured(text: str, *, seconds: int = 30, memory: int = 2 << 30, env=None):
+    """(first message or "ok", seconds, peak RSS in bytes) of cnndsl.check(text) in a subprocess that may use
+    `memory` bytes of address space and `seconds` of time."""
+    import ast as pyast
+    import resource
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    proc = subprocess.run([sys.executable, "-c", _MEASURE], input=text, capture_output=True, text=True, timeout=seconds,
+                          preexec_fn=cap, env={**os.environ, **(env or {})})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return pyast.literal_eval(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("levels, times", [(4, 30), (3, 60)])
+def test_the_work_limit_bounds_block_call_bombs_by_default(levels, times):
+    """4 levels of x30 (810,000 block calls from 215 bytes) took 127 s and 5.3 GB; 3 levels of x60, 45 s and
+    1.4 GB. The default work limit refuses both in a few seconds."""
+    message, took, peak = _measured(_nested_calls(levels, times))
+    assert "CNNDSL_MAX_WORK" in message and took < 20 and peak < 1 << 30, (message, took, peak)
+
+
+@pytest.mark.parametrize("body", [
+    "    e0 = identity\n" + "".join(f"    e{i} = e{i - 1}\n" for i in range(1, 1000)),
+    "    add:\n" + "        identity\n" * 1000,
+    "    e0 = identity\n    e0 | " + " | ".join(["add(e0)"] * 1000) + "\n",
+    "    add:\n        identity\n        relu x1000 if false\n" * 10,
+], ids=["values", "identity-branches", "joins", "inactive-repetitions"])
+def test_the_work_limit_bounds_a_large_body_called_many_times(body):
+    """900 calls of a body of 1,000 statements, branches or joins make at most 900 layers: 28 s and 1.5 GB
+    (values), 16 s and 2.3 GB (joins), 15 s (the names of inactive `relu x1000`) before the work limit, which
+    charges a block call with the block's nodes, not 1."""
+    message, took, peak = _measured(_nested_calls(2, 30, body))
+    assert "CNNDSL_MAX_WORK" in message and took < 20 and peak < 1 << 30, (message, took, peak)
