@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import functools
 import heapq
 import os
 import reprlib
@@ -38,8 +39,12 @@ class Source(BaseModel):
     name: str
     text: str
 
+    @functools.cached_property
+    def _lines(self) -> list[str]:  # split once: a diagnostic per line of a large file would split it each time
+        return self.text.splitlines()
+
     def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
+        lines = self._lines
         return lines[line - 1] if 0 < line <= len(lines) else ""
 
 

@@ -6,7 +6,7 @@ exhausted memory. Each limit has a default, an environment variable that overrid
 
 | name | default | environment variable | what |
 | --- | --- | --- | --- |
-| file_bytes | 10 MiB | CNNDSL_MAX_FILE_BYTES | the size of a source file (or text), and of a --params file |
+| file_bytes | 256 KiB | CNNDSL_MAX_FILE_BYTES | the size of a source file (or text), and of a --params file |
 | nesting | 200 | CNNDSL_MAX_NESTING | nesting of parentheses, expressions and indented statements |
 | call_depth | 100 | CNNDSL_MAX_CALL_DEPTH | block calls inside block calls |
 | repeat | 1,000 | CNNDSL_MAX_REPEAT | the count of one repetition `xN` |
@@ -40,7 +40,7 @@ class Limit:
 LIMITS: dict[str, Limit] = {
     lim.name: lim
     for lim in (
-        Limit("file_bytes", 10 << 20, "CNNDSL_MAX_FILE_BYTES", "bytes"),
+        Limit("file_bytes", 256 << 10, "CNNDSL_MAX_FILE_BYTES", "bytes"),
         Limit("nesting", 200, "CNNDSL_MAX_NESTING", "levels"),
         Limit("call_depth", 100, "CNNDSL_MAX_CALL_DEPTH", "nested block calls"),
         Limit("repeat", 1000, "CNNDSL_MAX_REPEAT", "copies"),
