@@ -132,6 +132,21 @@ def quote(value: object, width: int = QUOTE_WIDTH) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
+def listing(names: Iterable[str], most: int = 10, width: int = 200) -> str:
+    """`a, b, c` for a message: at most `most` names and about `width` characters, then `and 6,888 more`."""
+    names = list(names)
+    shown: list[str] = []
+    length = 0
+    for name in names[:most]:
+        text = quote(name)[1:-1] if len(name) > QUOTE_WIDTH else name
+        if shown and length + len(text) > width:
+            break
+        shown.append(text)
+        length += len(text) + 2
+    rest = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {rest:,} more" if rest else "")
+
+
 # A hint's cost is bounded whatever the number of names in reach. The word is compared with at most
 # HINT_NAMES names: those its length allows, and when there are more, half of them nearest to it in length
 # (a typo changes the length by a character or two) and half nearest to it in alphabetical order (a typo

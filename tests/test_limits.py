@@ -545,3 +545,12 @@ def test_the_work_limit_bounds_a_large_body_called_many_times(body):
     charges a block call with the block's nodes, not 1."""
     message, took, peak = _measured(_nested_calls(2, 30, body))
     assert "CNNDSL_MAX_WORK" in message and took < 20 and peak < 1 << 30, (message, took, peak)
+
+
+def test_a_listing_of_names_in_a_message_is_brief():
+    from cnndsl.errors import listing
+
+    assert listing(["a", "b", "c"]) == "a, b, c" and listing([]) == ""
+    assert listing([f"N{i}" for i in range(6898)]) == "N0, N1, N2, N3, N4, N5, N6, N7, N8, N9 and 6,888 more"
+    long = listing(["p" * 190 + str(i) for i in range(45000)])
+    assert len(long) < 300 and long.endswith(" more")
