@@ -17,6 +17,7 @@ from typing import NamedTuple, Optional
 
 from .errors import UsageError
 from .network import CheckedLayer, CheckedNetwork, Shape, Step
+from .ops.catalog import fact
 from .values import value
 
 _HEADER = (
@@ -35,16 +36,6 @@ _CLUSTER = {  # cluster kind -> its look
     "group": 'style="rounded,dashed"; color="#888888"',
     "block": 'style="rounded,filled"; color="#b9a6dc"; fillcolor="#f6f2fc"',
 }
-_SHORT = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
-_HIDDEN = ("bias", "return_indices", "inplace")  # options a label leaves out
-_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}  # and these where they are PyTorch's default
-_SHOWN = {  # the positional constructor arguments a label shows, where not all: (in, out) shows out
-    **dict.fromkeys(("conv", "convt", "dwconv", "deform", "linear"), slice(-1, None)),
-    **dict.fromkeys(("bn", "instnorm", "ln", "layerscale", "gap", "unpool"), slice(0)),
-    **dict.fromkeys(("gn", "droppath"), slice(1)),
-}
-
-
 def quote(text: str) -> str:
     """`text` as a DOT string: double-quoted, with backslashes, quotes and line breaks escaped."""
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "\\n")
@@ -67,13 +58,9 @@ def _literal(v) -> str:
 
 
 def op_text(layer: CheckedLayer) -> str:
-    """The op and its main arguments, short: `conv 64 k7 s2 p3`, `maxpool 3 s2`, `linear 1000`."""
-    words = [layer.op, *(_literal(a) for a in layer.args[_SHOWN.get(layer.op, slice(None))])]
-    for key, v in layer.kwargs:
-        if key in _HIDDEN or _DEFAULTS.get(key, ()) == value(v) or (key == "groups" and layer.op == "dwconv"):
-            continue
-        words.append(f"{_SHORT[key]}{_literal(v)}" if key in _SHORT else f"{key}={_literal(v)}")
-    return " ".join(words)
+    """The op and its main arguments, short, as its op's label says (cnndsl/ops/facts.py, Label):
+    `conv 64 k7 s2 p3`, `maxpool 3 s2`, `linear 1000`."""
+    return fact(layer, "label")
 
 
 def call_text(block: str, call_args) -> str:

@@ -1,18 +1,26 @@
 """The static summary of a checked network: per layer its output shape, parameters, mult-adds and receptive
 field; then the totals. Computed from the checked network alone: no torch, no forward pass.
 
+Every per-op fact comes from the op catalog (cnndsl/ops/facts.py: each OpSpec's `window`, `macs`, `buffers`),
+and an op that lacks one raises MissingFact; tests/test_op_catalog.py measures them against torch for every op.
+
 Conventions (also in the README, "Summary"):
-- mult-adds are counted for one sample, for the layers that multiply weights with inputs, bias excluded
-  (fvcore's convention): conv = output elements x (in channels / groups) x kernel volume; transposed conv =
-  input elements x (out channels / groups) x kernel volume; linear = output elements x in features; a
-  deformable conv counts its offset conv and its main conv (not the bilinear sampling). Every other op counts 0.
+- mult-adds are counted for one sample, for the products of weights with inputs in convolutions and matrix
+  products, bias excluded: what torch.utils.flop_counter.FlopCounterMode counts, halved (fvcore's convention):
+  conv = output elements x (in channels / groups) x kernel volume; transposed conv = input elements x (out
+  channels / groups) x kernel volume; linear = output elements x in features; a deformable conv counts its
+  offset conv and its main conv (not the bilinear sampling). Every other op counts 0, element-wise products
+  with weights (prelu, layerscale, a norm's affine) included.
 - the receptive field is in input pixels per spatial axis, with its jump (the distance in input pixels between
   neighbouring outputs): a window of k, dilation d, stride s gives rf + d(k-1)*jump and jump*s. Merges take the
-  largest field of their branches. Norms, activations and dropout are pointwise (batch/instance/group/layer
-  statistics are not counted); global pooling and linear layers see the whole input ("global"). The figures are
-  exact (every output position has that field, the tests measure it) until an op moves its outputs unevenly over
-  the input (a transposed conv, unpool, upsample, pixel shuffle, an adaptive pool whose sizes do not divide):
-  from there on they are the same arithmetic's estimate, marked `exact: false` (and `~` in the table).
+  largest field of their branches. Norms, activations and dropout are pointwise (the statistics that batch,
+  instance, group and layer norms and softmax read are not counted); global pooling and a linear layer over the
+  whole input see all of it ("global"). The figures are exact (every output position has that field, the tests
+  measure it) until an op moves its outputs unevenly over the input (a transposed conv with a stride, unpool,
+  upsample other than by an integer step down, pixel shuffle, an adaptive pool whose sizes do not divide, a
+  deformable conv): from there on they are the same arithmetic's estimate, marked `exact: false` (and `~` in
+  the table). Where the output's axes are no longer the input's (flatten, permute, a linear layer over one
+  spatial axis), the field is unknown.
 """
 
 from __future__ import annotations
@@ -20,13 +28,14 @@ from __future__ import annotations
 import json
 import math
 from fractions import Fraction
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from pydantic import BaseModel
 
 from .network import CheckedLayer, CheckedNetwork, Step
+from .ops.catalog import fact
 from .ops.common import fmt_shape
-from .values import value
+from .ops.facts import Window
 
 GLOBAL = "global"
 Field = Union[tuple[tuple[Fraction, ...], tuple[Fraction, ...], bool], str, None]  # (rf, jump, exact), GLOBAL, unknown
@@ -96,47 +105,17 @@ def _number(x: Fraction) -> Union[int, float]:
     return int(x) if x.denominator == 1 else float(x)
 
 
-# -- mult-adds ------------------------------------------------------------------------------------------
-
-
-def _kwargs(layer: CheckedLayer) -> dict[str, Any]:
-    return {k: value(v) for k, v in layer.kwargs}
-
-
-def _per_axis(x, n: int) -> tuple:
-    return tuple(x) if isinstance(x, tuple) else (x,) * n
+# -- counts, from the op catalog (cnndsl/ops/facts.py) ---------------------------------------------------
 
 
 def macs(layer: CheckedLayer) -> Optional[int]:
     """The mult-adds of one layer for one sample (0 for ops that multiply no weights); None if a shape is unknown."""
-    module = layer.module or ""
-    if not (module.startswith(("nn.Conv", "nn.Linear", "nn.LazyLinear")) or module == "DeformConv"):
-        return 0
-    shape_in, shape_out = layer.input_shape, layer.output_shape
-    if shape_in is None or shape_out is None or None in shape_in or None in shape_out:
-        return None
-    if module.startswith(("nn.Linear", "nn.LazyLinear")):
-        return math.prod(shape_out) * shape_in[-1]
-    c_in, c_out = (value(a) for a in layer.args[:2])
-    kw = _kwargs(layer)
-    groups = kw.get("groups", 1)
-    kernel = math.prod(_per_axis(kw["kernel_size"], len(shape_out) - 1))
-    if module.startswith("nn.ConvTranspose"):
-        return math.prod(shape_in) * (c_out // groups) * kernel
-    count = math.prod(shape_out) * (c_in // groups) * kernel
-    if module == "DeformConv":  # its offset conv: the same window over the input, 2 or 3 values per tap
-        offsets = (3 if kw.get("modulated") else 2) * kw.get("offset_groups", 1) * kernel
-        count += math.prod(shape_out[1:]) * offsets * c_in * kernel
-    return count
+    return fact(layer, "macs")
 
 
 def _buffers(layer: CheckedLayer) -> Optional[int]:
     """The numbers a layer keeps in its state_dict besides its parameters (a norm's running statistics)."""
-    module = layer.module or ""
-    if module.startswith(("nn.BatchNorm", "nn.InstanceNorm")):
-        tracked = _kwargs(layer).get("track_running_stats", module.startswith("nn.BatchNorm"))
-        return 2 * value(layer.args[0]) + 1 if tracked else 0
-    return 0
+    return fact(layer, "buffers")
 
 
 # -- receptive fields -----------------------------------------------------------------------------------
@@ -192,60 +171,18 @@ def _widest(fields: list[Field]) -> Field:
 
 
 def _through(layer: CheckedLayer, field: Field) -> Field:
-    """The field after one layer."""
-    module = layer.module or ""
-    if module.startswith(("nn.Linear", "nn.LazyLinear")):
-        return GLOBAL  # every output feature sees every input element
-    if module.startswith(("nn.AdaptiveAvgPool", "nn.AdaptiveMaxPool")) and _is_global(layer):
-        return GLOBAL  # whatever came before: it pools the whole input
-    if field is None or field == GLOBAL:
+    """The field after one layer, from its op's window geometry (cnndsl/ops/facts.py, Window)."""
+    geometry: Window = fact(layer, "window")
+    if geometry.spread == "global":
+        return GLOBAL  # whatever came before: it sees the whole input
+    if field is None or field == GLOBAL or geometry.spread == "pointwise":
         return field
     rf, jump, exact = field
-    n = len(rf)
-    kw = _kwargs(layer)
-    shape_in, shape_out = layer.input_shape, layer.output_shape
-    if module.startswith(("nn.Conv", "nn.MaxPool", "nn.AvgPool")) and not module.startswith("nn.ConvTranspose") or module == "DeformConv":
-        kernel = _per_axis(kw.get("kernel_size", value(layer.args[0]) if layer.args and "Pool" in module else None), n)
-        stride = _per_axis(kw.get("stride") or (kernel if "Pool" in module else 1), n)
-        dilation = _per_axis(kw.get("dilation", 1), n)
-        return (tuple(rf[i] + dilation[i] * (kernel[i] - 1) * jump[i] for i in range(n)),
-                tuple(jump[i] * stride[i] for i in range(n)), exact)
-    if module.startswith(("nn.ConvTranspose", "nn.MaxUnpool")):
-        kernel = _per_axis(kw.get("kernel_size", value(layer.args[0])), n)
-        stride = _per_axis(kw.get("stride") or (kernel if "Unpool" in module else 1), n)
-        dilation = _per_axis(kw.get("dilation", 1), n)
-        return (tuple(rf[i] + (math.ceil((dilation[i] * (kernel[i] - 1) + 1) / stride[i]) - 1) * jump[i] for i in range(n)),
-                tuple(jump[i] / stride[i] for i in range(n)), False)
-    resizes = ("nn.AdaptiveAvgPool", "nn.AdaptiveMaxPool", "nn.Upsample", "nn.PixelShuffle", "nn.PixelUnshuffle", "nn.Flatten")
-    if not module.startswith(resizes) and layer.forward != "permute":
-        return field  # pointwise: activations, norms, dropout, channel shuffle, layer scale
-    known = [s for s in (shape_in, shape_out) if s is not None and len(s) == n + 1 and None not in s]
-    if len(known) < 2 or module.startswith("nn.Flatten") or layer.forward == "permute":
+    if geometry.spread == "unknown" or len(geometry.kernel) != len(rf):
         return None  # sizes not known, or axes that are no longer the input's
-    scale = [Fraction(shape_out[1 + i], shape_in[1 + i]) for i in range(n)]
-    if module.startswith(("nn.AdaptiveAvgPool", "nn.AdaptiveMaxPool")):
-        windows = [_adaptive_window(shape_in[1 + i], shape_out[1 + i]) for i in range(n)]
-        even = exact and all(shape_in[1 + i] % shape_out[1 + i] == 0 for i in range(n))
-        return (tuple(rf[i] + (windows[i] - 1) * jump[i] for i in range(n)), tuple(jump[i] / scale[i] for i in range(n)), even)
-    if module.startswith(("nn.Upsample", "nn.PixelShuffle", "nn.PixelUnshuffle")):
-        taps = {"linear": 2, "bilinear": 2, "trilinear": 2, "bicubic": 4}.get(kw.get("mode"), 1)
-        if module.startswith("nn.PixelUnshuffle"):
-            taps = int(1 / scale[0])
-        even = exact and all(s <= 1 and (1 / s).denominator == 1 for s in scale)  # an integer downscale keeps an even grid
-        return (tuple(rf[i] + (taps - 1) * jump[i] for i in range(n)), tuple(jump[i] / scale[i] for i in range(n)), even)
-    return field
-
-
-def _is_global(layer: CheckedLayer) -> bool:
-    """Whether an adaptive pool pools everything (to size 1 on every axis)."""
-    if layer.output_shape is not None:
-        return all(d == 1 for d in layer.output_shape[1:])
-    return all(value(d) == 1 for d in _per_axis(value(layer.args[0]), 1))  # an adaptive pool's output size
-
-
-def _adaptive_window(size_in: int, size_out: int) -> int:
-    """The widest window of an adaptive pool from size_in to size_out (PyTorch's start/end index rule)."""
-    return max(-(-(i + 1) * size_in // size_out) - (i * size_in // size_out) for i in range(size_out))
+    k, s, d = geometry.kernel, geometry.stride, geometry.dilation
+    return (tuple(rf[i] + d[i] * (k[i] - 1) * jump[i] for i in range(len(rf))), tuple(jump[i] * s[i] for i in range(len(rf))),
+            exact and geometry.spread == "window")
 
 
 # -- rendering ------------------------------------------------------------------------------------------

@@ -137,6 +137,20 @@ def test_resnet18_labels_clusters_and_residual_adds():
     assert all(e[2] == "128×28×28" for e in g.into(adds[2]))
 
 
+def test_labels_are_the_layer_as_written_without_its_defaults():
+    """A label is the op's own (cnndsl/ops, Label): a pool's stride defaults to its kernel, so `maxpool 3 s1 p1`
+    keeps its s1 and `maxpool 2 s2` drops it; tuples equal to a default are defaults; `padding=same` is written
+    as the source writes it; positional options go first."""
+    net = cnndsl.check("network N:\n    input 4x16x16\n"
+                       "    maxpool 3 s1 p1 | maxpool 2 s2 | conv 8 k3x3 s1x1 p0x0 | conv 8 k5 padding=same"
+                       " | rrelu lower=0.1 upper=0.3 | softmax dim=1 | lppool 2 3 s3 | upsample scale_factor=2 mode=bilinear"
+                       " | layerscale 0.5 | dropout 0.5 | softmax dim=-1\n")
+    g = Graph(to_dot(net))
+    assert [g.label(n).split("\n")[1] for n in g.of("layer")] == [
+        "maxpool 3 s1 p1", "maxpool 2", "conv 8 k3x3", "conv 8 k5 padding=same", "rrelu 0.1 0.3", "softmax", "lppool 2 3",
+        "upsample 2 mode=bilinear", "layerscale 0.5", "dropout", "softmax dim=-1"]
+
+
 def test_mobilenet_v2_draws_only_the_residuals_that_hold():
     _, g = graph("mobilenet_v2", expand=True)
     adds = g.of("merge")

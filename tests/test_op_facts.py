@@ -17,6 +17,7 @@ SAMPLES = {
     "prelu": ("4x6x6", "prelu"), "rrelu": ("4x6x6", "rrelu"), "elu": ("4x6x6", "elu"), "selu": ("4x6x6", "selu"),
     "gelu": ("4x6x6", "gelu"), "silu": ("4x6x6", "silu"), "mish": ("4x6x6", "mish"), "hardswish": ("4x6x6", "hardswish"),
     "hardsigmoid": ("4x6x6", "hardsigmoid"), "sigmoid": ("4x6x6", "sigmoid"), "tanh": ("4x6x6", "tanh"),
+    "softsign": ("4x6x6", "softsign"), "tanhshrink": ("4x6x6", "tanhshrink"), "lppool": ("4x6x6", "lppool 2 3 s1"),
     "softmax": ("4x6x6", "softmax"), "logsoftmax": ("4x6x6", "logsoftmax"), "dropout": ("4x6x6", "dropout 0.5"),
     "dropout1d": ("4x6", "dropout1d 0.5"), "dropout2d": ("4x6x6", "dropout2d 0.5"), "dropout3d": ("4x4x4x4", "dropout3d 0.5"),
     "conv": ("4x6x6", "conv 4 k3 p1"), "convt": ("4x6x6", "convt 4 k3 p1"), "dwconv": ("4x6x6", "dwconv 4 k3 p1"),

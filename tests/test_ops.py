@@ -199,6 +199,17 @@ case("avgpool3d", "2x4x8x8", "avgpool 2", lambda: [nn.AvgPool3d(2)])
 case("avgpool3d_options", "2x5x8x8", "avgpool3d 3 s2 p1 ceil divisor_override=5",
      lambda: [nn.AvgPool3d(3, stride=2, padding=1, ceil_mode=True, divisor_override=5)])
 
+# lppool: nn.LPPool1d/2d/3d (avg pool of x^p with no padding, stride defaulting to the kernel)
+case("lppool2d", "3x12x12", "lppool 2 3", lambda: [nn.LPPool2d(2, 3)])
+case("lppool2d_stride_ceil", "3x12x12", "lppool 2 3 s2 ceil", lambda: [nn.LPPool2d(2, 3, stride=2, ceil_mode=True)])
+case("lppool2d_tuples", "3x12x11", "lppool 4.0 3x2 s2x1", lambda: [nn.LPPool2d(4.0, (3, 2), stride=(2, 1))])
+case("lppool2d_keys", "3x12x12", "lppool2d norm_type=4 kernel_size=4 stride=4", lambda: [nn.LPPool2d(4, 4, stride=4)])
+case("lppool1d", "4x17", "lppool 2 3 s2", lambda: [nn.LPPool1d(2, 3, stride=2)])
+case("lppool1d_explicit_ceil", "4x17", "lppool1d 1 2 ceil", lambda: [nn.LPPool1d(1, 2, ceil_mode=True)])
+case("lppool1d_kernel_tuple", "4x17", "lppool 2 kernel_size=(3,)", lambda: [nn.LPPool1d(2, 3)])
+case("lppool3d", "2x4x8x8", "lppool 2 2", lambda: [nn.LPPool3d(2, 2)])
+case("lppool3d_explicit", "2x5x8x8", "lppool3d 2 3 s2 ceil", lambda: [nn.LPPool3d(2, 3, stride=2, ceil_mode=True)])
+
 # adaptive pools and gap
 case("adaptiveavgpool_int", "3x12x12", "adaptiveavgpool 3", lambda: [nn.AdaptiveAvgPool2d(3)])
 case("adaptiveavgpool_tuple", "3x12x12", "adaptiveavgpool 3x2", lambda: [nn.AdaptiveAvgPool2d((3, 2))])
@@ -303,6 +314,9 @@ case("softmax_dim", ACT, "softmax dim=2", lambda: [nn.Softmax(dim=2)])
 case("softmax_dim_negative", ACT, "softmax dim=-1", lambda: [nn.Softmax(dim=-1)])
 case("softmax_positional", ACT, "softmax 3", lambda: [nn.Softmax(dim=3)])
 case("softmax_after_linear", "3x2x2", "flatten | linear 5 | softmax dim=1", lambda: [nn.Flatten(), nn.Linear(12, 5), nn.Softmax(dim=1)])
+case("softsign", ACT, "softsign", lambda: [nn.Softsign()])
+case("tanhshrink", ACT, "tanhshrink", lambda: [nn.Tanhshrink()])
+case("softsign_tanhshrink_1d", "4x9", "softsign | tanhshrink", lambda: [nn.Softsign(), nn.Tanhshrink()])
 case("logsoftmax_default", ACT, "logsoftmax", lambda: [nn.LogSoftmax(dim=1)])
 case("logsoftmax_dim", ACT, "logsoftmax dim=-2", lambda: [nn.LogSoftmax(dim=-2)])
 case("activation_chain_1d", "4x9", "relu | elu | gelu | silu | mish | hardswish | hardsigmoid | sigmoid | tanh | selu | relu6",
@@ -584,6 +598,10 @@ def _random_config(rng, op: str, rank: int):
         ceil = rng.random() < 0.5
         text = f"maxpool {_tup(k)} s{_tup(s)} p{_tup(p)} d{_tup(d)}" + (" ceil" if ceil else "")
         build = lambda: getattr(nn, f"MaxPool{n}")(k, s, p, d, ceil_mode=ceil)  # noqa: E731
+    elif op == "lppool":
+        ceil, norm = rng.random() < 0.5, rng.choice([1, 2, 3])
+        text = f"lppool {norm} {_tup(k)} s{_tup(s)}" + (" ceil" if ceil else "")
+        build = lambda: getattr(nn, f"LPPool{n}")(norm, k if rank > 1 else k[0], s, ceil_mode=ceil)  # noqa: E731
     else:
         ceil, cip = rng.random() < 0.5, rng.random() < 0.5
         text = f"avgpool {_tup(k)} s{_tup(s)} p{_tup(p)} count_include_pad={str(cip).lower()}" + (" ceil" if ceil else "")
@@ -591,7 +609,7 @@ def _random_config(rng, op: str, rank: int):
     return (c_in, *sizes), text, build
 
 
-_RANDOM = [(op, rank) for op in ("conv", "convt", "dwconv", "maxpool", "avgpool") for rank in (1, 2, 3)] + [("deform", 2)]
+_RANDOM = [(op, rank) for op in ("conv", "convt", "dwconv", "maxpool", "avgpool", "lppool") for rank in (1, 2, 3)] + [("deform", 2)]
 
 
 @pytest.mark.parametrize("op,rank", _RANDOM, ids=[f"{op}{rank}d" for op, rank in _RANDOM])

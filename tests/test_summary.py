@@ -77,6 +77,22 @@ def test_resnet18_known_figures():
     assert rows["fc"].receptive_field == "global"
 
 
+def test_a_new_op_gets_its_field_from_the_catalog():
+    """lppool (kernel 4, stride 4) once fell back to "pointwise" and was reported exact with a field of 3 and
+    a jump of 1; its facts in the catalog give 6 and 4 (exact), as the gradient shows."""
+    rows = {r.name: r for r in summarize(cnndsl.check("network N:\n    input 1x32x32\n    conv 4 k3 | lppool 2 4\n")).layers}
+    assert (rows["lppool1"].receptive_field, rows["lppool1"].jump, rows["lppool1"].exact) == ([6, 6], [4, 4], True)
+    assert rows["lppool1"].macs == 0 and rows["lppool1"].params == 0
+
+
+def test_a_channels_last_mlp_has_no_field_but_global_pooling_does():
+    """After `permute 0 2 3 1`, a linear layer mixes channels, not pixels: the field is unknown (it was
+    reported `global`), until global pooling makes it global."""
+    rows = {r.name: r for r in summarize(cnndsl.check(EXAMPLES / "mobile_block.cnn")).layers}
+    assert [rows[n].receptive_field for n in ("permute1", "linear1", "permute2")] == [None, None, None]
+    assert rows["avgpool1"].receptive_field == "global"
+
+
 def test_other_ops_macs():
     net = cnndsl.check("""\
 network Net:
@@ -134,6 +150,9 @@ FIELDS = {
     "residual": "input 1x64x64\n    conv 4 k3\n    add:\n        conv 4 k3 s2 p1 | conv 4 k5 p2\n        conv 4 k1 s2\n    conv 4 k3",
     "cat": "input 1x64x64\n    a = conv 4 k3\n    a | conv 4 k7 p3 | conv 4 k3 p1 | cat(a) | conv 4 k3 s2",
     "conv1d": "input 1x200\n    conv1d 4 k7 s2 | maxpool 3 s2 | conv 4 k3 d=4",
+    "lppool": "input 1x64x64\n    conv 4 k3 | lppool 2 4 | conv 4 k3 | lppool 2 3 s2 | conv 4 k3",
+    "convt_stride1": "input 1x40x40\n    conv 4 k3 s2 | convt 4 k3 p1 | conv 4 k3",
+    "upsample_down": "input 1x64x64\n    conv 4 k3 | upsample 0.5 mode=bilinear | conv 4 k3 | upsample size=15 mode=area | conv 4 k3",
 }
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..values import expression_problem, largest, pin_lost, value
+from .facts import Label, MissingFact, Window, check_doc
+
+if TYPE_CHECKING:
+    from ..network import CheckedLayer
 
 
 class LayerError(Exception):
@@ -58,12 +62,30 @@ class OpSpec:
     channels: bool = False  # accepts `a->b`, in=, out=
     aliases: tuple[str, ...] = ()
     kind: str | None = None  # the stem of default layer names (conv1, bn1, ...)
-    doc: str = ""
+    doc: str = field(kw_only=True)  # required: one line for the op table in docs/LANGUAGE.md (cnndsl/ops/catalog.py)
     # what autograd and aliasing need to know, for the in-place rule (cnndsl/inplace.py; checked against torch
     # for every op by tests/test_op_facts.py):
     keeps_output: bool = False  # its backward reads its own output, so nothing may overwrite that output
     keeps_output_in_place: bool = False  # the same, but only when it runs in place (leaky_relu_, elu_ ...)
     returns_input: bool = False  # may return its input itself or a view of it (flatten, identity, dropout in eval)
+    # what `cnndsl summary` and `cnndsl graph` need (cnndsl/ops/facts.py; measured against torch for every op by
+    # tests/test_op_catalog.py). No defaults: a tool that asks for a fact an op lacks gets a MissingFact.
+    window: Window | Callable[[CheckedLayer], Window] | None = None  # receptive-field geometry
+    macs: int | Callable[[CheckedLayer], int | None] | None = None  # mult-adds per sample; 0: multiplies no weights
+    buffers: int | Callable[[CheckedLayer], int | None] | None = None  # state_dict numbers besides parameters
+    label: Label | None = None  # how the graph names a layer
+
+    def fact(self, name: str, layer: CheckedLayer | None = None) -> Any:
+        """A fact about this op (of `layer`, where the fact depends on it); a MissingFact where it is not declared."""
+        declared = getattr(self, name, None)
+        if name == "doc":
+            return check_doc(self.name, declared)
+        if declared is None:
+            raise MissingFact(f"op `{self.name}` does not declare its `{name}` (cnndsl/ops/facts.py says what each fact"
+                              f" is); add `{name}=...` to its OpSpec in cnndsl/ops/")
+        if name == "label":
+            return declared.text(self, layer)
+        return declared(layer) if callable(declared) else declared
 
     def option(self, key: str) -> Opt | None:
         for o in self.all_options:
@@ -102,6 +124,7 @@ def _bounded(rule: Callable[["Ctx"], Result]) -> Callable[["Ctx"], Result]:
         return result
 
     checked.__doc__, checked.__name__ = rule.__doc__, getattr(rule, "__name__", "rule")
+    checked.__module__ = getattr(rule, "__module__", checked.__module__)  # the family that defines the op
     return checked
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 from .. import shapes
 from ..values import SPATIAL, divides, pin, value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register
@@ -9,6 +12,7 @@ from .common import (
     BIAS, DILATION, FAMILY, GROUPS, KERNEL, PADDING, PADDING_MODES, STRIDE, at_least, check_groups,
     check_in_channels, conv_params, fmt_shape, kw, need_out, need_spatial,
 )
+from .facts import UNKNOWN, Label, Window, conv_macs, convt_macs, kwargs, per_axis, rank, window
 
 PADDING_MODE = Opt("padding_mode", "enum", "zeros", choices=PADDING_MODES)
 OUTPUT_PADDING = Opt("output_padding", "ints", 0, short="op", aliases=("op",))
@@ -182,18 +186,72 @@ def deform(ctx: Ctx) -> Result:
     )
 
 
+# -- facts (cnndsl/ops/facts.py) --------------------------------------------------------------------------
+
+
+def _geometry(layer) -> tuple[tuple, tuple, tuple] | None:
+    """A convolution's kernel, stride and dilation per spatial axis, from its module's arguments."""
+    n = rank(layer)
+    if n is None:
+        return None
+    kw = kwargs(layer)
+    return per_axis(kw["kernel_size"], n), per_axis(kw.get("stride", 1), n), per_axis(kw.get("dilation", 1), n)
+
+
+def conv_window(layer) -> Window:
+    k, s, d = _geometry(layer) or (None, None, None)
+    return UNKNOWN if k is None else window(k, s, d)
+
+
+def convt_window(layer) -> Window:
+    """A transposed conv of stride 1 is a conv (its kernel flipped): an exact window. With a stride s, an output
+    reads from ceil((d(k-1)+1)/s) or fewer inputs, and the outputs are s times denser: the estimate."""
+    geometry = _geometry(layer)
+    if geometry is None:
+        return UNKNOWN
+    k, s, d = geometry
+    if all(x == 1 for x in s):
+        return window(k, s, d)
+    taps = tuple(math.ceil((dd * (kk - 1) + 1) / ss) for kk, ss, dd in zip(k, s, d))
+    return window(taps, tuple(Fraction(1, ss) for ss in s), exact=False)
+
+
+def deform_window(layer) -> Window:
+    """Its sampling positions move by learned offsets: the kernel's nominal window (where the zero-initialised
+    offsets start) is only an estimate of what a trained layer sees."""
+    k, s, d = _geometry(layer) or (None, None, None)
+    return UNKNOWN if k is None else window(k, s, d, exact=False)
+
+
+def deform_macs(layer) -> int | None:
+    """Its main conv, plus its offset conv (the same window over the input, 2 or 3 values per tap and offset
+    group); not the bilinear sampling."""
+    count = conv_macs(layer)
+    if count is None:
+        return None
+    kw = kwargs(layer)
+    kernel = math.prod(per_axis(kw["kernel_size"], 2))
+    offsets = (3 if kw.get("modulated") else 2) * kw.get("offset_groups", 1) * kernel
+    return count + math.prod(value(layer.output_shape[1:])) * offsets * value(layer.args[0]) * kernel
+
+
 _CONV_OPTIONS = (KERNEL, STRIDE, PADDING, DILATION, GROUPS, BIAS, PADDING_MODE)
+_CHANNELS = Label(args=("in", "out"))
 
 register(
     OpSpec("conv", conv, _CONV_OPTIONS, positional=("out",), channels=True, aliases=("conv1d", "conv2d", "conv3d"), kind="conv",
-           doc="convolution: Conv1d/2d/3d by the input's rank"),
+           doc="convolution: `nn.Conv1d/2d/3d` by the input's rank; padding also `same` or `valid` (stride 1)",
+           window=conv_window, macs=conv_macs, buffers=0, label=_CHANNELS),
     OpSpec("convt", convt, (KERNEL, STRIDE, PADDING, OUTPUT_PADDING, DILATION, GROUPS, BIAS, PADDING_MODE),
            positional=("out",), channels=True, aliases=("deconv", "convt1d", "convt2d", "convt3d"), kind="convt",
-           doc="transposed convolution: ConvTranspose1d/2d/3d"),
+           doc="transposed convolution: `nn.ConvTranspose1d/2d/3d`; padding_mode only `zeros`",
+           window=convt_window, macs=convt_macs, buffers=0, label=_CHANNELS),
     OpSpec("dwconv", dwconv, (KERNEL, STRIDE, PADDING, DILATION, BIAS, PADDING_MODE), positional=("out",), channels=True,
-           kind="dwconv", doc="depthwise convolution: groups = input channels"),
+           kind="dwconv", doc="depthwise convolution: `nn.Conv1d/2d/3d` with `groups=in`; out defaults to in and must be a multiple of it; padding also `same` or `valid`",
+           window=conv_window, macs=conv_macs, buffers=0, label=_CHANNELS),
     OpSpec("deform", deform, (KERNEL, STRIDE, PADDING, DILATION, GROUPS, BIAS, Opt("offset_groups", "int", 1),
                               Opt("modulated", "bool", False, flags=(("modulated", True),))),
            positional=("out",), channels=True, kind="deform",
-           doc="deformable convolution (torchvision DeformConv2d) with its zero-initialised offset conv; DCNv2 with `modulated`"),
+           doc="deformable convolution, 2-d: `DeformConv` (section 6), torchvision's `DeformConv2d` with a zero-initialised offset conv; DCNv2 with `modulated`",
+           window=deform_window, macs=deform_macs, buffers=0, label=_CHANNELS),
 )

@@ -6,6 +6,7 @@ from ..shapes import prod
 from ..values import divides, equal, value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register
 from .common import FAMILY, at_least, fmt_shape, kw
+from .facts import POINTWISE, Label, Window, kwargs, per_axis, rank, statistics_over
 
 EPS = Opt("eps", "float", 1e-5)
 MOMENTUM = Opt("momentum", "float", 0.1)
@@ -111,14 +112,57 @@ def ln(ctx: Ctx) -> Result:
     )
 
 
+# -- facts (cnndsl/ops/facts.py) --------------------------------------------------------------------------
+
+
+def _all_spatial(layer) -> Window:
+    """Pointwise, with statistics over every spatial axis (batch norm in training, instance and group norm)."""
+    n = rank(layer)
+    return statistics_over(*range(n or 0))
+
+
+def ln_window(layer) -> Window:
+    """Pointwise, with statistics over the trailing axes that normalized_shape covers."""
+    n = rank(layer)
+    if n is None:
+        return POINTWISE
+    covered = len(per_axis(layer.args[0], 1))
+    return statistics_over(*range(max(n - covered, 0), n))
+
+
+def running_statistics(default: bool):
+    """Batch and instance norm keep a running mean and variance per channel and a batch counter, when they
+    track running statistics."""
+
+    def count(layer) -> int | None:
+        if not kwargs(layer).get("track_running_stats", default):
+            return 0
+        c = value(layer.args[0])
+        return None if c is None else 2 * c + 1
+
+    return count
+
+
+def _last_dimension(layer, opts) -> dict:
+    return {"normalized_shape": None if layer.input_shape is None else (value(layer.input_shape[-1]),)}
+
+
 _BN = (EPS, MOMENTUM, Opt("affine", "bool", True), Opt("track_running_stats", "bool", True))
+_NORM = dict(window=_all_spatial, macs=0)
 
 register(
-    OpSpec("bn", bn, _BN, aliases=("bn1d", "bn2d", "bn3d", "batchnorm"), kind="bn", doc="batch normalisation"),
+    OpSpec("bn", bn, _BN, aliases=("bn1d", "bn2d", "bn3d", "batchnorm"), kind="bn",
+           doc="batch normalisation: `nn.BatchNorm1d/2d/3d` by the input's rank; a (N, F) input counts as 1-d",
+           buffers=running_statistics(True), label=Label(args=(None,)), **_NORM),
     OpSpec("gn", gn, (Opt("num_groups", "int"), EPS, Opt("affine", "bool", True)), positional=("num_groups",), kind="gn",
-           doc="group normalisation over the channels"),
+           doc="group normalisation over groups of channels: `nn.GroupNorm`",
+           buffers=0, label=Label(args=("num_groups", None)), **_NORM),
     OpSpec("ln", ln, (Opt("normalized_shape", "ints"), EPS, Opt("elementwise_affine", "bool", True), Opt("bias", "bool", True)),
-           positional=("normalized_shape",), kind="ln", doc="layer normalisation over the last dimension (or normalized_shape)"),
+           positional=("normalized_shape",), kind="ln",
+           doc="layer normalisation over the last dimension, or over the trailing normalized_shape: `nn.LayerNorm`",
+           window=ln_window, macs=0, buffers=0, label=Label(args=("normalized_shape",), implied=_last_dimension)),
     OpSpec("instnorm", instnorm, (EPS, MOMENTUM, Opt("affine", "bool", False), Opt("track_running_stats", "bool", False)),
-           aliases=("instnorm1d", "instnorm2d", "instnorm3d"), kind="instnorm", doc="instance normalisation"),
+           aliases=("instnorm1d", "instnorm2d", "instnorm3d"), kind="instnorm",
+           doc="instance normalisation: `nn.InstanceNorm1d/2d/3d`",
+           buffers=running_statistics(False), label=Label(args=(None,)), **_NORM),
 )

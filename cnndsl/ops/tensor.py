@@ -3,10 +3,13 @@ layerscale and droppath."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from ..shapes import prod, upsample_out
 from ..values import LAYOUT, SPATIAL, divides, equal, pin, value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register
 from .common import BIAS, at_least, fmt_shape, kw, need_out, need_spatial
+from .facts import GLOBAL, POINTWISE, UNKNOWN, Label, Window, kwargs, linear_macs, per_axis, rank, sizes, window
 
 UPSAMPLE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
 _LINEAR_FAMILY = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
@@ -160,24 +163,121 @@ def droppath(ctx: Ctx) -> Result:
     return Result(module="StochasticDepth", shape=ctx.shape, args=(ctx["p"], "row"), imports=("StochasticDepth",))
 
 
+# -- facts (cnndsl/ops/facts.py) --------------------------------------------------------------------------
+
+
+def linear_window(layer) -> Window:
+    """A linear layer mixes its input's last dimension: where that is the only axis besides the channels, or the
+    tensor is flat, every output sees the whole input; over one spatial axis of several, that axis becomes
+    features, and the field is no longer the input's."""
+    n = rank(layer)
+    return GLOBAL if n is not None and n <= 1 else UNKNOWN
+
+
+def flatten_window(layer) -> Window:
+    """Merged axes are no longer the input's axes; a flatten that merges nothing changes nothing."""
+    if layer.input_shape is not None and layer.output_shape is not None and len(layer.input_shape) == len(layer.output_shape):
+        return POINTWISE
+    return UNKNOWN
+
+
+def permute_window(layer) -> Window:
+    """Only the identity permutation leaves the spatial axes where the field's arithmetic expects them."""
+    return POINTWISE if list(value(layer.args)) == list(range(len(layer.args))) else UNKNOWN
+
+
+_TAPS = {"linear": 2, "bilinear": 2, "trilinear": 2, "bicubic": 4}  # inputs an interpolated output reads, per axis
+
+
+def upsample_window(layer) -> Window:
+    """PyTorch's source positions: an output o reads input o·step (nearest), (o + 0.5)·step (nearest-exact),
+    around (o + 0.5)·step - 0.5 (linear modes) or o·(in - 1)/(out - 1) (align_corners), where step is
+    1/scale_factor, or in/out for a size or recompute_scale_factor; `area` is an adaptive average pool. An
+    integer step is an even window, exact: a linear mode then reads one input where its source position falls
+    on a pixel (an odd step) and 2 (4 for bicubic) otherwise. Any other step spreads outputs unevenly."""
+    inp, out = sizes(layer.input_shape), sizes(layer.output_shape)
+    if inp is None or out is None:
+        return UNKNOWN
+    kw = kwargs(layer)
+    mode = kw.get("mode", "nearest")
+    if mode == "area":
+        from .pool import adaptive_window
+
+        return adaptive_window(layer)
+    n = len(inp)
+    if kw.get("scale_factor") is not None and not kw.get("recompute_scale_factor"):
+        steps = tuple(1 / Fraction(f) for f in per_axis(kw["scale_factor"], n))
+    else:
+        steps = tuple(Fraction(i, o) for i, o in zip(inp, out))
+    taps, exact = [], True
+    for j, (i, o) in enumerate(zip(inp, out)):
+        step = steps[j]
+        if mode in _TAPS and kw.get("align_corners"):
+            step = Fraction(i - 1, o - 1) if o > 1 else Fraction(1)
+            on_pixel = step.denominator == 1  # o·step
+        elif mode in _TAPS:
+            on_pixel = step.denominator == 1 and step.numerator % 2 == 1  # o·step + (step - 1)/2
+        else:
+            on_pixel = True  # nearest modes read one pixel
+        taps.append(1 if on_pixel else _TAPS[mode])
+        exact = exact and step.denominator == 1
+        steps = steps[:j] + (step,) + steps[j + 1:]
+    return window(tuple(taps), steps, exact=exact)
+
+
+def pixelshuffle_window(layer) -> Window:
+    """pixelshuffle r: each output reads one input, the outputs r times denser, unevenly; pixelunshuffle r: each
+    output reads an r x r block (across its channels), an exact window of r, stride r."""
+    n = rank(layer)
+    if n is None:
+        return UNKNOWN
+    r = value(layer.args[0])
+    if layer.module == "nn.PixelShuffle":
+        return window((1,) * n, (Fraction(1, r),) * n, exact=False)
+    return window((r,) * n, (r,) * n)
+
+
+def _layerscale_dim(layer) -> dict:
+    """Its parameter's shape says the dim: (C, 1, 1) for dim=1, (W,) for dim=-1 on (C, H, W)."""
+    if layer.input_shape is None:
+        return {}
+    full = len(layer.input_shape) + 1
+    dim = full - len(value(layer.args[0]))
+    return {"dim": dim if dim == 1 or dim < full - 1 else -1}
+
+
+_EACH = dict(window=POINTWISE, macs=0, buffers=0)
+
 register(
     OpSpec("linear", linear, (BIAS,), positional=("out",), channels=True, aliases=("fc",), kind="linear",
-           doc="fully connected layer over the last dimension; input features inferred"),
-    OpSpec("flatten", flatten, (Opt("start_dim", "int", 1), Opt("end_dim", "int", -1)), kind="flatten", returns_input=True),
-    OpSpec("identity", identity, (), kind="identity", returns_input=True),
+           doc="fully connected layer over the last dimension, its input features inferred: `nn.Linear` (`nn.LazyLinear` where they are unknown)",
+           window=linear_window, macs=linear_macs, buffers=0, label=Label(args=("in", "out"))),
+    OpSpec("flatten", flatten, (Opt("start_dim", "int", 1), Opt("end_dim", "int", -1)), kind="flatten", returns_input=True,
+           doc="merges dimensions start_dim to end_dim into one: `nn.Flatten`; start_dim=0 (the batch) is refused",
+           window=flatten_window, macs=0, buffers=0, label=Label()),
+    OpSpec("identity", identity, (), kind="identity", returns_input=True, doc="returns its input: `nn.Identity`",
+           label=Label(), **_EACH),
     OpSpec("upsample", upsample,
            (Opt("scale_factor", "floats"), Opt("size", "ints"), Opt("mode", "enum", "nearest", choices=UPSAMPLE_MODES),
             Opt("align_corners", "bool"), Opt("recompute_scale_factor", "bool")),
-           positional=("scale_factor",), kind="upsample"),
-    OpSpec("pixelshuffle", pixelshuffle, (Opt("upscale_factor", "int"),), positional=("upscale_factor",), kind="pixelshuffle"),
+           positional=("scale_factor",), kind="upsample",
+           doc="resampling by a scale factor or to a size, exactly one of them: `nn.Upsample`",
+           window=upsample_window, macs=0, buffers=0, label=Label()),
+    OpSpec("pixelshuffle", pixelshuffle, (Opt("upscale_factor", "int"),), positional=("upscale_factor",), kind="pixelshuffle",
+           doc="(C·r², H, W) to (C, H·r, W·r), 4-D inputs only: `nn.PixelShuffle`",
+           window=pixelshuffle_window, macs=0, buffers=0, label=Label(args=("upscale_factor",))),
     OpSpec("pixelunshuffle", pixelshuffle, (Opt("upscale_factor", "int", aliases=("downscale_factor",)),), positional=("upscale_factor",),
-           kind="pixelunshuffle"),
+           kind="pixelunshuffle", doc="(C, H·r, W·r) to (C·r², H, W), 4-D inputs only: `nn.PixelUnshuffle`",
+           window=pixelshuffle_window, macs=0, buffers=0, label=Label(args=("upscale_factor",))),
     OpSpec("shuffle", shuffle, (Opt("groups", "int", aliases=("g",)),), positional=("groups",), kind="shuffle",
-           doc="channel shuffle (nn.ChannelShuffle)"),
+           doc="channel shuffle among groups: `nn.ChannelShuffle`", label=Label(args=("groups",)), **_EACH),
     OpSpec("permute", permute, (Opt("dims", "dims"),), varargs="dims", kind="permute", returns_input=True,
-           doc="Tensor.permute over all dimensions, batch included (e.g. `permute 0 2 3 1`)"),
+           doc="`x.permute(...)` in `forward`, over all dimensions, batch included and kept first (`permute 0 2 3 1`)",
+           window=permute_window, macs=0, buffers=0, label=Label(args=("dims",))),
     OpSpec("layerscale", layerscale, (Opt("init", "float", 1e-5), Opt("dim", "int", 1)), positional=("init",), kind="layerscale",
-           doc="a learnable multiplier per channel (dim=1) or per last-dimension entry (dim=-1)"),
+           doc="a learned multiplier per channel (dim=1) or per entry of the last dimension (dim=-1): an `nn.Parameter` named as the layer, multiplied in `forward`",
+           label=Label(args=(None, "init"), derive=_layerscale_dim), **_EACH),
     OpSpec("droppath", droppath, (Opt("p", "float", 0.1),), positional=("p",), kind="droppath", returns_input=True,
-           doc="stochastic depth (torchvision.ops.StochasticDepth, row mode); identity in eval"),
+           doc="stochastic depth, whole samples dropped with probability p in training, the identity in eval: `torchvision.ops.StochasticDepth(p, \"row\")`",
+           label=Label(args=("p", None)), **_EACH),
 )
