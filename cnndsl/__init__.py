@@ -14,11 +14,14 @@ import gc
 import os
 import threading
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from . import ast, limits
-from .errors import CheckError, CnnDslError, Diagnostic, ParseError, Source, UsageError
-from .network import CheckedLayer, CheckedNetwork
+from .errors import CheckError, CnnDslError, ParseError, Source, UsageError
+
+if TYPE_CHECKING:
+    from .errors import Diagnostic
+    from .network import CheckedLayer, CheckedNetwork
 
 __all__ = [
     "parse", "check", "compile", "load", "read_source",
@@ -26,6 +29,23 @@ __all__ = [
 ]
 
 SourceLike = Union[str, os.PathLike]
+
+# Imported on first use (PEP 562): `import cnndsl`, `parse` and `fmt` need neither pydantic nor the ops.
+_LAZY = {"Diagnostic": "errors", "CheckedNetwork": "network", "CheckedLayer": "network"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def read_source(src: SourceLike) -> Source:
@@ -59,20 +79,27 @@ def read_source(src: SourceLike) -> Source:
             raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
         found = _size_problem(max(size, len(data)))
         if found:
-            raise CnnDslError([Diagnostic(message=found[0], hint=found[1], file=str(path))])
+            raise _refused(found[0], found[1], str(path))
         if b"\x00" in data:
-            raise CnnDslError([Diagnostic(message="this is not a text file (it contains NUL bytes)", file=str(path))])
+            raise _refused("this is not a text file (it contains NUL bytes)", None, str(path))
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as e:
-            raise CnnDslError([Diagnostic(message=f"this is not UTF-8 text (byte {e.start} cannot be decoded)", file=str(path))]) from None
+            raise _refused(f"this is not UTF-8 text (byte {e.start} cannot be decoded)", None, str(path)) from None
         return Source(name=str(path), text=text)
     if not isinstance(src, str):
         raise TypeError(f"expected a path or source text, got {type(src).__name__}")
     found = _size_problem(len(src.encode("utf-8", "surrogatepass")) if len(src) * 4 > limits.get("file_bytes") else len(src))
     if found:
-        raise CnnDslError([Diagnostic(message=found[0], hint=found[1], file="<string>")])
+        raise _refused(found[0], found[1], "<string>")
     return Source(name="<string>", text=src)
+
+
+def _refused(message: str, hint: str | None, file: str) -> CnnDslError:
+    """A source that cannot be read as one: a diagnostic without a place."""
+    from .errors import Diagnostic
+
+    return CnnDslError([Diagnostic(message=message, hint=hint, file=file)])
 
 
 def _import_root(root: Any) -> Path | None:
@@ -103,6 +130,8 @@ def _no_recursion_error(source: Source):
     try:
         yield
     except RecursionError:
+        from .errors import Diagnostic
+
         names = ", ".join(limits.LIMITS[n].env for n in ("nesting", "call_depth"))
         raise CnnDslError([Diagnostic(
             message="this file nests too deeply for the compiler (Python's recursion limit was reached)",

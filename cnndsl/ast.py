@@ -1,70 +1,196 @@
-"""The syntax tree: frozen pydantic nodes, each with the span of source it came from."""
+"""The syntax tree: small classes with __slots__, each node with the span of source it came from.
+
+Nodes are plain classes, not pydantic models: the parser makes about eight per layer, and a class of its own
+costs a tenth of pydantic's `model_construct` (and nothing at import). A node is never changed after the
+parser makes it (the checker remembers facts about nodes by identity): `model_copy(update=...)` makes a
+changed copy. They keep the part of pydantic's interface that callers use: keyword construction with the
+same fields and defaults, `model_construct`, `model_copy(update=...)`, `model_dump()`, `model_fields`
+(the field names), equality of type and fields, hashing and a readable repr.
+"""
 
 from __future__ import annotations
 
 from typing import Optional, Union
 
-from pydantic import BaseModel, ConfigDict
-
 from .errors import Span
 
+_SPAN = Span()  # the default span (a Span is never changed, so one serves every node without a place)
 
-class Node(BaseModel):
-    model_config = ConfigDict(frozen=True, defer_build=True)
 
-    span: Span = Span()
+class Node:
+    """A syntax node. `model_fields` names its fields in order, `span` last."""
+
+    __slots__ = ("span", "_h")  # _h: the node's height in the parse tree (the parser's nesting limit)
+    _FIELDS: tuple[str, ...] = ("span",)
+    model_fields: dict[str, None] = {"span": None}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._FIELDS = tuple(f for f in cls.__slots__ if f != "_h") + ("span",)
+        cls.model_fields = dict.fromkeys(cls._FIELDS)
+        cls.__match_args__ = cls._FIELDS
+
+    @classmethod
+    def model_construct(cls, **fields):
+        return cls(**fields)
+
+    def model_copy(self, *, update: dict | None = None, deep: bool = False):
+        """A copy with the fields in `update` replaced (pydantic's name for it, which callers use)."""
+        fields = {name: getattr(self, name) for name in self._FIELDS}
+        if update:
+            unknown = set(update) - set(fields)
+            if unknown:
+                raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)[0]!r}")
+            fields.update(update)
+        return type(self)(**fields)
+
+    def model_dump(self, **_options) -> dict:
+        """The fields as a dict, nodes and spans inside it as dicts too (as pydantic dumps a model)."""
+        return {name: _dump(getattr(self, name)) for name in self._FIELDS}
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._values()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{name}={getattr(self, name)!r}' for name in self._FIELDS)})"
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self._values()))
+
+
+def _rebuild(cls, values):
+    return cls(*values)
+
+
+def _dump(value):
+    if isinstance(value, (Node, Span)):
+        return value.model_dump()
+    if isinstance(value, tuple):
+        return tuple(_dump(v) for v in value)
+    return value
 
 
 # -- expressions ---------------------------------------------------------------------------------
 
 
 class Num(Node):
+    __slots__ = ("value",)
     value: Union[int, float]
+
+    def __init__(self, value, span=_SPAN):
+        self.value = value
+        self.span = span
 
 
 class Name(Node):
+    __slots__ = ("id",)
     id: str
+
+    def __init__(self, id, span=_SPAN):  # noqa: A002 - the field's name
+        self.id = id
+        self.span = span
 
 
 class Str(Node):
+    __slots__ = ("value",)
     value: str
+
+    def __init__(self, value, span=_SPAN):
+        self.value = value
+        self.span = span
 
 
 class Tuple(Node):
+    __slots__ = ("items",)
     items: tuple["Expr", ...]
+
+    def __init__(self, items, span=_SPAN):
+        self.items = items
+        self.span = span
 
 
 class BinOp(Node):
+    __slots__ = ("op", "left", "right")
     op: str  # + - * // /
     left: "Expr"
     right: "Expr"
 
+    def __init__(self, op, left, right, span=_SPAN):
+        self.op = op
+        self.left = left
+        self.right = right
+        self.span = span
+
 
 class Neg(Node):
+    __slots__ = ("operand",)
     operand: "Expr"
+
+    def __init__(self, operand, span=_SPAN):
+        self.operand = operand
+        self.span = span
 
 
 class Compare(Node):
+    __slots__ = ("op", "left", "right")
     op: str  # == != < <= > >=
     left: "Expr"
     right: "Expr"
 
+    def __init__(self, op, left, right, span=_SPAN):
+        self.op = op
+        self.left = left
+        self.right = right
+        self.span = span
+
 
 class BoolOp(Node):
+    __slots__ = ("op", "left", "right")
     op: str  # and, or
     left: "Expr"
     right: "Expr"
 
+    def __init__(self, op, left, right, span=_SPAN):
+        self.op = op
+        self.left = left
+        self.right = right
+        self.span = span
+
 
 class Not(Node):
+    __slots__ = ("operand",)
     operand: "Expr"
+
+    def __init__(self, operand, span=_SPAN):
+        self.operand = operand
+        self.span = span
 
 
 class InitCall(Node):
     """An initialiser with its arguments, as in `weight=normal(0, 0.01)`."""
 
+    __slots__ = ("name", "args")
     name: str
-    args: tuple["Arg", ...] = ()
+    args: tuple["Arg", ...]
+
+    def __init__(self, name, args=(), span=_SPAN):
+        self.name = name
+        self.args = args
+        self.span = span
 
 
 Expr = Union[Num, Name, Str, Tuple, BinOp, Neg, Compare, BoolOp, Not, InitCall]
@@ -74,20 +200,38 @@ Expr = Union[Num, Name, Str, Tuple, BinOp, Neg, Compare, BoolOp, Not, InitCall]
 
 
 class Keyword(Node):
+    __slots__ = ("key", "key_span", "value")
     key: str
-    key_span: Span = Span()
+    key_span: Span
     value: Expr
+
+    def __init__(self, key, key_span=_SPAN, value=None, span=_SPAN):
+        self.key = key
+        self.key_span = key_span
+        self.value = value
+        self.span = span
 
 
 class Channels(Node):
     """`3->16`: the expected input channels and the output channels."""
 
+    __slots__ = ("in_", "out")
     in_: Expr
     out: Expr
 
+    def __init__(self, in_, out, span=_SPAN):
+        self.in_ = in_
+        self.out = out
+        self.span = span
+
 
 class Positional(Node):
+    __slots__ = ("value",)
     value: Expr
+
+    def __init__(self, value, span=_SPAN):
+        self.value = value
+        self.span = span
 
 
 Arg = Union[Keyword, Channels, Positional]
@@ -99,76 +243,143 @@ Arg = Union[Keyword, Channels, Positional]
 class Layer(Node):
     """`op [args] [as name]`; op is an op of the catalog, a named value or a block (section 5)."""
 
+    __slots__ = ("op", "op_span", "args", "name")
     op: str
-    op_span: Span = Span()
-    args: tuple[Arg, ...] = ()
-    name: Optional[str] = None
+    op_span: Span
+    args: tuple[Arg, ...]
+    name: Optional[str]
+
+    def __init__(self, op, op_span=_SPAN, args=(), name=None, span=_SPAN):
+        self.op = op
+        self.op_span = op_span
+        self.args = args
+        self.name = name
+        self.span = span
 
 
 class Call(Node):
     """`Name(args) [args] [as name]`: a block instantiation or an inline merge such as cat(e1)."""
 
+    __slots__ = ("callee", "call_args", "args", "name")
     callee: str
-    call_args: tuple[Arg, ...] = ()
-    args: tuple[Arg, ...] = ()
-    name: Optional[str] = None
+    call_args: tuple[Arg, ...]
+    args: tuple[Arg, ...]
+    name: Optional[str]
+
+    def __init__(self, callee, call_args=(), args=(), name=None, span=_SPAN):
+        self.callee = callee
+        self.call_args = call_args
+        self.args = args
+        self.name = name
+        self.span = span
 
 
 class Group(Node):
     """`(pipeline) [args] [as name]`."""
 
+    __slots__ = ("pipeline", "args", "name")
     pipeline: "Pipeline"
-    args: tuple[Arg, ...] = ()
-    name: Optional[str] = None
+    args: tuple[Arg, ...]
+    name: Optional[str]
+
+    def __init__(self, pipeline, args=(), name=None, span=_SPAN):
+        self.pipeline = pipeline
+        self.args = args
+        self.name = name
+        self.span = span
 
 
 Stage = Union[Layer, Call, Group]
 
 
 class Pipeline(Node):
+    __slots__ = ("stages",)
     stages: tuple[Stage, ...]
+
+    def __init__(self, stages, span=_SPAN):
+        self.stages = stages
+        self.span = span
 
 
 # -- statements ----------------------------------------------------------------------------------
 
 
 class Input(Node):
+    __slots__ = ("value",)
     value: Expr
+
+    def __init__(self, value, span=_SPAN):
+        self.value = value
+        self.span = span
 
 
 class Init(Node):
     """`init conv weight=kaiming_normal(mode=fan_out) bias=0`."""
 
+    __slots__ = ("op", "op_span", "rules")
     op: str
-    op_span: Span = Span()
+    op_span: Span
     rules: tuple[Keyword, ...]
+
+    def __init__(self, op, op_span=_SPAN, rules=(), span=_SPAN):
+        self.op = op
+        self.op_span = op_span
+        self.rules = rules
+        self.span = span
 
 
 class Output(Node):
+    __slots__ = ("names",)
     names: tuple[str, ...]
+
+    def __init__(self, names, span=_SPAN):
+        self.names = names
+        self.span = span
 
 
 class Assign(Node):
+    __slots__ = ("name", "pipeline")
     name: str
     pipeline: Pipeline
+
+    def __init__(self, name, pipeline, span=_SPAN):
+        self.name = name
+        self.pipeline = pipeline
+        self.span = span
 
 
 class Labeled(Node):
     """`label [args]: pipeline` or `label [args]:` and an indented body (groups and merges)."""
 
+    __slots__ = ("label", "label_span", "args", "condition", "pipeline", "body")
     label: str
-    label_span: Span = Span()
-    args: tuple[Arg, ...] = ()
-    condition: Optional[Expr] = None  # `add if cond:` — when false, only the first branch runs
-    pipeline: Optional[Pipeline] = None
-    body: tuple["Statement", ...] = ()
+    label_span: Span
+    args: tuple[Arg, ...]
+    condition: Optional[Expr]  # `add if cond:` — when false, only the first branch runs
+    pipeline: Optional[Pipeline]
+    body: tuple["Statement", ...]
+
+    def __init__(self, label, label_span=_SPAN, args=(), condition=None, pipeline=None, body=(), span=_SPAN):
+        self.label = label
+        self.label_span = label_span
+        self.args = args
+        self.condition = condition
+        self.pipeline = pipeline
+        self.body = body
+        self.span = span
 
 
 class Line(Node):
     """A pipeline on a line of its own, with an optional condition (a branch of a merge)."""
 
+    __slots__ = ("pipeline", "condition")
     pipeline: Pipeline
-    condition: Optional[Expr] = None
+    condition: Optional[Expr]
+
+    def __init__(self, pipeline, condition=None, span=_SPAN):
+        self.pipeline = pipeline
+        self.condition = condition
+        self.span = span
 
 
 Statement = Union[Input, Init, Output, Assign, Labeled, Line]
@@ -178,29 +389,63 @@ Statement = Union[Input, Init, Output, Assign, Labeled, Line]
 
 
 class Param(Node):
+    __slots__ = ("name", "default")
     name: str
-    default: Optional[Expr] = None
+    default: Optional[Expr]
+
+    def __init__(self, name, default=None, span=_SPAN):
+        self.name = name
+        self.default = default
+        self.span = span
 
 
 class Network(Node):
+    __slots__ = ("name", "params", "body", "implicit")
     name: str
-    params: tuple[Param, ...] = ()
+    params: tuple[Param, ...]
     body: tuple[Statement, ...]
-    implicit: bool = False  # a bare pipeline file: the network is named after the file
+    implicit: bool  # a bare pipeline file: the network is named after the file
+
+    def __init__(self, name, params=(), body=(), implicit=False, span=_SPAN):
+        self.name = name
+        self.params = params
+        self.body = body
+        self.implicit = implicit
+        self.span = span
 
 
 class Block(Node):
+    __slots__ = ("name", "params", "body")
     name: str
-    params: tuple[Param, ...] = ()
+    params: tuple[Param, ...]
     body: tuple[Statement, ...]
+
+    def __init__(self, name, params=(), body=(), span=_SPAN):
+        self.name = name
+        self.params = params
+        self.body = body
+        self.span = span
 
 
 class Import(Node):
+    __slots__ = ("path",)
     path: str
+
+    def __init__(self, path, span=_SPAN):
+        self.path = path
+        self.span = span
 
 
 class File(Node):
+    __slots__ = ("name", "networks", "blocks", "imports")
     name: str
-    networks: tuple[Network, ...] = ()
-    blocks: tuple[Block, ...] = ()
-    imports: tuple[Import, ...] = ()
+    networks: tuple[Network, ...]
+    blocks: tuple[Block, ...]
+    imports: tuple[Import, ...]
+
+    def __init__(self, name, networks=(), blocks=(), imports=(), span=_SPAN):
+        self.name = name
+        self.networks = networks
+        self.blocks = blocks
+        self.imports = imports
+        self.span = span

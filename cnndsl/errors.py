@@ -4,88 +4,192 @@ from __future__ import annotations
 
 import bisect
 import difflib
-import functools
 import heapq
 import os
 import reprlib
-from typing import Iterable, Literal
+import threading
+from typing import TYPE_CHECKING, Iterable, Literal
 
-from pydantic import BaseModel, ConfigDict
 
+class Span:
+    """A region of source text: 1-based line and column, end column exclusive.
 
-class Span(BaseModel):
-    """A region of source text: 1-based line and column, end column exclusive."""
+    A plain class (the parser makes one or more per syntax node, where a pydantic model cost ten times as much);
+    it is never changed after it is made: `model_copy(update=...)` makes a changed copy. Inside pydantic models
+    (Diagnostic, the checked network's layers) it validates from a Span or a mapping and dumps as a mapping."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    __slots__ = ("line", "col", "end_line", "end_col")
+    __match_args__ = __slots__
 
-    line: int = 1
-    col: int = 1
-    end_line: int = 1
-    end_col: int = 2
+    def __init__(self, line: int = 1, col: int = 1, end_line: int = 1, end_col: int = 2):
+        self.line = line
+        self.col = col
+        self.end_line = end_line
+        self.end_col = end_col
+
+    @classmethod
+    def model_construct(cls, **fields) -> "Span":
+        return cls(**fields)
+
+    def model_copy(self, *, update: dict | None = None, deep: bool = False) -> "Span":
+        """A copy with the fields in `update` changed (the name pydantic gives it, which callers use)."""
+        fields = self.model_dump()
+        if update:
+            fields.update(update)
+        return Span(**fields)
+
+    def model_dump(self, **_options) -> dict:
+        return {"line": self.line, "col": self.col, "end_line": self.end_line, "end_col": self.end_col}
+
+    def _key(self) -> tuple:
+        return (self.line, self.col, self.end_line, self.end_col)
+
+    def __eq__(self, other):
+        if type(other) is not Span:
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Span(line={self.line!r}, col={self.col!r}, end_line={self.end_line!r}, end_col={self.end_col!r})"
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):  # pydantic copies a field's default for each model: a Span is never changed
+        return self
+
+    def __reduce__(self):
+        return (Span, self._key())
+
+    @classmethod
+    def _validate(cls, value):
+        if isinstance(value, Span):
+            return value
+        if isinstance(value, dict):
+            return cls(**value)
+        raise ValueError(f"expected a Span or a mapping of its fields, got {type(value).__name__}")
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, _source, _handler):
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_plain_validator_function(
+            cls._validate, serialization=core_schema.plain_serializer_function_ser_schema(Span.model_dump)
+        )
 
 
 def first_line(span: Span) -> Span:
     """The first line of a span (a statement's span runs on to the next line), for a caret that fits."""
     if span.end_line == span.line:
         return span
-    return span.model_copy(update={"end_line": span.line, "end_col": span.col + 1})
+    return Span(span.line, span.col, span.line, span.col + 1)
 
 
-class Source(BaseModel):
-    """A source text and the name it is reported under."""
+class Source:
+    """A source text and the name it is reported under (never changed: `model_copy(update=...)` for a copy)."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    __slots__ = ("name", "text", "_lines")
 
-    name: str
-    text: str
-
-    @functools.cached_property
-    def _lines(self) -> list[str]:  # split once: a diagnostic per line of a large file would split it each time
-        return self.text.splitlines()
+    def __init__(self, name: str, text: str):
+        if not isinstance(name, str) or not isinstance(text, str):
+            raise TypeError(f"Source(name=..., text=...) takes two strings, got {type(name).__name__} and {type(text).__name__}")
+        self.name = name
+        self.text = text
+        self._lines: list[str] | None = None
 
     def line_text(self, line: int) -> str:
         lines = self._lines
+        if lines is None:  # split once: a diagnostic per line of a large file would split it each time
+            lines = self._lines = self.text.splitlines()
         return lines[line - 1] if 0 < line <= len(lines) else ""
 
+    def model_copy(self, *, update: dict | None = None, deep: bool = False) -> "Source":
+        fields = {"name": self.name, "text": self.text, **(update or {})}
+        return Source(**fields)
 
-class Diagnostic(BaseModel):
-    """One located message: what was expected, what was found, and how to fix it."""
+    def model_dump(self, **_options) -> dict:
+        return {"name": self.name, "text": self.text}
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    def __eq__(self, other):
+        if type(other) is not Source:
+            return NotImplemented
+        return self.name == other.name and self.text == other.text
 
-    severity: Literal["error", "warning"] = "error"
-    message: str
-    file: str = "<input>"
-    span: Span = Span()
-    line_text: str = ""
-    hint: str | None = None
-    notes: tuple["Diagnostic", ...] = ()
+    def __hash__(self) -> int:
+        return hash((self.name, self.text))
 
-    @property
-    def line(self) -> int:
-        return self.span.line
+    def __repr__(self) -> str:
+        return f"Source(name={self.name!r}, text={quote(self.text)})"
 
-    @property
-    def col(self) -> int:
-        return self.span.col
+    def __reduce__(self):
+        return (Source, (self.name, self.text))
 
-    def render(self) -> str:
-        out = [f"{self.file}:{self.span.line}:{self.span.col}: {self.severity}: {self.message}"]
-        if self.line_text:
-            text = self.line_text.replace("\t", " ")
-            gutter = str(self.span.line)
-            pad = " " * len(gutter)
-            width = 1
-            if self.span.end_line == self.span.line:
-                width = max(1, self.span.end_col - self.span.col)
-            width = min(width, max(1, len(text) - self.span.col + 1))
-            out.append(f" {gutter} | {text}")
-            out.append(f" {pad} | {' ' * (self.span.col - 1)}{'^' * width}")
-        if self.hint:
-            out.append(f"hint: {self.hint}")
-        for note in self.notes:
-            out.append(note.render().replace(": error: ", ": note: ", 1))
-        return "\n".join(out)
+
+# Diagnostic is a pydantic model (the checked network holds its warnings), made on first use: the parser, the
+# formatter and `import cnndsl` need no pydantic, whose import costs more than all of them together.
+_diagnostic_lock = threading.Lock()
+
+
+def __getattr__(name: str):
+    if name == "Diagnostic":
+        with _diagnostic_lock:
+            if "Diagnostic" not in globals():
+                globals()["Diagnostic"] = _define_diagnostic()
+        return globals()["Diagnostic"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _define_diagnostic() -> type:
+    from pydantic import BaseModel, ConfigDict
+
+    class Diagnostic(BaseModel):
+        """One located message: what was expected, what was found, and how to fix it."""
+
+        model_config = ConfigDict(frozen=True, defer_build=True)
+
+        severity: Literal["error", "warning"] = "error"
+        message: str
+        file: str = "<input>"
+        span: Span = Span()
+        line_text: str = ""
+        hint: str | None = None
+        notes: tuple["Diagnostic", ...] = ()
+
+        @property
+        def line(self) -> int:
+            return self.span.line
+
+        @property
+        def col(self) -> int:
+            return self.span.col
+
+        def render(self) -> str:
+            out = [f"{self.file}:{self.span.line}:{self.span.col}: {self.severity}: {self.message}"]
+            if self.line_text:
+                text = self.line_text.replace("\t", " ")
+                gutter = str(self.span.line)
+                pad = " " * len(gutter)
+                width = 1
+                if self.span.end_line == self.span.line:
+                    width = max(1, self.span.end_col - self.span.col)
+                width = min(width, max(1, len(text) - self.span.col + 1))
+                out.append(f" {gutter} | {text}")
+                out.append(f" {pad} | {' ' * (self.span.col - 1)}{'^' * width}")
+            if self.hint:
+                out.append(f"hint: {self.hint}")
+            for note in self.notes:
+                out.append(note.render().replace(": error: ", ": note: ", 1))
+            return "\n".join(out)
+
+    Diagnostic.__qualname__ = "Diagnostic"  # pickled by reference as cnndsl.errors.Diagnostic
+    return Diagnostic
+
+
+if TYPE_CHECKING:  # for type checkers, the same class as a plain definition
+    Diagnostic = _define_diagnostic()
 
 
 MAX_ERRORS = 20
