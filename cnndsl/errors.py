@@ -95,7 +95,7 @@ class Source:
 
     def __init__(self, name: str, text: str):
         if not isinstance(name, str) or not isinstance(text, str):
-            raise TypeError(f"Source(name=..., text=...) takes two strings, got {type(name).__name__} and {type(text).__name__}")
+            raise TypeError(f"Source(name, text) takes two strings, got {type(name).__name__} and {type(text).__name__}")
         self.name = name
         self.text = text
         self._lines: list[str] | None = None

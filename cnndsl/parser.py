@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import os
@@ -11,12 +12,13 @@ import sys
 import threading
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Tree
 from lark import __version__ as lark_version
-from lark.exceptions import UnexpectedInput, VisitError
+from lark.exceptions import UnexpectedInput
 from lark.indenter import Indenter
 
 from . import ast, limits
+from .ast import Node
 from .errors import ParseError, Source, Span
 from .syntax_errors import diagnostic, syntax_error
 
@@ -157,174 +159,416 @@ def _private(found: os.stat_result, is_kind) -> bool:
     return is_kind(found.st_mode) and found.st_uid == os.geteuid() and not found.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def _span(meta_or_token) -> Span:
-    m = meta_or_token
-    return Span.model_construct(line=m.line, col=m.column, end_line=m.end_line, end_col=m.end_column)
+# -- the syntax tree, built while Lark parses ----------------------------------------------------------
+#
+# Lark's LALR parser calls a callback at each reduction with the values of the rule's symbols; by default
+# these build Lark's own tree (with positions), which a Transformer then walked again to make the ast nodes:
+# two trees and two passes. Here the callbacks make the ast nodes themselves, during the one parse, and
+# compute what Lark's `propagate_positions` would have given each node (Lark refuses `v_args(meta=True)` for a
+# transformer inside the parser, and its positions are only kept on its own Tree objects):
+#
+#   * a node starts where the first of its rule's symbols starts, and ends where the last one ends, counting
+#     the tokens that the tree leaves out (`network`, `(`, the line break that ends a statement), and the
+#     parentheses around an expression (`(c + 1)` is the BinOp c + 1, but an argument written so starts at
+#     its `(`). These are Lark's "container" positions;
+#   * rules whose names start with `_` (and the `*`/`+` lists Lark makes) are inlined into their parent: they
+#     yield a _Seq, the values and the positions they cover, which the parent splices in;
+#   * `?rule`s with one child pass it through unchanged (a parenthesised expression through a _Seq that
+#     records its parentheses);
+#   * `[optional]` parts missing from the text are None (Lark's maybe_placeholders);
+#   * each node records its height in the tree Lark would have built (`_h`), so that the nesting limit is
+#     checked as before without walking a tree; a parse taller than the limit is parsed again into Lark's tree
+#     to report the node the earlier check named.
+#
+# The callbacks keep no state between calls: one table serves every parse in every thread (it is given to
+# each parse's own ParseConf, as Lark's InteractiveParser.accepts does with its own).
 
 
-def _parts(children):
-    """Split a call's children into (call arguments, layer args node, `as` name)."""
-    *rest, args, name = children
-    return tuple(c for c in rest if c is not None and not isinstance(c, Token)), args, name
+class _Seq:
+    """Values spliced into the parent rule: an inlined rule's, or one parenthesised expression, with the
+    positions they cover and their height (an inlined rule adds no level to the tree)."""
+
+    __slots__ = ("items", "line", "col", "end_line", "end_col", "_h")
+
+    def __init__(self, items, line, col, end_line, end_col, h):
+        self.items, self.line, self.col, self.end_line, self.end_col, self._h = items, line, col, end_line, end_col, h
+
+
+class _Tup(_Seq):
+    """The value of a rule that is a level of the tree but not a node (`args`, `params`, `start`): kept as a
+    whole by the parent, which takes `items`."""
+
+    __slots__ = ()
+
+
+def _start(raw):
+    """(line, column) where the first positioned value of a reduction starts, or None."""
+    for v in raw:
+        if v is None:
+            continue
+        if isinstance(v, str):  # a Token
+            return v.line, v.column
+        if isinstance(v, _Seq):
+            if v.line is None:
+                continue
+            return v.line, v.col
+        s = v.span
+        return s.line, s.col
+    return None
+
+
+def _end(raw):
+    """(end line, end column) where the last positioned value of a reduction ends, or None."""
+    for v in reversed(raw):
+        if v is None:
+            continue
+        if isinstance(v, str):
+            return v.end_line, v.end_column
+        if isinstance(v, _Seq):
+            if v.line is None:
+                continue
+            return v.end_line, v.end_col
+        s = v.span
+        return s.end_line, s.end_col
+    return None
+
+
+class _Plan:
+    """How a rule's values become its children, as Lark's ChildFilter takes them (with maybe_placeholders):
+    `keep` (index, Nones before it) for each kept symbol, `after` the Nones after the last one; `inner` the
+    indices of the rule's nonterminals (nodes, _Seqs, or None), whose heights the rule's value adds to."""
+
+    __slots__ = ("keep", "after", "inner", "plain", "splices")
+
+    def __init__(self, rule):
+        expansion = rule.expansion
+        empty = rule.options.empty_indices
+        if empty:  # Nones to insert before each symbol and after the last: Lark's reading of empty_indices
+            nones = [len(x) for x in "".join(str(int(b)) for b in empty).split("0")]
+        else:
+            nones = [0] * (len(expansion) + 1)
+        keep, pending = [], 0
+        for i, sym in enumerate(expansion):
+            pending += nones[i]
+            if rule.options.keep_all_tokens or not (sym.is_term and sym.filter_out):
+                keep.append((i, pending))
+                pending = 0
+        self.keep = tuple(keep)
+        self.after = pending + nones[len(expansion)]
+        self.inner = tuple(i for i, sym in enumerate(expansion) if not sym.is_term)
+        # no placeholders: the children are the kept values, once no _Seq among them needs splicing
+        self.plain = tuple(i for i, _ in keep) if not self.after and not any(n for _, n in keep) else None
+        self.splices = tuple(i for i, _ in keep if i in self.inner)  # where a _Seq may be
+
+    def children(self, raw) -> list:
+        plain = self.plain
+        if plain is not None:
+            for i in self.splices:
+                if raw[i].__class__ is _Seq:
+                    break
+            else:
+                return [raw[i] for i in plain]
+        c = []
+        for i, nones in self.keep:
+            if nones:
+                c += [None] * nones
+            v = raw[i]
+            if v.__class__ is _Seq:
+                c += v.items
+            else:
+                c.append(v)
+        if self.after:
+            c += [None] * self.after
+        return c
+
+    def height(self, raw) -> int:
+        h = 0
+        for i in self.inner:
+            v = raw[i]
+            if v is not None and v._h > h:
+                h = v._h
+        return h
+
+
+def _node_callback(build, plan: _Plan):
+    """A rule that makes a node: its children, its span and its height."""
+    children, height = plan.children, plan.height
+
+    def callback(raw):
+        first, last = raw[0], raw[-1]
+        if first.__class__ is Token:
+            line, col = first.line, first.column
+        elif isinstance(first, Node):
+            line, col = first.span.line, first.span.col
+        else:
+            line, col = _start(raw)
+        if last.__class__ is Token:
+            end_line, end_col = last.end_line, last.end_column
+        elif isinstance(last, Node):
+            end_line, end_col = last.span.end_line, last.span.end_col
+        else:
+            end_line, end_col = _end(raw)
+        node = build(children(raw), Span(line, col, end_line, end_col))
+        node._h = height(raw) + 1
+        return node
+
+    return callback
+
+
+def _single_callback(build, terminal: bool):
+    """A rule of one symbol that makes a node from it (a name, a number, a positional argument): the fast case
+    of _node_callback. `build(child, span)`; a node's span is its child's, whose Span it shares."""
+    if terminal:
+        def callback(raw):
+            t = raw[0]
+            node = build(t, Span(t.line, t.column, t.end_line, t.end_column))
+            node._h = 1
+            return node
+    else:
+        def callback(raw):
+            v = raw[0]
+            if v.__class__ is _Seq:  # a parenthesised expression: the span covers the parentheses
+                if len(v.items) != 1:
+                    raise AssertionError(f"cnndsl.parser: one value expected, got {len(v.items)}")
+                span = Span(v.line, v.col, v.end_line, v.end_col)
+                v = v.items[0]
+            else:
+                span = v.span
+            node = build(v, span)
+            node._h = v._h + 1
+            return node
+
+    return callback
+
+
+def _level_callback(build, plan: _Plan):
+    """A rule that is a level of the tree without a node of its own (`args`, `params`, `start`)."""
+    children, height = plan.children, plan.height
+
+    def callback(raw):
+        start, end = _start(raw) or (None, None), _end(raw) or (None, None)
+        return _Tup(build(children(raw)), *start, *end, height(raw) + 1)
+
+    return callback
+
+
+def _seq_callback(plan: _Plan):
+    """An inlined rule (`_suite`, a `*` or `+` list): its values go into the parent. A list grows at its end:
+    the _Seq of the list so far is extended in place (LALR uses each value once)."""
+    children, height = plan.children, plan.height
+    grows = bool(plan.keep) and plan.keep[0] == (0, 0) and 0 in plan.inner
+    rest = plan.keep[1:]
+
+    def callback(raw):
+        first = raw[0]
+        if grows and first.__class__ is _Seq:
+            items = first.items
+            for i, nones in rest:
+                if nones:
+                    items += [None] * nones
+                v = raw[i]
+                if v.__class__ is _Seq:
+                    items += v.items
+                else:
+                    items.append(v)
+            if plan.after:
+                items += [None] * plan.after
+            end = _end(raw)
+            if end is not None:
+                first.end_line, first.end_col = end
+            h = height(raw)
+            if h > first._h:
+                first._h = h
+            return first
+        start, end = _start(raw) or (None, None), _end(raw) or (None, None)
+        return _Seq(children(raw), *start, *end, height(raw))
+
+    return callback
+
+
+def _paren_callback(raw):
+    """`?atom: "(" expr ")"`: the expression, with the parentheses' positions for its parent."""
+    inner = raw[1]
+    items = inner.items if type(inner) is _Seq else [inner]
+    first, last = raw[0], raw[-1]
+    return _Seq(items, first.line, first.column, last.end_line, last.end_column, inner._h)
+
+
+def _token_span(t: Token) -> Span:
+    return Span(t.line, t.column, t.end_line, t.end_column)
+
+
+def _items(value) -> tuple:
+    """An optional `args`/`params` child as a tuple."""
+    return () if value is None else tuple(value.items) if isinstance(value, _Seq) else value
+
+
+class _ParseState:
+    """What the callbacks of one parse share: the `integer` limit in force (read once: a limit is looked up in
+    the environment, which costs more than the rest of a number's node), and the first mistake they found.
+    Lark's tree was complete before the transformer found such a mistake, so a syntax error anywhere, or a
+    nesting too deep, was reported first: the mistake waits for the end of the parse, to keep that order."""
+
+    __slots__ = ("integer_limit", "error")
+
+    def __init__(self, integer_limit: int):
+        self.integer_limit = integer_limit
+        self.error: _IndentError | None = None
+
+
+_parse_state: contextvars.ContextVar[_ParseState | None] = contextvars.ContextVar("cnndsl_parse_state", default=None)
+
+
+def _mistake(error: _IndentError) -> None:
+    """A located mistake found while building the tree: kept for the end of the parse (the first one)."""
+    state = _parse_state.get()
+    if state is None:
+        raise error
+    if state.error is None:
+        state.error = error
 
 
 def _integer(text: str, line: int, col: int) -> int:
     """An integer literal, refused beyond the `integer` limit (Python will not even convert 4300 digits)."""
     digits = text.lstrip("0") or "0"
     n = int(digits) if len(digits) <= 4000 else 1 << int(len(digits) * 3.33)
+    state = _parse_state.get()
+    if n <= (state.integer_limit if state is not None else limits.get("integer")):
+        return n
     found = limits.problem("integer", n, "this number")
     if found:
         at = Token("INT", text)
         at.line, at.column = line, col
-        raise _IndentError(at, *found)
+        _mistake(_IndentError(at, *found))
     return n
 
 
-@v_args(meta=True)
-class _ToAst(Transformer):
-    """Lark tree -> ast nodes, bottom up."""
+def _dims(t, s):
+    items = []
+    col = s.col
+    for part in str(t).split("x"):
+        items.append(ast.Num(_integer(part, s.line, col), Span(s.line, col, s.line, col + len(part))))
+        col += len(part) + 1
+    return ast.Tuple(tuple(items), s)
 
+
+def _call(c, s):
+    *rest, args, name = c[1:]
+    call_args = tuple(x for x in rest if x is not None and not isinstance(x, Token))
+    return ast.Call(str(c[0])[:-1], call_args, _items(args), name and str(name), s)
+
+
+def _labeled(label: str, label_span: Span, args: tuple, rest: list, condition, s: Span) -> ast.Labeled:
+    if len(rest) == 1 and isinstance(rest[0], ast.Pipeline):
+        return ast.Labeled(label, label_span, args, condition, rest[0], (), s)
+    return ast.Labeled(label, label_span, args, condition, None, tuple(rest), s)
+
+
+def _labeled_if(c, s):
+    """`add if cond:` or `split 2 if cond:`, parsed as a pipeline: it must be one unnamed layer."""
+    pipeline, condition, *rest = c
+    head = pipeline.stages[0]
+    if len(pipeline.stages) != 1 or not isinstance(head, ast.Layer) or head.name is not None:
+        at = Token("_IF", "if")
+        at.line, at.column = condition.span.line, condition.span.col
+        _mistake(_IndentError(at, "a condition before `:` belongs to a merge, as in `add if cond:`",
+                              "a branch's condition goes at the end of its line, without `:`"))
+        return ast.Labeled("add", condition.span, (), condition, None, tuple(rest), s)  # not used: the parse fails
+    return _labeled(head.op, head.op_span, head.args, rest, condition, s)
+
+
+_SINGLE = {  # rule (or alias) of one symbol -> build(child, span): a node
+    "int": lambda t, s: ast.Num(_integer(str(t), s.line, s.col), s),
+    "float": lambda t, s: ast.Num(float(t), s),
+    "dims": _dims,
+    "name": lambda t, s: ast.Name(str(t), s),
+    "string": lambda t, s: ast.Str(str(t)[1:-1], s),
+    "positional": ast.Positional,
+    "positional_full": ast.Positional,
+}
+
+_BUILDERS = {  # rule (or alias) -> build(children, span): a node
     # expressions
-    def int(self, meta, c):
-        return ast.Num.model_construct(value=_integer(str(c[0]), meta.line, meta.column), span=_span(meta))
-
-    def float(self, meta, c):
-        return ast.Num.model_construct(value=float(c[0]), span=_span(meta))
-
-    def dims(self, meta, c):
-        items = []
-        col = meta.column
-        for part in str(c[0]).split("x"):
-            items.append(ast.Num.model_construct(value=_integer(part, meta.line, col), span=Span(line=meta.line, col=col, end_line=meta.line, end_col=col + len(part))))
-            col += len(part) + 1
-        return ast.Tuple.model_construct(items=tuple(items), span=_span(meta))
-
-    def name(self, meta, c):
-        return ast.Name.model_construct(id=str(c[0]), span=_span(meta))
-
-    def string(self, meta, c):
-        return ast.Str.model_construct(value=str(c[0])[1:-1], span=_span(meta))
-
-    def tuple(self, meta, c):
-        return ast.Tuple.model_construct(items=tuple(x for x in c if x is not None), span=_span(meta))
-
-    def binop(self, meta, c):
-        return ast.BinOp.model_construct(op=str(c[1]), left=c[0], right=c[2], span=_span(meta))
-
-    def neg(self, meta, c):
-        return ast.Neg.model_construct(operand=c[1], span=_span(meta))
-
-    def compare(self, meta, c):
-        return ast.Compare.model_construct(op=str(c[1]), left=c[0], right=c[2], span=_span(meta))
-
-    def or_(self, meta, c):
-        return ast.BoolOp.model_construct(op="or", left=c[0], right=c[1], span=_span(meta))
-
-    def and_(self, meta, c):
-        return ast.BoolOp.model_construct(op="and", left=c[0], right=c[1], span=_span(meta))
-
-    def not_(self, meta, c):
-        return ast.Not.model_construct(operand=c[0], span=_span(meta))
-
-    def init_call(self, meta, c):
-        args = tuple(x for x in c[1:] if x is not None)
-        return ast.InitCall.model_construct(name=str(c[0])[:-1], args=args, span=_span(meta))
-
+    "tuple": lambda c, s: ast.Tuple(tuple(x for x in c if x is not None), s),
+    "binop": lambda c, s: ast.BinOp(str(c[1]), c[0], c[2], s),
+    "neg": lambda c, s: ast.Neg(c[1], s),
+    "compare": lambda c, s: ast.Compare(str(c[1]), c[0], c[2], s),
+    "or_": lambda c, s: ast.BoolOp("or", c[0], c[1], s),
+    "and_": lambda c, s: ast.BoolOp("and", c[0], c[1], s),
+    "not_": lambda c, s: ast.Not(c[0], s),
+    "init_call": lambda c, s: ast.InitCall(str(c[0])[:-1], tuple(x for x in c[1:] if x is not None), s),
     # arguments
-    def keyword(self, meta, c):
-        return ast.Keyword.model_construct(key=str(c[0]), key_span=_span(c[0]), value=c[1], span=_span(meta))
-
-    def channels(self, meta, c):
-        return ast.Channels.model_construct(in_=c[0], out=c[1], span=_span(meta))
-
-    def positional(self, meta, c):
-        return ast.Positional.model_construct(value=c[0], span=_span(meta))
-
-    positional_full = positional
-
-    def args(self, meta, c):
-        return tuple(c)
-
+    "keyword": lambda c, s: ast.Keyword(str(c[0]), _token_span(c[0]), c[1], s),
+    "channels": lambda c, s: ast.Channels(c[0], c[1], s),
     # pipelines
-    def layer(self, meta, c):
-        op, args, name = c
-        return ast.Layer.model_construct(op=str(op), op_span=_span(op), args=args or (), name=name and str(name), span=_span(meta))
-
-    def call(self, meta, c):
-        call_args, args, name = _parts(c[1:])
-        return ast.Call.model_construct(
-            callee=str(c[0])[:-1], call_args=call_args, args=args or (), name=name and str(name), span=_span(meta)
-        )
-
-    def group(self, meta, c):
-        pipeline, args, name = c
-        return ast.Group.model_construct(pipeline=pipeline, args=args or (), name=name and str(name), span=_span(meta))
-
-    def pipeline(self, meta, c):
-        return ast.Pipeline.model_construct(stages=tuple(x for x in c if not isinstance(x, Token)), span=_span(meta))
-
+    "layer": lambda c, s: ast.Layer(str(c[0]), _token_span(c[0]), _items(c[1]), c[2] and str(c[2]), s),
+    "call": _call,
+    "group": lambda c, s: ast.Group(c[0], _items(c[1]), c[2] and str(c[2]), s),
+    "pipeline": lambda c, s: ast.Pipeline(tuple(x for x in c if not isinstance(x, Token)), s),
     # statements
-    def input_stmt(self, meta, c):
-        return ast.Input.model_construct(value=c[0], span=_span(meta))
-
-    def init_stmt(self, meta, c):
-        return ast.Init.model_construct(op=str(c[0]), op_span=_span(c[0]), rules=tuple(c[1:]), span=_span(meta))
-
-    def output_stmt(self, meta, c):
-        return ast.Output.model_construct(names=tuple(str(x) for x in c), span=_span(meta))
-
-    def assign(self, meta, c):
-        return ast.Assign.model_construct(name=str(c[0]), pipeline=c[1], span=_span(meta))
-
-    def labeled(self, meta, c, condition=None):
-        label, args, *rest = c
-        common = dict(label=str(label), label_span=_span(label), args=args or (), condition=condition, span=_span(meta))
-        if len(rest) == 1 and isinstance(rest[0], ast.Pipeline):
-            return ast.Labeled.model_construct(pipeline=rest[0], body=(), **common)
-        return ast.Labeled.model_construct(pipeline=None, body=tuple(rest), **common)
-
-    def labeled_if(self, meta, c):
-        """`add if cond:` or `split 2 if cond:`, parsed as a pipeline: it must be one unnamed layer."""
-        pipeline, condition, *rest = c
-        head = pipeline.stages[0]
-        if len(pipeline.stages) != 1 or not isinstance(head, ast.Layer) or head.name is not None:
-            at = Token("_IF", "if")
-            at.line, at.column = condition.span.line, condition.span.col
-            raise _IndentError(at, "a condition before `:` belongs to a merge, as in `add if cond:`",
-                               "a branch's condition goes at the end of its line, without `:`")
-        label = Token("NAME", head.op)
-        label.line, label.column, label.end_line, label.end_column = (head.op_span.line, head.op_span.col,
-                                                                      head.op_span.end_line, head.op_span.end_col)
-        return self.labeled(meta, [label, head.args or None, *rest], condition=condition)
-
-    def line(self, meta, c):
-        return ast.Line.model_construct(pipeline=c[0], condition=c[1], span=_span(meta))
-
+    "input_stmt": lambda c, s: ast.Input(c[0], s),
+    "init_stmt": lambda c, s: ast.Init(str(c[0]), _token_span(c[0]), tuple(c[1:]), s),
+    "output_stmt": lambda c, s: ast.Output(tuple(str(x) for x in c), s),
+    "assign": lambda c, s: ast.Assign(str(c[0]), c[1], s),
+    "labeled": lambda c, s: _labeled(str(c[0]), _token_span(c[0]), _items(c[1]), c[2:], None, s),
+    "labeled_if": _labeled_if,
+    "line": lambda c, s: ast.Line(c[0], c[1], s),
     # files
-    def param(self, meta, c):
-        return ast.Param.model_construct(name=str(c[0]), default=c[1], span=_span(meta))
+    "param": lambda c, s: ast.Param(str(c[0]), c[1], s),
+    "network": lambda c, s: ast.Network(str(c[0]), _items(c[1]), tuple(c[2:]), False, s),
+    "block": lambda c, s: ast.Block(str(c[0]), _items(c[1]), tuple(c[2:]), s),
+    "import_stmt": lambda c, s: ast.Import(str(c[0])[1:-1], s),
+}
 
-    def params(self, meta, c):
-        return tuple(x for x in c if x is not None)
+_LEVELS = {  # rule -> build(children): the items of a level without a node
+    "args": tuple,
+    "params": lambda c: tuple(x for x in c if x is not None),
+    "start": list,
+}
 
-    def network(self, meta, c):
-        return ast.Network.model_construct(name=str(c[0]), params=c[1] or (), body=tuple(c[2:]), span=_span(meta))
 
-    def block(self, meta, c):
-        return ast.Block.model_construct(name=str(c[0]), params=c[1] or (), body=tuple(c[2:]), span=_span(meta))
+def _callbacks_for(rules) -> dict:
+    """The callback of every rule of the grammar (a rule the tables above do not know is a mistake here)."""
+    from operator import itemgetter
 
-    def import_stmt(self, meta, c):
-        return ast.Import.model_construct(path=str(c[0])[1:-1], span=_span(meta))
+    first = itemgetter(0)
+    out = {}
+    for rule in rules:
+        name = rule.alias or rule.options.template_source or rule.origin.name
+        plan = _Plan(rule)
+        if name in _SINGLE and len(rule.expansion) == 1 and plan.keep == ((0, 0),) and not plan.after:
+            out[rule] = _single_callback(_SINGLE[name], rule.expansion[0].is_term)
+        elif name in _BUILDERS:
+            out[rule] = _node_callback(_BUILDERS[name], plan)
+        elif name in _LEVELS:
+            out[rule] = _level_callback(_LEVELS[name], plan)
+        elif len(rule.expansion) == 1 and len(plan.keep) == 1 and not plan.after and (
+                rule.options.expand1 or name.startswith("_")):
+            out[rule] = first  # `?rule: x` or `_rule: x`: the child itself (Lark returns it, or splices its one child)
+        elif rule.options.expand1 and not plan.after and [s.name for s in rule.expansion][::2] == ["LPAR", "RPAR"]:
+            out[rule] = _paren_callback  # `?atom: "(" expr ")"`
+        elif name.startswith("_"):
+            out[rule] = _seq_callback(plan)
+        else:
+            raise AssertionError(f"cnndsl.parser: no callback for the rule {rule}")
+    return out
 
-    def start(self, meta, c):
-        return list(c)
+
+@functools.lru_cache(maxsize=1)
+def _build_callbacks() -> dict:
+    return _callbacks_for(_build_lark_parser().rules)
+
+
+def _ast_parser() -> tuple[Lark, dict]:
+    with _parser_lock:
+        return _build_lark_parser(), _build_callbacks()
 
 
 MAX_DEPTH = limits.LIMITS["nesting"].default  # the default; limits.get("nesting") is the one in force
 
 
 def _check_depth(source: Source, tree) -> None:
-    """The transformer and the checker recurse; a deeper tree (`1+1+...+1`) would end in RecursionError."""
+    """The checker recurses; a deeper tree (`1+1+...+1`) would end in RecursionError. `tree` is Lark's."""
     max_depth = limits.get("nesting")
     stack = [(tree, 1)]
     while stack:
@@ -348,10 +592,18 @@ def parse_tree(source: Source) -> list:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.endswith("\n"):
         text += "\n"
+    lark, callbacks = _ast_parser()
+    state = _ParseState(limits.get("integer"))
+    reset = _parse_state.set(state)
     try:
-        tree = lark_parser().parse(text)
-        _check_depth(source, tree)
-        return _ToAst().transform(tree)
+        walk = lark.parse_interactive(text)
+        walk.parser_state.parse_conf.callbacks = callbacks  # this parse's own configuration: the ast callbacks
+        root = walk.resume_parse()
+        if root._h > limits.get("nesting"):
+            _check_depth(source, lark.parse(text))  # Lark's tree, as before, to name the same place
+        if state.error is not None:
+            raise state.error
+        return root.items
     except _IndentError as e:
         t = e.token
         raise ParseError([diagnostic(source, t.line, t.column, 1, e.message, e.hint)]) from None
@@ -359,12 +611,9 @@ def parse_tree(source: Source) -> list:
         if isinstance(getattr(e, "__context__", None), _IndentError):
             t = e.__context__.token
             raise ParseError([diagnostic(source, t.line, t.column, 1, e.__context__.message, e.__context__.hint)]) from None
-        raise ParseError([syntax_error(source, e, lark_parser().terminals)]) from None
-    except VisitError as e:
-        if isinstance(e.orig_exc, _IndentError):  # a located mistake the transformer found (labeled_if)
-            t = e.orig_exc.token
-            raise ParseError([diagnostic(source, t.line, t.column, 1, e.orig_exc.message, e.orig_exc.hint)]) from None
-        raise e.orig_exc from None  # pragma: no cover - nothing else is raised by the transformer
+        raise ParseError([syntax_error(source, e, lark.terminals)]) from None
+    finally:
+        _parse_state.reset(reset)
 
 
 def network_name_from_file(name: str) -> str:
@@ -400,6 +649,6 @@ def parse(source: Source) -> ast.File:
                 "layers at the top level of a file that also defines networks",
                 "indent these lines under a `network Name:` line, or move the networks to another file",
             )])
-        span = bare[0].span.model_copy(update={"end_line": bare[-1].span.end_line, "end_col": bare[-1].span.end_col})
-        networks.append(ast.Network.model_construct(name=network_name_from_file(source.name), body=tuple(bare), implicit=True, span=span))
-    return ast.File.model_construct(name=source.name, networks=tuple(networks), blocks=tuple(blocks), imports=tuple(imports))
+        span = Span(bare[0].span.line, bare[0].span.col, bare[-1].span.end_line, bare[-1].span.end_col)
+        networks.append(ast.Network(network_name_from_file(source.name), (), tuple(bare), True, span))
+    return ast.File(source.name, tuple(networks), tuple(blocks), tuple(imports))
