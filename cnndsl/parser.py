@@ -300,12 +300,16 @@ def _node_callback(build, plan: _Plan):
             line, col = first.line, first.column
         elif isinstance(first, Node):
             line, col = first.span.line, first.span.col
+        elif isinstance(first, _Seq) and first.line is not None:
+            line, col = first.line, first.col
         else:
             line, col = _start(raw)
         if last.__class__ is Token:
             end_line, end_col = last.end_line, last.end_column
         elif isinstance(last, Node):
             end_line, end_col = last.span.end_line, last.span.end_col
+        elif isinstance(last, _Seq) and last.line is not None:
+            end_line, end_col = last.end_line, last.end_col
         else:
             end_line, end_col = _end(raw)
         node = build(children(raw), Span(line, col, end_line, end_col))
@@ -357,7 +361,7 @@ def _seq_callback(plan: _Plan):
     the _Seq of the list so far is extended in place (LALR uses each value once)."""
     children, height = plan.children, plan.height
     grows = bool(plan.keep) and plan.keep[0] == (0, 0) and 0 in plan.inner
-    rest = plan.keep[1:]
+    rest, after = plan.keep[1:], plan.after
 
     def callback(raw):
         first = raw[0]
@@ -371,11 +375,17 @@ def _seq_callback(plan: _Plan):
                     items += v.items
                 else:
                     items.append(v)
-            if plan.after:
-                items += [None] * plan.after
-            end = _end(raw)
-            if end is not None:
-                first.end_line, first.end_col = end
+            if after:
+                items += [None] * after
+            last = raw[-1]
+            if last.__class__ is Token:
+                first.end_line, first.end_col = last.end_line, last.end_column
+            elif isinstance(last, Node):
+                first.end_line, first.end_col = last.span.end_line, last.span.end_col
+            else:
+                end = _end(raw)
+                if end is not None:
+                    first.end_line, first.end_col = end
             h = height(raw)
             if h > first._h:
                 first._h = h
