@@ -4,7 +4,13 @@
    10,000 shape-preserving layers (`conv 16 k3 p1 | bn | relu` repeated on a 16x64x64 input), the median of
    several runs, with the cost per layer, so that linear growth (a flat per-layer cost) is visible.
 2. The command line end to end: `cnndsl build examples/resnet50.cnn -o /dev/null` (and lenet5) as a subprocess
-   against `python -c "import torch"` (what any use of the generated file pays anyway), alternating, medians.
+   against `python -c "import torch"` (what any use of the generated file pays anyway), alternating, medians;
+   beside them the floor, a Python that only imports what the build cannot do without (lark, and pydantic for
+   the checked network). Each command runs twice over: as this environment starts it (where
+   PYTHONDONTWRITEBYTECODE is set and no bytecode is cached, every start compiles cnndsl's source again), and
+   with bytecode cached (as an installed package has it; in a private PYTHONPYCACHEPREFIX, for every command).
+3. Import time (`python -X importtime`) of `import cnndsl` and of the build, by whose modules take it: Python's
+   (standard library, site), lark's, pydantic's (with pydantic_core, annotated_types ...) and cnndsl's.
 
 It prints markdown tables for the README.
 
@@ -24,6 +30,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -113,29 +120,79 @@ def cnndsl_command() -> list[str]:
 
 
 CLI_EXAMPLES = ("resnet50", "lenet5")
+FLOOR = "import lark, lark.indenter; from pydantic import BaseModel"  # what a build cannot start without
+
+
+def _env(bytecode_dir: str | None) -> dict[str, str]:
+    """The environment of a timed command: this one, or with bytecode cached in `bytecode_dir`."""
+    env = dict(os.environ)
+    if bytecode_dir is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = bytecode_dir
+    return env
 
 
 def bench_cli(runs: int) -> dict:
-    builds = {name: [*cnndsl_command(), "build", str(ROOT / "examples" / f"{name}.cnn"), "-o", os.devnull] for name in CLI_EXAMPLES}
-    torch_import = [sys.executable, "-c", "import torch"]
+    commands = {name: [*cnndsl_command(), "build", str(ROOT / "examples" / f"{name}.cnn"), "-o", os.devnull] for name in CLI_EXAMPLES}
+    commands["floor"] = [sys.executable, "-c", FLOOR]
+    commands["torch"] = [sys.executable, "-c", "import torch"]
 
-    def once(cmd: list[str]) -> float:
+    def once(cmd: list[str], env: dict[str, str]) -> float:
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         return time.perf_counter() - t0
 
-    for cmd in [*builds.values(), torch_import]:  # warm the file cache for all
-        once(cmd)
-    times: dict[str, list[float]] = {name: [] for name in [*builds, "torch"]}
-    for _ in range(runs):  # alternate, so that drifting machine load hits all alike
-        for name, cmd in builds.items():
-            times[name].append(once(cmd))
-        times["torch"].append(once(torch_import))
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    for name in builds:
-        print(f"  cnndsl build {name}: {fmt_s(medians[name])}", file=sys.stderr)
-    print(f"  python -c 'import torch': {fmt_s(medians['torch'])} (medians of {runs})", file=sys.stderr)
-    return dict(medians=medians, runs=runs)
+    result = {"runs": runs, "medians": {}}
+    with tempfile.TemporaryDirectory(prefix="cnndsl-bytecode-") as cached:
+        for mode, env in (("as started here", _env(None)), ("bytecode cached", _env(cached))):
+            for cmd in commands.values():  # warm the file cache (and write the bytecode) for all
+                once(cmd, env)
+            times: dict[str, list[float]] = {name: [] for name in commands}
+            for _ in range(runs):  # alternate, so that drifting machine load hits all alike
+                for name, cmd in commands.items():
+                    times[name].append(once(cmd, env))
+            medians = {name: statistics.median(t) for name, t in times.items()}
+            result["medians"][mode] = medians
+            print(f"  {mode}: " + ", ".join(f"{name} {fmt_s(t)}" for name, t in medians.items()) + f" (medians of {runs})",
+                  file=sys.stderr)
+    result["bytecode_env"] = os.environ.get("PYTHONDONTWRITEBYTECODE")
+    return result
+
+
+PYDANTIC_PACKAGES = {"pydantic", "pydantic_core", "annotated_types", "typing_inspection", "typing_extensions"}
+
+
+def _group(module: str) -> str:
+    top = module.split(".")[0]
+    if top in PYDANTIC_PACKAGES:
+        return "pydantic"
+    return top if top in ("lark", "cnndsl") else "python"
+
+
+def import_breakdown(args: list[str], env: dict[str, str]) -> dict[str, float]:
+    """`python -X importtime ARGS`: seconds of import by whose module it is (each module's own time): cnndsl's,
+    lark's, pydantic's (with the packages only it brings: pydantic_core, annotated_types, typing_inspection,
+    typing_extensions) and Python's (the standard library, site, the editable install's finder)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", *args], env=env, capture_output=True, text=True, check=True)
+    groups = dict.fromkeys(("python", "lark", "pydantic", "cnndsl"), 0.0)
+    for line in proc.stderr.splitlines():
+        if line.startswith("import time:") and "[us]" not in line:
+            own, _, name = line.split("|")
+            groups[_group(name.strip())] += int(own.split(":")[1]) / 1e6
+    return groups
+
+
+def bench_imports(runs: int) -> dict:
+    """Medians over `runs` of the import breakdown of `import cnndsl` and of the build (bytecode cached)."""
+    build = ["-m", "cnndsl", "build", str(ROOT / "examples" / "resnet50.cnn"), "-o", os.devnull]
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="cnndsl-bytecode-") as cached:
+        for mode, env in (("as started here", _env(None)), ("bytecode cached", _env(cached))):
+            for what, args in (("import cnndsl", ["-c", "import cnndsl"]), ("cnndsl build resnet50", build)):
+                import_breakdown(args, env)  # warm
+                found = [import_breakdown(args, env) for _ in range(runs)]
+                out[(what, mode)] = {g: statistics.median(f[g] for f in found) for g in found[0]}
+    return out
 
 
 def profile(n_layers: int, top: int = 25) -> None:
@@ -154,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000], help="network sizes in layers")
     p.add_argument("--cli-runs", type=int, default=7, help="runs of each command (alternating)")
-    p.add_argument("--no-cli", action="store_true", help="skip the subprocess comparison")
+    p.add_argument("--no-cli", action="store_true", help="skip the subprocess comparison and the import times")
     p.add_argument("--profile", type=int, metavar="N", help="only cProfile one compile of an N-layer network")
     args = p.parse_args(argv)
     if args.profile:
@@ -165,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{os.cpu_count()} CPUs", file=sys.stderr)
     rows = bench_compile(args.sizes)
     cli = None if args.no_cli else bench_cli(args.cli_runs)
+    imports = None if args.no_cli else bench_imports(5)
 
     base = rows[0]["compile"] / rows[0]["n"]
     print()
@@ -178,15 +236,27 @@ def main(argv: list[str] | None = None) -> None:
     print("Synthetic networks of `conv 16 k3 p1 | bn | relu` on `input 16x64x64`, compiled in-process; medians of "
           f"{', '.join(str(r['runs']) for r in rows)} runs. A flat per-layer cost is linear growth.")
     if cli:
-        print()
         m = cli["medians"]
-        print("| command | median wall time | vs. `import torch` (goal <= 0.15) |")
-        print("| --- | ---: | ---: |")
-        for name in CLI_EXAMPLES:
-            print(f"| `cnndsl build examples/{name}.cnn -o /dev/null` | {fmt_s(m[name])} | {m[name] / m['torch']:.2f} |")
-        print(f"| `python -c \"import torch\"` | {fmt_s(m['torch'])} | 1.00 |")
+        modes = list(m)
         print()
-        print(f"Medians of {cli['runs']} runs each, alternating the commands.")
+        print("| command | " + " | ".join(f"{mode}: median | vs. `import torch`" for mode in modes) + " |")
+        print("| --- |" + " ---: | ---: |" * len(modes))
+        lines = [(f"`cnndsl build examples/{name}.cnn -o /dev/null`", name) for name in CLI_EXAMPLES]
+        lines += [("floor: `python -c \"import lark; from pydantic import BaseModel\"`", "floor"), ("`python -c \"import torch\"`", "torch")]
+        for label, name in lines:
+            print(f"| {label} | " + " | ".join(f"{fmt_s(m[mode][name])} | {m[mode][name] / m[mode]['torch']:.2f}" for mode in modes) + " |")
+        print()
+        print(f"Medians of {cli['runs']} runs each, alternating the commands. PYTHONDONTWRITEBYTECODE is "
+              f"{'set' if cli['bytecode_env'] else 'not set'} here.")
+    if imports:
+        print()
+        print("| imports (`python -X importtime`) | Python's modules | lark | pydantic | cnndsl | total |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for (what, mode), g in imports.items():
+            print(f"| `{what}`, {mode} | " + " | ".join(fmt_s(g[k]) for k in ("python", "lark", "pydantic", "cnndsl"))
+                  + f" | {fmt_s(sum(g.values()))} |")
+        print()
+        print("Medians of 5 runs; -X importtime adds its own overhead, so these sum to more than the wall times above.")
 
 
 if __name__ == "__main__":
