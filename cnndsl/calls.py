@@ -23,6 +23,7 @@ class BlockCalls:
         found = limits.problem("call_depth", len(self.prog.calls) + 1, "the depth of this block call")
         if found:
             raise LocatedError(found[0], first_line(node.span), found[1])
+        limits.charge(self, block, span=node.span)
         given = self._call_args(node, block)  # checked even after an earlier error, like a layer's own arguments
         if self.shape is None:
             return

@@ -30,7 +30,9 @@ class Program:
     layers: list[CheckedLayer] = field(default_factory=list)
     instances: list[BlockInstance] = field(default_factory=list)
     calls: list[tuple[str, Span, Source]] = field(default_factory=list)  # the block calls being checked
+    work: limits.Budget = field(default_factory=limits.Budget)  # the work of this check, against the `work` limit
     layer_inits: list[tuple[str, ast.Keyword, Source]] = field(default_factory=list)
+    warned: set[tuple[str, Span, str]] = field(default_factory=set)  # (file, span, message) of each warning
 
     def diagnostic(self, severity: str, message: str, span: Span, source: Source, hint: str | None) -> Diagnostic:
         notes = tuple(
@@ -51,9 +53,10 @@ class Program:
             raise CheckError(self.errors)
 
     def warn(self, message: str, span: Span, source: Source, hint: str | None = None) -> None:
-        d = self.diagnostic("warning", message, span, source, hint)
-        if not any(w.span == d.span and w.message == d.message and w.file == d.file for w in self.warnings):
-            self.warnings.append(d)
+        key = (source.name, span, message)
+        if key not in self.warned:
+            self.warned.add(key)
+            self.warnings.append(self.diagnostic("warning", message, span, source, hint))
 
 
 @dataclass
@@ -222,6 +225,7 @@ class Scope(BlockCalls, Merges):
             if node.op == "unpool":
                 return self.unpool(node)
             layer = node.model_copy(update={"args": args})
+            limits.charge(self, node, count - 1)
             for i in range(count):
                 if count > 1 and node.name is not None:
                     raise LocatedError("a repeated layer cannot take one name", node.span, "name a group instead: `(...) x2 as name`")
@@ -408,6 +412,7 @@ class Scope(BlockCalls, Merges):
             if isinstance(stage, ast.Layer) and stage.name is None and stage.op in REGISTRY:
                 spec = REGISTRY[stage.op]
                 _, count, _ = split_repeat(stage.args)
+                limits.charge(self, stage, count - 1)
                 for _ in range(count):
                     self.child_name(None, spec.kind or spec.name, stage.span)
             elif isinstance(stage, ast.Layer) and stage.name is not None:
@@ -426,6 +431,7 @@ class Scope(BlockCalls, Merges):
         if args:
             _no_repeat_expression(args)
             raise LocatedError("a group takes only a repetition (`x2`) and a name (`as name`)", args[0].span)
+        limits.charge(self, node, count - 1)
         if node.name is None and not self.sequential:
             for _ in range(count):  # an unnamed group is no scope of its own
                 self.pipeline(node.pipeline)
