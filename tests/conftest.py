@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +35,41 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# `cnndsl.check` of stdin or of the file named by argv[1], in a fresh interpreter: (first message or "ok", seconds,
+# peak resident memory in bytes). The peak is VmHWM, this process's own high-water mark: ru_maxrss keeps the
+# parent's across fork and exec, so a child of a 700 MB pytest process would report 700 MB.
+_CHECK_COST = """
+import sys, time
+import cnndsl
+start = time.monotonic()
+try:
+    cnndsl.check(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read())
+    result = "ok"
+except cnndsl.CnnDslError as e:
+    result = e.diagnostics[0].message
+took = time.monotonic() - start
+with open("/proc/self/status") as f:
+    peak = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+print(repr((result, took, peak)))
+"""
+
+
+def check_cost(text: str | None = None, *, path: Path | None = None, seconds: float = 30, memory: int = 2 << 30,
+               env: dict | None = None) -> tuple[str, float, int]:
+    """(first message or "ok", seconds, peak RSS in bytes) of cnndsl.check of `text` (on stdin) or of the file
+    `path`, in a subprocess that may use `memory` bytes of address space and `seconds` of time."""
+    import resource
+
+    def cap():  # a runaway case fails here instead of exhausting the machine
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    args = [sys.executable, "-c", _CHECK_COST] + ([str(path)] if path is not None else [])
+    proc = subprocess.run(args, input=text, capture_output=True, text=True, timeout=seconds, preexec_fn=cap,
+                          env=env if env is not None else dict(os.environ))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return ast.literal_eval(proc.stdout.strip().splitlines()[-1])
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -6,15 +6,12 @@ the slow profile (`pytest -m slow`) checks the full size."""
 
 from __future__ import annotations
 
-import ast as pyast
 import os
-import resource
-import subprocess
-import sys
 
 import pytest
 
 from cnndsl import limits
+from conftest import check_cost
 
 GB = 1 << 30
 MAX_MEMORY, MAX_SECONDS = 1 * GB, 60
@@ -52,32 +49,12 @@ SHAPES = {
     "comment-lines": lambda n: _fill("# c\n", n, HEAD + "    relu\n"),
 }
 
-_MEASURE = """
-import resource, sys, time
-import cnndsl
-start = time.monotonic()
-try:
-    cnndsl.check(sys.argv[1])
-    result = "ok"
-except cnndsl.CnnDslError as e:
-    result = e.diagnostics[0].message
-print(repr((result, time.monotonic() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)))
-"""
-
-
 def _cost(tmp_path, text: str) -> tuple[str, float, int]:
     """(the first message or "ok", seconds, peak RSS in bytes) of `cnndsl check` of `text` as a file."""
     path = tmp_path / f"shape{len(text)}.cnn"
     path.write_text(text, encoding="utf-8")
-
-    def cap():  # a runaway case fails here instead of exhausting the machine
-        resource.setrlimit(resource.RLIMIT_AS, (4 * GB, 4 * GB))
-
     env = {k: v for k, v in os.environ.items() if k != limits.LIMITS["file_bytes"].env}
-    proc = subprocess.run([sys.executable, "-c", _MEASURE, str(path)], capture_output=True, text=True, env=env,
-                          timeout=2 * MAX_SECONDS, preexec_fn=cap)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return pyast.literal_eval(proc.stdout.strip().splitlines()[-1])
+    return check_cost(path=path, seconds=2 * MAX_SECONDS, memory=4 * GB, env=env)
 
 
 def _at_most(shape: str, size: int) -> str:

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, check_cost
 
 import cnndsl
 from cnndsl import limits
@@ -497,32 +497,10 @@ def test_nested_block_calls_without_layers_are_bounded_by_the_work_limit():
             cnndsl.check(_nested_calls(3, 30))  # raised: the check goes through
 
 
-_MEASURE = """
-import resource, sys, time
-import cnndsl
-start = time.monotonic()
-try:
-    cnndsl.check(sys.stdin.read())
-    result = "ok"
-except cnndsl.CnnDslError as e:
-    result = e.diagnostics[0].message
-print(repr((result, time.monotonic() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)))
-"""
-
-
 def _measured(text: str, *, seconds: int = 30, memory: int = 2 << 30, env=None):
     """(first message or "ok", seconds, peak RSS in bytes) of cnndsl.check(text) in a subprocess that may use
     `memory` bytes of address space and `seconds` of time."""
-    import ast as pyast
-    import resource
-
-    def cap():
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-
-    proc = subprocess.run([sys.executable, "-c", _MEASURE], input=text, capture_output=True, text=True, timeout=seconds,
-                          preexec_fn=cap, env={**os.environ, **(env or {})})
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return pyast.literal_eval(proc.stdout.strip().splitlines()[-1])
+    return check_cost(text, seconds=seconds, memory=memory, env={**os.environ, **(env or {})})
 
 
 @pytest.mark.parametrize("levels, times", [(4, 30), (3, 60)])
