@@ -12,6 +12,7 @@ exhausted memory. Each limit has a default, an environment variable that overrid
 | repeat | 1,000 | CNNDSL_MAX_REPEAT | the count of one repetition `xN` |
 | layers | 10,000 | CNNDSL_MAX_LAYERS | layers in a network, after repetitions and block calls |
 | work | 500,000 | CNNDSL_MAX_WORK | syntax nodes a check walks: a block's at every call (+20), a repeated part's at every repetition |
+| expression | 100 | CNNDSL_MAX_EXPRESSION | the nodes (names, numbers, operators) of one computed expression, as printed in generated code |
 | channels | 1,048,576 | CNNDSL_MAX_CHANNELS | channels or features of a layer |
 | kernel | 4,096 | CNNDSL_MAX_KERNEL | a kernel size, per dimension |
 | spatial | 16,777,216 | CNNDSL_MAX_SPATIAL | a spatial size (length, height, width, depth) |
@@ -46,6 +47,7 @@ LIMITS: dict[str, Limit] = {
         Limit("repeat", 1000, "CNNDSL_MAX_REPEAT", "copies"),
         Limit("layers", 10_000, "CNNDSL_MAX_LAYERS", "layers"),
         Limit("work", 500_000, "CNNDSL_MAX_WORK", "syntax nodes walked"),
+        Limit("expression", 100, "CNNDSL_MAX_EXPRESSION", "nodes"),
         Limit("channels", 1 << 20, "CNNDSL_MAX_CHANNELS", "channels"),
         Limit("kernel", 4096, "CNNDSL_MAX_KERNEL", "per dimension"),
         Limit("spatial", 1 << 24, "CNNDSL_MAX_SPATIAL", "per dimension"),

@@ -35,7 +35,6 @@ from math import gcd
 from typing import Callable, Union
 
 OR, AND, NOT, CMP, ADD, MUL, UNARY, ATOM = -3, -2, -1, 0, 1, 2, 3, 4  # precedence of printed Python, loosest first
-EXPRESSION_NODES = 100  # the default size limit of one expression, in nodes (names, numbers and operators)
 
 
 def number_code(v) -> str:
@@ -921,16 +920,14 @@ def largest(*xs) -> int:
 
 
 def expression_problem(n: int, what: str) -> tuple[str, str] | None:
-    """(message, hint) when an expression of `n` nodes is too large to print (the `expression` limit where
-    cnndsl.limits has it, else EXPRESSION_NODES)."""
+    """(message, hint) when an expression of `n` nodes is too large to print (the `expression` limit)."""
     from . import limits
 
-    if "expression" in limits.LIMITS:
-        return limits.problem("expression", n, what)
-    if n <= EXPRESSION_NODES:
+    found = limits.problem("expression", n, what)
+    if found is None:
         return None
-    return (f"{what} ({n:,} nodes) exceeds the limit of {EXPRESSION_NODES} nodes",
-            "a size that grows with each block call or repetition: write it so that it does not grow, e.g. name a parameter for it")
+    return found[0], ("a size that grows with each block call or repetition: write it so that it does not grow, e.g."
+                      f" name a parameter for it; or {found[1]}")
 
 
 # -- pins -----------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 import cnndsl
 from cnndsl import ast
 from cnndsl.resolve import LocatedError, evaluate
-from cnndsl.values import EXPRESSION_NODES, Val
+from cnndsl import limits
+from cnndsl.values import Val
 
 NAMES = ("a", "b", "c")
 
@@ -233,8 +234,10 @@ def test_an_expression_too_large_is_a_located_diagnostic():
     with pytest.raises(cnndsl.CnnDslError) as info:
         cnndsl.compile(GROWING)
     (d,) = info.value.diagnostics
-    assert "exceeds the limit of" in d.message and "nodes" in d.message, d.message
+    assert "exceeds the limit of" in d.message and "CNNDSL_MAX_EXPRESSION" in d.message, d.message
     assert d.line == 3 and d.col >= 10
+    with limits.override(expression=1000):
+        assert "nn.Conv2d" in cnndsl.compile(GROWING)
 
 
 SQUARING = """\
@@ -260,7 +263,7 @@ def test_expressions_under_the_limit_compile():
     text = "network N(c=1):\n    input 1x4x4\n    conv " + "*".join(["(c+1)"] * 3) + " k1\n"
     code = cnndsl.compile(text)
     assert "nn.Conv2d(1, c * c * c + c * c * 3 + c * 3 + 1, kernel_size=1)" in code
-    assert EXPRESSION_NODES >= 50
+    assert limits.LIMITS["expression"].default >= 50
 
 
 # -- numbers that are not finite ---------------------------------------------------------------------
