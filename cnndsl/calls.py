@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import ast, limits
-from .errors import did_you_mean, first_line
+from .errors import did_you_mean, first_line, listing
 from .network import BlockInstance, Step
 from .resolve import LocatedError, Word, evaluate
 from .values import Val, as_val, expression_problem, hidden, largest, local, pin_lost, plain, substitute, value
@@ -94,14 +94,14 @@ class BlockCalls:
             if isinstance(arg, ast.Keyword):
                 if arg.key not in names:
                     raise LocatedError(f"`{node.callee}` has no parameter `{arg.key}`", arg.key_span,
-                                       did_you_mean(arg.key, names) or f"its parameters are: {', '.join(names) or 'none'}")
+                                       did_you_mean(arg.key, names) or f"its parameters are: {listing(names) or 'none'}")
                 key, keyword = arg.key, arg.key
             elif isinstance(arg, ast.Positional):
                 if given and any(k is not None for k, _ in given.values()):
                     raise LocatedError("a positional argument after a keyword argument", arg.span)
                 if positional >= len(names):
                     raise LocatedError(f"too many arguments: `{node.callee}` takes {len(names)}", arg.span,
-                                       f"its parameters are: {', '.join(names) or 'none'}")
+                                       f"its parameters are: {listing(names) or 'none'}")
                 key, keyword = names[positional], None
                 positional += 1
             else:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ast, inplace, limits
-from .errors import CheckError, Diagnostic, ParseError, Source, Span, did_you_mean, first_line
+from .errors import CheckError, Diagnostic, ParseError, Source, Span, did_you_mean, first_line, listing
 from .inits import arguments, init_call, rank_problem
 from .names import identifier_problem
 from .network import CheckedNetwork, InitRule, NetworkParam
@@ -58,7 +58,7 @@ class _Checker:
         for name in given:
             if name not in declared:
                 hint = did_you_mean(name, declared) or (
-                    f"its parameters are: {', '.join(sorted(declared))}" if declared else "it declares none: write `network Name(p=1):`"
+                    f"its parameters are: {listing(sorted(declared))}" if declared else "it declares none: write `network Name(p=1):`"
                 )
                 self.error(f"network `{self.net.name}` has no parameter `{name}`", head, hint)
         position = {p.name: i for i, p in enumerate(self.net.params)}
@@ -400,12 +400,12 @@ def pick_network(source: Source, file: ast.File, name: str | None) -> ast.Networ
     if name is None:
         if len(nets) > 1:
             second = file.networks[1]
-            raise CheckError([_diagnostic(source, f"the file defines {len(nets)} networks: {', '.join(nets)}; choose one",
+            raise CheckError([_diagnostic(source, f"the file defines {len(nets)} networks: {listing(nets)}; choose one",
                                           first_line(second.span), "pass --network NAME (or network=NAME in Python)")])
         return file.networks[0]
     if name not in nets:
         raise CheckError([Diagnostic(
             message=f"the file defines no network `{name}`", file=source.name, span=Span(),
-            hint=did_you_mean(name, nets) or f"it defines: {', '.join(nets)}",
+            hint=did_you_mean(name, nets) or f"it defines: {listing(nets)}",
         )])
     return nets[name]

@@ -71,7 +71,9 @@ def _value(text: str, where: str) -> Any:
             return kind(text)
         except ValueError:
             pass
-    raise UsageError(f"{where}: the value {text!r} is not a number or true/false")
+    from .errors import quote
+
+    raise UsageError(f"{where}: the value {quote(text)} is not a number or true/false")
 
 
 def _params(args) -> dict[str, Any]:
@@ -143,7 +145,7 @@ def _params(args) -> dict[str, Any]:
         name, sep, text = item.partition("=")
         if not sep or not name.strip().isidentifier():
             raise UsageError(f"-D expects NAME=VALUE, got {quote(item)}")
-        params[name.strip()] = _value(text, f"-D {name.strip()}")
+        params[name.strip()] = _value(text, f"-D {quote(name.strip())[1:-1]}")
     return params
 
 

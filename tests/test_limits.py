@@ -532,3 +532,28 @@ def test_a_listing_of_names_in_a_message_is_brief():
     assert listing([f"N{i}" for i in range(6898)]) == "N0, N1, N2, N3, N4, N5, N6, N7, N8, N9 and 6,888 more"
     long = listing(["p" * 190 + str(i) for i in range(45000)])
     assert len(long) < 300 and long.endswith(" more")
+
+
+def test_messages_that_list_names_stay_brief(tmp_path):
+    """A file of 6,000 networks, a network or block of 3,000 parameters, a -D value of 100 KB: every message
+    and hint that names them stays a few hundred characters."""
+    nets = "".join(f"network N{i}:\n    relu\n" for i in range(6000))
+    params = ", ".join(f"p{i}=1" for i in range(3000))
+    cases = [
+        (lambda: cnndsl.check(nets), "choose one"),
+        (lambda: cnndsl.check(nets, network="Nope"), "no network"),
+        (lambda: cnndsl.check(f"network N({params}):\n    input 3x4x4\n    relu\n", params={"q": 1}), "no parameter"),
+        (lambda: cnndsl.check(f"block B({params}):\n    relu\n\nnetwork N:\n    input 3x4x4\n    B(q=1)\n"), "no parameter"),
+        (lambda: cnndsl.check(f"block B({params}):\n    relu\n\nnetwork N:\n    input 3x4x4\n    B({', '.join(['1'] * 3001)})\n"),
+         "too many"),
+    ]
+    for run, expected in cases:
+        with pytest.raises(cnndsl.CnnDslError) as info:
+            run()
+        d = info.value.diagnostics[0]
+        assert expected in d.message and len(d.message) + len(d.hint or "") < 600, (d.message[:300], (d.hint or "")[:300])
+    path = tmp_path / "n.cnn"
+    path.write_text("network N(c=1):\n    input 3x4x4\n    conv c k1\n")
+    proc = subprocess.run([sys.executable, "-m", "cnndsl", "check", str(path), "-D", "c=" + "z" * 100_000],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "not a number" in proc.stderr and len(proc.stderr) < 500, proc.stderr[:500]
