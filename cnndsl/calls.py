@@ -45,7 +45,7 @@ class BlockCalls:
                 self.shape = None
                 return
             if isinstance(default, Val) and default.symbolic:
-                defaults.append((p.name, default.code()))
+                defaults.append((p.name, default.e))
                 params.append((p.name, None))
             else:
                 params.append((p.name, value(default)))

@@ -11,6 +11,7 @@ from .emit import Body, fill
 from .names import MODULE_NAMES, Namespace
 from .network import CheckedNetwork
 from .ops.common import fmt_shape
+from .pyexpr import expr_code, path_code
 from .pyfmt import Call, Writer, lit
 
 _DEFORM_HELPER = '''
@@ -151,10 +152,10 @@ def _write_block(w: Writer, c: _Class) -> None:
         w.call("def __init__", Call("", args), ":")
         with w.indent():
             w.line("super().__init__()")
-            for name, code in defaults:
+            for name, default in defaults:
                 w.line(f"if {name} is None:")
                 with w.indent():
-                    w.line(f"{name} = {code}")
+                    w.line(f"{name} = {expr_code(default)}")
         w.lines.extend(fill(c.init, c.slots))
         w.line()
         w.line(f"def forward(self, {c.main}):")
@@ -205,9 +206,9 @@ def _init_rules(w: Writer, net: CheckedNetwork) -> None:
         layers = [by_name[n] for n in rule.layers]
         if len(layers) == 1:
             layer = layers[0]
-            w.call("", Call(fn, [f"{layer.access}.{layer.weight_path}{rule.target}", *rest]))
+            w.call("", Call(fn, [f"{path_code(layer.access)}.{layer.weight_path}{rule.target}", *rest]))
             continue
-        paths = [layer.access + (f".{layer.weight_path[:-1]}" if layer.weight_path else "") for layer in layers]
+        paths = [path_code(layer.access) + (f".{layer.weight_path[:-1]}" if layer.weight_path else "") for layer in layers]
         classes = sorted({layer.module for layer in layers})
         same_class = [other for other in net.layers if other.module in classes]
         helper_inside = "nn.Conv2d" in classes and any(other.module == "DeformConv" for other in net.layers)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from .names import BUILTINS, Namespace
 from .network import CheckedLayer, Step
 from .ops.common import fmt_shape
+from .pyexpr import expr_code
 from .pyfmt import Call, Writer, lit
 
 
@@ -129,7 +130,7 @@ class Body:
             w_fwd.line(f"{', '.join(inputs)} = torch.chunk({src}, {step.parts}, dim=1)")
         names = _branch_names(step)
         if step.condition is not None:
-            w_init.line(f"self.{step.name} = {step.condition}")
+            w_init.line(f"self.{step.name} = {expr_code(step.condition)}")
         outs: list[str] = []
         for i, (branch, x) in enumerate(zip(step.branches, inputs)):
             if step.condition is not None and i == 1:
@@ -185,15 +186,16 @@ class Body:
                  if s.kind in ("call", "group") or (s.kind == "layer" and s.layer.forward in ("call", "mul"))]
         for attr in attrs:
             init.line(f"self.{attr} = None")
-        cond = f"({branch.condition})" if " or " in branch.condition else branch.condition
+        code = expr_code(branch.condition)
+        cond = f"({code})" if " or " in code else code
         if branch.flag is not None:  # no module to test: the condition is kept in a flag
-            init.line(f"self.{branch.flag} = {guard + ' and ' + cond if guard else branch.condition}")
+            init.line(f"self.{branch.flag} = {guard + ' and ' + cond if guard else code}")
             fwd.line(f"if self.{branch.flag}:")
             with fwd.indent():
                 self.branch_steps(branch, init, fwd, x, out)
             self.slots[key] = (init.lines, fwd.lines)
             return
-        init.line(f"if {guard} and {cond}:" if guard else f"if {branch.condition}:")
+        init.line(f"if {guard} and {cond}:" if guard else f"if {code}:")
         fwd.line(f"if self.{attrs[0]} is not None:")
         with init.indent(), fwd.indent():
             self.branch_steps(branch, init, fwd, x, out)

@@ -3,7 +3,6 @@ and the inline joins `cat(e1)`, `add(e1)`, `mul(e1)` with named values."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +10,7 @@ from . import ast
 from .errors import Span, did_you_mean, first_line
 from .network import Branch, Step
 from .ops.common import fmt_shape
-from .resolve import LocatedError, condition_code, condition_deps, evaluate
+from .resolve import LocatedError, condition, condition_deps, evaluate
 from .values import DECIDED, EQUAL, LITERAL, MERGE, Val, as_val, divides, equal, pin, plain, same, value
 
 MERGES = ("add", "cat", "mul", "split")
@@ -45,16 +44,16 @@ class Merges:
             raise LocatedError(f"`split {parts}:` needs {parts} branches, found {len(lines)}", head)
         if kind != "split" and len(lines) < 2:
             raise LocatedError(f"`{kind}:` needs at least two branches, one per line", head)
-        enabled, cond_code, flag = True, None, None
+        enabled, merge_cond, flag = True, None, None
         if stmt.condition is not None:
             if kind == "split":
                 raise LocatedError("`split` takes no condition: without the merge its branches would see only part of the channels",
                                    stmt.condition.span, "put the condition on a branch, or call a block conditionally")
-            enabled = _truth(evaluate(stmt.condition, self.env), stmt.condition.span)
-            cond_code = condition_code(stmt.condition, self.env)
-            if _constant(cond_code):  # no parameter in it: decided here, and the class needs no `if`
-                pin(condition_deps(stmt.condition, self.env), reason=DECIDED)
-                cond_code = None
+            x = evaluate(stmt.condition, self.env)
+            enabled = _truth(x, stmt.condition.span)
+            merge_cond = condition(stmt.condition, self.env, x)
+            if merge_cond is None:  # no parameter in it: decided here, and the class needs no `if`
+                pin(x, reason=DECIDED)
             else:
                 flag = self.child_name(None, f"use_{kind}", head)  # the module's attribute that remembers it
         start = self.shape
@@ -71,18 +70,18 @@ class Merges:
         saved = self.steps
         for i, line in enumerate(lines):
             active = enabled or i == 0
-            code = None
+            cond = None
             if line.condition is not None:
                 if kind == "mul":
                     raise LocatedError("a branch of `mul` takes no condition: a false branch would be the identity and square the input",
                                        line.condition.span, "make the whole merge conditional: `mul if condition:`")
-                active = active and _truth(evaluate(line.condition, self.env), line.condition.span)
-                code = condition_code(line.condition, self.env)
+                x = evaluate(line.condition, self.env)
+                active = active and _truth(x, line.condition.span)
+                cond = condition(line.condition, self.env, x)
                 if kind == "cat":  # the branch or its input: the concatenation's channels follow the condition
                     pin(condition_deps(line.condition, self.env), reason=MERGE)
-                if _constant(code):
-                    pin(condition_deps(line.condition, self.env), reason=DECIDED)
-                    code = None
+                if cond is None:
+                    pin(x, reason=DECIDED)
                     if not active:  # decided here: the branch is the identity
                         self.skip(line.pipeline)
                         branches.append(Branch(identity=True, active=True))
@@ -90,13 +89,13 @@ class Merges:
                             outputs.append((i, branch_in))
                         continue
             if _is_identity(line.pipeline):
-                branches.append(Branch(identity=True, condition=code, active=active))
+                branches.append(Branch(identity=True, condition=cond, active=active))
                 if enabled or i == 0:
                     outputs.append((i, branch_in))
                 continue
             if not active:
                 self.skip(line.pipeline)
-                branches.append(Branch(condition=code, active=False))
+                branches.append(Branch(condition=cond, active=False))
                 if line.condition is not None and (enabled or i == 0):
                     outputs.append((i, branch_in))  # a false condition makes the branch the identity
                 continue
@@ -108,23 +107,23 @@ class Merges:
             if self.shape is None:
                 return
             branch_flag = None
-            if code is not None and not any(s.declares for s in branch_steps):
+            if cond is not None and not any(s.declares for s in branch_steps):
                 branch_flag = self.child_name(None, "use_branch", line.span)  # no module to test for None in forward
-            branches.append(Branch(steps=tuple(branch_steps), condition=code, active=True, flag=branch_flag))
+            branches.append(Branch(steps=tuple(branch_steps), condition=cond, active=True, flag=branch_flag))
             outputs.append((i, self.shape))
         self.shape = self._combine(kind if enabled else "first", outputs, lines, head)
         if stmt.condition is not None and kind != "add" and not (enabled and all(map(same, self.shape, outputs[0][1]))):
             pin(condition_deps(stmt.condition, self.env), reason=MERGE)  # on and off give different shapes
         if kind == "split" and enabled and all(out[0] is branch_in[0] or (out[0] is not None and branch_in[0] is not None and
-                                                   value(out[0]) == value(branch_in[0]) and as_val(out[0]).code() == as_val(branch_in[0]).code())
+                                                   value(out[0]) == value(branch_in[0]) and as_val(out[0]).printed() == as_val(branch_in[0]).printed())
                                                    for _, out in outputs):
             self.shape = (start[0], *self.shape[1:])  # each part kept its channels: the whole, not c // 2 + c // 2
-        if not enabled and cond_code is None:  # a merge switched off here for good: only its first branch
+        if not enabled and merge_cond is None:  # a merge switched off here for good: only its first branch
             first = branches[0]
             if not first.identity:
                 self.steps.extend(first.steps)
             return
-        self.steps.append(Step(kind="merge", name=flag, merge=kind, parts=parts, branches=tuple(branches), condition=cond_code,
+        self.steps.append(Step(kind="merge", name=flag, merge=kind, parts=parts, branches=tuple(branches), condition=merge_cond,
                                active=enabled, output_shape=plain(self.shape), span=head))
 
     def _combine(self, kind: str, outputs: list[tuple[int, tuple]], lines, head: Span) -> tuple:
@@ -229,11 +228,6 @@ class _LineLike:
     @property
     def pipeline(self):
         return self.node
-
-
-def _constant(code: str) -> bool:
-    """Whether a condition's Python names no parameter (it is decided at compile time)."""
-    return re.search(r"\b(?!(?:True|False|and|or|not)\b)[A-Za-z_]\w*", code) is None
 
 
 def _truth(x, span: Span) -> bool:

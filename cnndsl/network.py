@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import Diagnostic, Span
 from .ops.common import fmt_shape
-from .values import pinned_params
+from .values import Expr, pinned_params
 
 Shape = Optional[tuple[Optional[int], ...]]
 
@@ -37,14 +37,14 @@ class CheckedLayer(BaseModel):
     """One layer, checked: its module, its constructor arguments and the shape it produces.
 
     `name` is its path in the state_dict (`layer1.0.conv1`), `attr` its attribute in the module that
-    declares it (`conv1`, or `0` inside a named group) and `access` the Python that reaches it from the
-    network (`self.layer1[0].conv1`)."""
+    declares it (`conv1`, or `0` inside a named group) and `access` the attributes and indices that reach it
+    from the network (`("layer1", 0, "conv1")`; the backend prints `self.layer1[0].conv1`)."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     name: str
     attr: str = ""
-    access: str = ""
+    access: tuple[Union[str, int], ...] = ()
     op: str
     module: Optional[str]
     args: tuple[Any, ...] = ()
@@ -63,14 +63,14 @@ class CheckedLayer(BaseModel):
 
 
 class Branch(BaseModel):
-    """One branch of a merge: its steps, or none for the identity; `condition` is Python code over the
-    block's parameters, and `active` says whether it held in this instance."""
+    """One branch of a merge: its steps, or none for the identity; `condition` is an expression over the
+    block's names (None: unconditional), and `active` says whether it held in this instance."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     steps: tuple["Step", ...] = ()
     identity: bool = False
-    condition: Optional[str] = None
+    condition: Optional[Expr] = None
     active: bool = True
     flag: Optional[str] = None  # a conditional branch without modules remembers its condition in this attribute
 
@@ -94,7 +94,7 @@ class Step(BaseModel):
     merge: Optional[str] = None
     parts: int = 0  # split N
     branches: tuple[Branch, ...] = ()
-    condition: Optional[str] = None  # a merge's own condition (`add if ...:`), Python code
+    condition: Optional[Expr] = None  # a merge's own condition (`add if ...:`)
     active: bool = True
     values: tuple[str, ...] = ()
     indices: Optional[str] = None  # a max pool that also returns indices: their variable
@@ -117,7 +117,7 @@ class BlockInstance(BaseModel):
     block: str
     file: str
     params: tuple[tuple[str, Any], ...]  # (name, default as a constant, or None when it is an expression)
-    defaults: tuple[tuple[str, str], ...] = ()  # (name, Python code) for defaults that are expressions
+    defaults: tuple[tuple[str, Expr], ...] = ()  # (name, expression) for defaults that are expressions
     steps: tuple[Step, ...] = ()
 
 

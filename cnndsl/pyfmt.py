@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Union
 
-from .values import Val, number_code
+from .pyexpr import number_code, val_code
+from .values import Val
 
 LINE_LENGTH = 88
 INDENT = "    "
@@ -17,7 +18,7 @@ INDENT = "    "
 def lit(x) -> str:
     """A Python literal (or parameter expression) for a value the checker produced."""
     if isinstance(x, Val):
-        return x.code() if x.symbolic else lit(x.v)
+        return val_code(x) if x.symbolic else lit(x.v)
     if isinstance(x, bool):
         return "True" if x else "False"
     if isinstance(x, (int, float)):

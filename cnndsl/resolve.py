@@ -8,7 +8,7 @@ from typing import Any
 from . import ast, limits
 from .errors import Span, did_you_mean
 from .ops.base import REPEAT, SHORT, Ctx, Opt, OpSpec
-from .values import Val, compare, deps, expression_problem, logical, logical_not, number_code, value
+from .values import Expr, Val, compare, deps, expression_problem, logical, logical_not, value
 
 
 class LocatedError(Exception):
@@ -289,27 +289,25 @@ def _options_hint(spec: OpSpec) -> str:
     return f"`{spec.name}` takes: " + ", ".join(names)
 
 
-_PY_OPS = {"and": "and", "or": "or"}
+def condition(expr: ast.Expr, env: dict[str, Val], x: Val) -> Expr | None:
+    """A condition, already evaluated to `x`, as the generated code tests it: its expression over the names
+    in scope, or None where it names no parameter (it is decided here, and the code needs no `if`). A
+    condition compares numbers and parameters: a word or a string in it is an error."""
+    _condition_names(expr, env)
+    return x.e if x.symbolic else None
 
 
-def condition_code(expr: ast.Expr, env: dict[str, Val]) -> str:
-    """A condition as Python over the names in scope (`in` is `in_channels`), for generated `if`s."""
-    if isinstance(expr, ast.Num):
-        return number_code(expr.value)
+def _condition_names(expr: ast.Expr, env: dict[str, Val]) -> None:
     if isinstance(expr, ast.Name):
-        if expr.id in env:
-            return env[expr.id].code()
-        if expr.id in ("true", "false"):
-            return "True" if expr.id == "true" else "False"
-        raise LocatedError(f"unknown name `{expr.id}` in a condition", expr.span, did_you_mean(expr.id, env))
-    if isinstance(expr, ast.Neg):
-        return f"-({condition_code(expr.operand, env)})"
-    if isinstance(expr, ast.Not):
-        return f"not ({condition_code(expr.operand, env)})"
-    if isinstance(expr, (ast.BinOp, ast.Compare, ast.BoolOp)):
-        left, right = condition_code(expr.left, env), condition_code(expr.right, env)
-        return f"{_paren(expr, expr.left, left)} {expr.op} {_paren(expr, expr.right, right)}"
-    raise LocatedError("a condition compares numbers and parameters", expr.span)
+        if expr.id not in env and expr.id not in ("true", "false"):
+            raise LocatedError(f"unknown name `{expr.id}` in a condition", expr.span, did_you_mean(expr.id, env))
+    elif isinstance(expr, (ast.Neg, ast.Not)):
+        _condition_names(expr.operand, env)
+    elif isinstance(expr, (ast.BinOp, ast.Compare, ast.BoolOp)):
+        _condition_names(expr.left, env)
+        _condition_names(expr.right, env)
+    elif not isinstance(expr, ast.Num):
+        raise LocatedError("a condition compares numbers and parameters", expr.span)
 
 
 def condition_deps(expr: ast.Expr, env: dict[str, Val]) -> frozenset[str]:
@@ -321,18 +319,6 @@ def condition_deps(expr: ast.Expr, env: dict[str, Val]) -> frozenset[str]:
         if isinstance(child, ast.Node):
             found |= condition_deps(child, env)
     return found
-
-
-def _paren(parent: ast.Expr, expr: ast.Expr, code: str) -> str:
-    """Parentheses only where Python's precedence needs them: none around a comparison inside and/or,
-    nor around arithmetic inside a comparison."""
-    if isinstance(expr, (ast.Num, ast.Name)):
-        return code
-    if isinstance(parent, ast.BoolOp) and isinstance(expr, (ast.Compare, ast.Not, ast.BinOp)):
-        return code
-    if isinstance(parent, ast.Compare) and isinstance(expr, ast.BinOp):
-        return code
-    return f"({code})"
 
 
 def split_repeat(args: tuple) -> tuple[tuple, int, Span | None]:

@@ -70,7 +70,7 @@ class Scope(BlockCalls, Merges):
     """One module being checked. `sequential` scopes are named groups: their children are numbered."""
 
     def __init__(self, prog: Program, source: Source, env: dict[str, Val], shape: tuple | None, *,
-                 path: str = "", access: str = "self", sequential: bool = False,
+                 path: str = "", access: tuple = (), sequential: bool = False,
                  on_statement: Callable[[ast.Statement], bool] | None = None):
         self.prog, self.source, self.env, self.shape = prog, source, env, shape
         self.path, self.access, self.sequential = path, access, sequential
@@ -403,8 +403,9 @@ class Scope(BlockCalls, Merges):
         self.auto_names.add(f"{kind}{sep}{n}")
         return f"{kind}{sep}{n}"
 
-    def child_access(self, attr: str) -> str:
-        return f"{self.access}[{attr}]" if self.sequential else f"{self.access}.{attr}"
+    def child_access(self, attr: str) -> tuple[str | int, ...]:
+        """The path to a child: an attribute, or an index inside a named group (an nn.Sequential)."""
+        return (*self.access, int(attr) if self.sequential else attr)
 
     def skip(self, pipeline: ast.Pipeline) -> None:
         """An inactive branch: its layers still take their names, so that names do not depend on conditions."""

@@ -2,15 +2,16 @@
 
 A channel count written `c*4` must reach the generated code as `c * 4`, so that the network class stays
 generic in its parameters; a size computed from constants is just a number. `Val` carries both: the value the
-checker uses, and an expression (`Expr`) the code generator prints.
+checker uses, and an expression (`Expr`) the code generator prints (cnndsl.pyexpr, the only printer of Python).
 
 Integer expressions are kept in a canonical form, a polynomial with integer coefficients over atoms (names, and
 floor divisions that do not simplify): constants fold, like terms collect (`in+1-1` is `in_channels`,
 `in + 32 + 32 + 32` is `in_channels + 96`, `c*2*2` is `c * 4`), and floor division by a positive constant
 takes out what divides exactly (`(c*4 + 6) // 4` is `c + 1`, `(x // 2) // 2` is `x // 4`). Integer arithmetic
 is exact, so the canonical form computes what the written expression computes. Arithmetic that involves a
-float (or `/`) is not exact under reordering, so it is kept as written, as a tree. Printing puts parentheses
-wherever Python's precedence needs them, and numbers that are not finite as `float("inf")`.
+float (or `/`) is not exact under reordering, so it is kept as written, as a tree. Conditions are expressions
+too (`Cmp`, `Not`, `BoolOp`): a condition that names no parameter is decided at compile time. Each expression
+has a structural `key` (nested tuples, names as strings): equal keys, equal expressions.
 
 Each name is a `Sym`: a network parameter (`param`), a block's parameter or its `in` (`local`, which knows
 the expression it stands for in the network's parameters: its `outer`), or a size of a block's input other
@@ -25,23 +26,12 @@ other value for it with a ValueError (`pinned_params`, the CheckedNetwork field 
 
 from __future__ import annotations
 
-import ast as pyast
 import itertools
 import math
 import operator
-import re
 from contextvars import ContextVar
 from math import gcd
 from typing import Callable, Union
-
-OR, AND, NOT, CMP, ADD, MUL, UNARY, ATOM = -3, -2, -1, 0, 1, 2, 3, 4  # precedence of printed Python, loosest first
-
-
-def number_code(v) -> str:
-    """A number as Python source; `inf` and `nan` (1e400, -D a=inf) are no Python literals."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return f'float("{v}")'
-    return repr(v)
 
 
 # -- expressions ----------------------------------------------------------------------------------
@@ -50,23 +40,25 @@ def number_code(v) -> str:
 class Expr:
     """An immutable expression. Integer-valued expressions are always a `Poly`."""
 
-    __slots__ = ("_text", "_outer", "_size")
+    __slots__ = ("_key", "_outer", "_size")
     is_int = False
-    prec = ATOM
-
-    def text(self) -> str:
-        """The expression as Python; hidden sizes are shown as `<dim1>` (see `code`)."""
-        if getattr(self, "_text", None) is None:
-            self._text = self._render()
-        return self._text
-
-    def _render(self) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     @property
-    def key(self) -> str:
-        """The canonical text: two expressions with the same key compute the same value."""
-        return self.text()
+    def key(self):
+        """The structure as nested tuples (a name as its string): two expressions with the same key compute the
+        same value. A sort key too: polynomials order their terms by it."""
+        if getattr(self, "_key", None) is None:
+            self._key = self._structure()
+        return self._key
+
+    def _structure(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
 
     def size(self) -> int:
         if getattr(self, "_size", None) is None:
@@ -96,11 +88,11 @@ class Expr:
         return self.subst(lambda s: const(s.value) if s.kind == "hidden" else None)
 
     def evaluate(self, bindings: dict[str, object]):
-        """The value with the names bound (for tests): what Python computes from `text()`."""
+        """The value with the names bound (for tests): what Python computes from the printed expression."""
         raise NotImplementedError  # pragma: no cover
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.text()})"
+        return f"{type(self).__name__}{self.key!r}"
 
 
 class Sym(Expr):
@@ -119,7 +111,7 @@ class Sym(Expr):
     def rank(self) -> int:  # in_channels first, then the other names, then hidden sizes
         return 0 if self.name == "in_channels" else 2 if self.kind == "hidden" else 1
 
-    def _render(self) -> str:
+    def _structure(self) -> str:  # a hidden size as `<dim1>`: the name a block's call maps it by
         return f"<{self.name}>" if self.kind == "hidden" else self.name
 
     def _count(self) -> int:
@@ -149,12 +141,8 @@ class FConst(Expr):
     def __init__(self, value: float):
         self.value = value
 
-    @property
-    def prec(self) -> int:
-        return UNARY if math.isfinite(self.value) and math.copysign(1, self.value) < 0 else ATOM
-
-    def _render(self) -> str:
-        return number_code(self.value)
+    def _structure(self) -> tuple:
+        return ("float", repr(self.value))
 
     def _count(self) -> int:
         return 1
@@ -174,15 +162,14 @@ class FloorDiv(Expr):
 
     __slots__ = ("num", "den")
     is_int = True
-    prec = MUL
 
     def __init__(self, num: "Poly", den: "Poly"):
         self.num, self.den = num, den
 
     rank = 3
 
-    def _render(self) -> str:
-        return f"{_operand(self.num, MUL, False)} // {_operand(self.den, MUL, True)}"
+    def _structure(self) -> tuple:
+        return ("//", self.num.key, self.den.key)
 
     def _count(self) -> int:
         return self.num.size() + self.den.size() + 1
@@ -205,13 +192,8 @@ class Op(Expr):
     def __init__(self, op: str, left: Expr, right: Expr):
         self.op, self.left, self.right = op, left, right
 
-    @property
-    def prec(self) -> int:
-        return ADD if self.op in "+-" else MUL
-
-    def _render(self) -> str:
-        p = self.prec
-        return f"{_operand(self.left, p, False)} {self.op} {_operand(self.right, p, True)}"
+    def _structure(self) -> tuple:
+        return (self.op, self.left.key, self.right.key)
 
     def _count(self) -> int:
         return self.left.size() + self.right.size() + 1
@@ -230,14 +212,12 @@ class Neg(Expr):
     """`-x` of an expression that is not an integer polynomial."""
 
     __slots__ = ("operand",)
-    prec = UNARY
 
     def __init__(self, operand: Expr):
         self.operand = operand
 
-    def _render(self) -> str:
-        inner = self.operand.text()
-        return f"-{inner}" if self.operand.prec >= UNARY and not inner.startswith("-") else f"-({inner})"
+    def _structure(self) -> tuple:
+        return ("neg", self.operand.key)
 
     def _count(self) -> int:
         return self.operand.size() + 1
@@ -256,13 +236,12 @@ class Cmp(Expr):
     """A comparison of numbers, `p > 3`: a bool that a parameter decides (a block's argument, an option)."""
 
     __slots__ = ("op", "left", "right")
-    prec = CMP
 
     def __init__(self, op: str, left: Expr, right: Expr):
         self.op, self.left, self.right = op, left, right
 
-    def _render(self) -> str:  # a comparison inside a comparison is parenthesised: Python would chain them
-        return f"{_paren(self.left, CMP)} {self.op} {_paren(self.right, CMP)}"
+    def _structure(self) -> tuple:
+        return (self.op, self.left.key, self.right.key)
 
     def _count(self) -> int:
         return self.left.size() + self.right.size() + 1
@@ -281,13 +260,12 @@ class Not(Expr):
     """`not x`."""
 
     __slots__ = ("operand",)
-    prec = NOT
 
     def __init__(self, operand: Expr):
         self.operand = operand
 
-    def _render(self) -> str:
-        return f"not {self.operand.text()}" if self.operand.prec == ATOM else f"not ({self.operand.text()})"
+    def _structure(self) -> tuple:
+        return ("not", self.operand.key)
 
     def _count(self) -> int:
         return self.operand.size() + 1
@@ -311,15 +289,8 @@ class BoolOp(Expr):
     def __init__(self, op: str, left: Expr, right: Expr):
         self.op, self.left, self.right = op, left, right
 
-    @property
-    def prec(self) -> int:
-        return AND if self.op == "and" else OR
-
-    def _render(self) -> str:
-        p = self.prec
-        left = self.left.text() if self.left.prec >= p else f"({self.left.text()})"
-        right = self.right.text() if self.right.prec > p else f"({self.right.text()})"
-        return f"{left} {self.op} {right}"
+    def _structure(self) -> tuple:
+        return (self.op, self.left.key, self.right.key)
 
     def _count(self) -> int:
         return self.left.size() + self.right.size() + 1
@@ -364,21 +335,6 @@ def bool_op(op: str, left: Expr, right: Expr) -> Expr:
     return BoolOp(op, left, right)
 
 
-def _paren(e: Expr, level: int) -> str:
-    return e.text() if e.prec > level else f"({e.text()})"
-
-
-def _operand(e: Expr, parent: int, right: bool) -> str:
-    """An operand of a binary operator at precedence `parent`, parenthesised where Python needs it; an operand
-    that starts with a minus sign is parenthesised too (`x * (-3)`, `(-c) // 2`), which Python does not need
-    but a reader does. A right operand of equal precedence keeps its parentheses: `a - (b - c)`, and
-    `a + (b + c)` in floats, where the grouping changes the rounding."""
-    text = e.text()
-    if e.prec < parent or (right and e.prec <= parent) or text.startswith("-"):
-        return f"({text})"
-    return text
-
-
 # monomial: a sorted tuple of (atom, exponent); atoms are integer Syms and FloorDivs
 Mono = tuple
 
@@ -413,30 +369,8 @@ class Poly(Expr):
     def _table(self) -> dict:
         return {_mono_order(m): (m, c) for m, c in self.terms}
 
-    @property
-    def prec(self) -> int:
-        if not self.terms:
-            return ATOM if self.const >= 0 else UNARY
-        if self.const or len(self.terms) > 1:
-            return ADD
-        (mono, c), = self.terms
-        if len(mono) == 1 and mono[0][1] == 1 and c == 1:
-            return mono[0][0].prec
-        if c == -1 and len(mono) == 1 and mono[0][1] == 1:
-            return UNARY
-        return MUL
-
-    def _render(self) -> str:
-        if not self.terms:
-            return number_code(self.const)
-        ordered = [t for t in self.terms if t[1] > 0] + [t for t in self.terms if t[1] < 0]
-        parts = []
-        for i, (mono, c) in enumerate(ordered):
-            body = _mono_text(mono, abs(c), lead_minus=(i == 0 and c < 0))
-            parts.append(body if i == 0 else f" {'-' if c < 0 else '+'} {body}")
-        if self.const:
-            parts.append(f" {'-' if self.const < 0 else '+'} {abs(self.const)}")
-        return "".join(parts)
+    def _structure(self) -> tuple:
+        return ("poly", tuple((_mono_order(m), c) for m, c in self.terms), self.const)
 
     def _count(self) -> int:
         n = 0
@@ -477,17 +411,6 @@ class Poly(Expr):
                     x = x * atom.evaluate(bindings)
             total = total + x
         return total
-
-
-def _mono_text(mono: Mono, c: int, lead_minus: bool) -> str:
-    """`a * b * 3`: the factors (each repeated by its exponent), then the coefficient; with `lead_minus`, the
-    negated product as the first term of a sum (`-c * 2`, which Python reads as `(-c) * 2`: the same integer)."""
-    factors = [atom for atom, exp in mono for _ in range(exp)]
-    alone = len(factors) == 1 and c == 1
-    texts = [a.text() if alone and not lead_minus else f"({a.text()})" if a.prec < ATOM else a.text() for a in factors]
-    if c != 1:
-        texts.append(str(c))
-    return ("-" if lead_minus else "") + " * ".join(texts)
 
 
 def const(v) -> Expr:
@@ -652,10 +575,10 @@ class Val:
     """A number (int, float or bool), with the expression it came from when it depends on parameters.
 
     `Val(8)` is a constant; `Val(8, "c")` is the network parameter `c` (compiled as 8); `Val(8, expr)` a
-    value computed as `expr`. `.code()` is what the generated code prints; `.symbolic` says whether that
-    names a parameter; `.deps` are the network parameters the value depends on."""
+    value computed as `expr`. `.printed()` is the expression the generated code prints (None: it prints the
+    number); `.symbolic` says whether there is one; `.deps` are the network parameters the value depends on."""
 
-    __slots__ = ("v", "e", "_code")
+    __slots__ = ("v", "e", "_printed")
 
     def __init__(self, v, src: "str | Expr | None" = None):
         self.v = v
@@ -663,38 +586,28 @@ class Val:
             _pins().pop(src, None)
             src = symbol(src, v)
         self.e = None if src is None or is_const(src) else src
-        self._code = None
+        self._printed = False  # not yet known (False, not a sentinel object: a Val pickles)
 
     def expr(self) -> Expr:
         return self.e if self.e is not None else const(self.v)
 
-    def _printed(self) -> Expr | None:
-        if self.e is None:
-            return None
-        e = self.e.concrete()
-        return None if is_const(e) else e
+    def printed(self) -> Expr | None:
+        """The expression the generated code prints for this value, hidden sizes replaced by their numbers
+        (`concrete`); None where that names no parameter: the code prints the number."""
+        if self._printed is False:
+            e = None if self.e is None else self.e.concrete()
+            self._printed = None if e is None or not e.syms() else e
+        return self._printed
 
     @property
     def symbolic(self) -> bool:
         """Whether the generated code names a parameter here (else it prints the number)."""
-        return self._printed() is not None
-
-    def code(self) -> str:
-        if self._code is None:
-            e = self._printed()
-            self._code = number_code(self.v) if e is None else e.text()
-        return self._code
-
-    @property
-    def src(self) -> str | None:
-        return self.code() if self.symbolic else None
+        return self.printed() is not None
 
     @property
     def deps(self) -> frozenset[str]:
         """The network parameters this value depends on, even where it prints as a number."""
-        if self.e is None:
-            return frozenset()
-        return frozenset(s.name for s in self.e.outer().syms())
+        return frozenset() if self.e is None else expr_deps(self.e)
 
     @property
     def lost(self) -> frozenset[str]:
@@ -703,15 +616,15 @@ class Val:
             return frozenset()
         return frozenset(p.name for s in self.e.syms() if s.kind == "hidden" for p in s.outer_expr.syms())
 
-    def outer_key(self) -> str:
-        """The value's expression in the network's parameters, as canonical text."""
-        return number_code(self.v) if self.e is None else self.e.outer().key
+    def outer_key(self):
+        """The value's expression in the network's parameters, as a structural key."""
+        return self.expr().outer().key
 
     def size(self) -> int:
         return 1 if self.e is None else self.e.size()
 
     def __repr__(self) -> str:
-        return f"Val({self.v}, {self.code()!r})" if self.e is not None else f"Val({self.v})"
+        return f"Val({self.v}, {self.e!r})" if self.e is not None else f"Val({self.v})"
 
     def __int__(self) -> int:
         return int(self.v)
@@ -764,6 +677,12 @@ class Val:
 
 
 Num = Union[int, Val]
+
+
+def expr_deps(e: Expr) -> frozenset[str]:
+    """The network parameters an expression depends on: the names of its expression in the network's terms
+    (`outer`), where a comparison decided for every value (`in_channels != planes` where both are `c`) has none."""
+    return frozenset(s.name for s in e.outer().syms())
 
 
 def as_val(x) -> Val:
@@ -870,8 +789,8 @@ def substitute(x, mapping: dict[str, "Val"]):
         return x
 
     def f(s: Sym):  # a block's names by name, its hidden sizes as `<dim1>`
-        if s.kind != "param" and s.text() in mapping:
-            return as_val(mapping[s.text()]).expr()
+        if s.kind != "param" and s.key in mapping:
+            return as_val(mapping[s.key]).expr()
         return None
 
     return Val(x.v, x.e.subst(f))
@@ -1028,59 +947,6 @@ def _slot_branches(steps):
                 yield from _slot_branches(branch.steps)
 
 
-def _names_in(code: str) -> set[str]:
-    return set(re.findall(r"[A-Za-z_]\w*", code)) - {"and", "or", "not", "True", "False", "float"}
-
-
-_PY_OPS = {pyast.Add: "+", pyast.Sub: "-", pyast.Mult: "*", pyast.FloorDiv: "//", pyast.Div: "/",
-           pyast.Eq: "==", pyast.NotEq: "!=", pyast.Lt: "<", pyast.LtE: "<=", pyast.Gt: ">", pyast.GtE: ">="}
-
-
-def _code_val(code: str, names: dict[str, "Val"]) -> "Val | None":
-    """A condition (or a default) of generated code evaluated with its names bound to Vals; None where it
-    cannot be."""
-    def ev(n):
-        if isinstance(n, pyast.Constant):
-            return Val(n.value)
-        if isinstance(n, pyast.Name):
-            return names[n.id]
-        if isinstance(n, pyast.Call) and isinstance(n.func, pyast.Name) and n.func.id == "float":
-            return Val(float(n.args[0].value))
-        if isinstance(n, pyast.UnaryOp):
-            x = ev(n.operand)
-            return -x if isinstance(n.op, pyast.USub) else logical_not(x, not x.v)
-        if isinstance(n, pyast.BinOp):
-            return {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv,
-                    "/": operator.truediv}[_PY_OPS[type(n.op)]](ev(n.left), ev(n.right))
-        if isinstance(n, pyast.Compare) and len(n.ops) == 1:
-            a, b = ev(n.left), ev(n.comparators[0])
-            op = _PY_OPS[type(n.ops[0])]
-            return compare(op, a, b, _CMP[op](a.v, b.v))
-        if isinstance(n, pyast.BoolOp):
-            op = "and" if isinstance(n.op, pyast.And) else "or"
-            result = ev(n.values[0])
-            for item in n.values[1:]:
-                other = ev(item)
-                truth = (bool(result.v) and bool(other.v)) if op == "and" else (bool(result.v) or bool(other.v))
-                result = logical(op, result, other, truth)
-            return result
-        raise ValueError(code)
-
-    try:
-        return ev(pyast.parse(code, mode="eval").body)
-    except Exception:
-        return None
-
-
-def _code_deps(code: str, names: dict[str, "Val"]) -> frozenset[str]:
-    """The network parameters a condition of generated code depends on: none where it holds or fails for
-    every value (`in_channels != planes` where both are `c`); every name's where it cannot be evaluated."""
-    found = _code_val(code, names)
-    if found is not None:
-        return deps(found)
-    return deps(*(names[n] for n in _names_in(code) if n in names))
-
-
 def _block_class_of(data: dict) -> dict[int, object]:
     """Block instance -> its generated class, as the code generator groups them; where that cannot be asked,
     every instance its own class (which pins more, never less)."""
@@ -1099,41 +965,6 @@ def _block_class_of(data: dict) -> dict[int, object]:
         return {i: i for i in range(len(instances))}
 
 
-def _calls(steps):
-    for step in steps:
-        if step.kind == "call":
-            yield step
-        yield from _calls(step.children)
-        for branch in step.branches:
-            yield from _calls(branch.steps)
-
-
-def _names(data: dict) -> tuple[dict[str, Val], dict[int, dict[str, Val]]]:
-    """The names the network's class and each block instance's class use, bound to Vals: the network's
-    parameters, and each instance's `in_channels` and parameters as its call gave them (in the caller's
-    terms: `deps` follow them to the network's parameters)."""
-    network = {p.name: Val(p.value, symbol(p.name, p.value)) for p in data.get("params", ())}
-    instances = data.get("instances", ())
-    env: dict[int, dict[str, Val]] = {}
-    for step in (*_calls(data.get("steps", ())), *(s for inst in instances for s in _calls(inst.steps))):
-        inst = instances[step.instance]
-        names = {"in_channels": as_val(step.in_channels)}
-        order = [name for name, _ in inst.params]
-        given = {k: v for k, v in step.call_args if k is not None}
-        given.update(zip(order, [v for k, v in step.call_args if k is None]))
-        codes = dict(inst.defaults)
-        for name, default in inst.params:
-            if name in given:
-                names[name] = as_val(given[name])
-            elif name in codes:
-                found = _code_val(codes[name], names)
-                names[name] = found if found is not None else fixed(0, *names.values())
-            else:
-                names[name] = Val(default)
-        env[step.instance] = names
-    return network, env
-
-
 def _guard(step, i: int):
     """The condition that guards branch i of a merge step (its own, or the merge's for a later branch)."""
     branch = step.branches[i]
@@ -1143,16 +974,15 @@ def _guard(step, i: int):
 def _unfilled_branch_deps(data: dict, params: set[str]) -> set[str]:
     """The parameters behind the conditions of branches that no instance of a class took (the class has no
     code for them, so a value that would take them cannot be honoured), unless the condition fails for every
-    value (`in != planes` where both are `c`); and behind the conditions around a layer that an init rule sets
-    (the rule's line runs whatever the condition)."""
+    value (`in != planes` where both are `c`). A block's condition reads its local names, each of which knows
+    what it stands for in this instance (`outer`): its parameters follow from its structure."""
     steps, instances = data.get("steps", ()), data.get("instances", ())
     if not params:
         return set()
-    network, env = _names(data)
     out: set[str] = set()
     for branch, cond in _slot_branches(steps):  # the network's own class: one instance
         if not branch.active and not branch.identity:
-            out |= _code_deps(cond, network) & params
+            out |= expr_deps(cond) & params
     # the classes the code generator makes: a slot is filled where any instance of the class took it
     class_of = _block_class_of(data) if any(True for inst in instances for _ in _slot_branches(inst.steps)) else {}
     filled: dict[object, set[int]] = {}
@@ -1164,7 +994,7 @@ def _unfilled_branch_deps(data: dict, params: set[str]) -> set[str]:
         for k, (branch, cond) in enumerate(_slot_branches(inst.steps)):
             if branch.identity or k in filled.get(class_of[index], ()):
                 continue
-            out |= _code_deps(cond, env.get(index, {})) & params
+            out |= expr_deps(cond) & params
     return out
 
 
@@ -1174,23 +1004,22 @@ def _init_target_deps(data: dict, params: set[str]) -> set[str]:
     targets = {name for rule in data.get("init_rules", ()) for name in rule.layers}
     if not targets or not params:
         return set()
-    network, env = _names(data)
     out: set[str] = set()
     around_call: dict[int, frozenset] = {}
 
-    def walk(steps, names, around: frozenset) -> None:
+    def walk(steps, around: frozenset) -> None:
         for step in steps:
             if step.kind == "layer" and step.layer.name in targets:
                 out.update(around)
             if step.kind == "call":
                 around_call[step.instance] = around_call.get(step.instance, frozenset()) | around
-            walk(step.children, names, around)
+            walk(step.children, around)
             for i, branch in enumerate(step.branches):
                 cond = _guard(step, i)
-                walk(branch.steps, names, around | (_code_deps(cond, names) if cond else frozenset()))
+                walk(branch.steps, around | (expr_deps(cond) if cond is not None else frozenset()))
 
-    walk(data.get("steps", ()), network, frozenset())
+    walk(data.get("steps", ()), frozenset())
     instances = data.get("instances", ())
     for index in reversed(range(len(instances))):  # a caller comes after the instances it calls
-        walk(instances[index].steps, env.get(index, {}), around_call.get(index, frozenset()))
+        walk(instances[index].steps, around_call.get(index, frozenset()))
     return out & params

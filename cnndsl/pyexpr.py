@@ -1,0 +1,133 @@
+"""Typed expressions (cnndsl.values) as Python source: the PyTorch backend's printer.
+
+The checker's values hold expressions as trees (`Poly`, `Sym`, `Cmp`, ...); this module alone turns them into
+Python: parentheses wherever Python's precedence needs them (and around an operand that starts with a minus
+sign, which a reader needs), numbers that are not finite as `float("inf")`, hidden sizes as their numbers.
+Checked layers' paths (`("layer1", 0, "conv1")`) print as the attribute access that reaches them."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+from .values import BoolOp, Cmp, Expr, FConst, FloorDiv, Neg, Not, Op, Poly, Sym, Val
+
+OR, AND, NOT, CMP, ADD, MUL, UNARY, ATOM = -3, -2, -1, 0, 1, 2, 3, 4  # precedence of printed Python, loosest first
+
+
+def number_code(v) -> str:
+    """A number as Python source; `inf` and `nan` (1e400, -D a=inf) are no Python literals."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return f'float("{v}")'
+    return repr(v)
+
+
+def val_code(x: Val) -> str:
+    """What the generated code prints for a value: its expression where a parameter decides it, else the number."""
+    e = x.printed()
+    return number_code(x.v) if e is None else expr_code(e)
+
+
+def expr_code(e: Expr) -> str:
+    """An expression as Python, hidden sizes (which a block's class cannot name) as their numbers."""
+    return _code(e.concrete())
+
+
+def path_code(path: tuple[str | int, ...], root: str = "self") -> str:
+    """The Python that reaches a module from `root`: ("layer1", 0, "conv1") is `self.layer1[0].conv1`."""
+    return root + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+@lru_cache(maxsize=8192)
+def _code(e: Expr) -> str:  # keyed by the expression's structure: equal expressions print alike
+    return _RENDER[type(e)](e)
+
+
+def prec(e: Expr) -> int:
+    """The precedence of the expression as printed."""
+    if isinstance(e, Poly):
+        if not e.terms:
+            return ATOM if e.const >= 0 else UNARY
+        if e.const or len(e.terms) > 1:
+            return ADD
+        (mono, c), = e.terms
+        if len(mono) == 1 and mono[0][1] == 1 and c == 1:
+            return prec(mono[0][0])
+        if c == -1 and len(mono) == 1 and mono[0][1] == 1:
+            return UNARY
+        return MUL
+    if isinstance(e, FConst):
+        return UNARY if math.isfinite(e.value) and math.copysign(1, e.value) < 0 else ATOM
+    if isinstance(e, Op):
+        return ADD if e.op in "+-" else MUL
+    if isinstance(e, BoolOp):
+        return AND if e.op == "and" else OR
+    return _PREC[type(e)]
+
+
+_PREC = {Sym: ATOM, FloorDiv: MUL, Neg: UNARY, Cmp: CMP, Not: NOT}
+
+
+def _poly(e: Poly) -> str:
+    if not e.terms:
+        return number_code(e.const)
+    ordered = [t for t in e.terms if t[1] > 0] + [t for t in e.terms if t[1] < 0]
+    parts = []
+    for i, (mono, c) in enumerate(ordered):
+        body = _mono(mono, abs(c), lead_minus=(i == 0 and c < 0))
+        parts.append(body if i == 0 else f" {'-' if c < 0 else '+'} {body}")
+    if e.const:
+        parts.append(f" {'-' if e.const < 0 else '+'} {abs(e.const)}")
+    return "".join(parts)
+
+
+def _mono(mono, c: int, lead_minus: bool) -> str:
+    """`a * b * 3`: the factors (each repeated by its exponent), then the coefficient; with `lead_minus`, the
+    negated product as the first term of a sum (`-c * 2`, which Python reads as `(-c) * 2`: the same integer)."""
+    factors = [atom for atom, exp in mono for _ in range(exp)]
+    alone = len(factors) == 1 and c == 1
+    texts = [_code(a) if alone and not lead_minus else f"({_code(a)})" if prec(a) < ATOM else _code(a) for a in factors]
+    if c != 1:
+        texts.append(str(c))
+    return ("-" if lead_minus else "") + " * ".join(texts)
+
+
+def _neg(e: Neg) -> str:
+    inner = _code(e.operand)
+    return f"-{inner}" if prec(e.operand) >= UNARY and not inner.startswith("-") else f"-({inner})"
+
+
+def _bool_op(e: BoolOp) -> str:
+    p = prec(e)
+    left = _code(e.left) if prec(e.left) >= p else f"({_code(e.left)})"
+    right = _code(e.right) if prec(e.right) > p else f"({_code(e.right)})"
+    return f"{left} {e.op} {right}"
+
+
+def _paren(e: Expr, level: int) -> str:
+    return _code(e) if prec(e) > level else f"({_code(e)})"
+
+
+def _operand(e: Expr, parent: int, right: bool) -> str:
+    """An operand of a binary operator at precedence `parent`, parenthesised where Python needs it; an operand
+    that starts with a minus sign is parenthesised too (`x * (-3)`, `(-c) // 2`), which Python does not need
+    but a reader does. A right operand of equal precedence keeps its parentheses: `a - (b - c)`, and
+    `a + (b + c)` in floats, where the grouping changes the rounding."""
+    text = _code(e)
+    if prec(e) < parent or (right and prec(e) <= parent) or text.startswith("-"):
+        return f"({text})"
+    return text
+
+
+_RENDER = {
+    Poly: _poly,
+    Sym: lambda e: f"<{e.name}>" if e.kind == "hidden" else e.name,
+    FConst: lambda e: number_code(e.value),
+    FloorDiv: lambda e: f"{_operand(e.num, MUL, False)} // {_operand(e.den, MUL, True)}",
+    Op: lambda e: f"{_operand(e.left, prec(e), False)} {e.op} {_operand(e.right, prec(e), True)}",
+    Neg: _neg,
+    # a comparison inside a comparison is parenthesised: Python would chain them
+    Cmp: lambda e: f"{_paren(e.left, CMP)} {e.op} {_paren(e.right, CMP)}",
+    Not: lambda e: f"not {_code(e.operand)}" if prec(e.operand) == ATOM else f"not ({_code(e.operand)})",
+    BoolOp: _bool_op,
+}
