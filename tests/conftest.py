@@ -6,6 +6,7 @@ import ast
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,29 @@ def check_cost(text: str | None = None, *, path: Path | None = None, seconds: fl
                           env=env if env is not None else dict(os.environ))
     assert proc.returncode == 0, proc.stderr[-2000:]
     return ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+
+
+def pytest_sessionfinish(session):
+    """In a pytest-xdist worker, hand the differential counters to the controller (pytest_testnodedown)."""
+    config = session.config
+    if hasattr(config, "workeroutput"):
+        config.workeroutput["cnndsl_differential"] = dict(getattr(config, "cnndsl_differential", None) or {})
+        config.workeroutput["cnndsl_differential_seconds"] = getattr(config, "cnndsl_differential_seconds", None)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """pytest-xdist: add up the workers' differential counters (the seconds: the longest worker's)."""
+    output = getattr(node, "workeroutput", {})
+    config = node.config
+    counts = getattr(config, "cnndsl_differential", None)
+    if counts is None:
+        counts = config.cnndsl_differential = Counter()
+    for key, n in output.get("cnndsl_differential", {}).items():
+        counts[key] = counts.get(key, 0) + n
+    seconds = output.get("cnndsl_differential_seconds")
+    if seconds is not None:
+        config.cnndsl_differential_seconds = max(seconds, getattr(config, "cnndsl_differential_seconds", 0) or 0)
 
 
 def pytest_terminal_summary(terminalreporter, config):
