@@ -23,7 +23,8 @@ DEEP = 20_000
 
 # every op that takes `inplace`, and ops around them that keep their output for backward or pass their input through
 INPLACE_OPS = ["relu", "relu6", "leakyrelu", "elu", "selu", "silu", "mish", "hardswish", "hardsigmoid", "dropout 0.3",
-               "dropout2d 0.3", "rrelu"]
+               "dropout2d 0.3", "rrelu", "leakyrelu (-0.2)", "elu (-0.5)", "rrelu (-0.3) (-0.1)"]  # negative slopes: torch
+# refuses to backpropagate through them in place
 OTHER_OPS = ["conv 4 k1", "conv 4 k3 p1", "bn", "sigmoid", "tanh", "gelu", "softmax", "identity", "relu", "maxpool 3 s1 p1",
              "layerscale 0.5", "droppath 0.2"]
 
@@ -340,3 +341,27 @@ def test_the_warning_names_the_reader_and_the_call():
     (w,) = net.warnings
     assert "identity branch of `add:` (line 8)" in w.message and w.line == 3
     assert [n.message for n in w.notes] == ["in `Pre`, called here"] and w.notes[0].line == 10
+
+
+NEGATIVE_SLOPES = {"leakyrelu (-0.1)": ("nn.LeakyReLU(-0.1, inplace=True)", True),
+                   "elu (-0.5)": ("nn.ELU(alpha=-0.5, inplace=True)", True),
+                   "rrelu (-0.3) (-0.1)": ("nn.RReLU(-0.3, -0.1, inplace=True)", False),
+                   "leakyrelu s": (None, True)}
+
+
+@pytest.mark.parametrize("op", sorted(NEGATIVE_SLOPES))
+def test_a_negative_slope_runs_out_of_place(op):
+    """torch's in-place leaky_relu_, elu_ (and rrelu_ in eval) refuse to backpropagate through a negative slope,
+    so such a layer, or one whose slope is a parameter, runs out of place with a warning."""
+    module, train = NEGATIVE_SLOPES[op]
+    if module is not None:  # the oracle: torch itself fails
+        m = eval(module, {"nn": torch.nn}).train(train)
+        x = torch.randn(8, requires_grad=True)
+        with pytest.raises(RuntimeError, match="negative"):
+            m(x * 1).sum().backward()
+    source = f"network T(s=-0.2):\n    input 4x6x6\n    conv 4 k3 p1 | {op} inplace | conv 4 k1\n"
+    net = cnndsl.check(source)
+    (w,) = net.warnings
+    assert "runs out of place" in w.message and w.line == 3 and w.hint, w
+    assert not any(k == "inplace" for layer in net.layers for k, _ in layer.kwargs)
+    assert check_case(0, source) == "compared"

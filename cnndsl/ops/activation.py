@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..values import equal, value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register
-from .common import INPLACE, fmt_shape, kw
+from .common import INPLACE, _symbolic, fmt_shape, kw
 from .facts import POINTWISE, Label, Window, kwargs, rank, statistics_over
 
 
@@ -21,8 +21,37 @@ def _in_unit(ctx: Ctx, key: str) -> None:
         raise LayerError(f"`{key}` must be between 0 and 1, found {p}", at=key)
 
 
+def _slope_inplace(ctx: Ctx, keys: tuple[str, ...], *names: str) -> tuple[tuple, tuple]:
+    """(kwargs, warnings) of an op whose in-place backward needs a slope that is not negative: torch's
+    leaky_relu_ and elu_ refuse to backpropagate through a negative slope (and rrelu_ in eval, whose slope is
+    the mean of its bounds). A slope that is negative, or a parameter that build(...) could make negative,
+    runs out of place, with a warning."""
+    out = kw(ctx, *keys)
+    inplace = dict(out).get("inplace")
+    if inplace is None or not (value(inplace) or _symbolic(inplace)):
+        return out, ()
+    slopes = [ctx[n] for n in names]
+    what = " + ".join(f"`{n}`" for n in names)
+    if any(_symbolic(x) for x in slopes):
+        why = f"{what} is a parameter, which build(...) may make negative"
+    elif sum(value(x) for x in slopes) < 0:
+        why = f"{what} is negative"
+    else:
+        return out, ()
+    message = (f"`{ctx.spec.name} inplace` runs out of place: {why}, and torch cannot backpropagate through an"
+               f" in-place {ctx.spec.name} with a negative slope")
+    return tuple((k, v) for k, v in out if k != "inplace"), ((message, "drop `inplace` here"),)
+
+
 def leakyrelu(ctx: Ctx) -> Result:
-    return Result(module="nn.LeakyReLU", shape=ctx.shape, args=(ctx["negative_slope"],) if ctx["negative_slope"] is not None else (), kwargs=kw(ctx, "inplace"))
+    kwargs, warnings = _slope_inplace(ctx, ("inplace",), "negative_slope")
+    return Result(module="nn.LeakyReLU", shape=ctx.shape, args=(ctx["negative_slope"],) if ctx["negative_slope"] is not None else (),
+                  kwargs=kwargs, warnings=warnings)
+
+
+def elu(ctx: Ctx) -> Result:
+    kwargs, warnings = _slope_inplace(ctx, ("alpha", "inplace"), "alpha")
+    return Result(module="nn.ELU", shape=ctx.shape, kwargs=kwargs, warnings=warnings)
 
 
 def prelu(ctx: Ctx) -> Result:
@@ -43,7 +72,8 @@ def rrelu(ctx: Ctx) -> Result:
     if lo > hi:
         raise LayerError(f"rrelu's lower bound ({lo}) must not be greater than its upper bound ({hi})",
                          at="lower" if "lower" in ctx.given else "upper")
-    return Result(module="nn.RReLU", shape=ctx.shape, kwargs=kw(ctx, "lower", "upper", "inplace"))
+    kwargs, warnings = _slope_inplace(ctx, ("lower", "upper", "inplace"), "lower", "upper")
+    return Result(module="nn.RReLU", shape=ctx.shape, kwargs=kwargs, warnings=warnings)
 
 
 def _softmax(module: str):
@@ -94,7 +124,7 @@ register(
     OpSpec("rrelu", rrelu, (Opt("lower", "float", 1 / 8), Opt("upper", "float", 1 / 3), INPLACE), positional=("lower", "upper"), kind="rrelu",
            keeps_output_in_place=True, doc="leaky ReLU with a random slope between lower and upper in training, their mean in eval: `nn.RReLU`",
            label=Label(), **_EACH),
-    OpSpec("elu", _simple("nn.ELU", "alpha", "inplace"), (Opt("alpha", "float", 1.0), INPLACE), positional=("alpha",), kind="elu", keeps_output_in_place=True,
+    OpSpec("elu", elu, (Opt("alpha", "float", 1.0), INPLACE), positional=("alpha",), kind="elu", keeps_output_in_place=True,
            doc="x, or alpha·(exp(x) - 1) below 0: `nn.ELU`", label=Label(), **_EACH),
     OpSpec("selu", _simple("nn.SELU", "inplace"), (INPLACE,), kind="selu", keeps_output_in_place=True,
            doc="scaled ELU with fixed constants: `nn.SELU`", label=Label(), **_EACH),
