@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import ast, inplace, limits
+from . import ast, inplace, limits, values
 from .errors import CheckError, Diagnostic, ParseError, Source, Span, did_you_mean, first_line, listing
 from .inits import arguments, init_call, rank_problem
 from .names import identifier_problem
@@ -237,7 +237,12 @@ def check_network(source: Source, net: ast.Network, params: dict[str, Any] | Non
         at, where = (first_line(block.span), src) if net.implicit else (first_line(net.span), source)
         raise CheckError([_diagnostic(where, f"the network and a block are both named `{net.name}`", at,
                                       "rename one of them" if not net.implicit else "rename the block or the file (the network is named after it)")])
-    checked = _Checker(source, net, dict(params or {}), input_shape, blocks).run()
+    checker = _Checker(source, net, dict(params or {}), input_shape, blocks)
+    token = values.work_budget.set(checker.prog.work)  # expression arithmetic is work too
+    try:
+        checked = checker.run()
+    finally:
+        values.work_budget.reset(token)
     if checked.input_shape is None:
         # pick an input size for the smoke run that the network accepts
         for size in SMOKE_SIZES:

@@ -201,10 +201,15 @@ def charge(scope, node: object, times: int = 1, span=None) -> None:
     from .ast import Block
 
     budget = scope.prog.work
-    found = budget.charge(times * (budget.size(node) + (CALL_UNITS if isinstance(node, Block) else 0)))
+    spend(scope, times * (budget.size(node) + (CALL_UNITS if isinstance(node, Block) else 0)), span if span is not None else node.span)
+
+
+def spend(scope, units: int, span) -> None:
+    """Charge `units` of work (syntax nodes walked, or nodes of expressions a block call expands) to the check
+    that `scope` belongs to; past the `work` limit, raise its CheckError at `span`'s first line."""
+    found = scope.prog.work.charge(units)
     if found:
         from .errors import CheckError, first_line
 
-        at = first_line(span if span is not None else node.span)
         # raised past the error list, as the layers limit is: repeating it at every further call would take as long
-        raise CheckError([*scope.prog.errors, scope.prog.diagnostic("error", found[0], at, scope.source, found[1])])
+        raise CheckError([*scope.prog.errors, scope.prog.diagnostic("error", found[0], first_line(span), scope.source, found[1])])

@@ -40,7 +40,7 @@ from typing import Callable, Union
 class Expr:
     """An immutable expression. Integer-valued expressions are always a `Poly`."""
 
-    __slots__ = ("_key", "_outer", "_size")
+    __slots__ = ("_key", "_outer", "_size", "_names", "_hash")
     is_int = False
 
     @property
@@ -57,8 +57,10 @@ class Expr:
     def __eq__(self, other) -> bool:
         return type(other) is type(self) and other.key == self.key
 
-    def __hash__(self) -> int:
-        return hash(self.key)
+    def __hash__(self) -> int:  # remembered: hashing a large key again at every dictionary lookup was quadratic
+        if getattr(self, "_hash", None) is None:
+            self._hash = hash(self.key)
+        return self._hash
 
     def size(self) -> int:
         if getattr(self, "_size", None) is None:
@@ -72,13 +74,21 @@ class Expr:
         """The expression with each name `f` maps replaced (None keeps it), simplified again."""
         raise NotImplementedError  # pragma: no cover
 
-    def syms(self) -> set["Sym"]:
-        raise NotImplementedError  # pragma: no cover
+    def syms(self) -> frozenset["Sym"]:
+        """The names in the expression (remembered: an expression shares subexpressions, so walking it again at
+        every node of a substitution took exponential time)."""
+        if getattr(self, "_names", None) is None:
+            self._names = frozenset(self._syms())
+        return self._names
+
+    def _syms(self):  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def outer(self) -> "Expr":
-        """The expression in the network's parameters: every block-local name replaced by what it stands for."""
+        """The expression in the network's parameters: every block-local name replaced by what it stands for.
+        Expanded within bounds (`_expanded`): past them, an `Opaque` name that knows only its parameters."""
         if getattr(self, "_outer", None) is None:
-            self._outer = self.subst(lambda s: s.outer_expr if s.kind != "param" else None)
+            self._outer = _expanded(self)
         return self._outer
 
     def concrete(self) -> "Expr":
@@ -121,7 +131,7 @@ class Sym(Expr):
         return f(self) or self
 
     def syms(self):
-        return {self}
+        return frozenset((self,))
 
     def evaluate(self, bindings):
         return bindings[self.name]
@@ -131,6 +141,66 @@ class Sym(Expr):
 
     def __hash__(self) -> int:
         return hash((self.name, self.kind == "hidden"))
+
+
+class Opaque(Sym):
+    """An expression in the network's parameters too large to expand (`_expanded`): it knows the parameters it
+    depends on, and equals only itself, so two sizes behind opaque expressions are never taken for the same
+    expression (the check then pins what it decided, as for any size it cannot prove equal)."""
+
+    __slots__ = ("names", "_is_int")
+    _ids = itertools.count(1)
+
+    def __init__(self, names: frozenset[str], is_int: bool):
+        super().__init__(f"<expansion {next(Opaque._ids)}>", None, "opaque")
+        self.names, self._is_int = names, is_int
+
+    @property
+    def is_int(self) -> bool:
+        return self._is_int
+
+    def evaluate(self, bindings):
+        raise ValueError("an expression too large to expand has no value to evaluate")
+
+
+def param_names(syms) -> frozenset[str]:
+    """The network parameters behind names of an expression in the network's terms (an Opaque's included)."""
+    out: set[str] = set()
+    for s in syms:
+        if isinstance(s, Opaque):
+            out |= s.names
+        else:
+            out.add(s.name)
+    return frozenset(out)
+
+
+# Expanding block-local names into the network's parameters multiplies polynomials: an argument squared at each
+# of six nested block calls is a polynomial of degree 64 in the caller's parameters (20 s for a 437-byte file).
+# The expansion serves only the facts a check needs (which parameters a size depends on, whether two sizes are
+# the same expression), so past these bounds it stops and the result is Opaque.
+EXPANSION_TERMS = 1_000  # the terms one product of polynomials may have while expanding
+EXPANSION_NODES = 1_000  # the nodes an expanded expression may have
+_expanding: ContextVar[bool] = ContextVar("cnndsl_expanding", default=False)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _expanded(e: "Expr") -> "Expr":
+    """`e` with every block-local name replaced by its outer expression, or an Opaque past the bounds."""
+    token = _expanding.set(True)
+    try:
+        out = e.subst(lambda s: s.outer_expr if s.kind not in ("param", "opaque") else None)
+        if out.size() <= EXPANSION_NODES:
+            return out
+    except _TooLarge:
+        pass
+    finally:
+        _expanding.reset(token)
+    names = param_names(p for s in e.syms() for p in (s.outer_expr.syms() if s.outer_expr is not None else (s,)))
+    opaque = Opaque(names, e.is_int)
+    return _poly_of_atom(opaque) if opaque.is_int else opaque
 
 
 class FConst(Expr):
@@ -150,7 +220,7 @@ class FConst(Expr):
     def subst(self, f):
         return self
 
-    def syms(self):
+    def _syms(self):
         return set()
 
     def evaluate(self, bindings):
@@ -177,7 +247,7 @@ class FloorDiv(Expr):
     def subst(self, f):
         return floordiv(self.num.subst(f), self.den.subst(f))
 
-    def syms(self):
+    def _syms(self):
         return self.num.syms() | self.den.syms()
 
     def evaluate(self, bindings):
@@ -201,7 +271,7 @@ class Op(Expr):
     def subst(self, f):
         return _ARITH[self.op](self.left.subst(f), self.right.subst(f))
 
-    def syms(self):
+    def _syms(self):
         return self.left.syms() | self.right.syms()
 
     def evaluate(self, bindings):
@@ -225,7 +295,7 @@ class Neg(Expr):
     def subst(self, f):
         return neg(self.operand.subst(f))
 
-    def syms(self):
+    def _syms(self):
         return self.operand.syms()
 
     def evaluate(self, bindings):
@@ -249,7 +319,7 @@ class Cmp(Expr):
     def subst(self, f):
         return cmp(self.op, self.left.subst(f), self.right.subst(f))
 
-    def syms(self):
+    def _syms(self):
         return self.left.syms() | self.right.syms()
 
     def evaluate(self, bindings):
@@ -273,7 +343,7 @@ class Not(Expr):
     def subst(self, f):
         return not_(self.operand.subst(f))
 
-    def syms(self):
+    def _syms(self):
         return self.operand.syms()
 
     def evaluate(self, bindings):
@@ -298,7 +368,7 @@ class BoolOp(Expr):
     def subst(self, f):
         return bool_op(self.op, self.left.subst(f), self.right.subst(f))
 
-    def syms(self):
+    def _syms(self):
         return self.left.syms() | self.right.syms()
 
     def evaluate(self, bindings):
@@ -335,7 +405,8 @@ def bool_op(op: str, left: Expr, right: Expr) -> Expr:
     return BoolOp(op, left, right)
 
 
-# monomial: a sorted tuple of (atom, exponent); atoms are integer Syms and FloorDivs
+# monomial: a sorted tuple of (atom, exponent); atoms are integer Syms and FloorDivs. A monomial is its own
+# dictionary key (its atoms hash once); _mono_order is the sort key
 Mono = tuple
 
 
@@ -367,7 +438,7 @@ class Poly(Expr):
         return not self.terms
 
     def _table(self) -> dict:
-        return {_mono_order(m): (m, c) for m, c in self.terms}
+        return {m: (m, c) for m, c in self.terms}
 
     def _structure(self) -> tuple:
         return ("poly", tuple((_mono_order(m), c) for m, c in self.terms), self.const)
@@ -395,7 +466,7 @@ class Poly(Expr):
             out = add(out, term)
         return out
 
-    def syms(self):
+    def _syms(self):
         found: set = set()
         for mono, _ in self.terms:
             for atom, _ in mono:
@@ -438,10 +509,23 @@ def const_value(e: Expr):
     return e.const if isinstance(e, Poly) else e.value
 
 
+# Arithmetic on expressions is work that the `work` limit bounds: the check in progress sets `work_budget` to its
+# cnndsl.limits.Budget, and each sum or product of polynomials spends the terms it combines (the limit is
+# enforced at the check's next block call or repetition: limits.charge).
+work_budget: ContextVar = ContextVar("cnndsl_work_budget", default=None)
+
+
+def _spend(units: int) -> None:
+    budget = work_budget.get()
+    if budget is not None:
+        budget.spent += units
+
+
 def _padd(a: Poly, b: Poly) -> Poly:
+    _spend(len(a.terms) + len(b.terms) + 1)
     table = a._table()
     for m, c in b.terms:
-        k = _mono_order(m)
+        k = m
         table[k] = (m, table[k][1] + c) if k in table else (m, c)
     return Poly.make(table, a.const + b.const)
 
@@ -457,12 +541,15 @@ def _mono_mul(m1: Mono, m2: Mono) -> Mono:
 
 
 def _pmul(a: Poly, b: Poly) -> Poly:
+    if _expanding.get() and (len(a.terms) + 1) * (len(b.terms) + 1) > EXPANSION_TERMS:
+        raise _TooLarge
+    _spend(len(a.terms) * len(b.terms) + 1)
     table: dict = {}
 
     def put(m, c):
         if not c:
             return
-        k = _mono_order(m)
+        k = m
         table[k] = (m, table[k][1] + c) if k in table else (m, c)
 
     for m1, c1 in a.terms:
@@ -490,7 +577,7 @@ def _pfloordiv(a: Poly, b: Poly) -> Poly:
             return _pscale(a, -1)
         if d > 1:
             # (d*Q + R + c0) // d == Q + c0 // d + (R + c0 % d) // d, for integer Q: take out what divides exactly
-            whole = {_mono_order(m): (m, c // d) for m, c in a.terms if c % d == 0}
+            whole = {m: (m, c // d) for m, c in a.terms if c % d == 0}
             rest = [(m, c) for m, c in a.terms if c % d]
             q0, r0 = divmod(a.const, d)
             taken = Poly.make(whole, q0)
@@ -500,7 +587,7 @@ def _pfloordiv(a: Poly, b: Poly) -> Poly:
             for _, c in rest:
                 g = gcd(g, c)
             g = gcd(g, r0)
-            num = Poly.make({_mono_order(m): (m, c // g) for m, c in rest}, r0 // g)
+            num = Poly.make({m: (m, c // g) for m, c in rest}, r0 // g)
             den = d // g
             if len(num.terms) == 1 and num.terms[0][1] == 1:
                 (mono, _), = num.terms
@@ -614,7 +701,7 @@ class Val:
         """The network parameters behind the numbers the code prints for hidden sizes (see `concrete`)."""
         if self.e is None:
             return frozenset()
-        return frozenset(p.name for s in self.e.syms() if s.kind == "hidden" for p in s.outer_expr.syms())
+        return param_names(p for s in self.e.syms() if s.kind == "hidden" for p in s.outer_expr.syms())
 
     def outer_key(self):
         """The value's expression in the network's parameters, as a structural key."""
@@ -682,7 +769,7 @@ Num = Union[int, Val]
 def expr_deps(e: Expr) -> frozenset[str]:
     """The network parameters an expression depends on: the names of its expression in the network's terms
     (`outer`), where a comparison decided for every value (`in_channels != planes` where both are `c`) has none."""
-    return frozenset(s.name for s in e.outer().syms())
+    return param_names(e.outer().syms())
 
 
 def as_val(x) -> Val:

@@ -557,3 +557,32 @@ def test_messages_that_list_names_stay_brief(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "cnndsl", "check", str(path), "-D", "c=" + "z" * 100_000],
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "not a number" in proc.stderr and len(proc.stderr) < 500, proc.stderr[:500]
+
+
+def _chain(depth: int, params: list[str], args: list[str], body: str) -> str:
+    """Blocks B0..B{depth}, each calling the one below with `args` over its parameters, over the network's."""
+    sig = ", ".join(params)
+    lines = [f"block B0({sig}):", body]
+    for i in range(1, depth + 1):
+        lines += [f"block B{i}({sig}):", f"    B{i - 1}({', '.join(args)})"]
+    net_params = ", ".join(f"p{i}=0" for i in range(len(params)))
+    lines += [f"network N({net_params}):", "    input 4x8x8", f"    conv 4 k1 | B{depth}({', '.join(f'p{i}' for i in range(len(params)))})"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("depth, params, args, repeat", [
+    (6, ["a", "b"], ["(a+b)*(a+b+1)", "(a+1)*(b+1)"], ""),  # degree 64 in the network's parameters: 20 s
+    (4, list("abcdefgh"), ["(a+b)*(c+d)", "(b+c)*(d+e)", "(c+d)*(e+f)", "(d+e)*(f+g)", "(e+f)*(g+h)", "(f+g)*(h+a)",
+                           "(g+h)*(a+b)", "(h+a)*(b+c)"], ""),  # over 240 s and growing
+    (5, list("abcdefgh"), [f"({x}+{y})//({z}+1)//({w}+1)" for x, y, z, w in zip("abcdefgh", "bcdefgha", "cdefghab", "defghabc")],
+     " x30"),  # refused by the work limit after 39 s and 2.3 GB
+], ids=["squares", "products", "floor-divisions"])
+def test_arithmetic_passed_down_block_calls_is_bounded(depth, params, args, repeat):
+    """A block argument is expanded into the network's parameters (for the parameters each size depends on):
+    the expansion is bounded (past it the expression is opaque: it knows its parameters, and equals only
+    itself), and expression arithmetic counts against the work limit."""
+    body = "    add if " + " + ".join(params) + " >= 0:\n        identity\n        identity"
+    text = _chain(depth, params, args, body).replace(")\nblock", f"){repeat}\nblock")
+    message, took, peak = _measured(text)
+    assert took < 10 and peak < 1 << 30, (message, took, peak)
+    assert message == "ok" or "CNNDSL_MAX_WORK" in message, message
