@@ -54,6 +54,7 @@ def read_source(src: SourceLike) -> Source:
     A path must name a `.cnn` file, and so must the file it resolves to through symbolic links: any other file
     is refused (UsageError) before it is read, so that no diagnostic ever shows a line of it."""
     import errno
+    import stat
 
     from . import files as _files
 
@@ -65,9 +66,11 @@ def read_source(src: SourceLike) -> Source:
             real = _files.real_path(path)
             if path.is_dir():  # what opening it would say
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-            path.stat()  # a missing file is reported as such, whatever its name
+            mode = path.stat().st_mode  # a missing file is reported as such, whatever its name
         except (OSError, ValueError) as e:  # a loop of symbolic links, a NUL byte
             raise UsageError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+        if not stat.S_ISREG(mode):  # a FIFO or a device: reading it may never end
+            raise UsageError(f"cannot read {path}: it is not a regular file")
         if not path.name.endswith(".cnn") or not real.name.endswith(".cnn"):
             what = "its name does not end" if not path.name.endswith(".cnn") else "it is a symbolic link to a file whose name does not end"
             raise UsageError(f"cannot read {path}: {what} in .cnn, and only .cnn files are read as sources")

@@ -219,3 +219,16 @@ def test_every_file_name_gives_a_class_that_compiles_and_loads(tmp_path, stem):
                                        ("exception", "ExceptionNet"), ("resnet18", "Resnet18")])
 def test_class_names_from_file_names(stem, name):
     assert network_name_from_file(f"/some/where/{stem}.cnn") == name
+
+
+def test_a_source_that_is_not_a_regular_file_is_refused_before_it_is_read(tmp_path, capsys):
+    """A FIFO named like a source waited forever for a writer; a .cnn link to a device is refused the same way."""
+    fifo = tmp_path / "pipe.cnn"
+    os.mkfifo(fifo)
+    device = tmp_path / "zero.cnn"
+    device.symlink_to("/dev/zero")
+    for path in (fifo, device):
+        with pytest.raises(cnndsl.UsageError, match="not a regular file"):
+            cnndsl.check(path)
+        assert cli.main(["check", str(path)]) == 2
+        assert "not a regular file" in capsys.readouterr().err
