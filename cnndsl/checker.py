@@ -165,7 +165,7 @@ class _Checker:
             instances=instances,
             outputs=tuple(None if s is None else tuple(value(d) for d in s) for s in outputs),
             init_rules=rules,
-            warnings=(*self.prog.warnings, *warnings),
+            warnings=_unique((*self.prog.warnings, *warnings)),
         )
 
     # -- init rules -------------------------------------------------------------------------------
@@ -227,6 +227,19 @@ class _Checker:
                 self.prog.error(f"{problem}, but the {target} of `{name}` has {rank}", span, source)
                 return False
         return True
+
+
+def _unique(warnings) -> tuple[Diagnostic, ...]:
+    """Each warning once: a layer in a block that is called three times is one line of the source (the first
+    call's notes say where it was called from)."""
+    seen: set = set()
+    out = []
+    for w in warnings:
+        key = (w.file, w.span, w.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(w)
+    return tuple(out)
 
 
 def check_network(source: Source, net: ast.Network, params: dict[str, Any] | None = None,

@@ -191,8 +191,12 @@ def _checked(args):
         _not_an_input(output, [args.file])
     args.inputs = []
     net = _check_with_files(Path(args.file), args.network, args.input, args.import_root, _params(args), args.inputs)
-    for w in net.warnings:
+    from .errors import MAX_ERRORS
+
+    for w in net.warnings[:MAX_ERRORS]:
         print(w.render(), file=sys.stderr)
+    if len(net.warnings) > MAX_ERRORS:
+        print(f"... and {len(net.warnings) - MAX_ERRORS:,} more warnings (the checked network's `warnings` has them all)", file=sys.stderr)
     return net
 
 

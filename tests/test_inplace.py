@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import random
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -365,3 +367,15 @@ def test_a_negative_slope_runs_out_of_place(op):
     assert "runs out of place" in w.message and w.line == 3 and w.hint, w
     assert not any(k == "inplace" for layer in net.layers for k, _ in layer.kwargs)
     assert check_case(0, source) == "compared"
+
+
+def test_a_warning_is_given_once_per_line_and_the_cli_shows_twenty(tmp_path):
+    repeated = "block B(c):\n    add:\n        identity\n        relu inplace\n\nnetwork N:\n    input 4x8x8\n    conv 4 k1\n    B(4) x3\n"
+    (w,) = cnndsl.check(repeated).warnings
+    assert w.line == 4 and [n.line for n in w.notes] == [9]
+    many = "network N:\n    input 4x8x8\n    conv 4 k1\n    add:\n        identity\n" + "        relu inplace\n" * 100
+    assert len(cnndsl.check(many).warnings) == 100
+    path = tmp_path / "many.cnn"
+    path.write_text(many)
+    proc = subprocess.run([sys.executable, "-m", "cnndsl", "check", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr.count("warning:") == 20 and "80 more warnings" in proc.stderr
