@@ -62,91 +62,15 @@ def _arguments() -> argparse.ArgumentParser:
     return p
 
 
-def _value(text: str, where: str) -> Any:
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    from .errors import quote
-
-    raise UsageError(f"{where}: the value {quote(text)} is not a number or true/false")
-
-
 def _params(args) -> dict[str, Any]:
-    from . import limits
-    from .errors import quote
+    """The parameter values of --params FILE and -D NAME=VALUE (cnndsl/params.py); -D wins."""
+    from . import params
 
-    params: dict[str, Any] = {}
-    if args.params:
-        import yaml
-
-        def refuse(mark, message: str) -> UsageError:
-            return UsageError(f"{args.params}:{mark.line + 1}:{mark.column + 1}: {message}")
-
-        class Loader(yaml.SafeLoader):
-            """A params file is a flat mapping of names to numbers and true/false. An alias (`*name`) can expand
-            a few hundred bytes into gigabytes, so none is read; nor anything nested deeper than a few levels,
-            which the composer's recursion would not survive; nor an integer too long to convert."""
-
-            depth = 0
-
-            def compose_node(self, parent, index):
-                if self.check_event(yaml.AliasEvent):
-                    raise refuse(self.peek_event().start_mark, "an alias (*name) in a params file, which holds only "
-                                 "parameter names and numbers or true/false; write the value itself")
-                self.depth += 1
-                try:
-                    if self.depth > 8:
-                        raise refuse(self.peek_event().start_mark, "nesting deeper than 8 levels in a params file, which "
-                                     "holds only parameter names and numbers or true/false")
-                    return super().compose_node(parent, index)
-                finally:
-                    self.depth -= 1
-
-            def construct_yaml_int(self, node):
-                try:
-                    return super().construct_yaml_int(node)
-                except ValueError:  # past Python's 4,300 digits
-                    raise refuse(node.start_mark, f"an integer of {len(node.value):,} characters exceeds the limit of "
-                                 f"{limits.get('integer'):,} ({limits.LIMITS['integer'].env})") from None
-
-        Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
-        try:
-            with open(args.params, "rb") as f:  # never more than the limit allows: /dev/zero has no size
-                data = f.read(limits.get("file_bytes") + 1)
-                size = max(len(data), os.fstat(f.fileno()).st_size)
-            found = limits.problem("file_bytes", size, "the params file's size")
-            if found:
-                raise UsageError(f"{args.params}: {found[0]}; {found[1]}")
-            data = yaml.load(data.decode("utf-8"), Loader=Loader)  # noqa: S506 (a SafeLoader)
-        except OSError as e:
-            raise UsageError(f"cannot read {args.params}: {e.strerror or e}") from None
-        except UnicodeDecodeError as e:
-            raise UsageError(f"{args.params} is not UTF-8 text (byte {e.start} cannot be decoded)") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"{args.params}:{mark.line + 1}:{mark.column + 1}" if mark is not None else args.params
-            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise UsageError(f"{where}: not valid YAML: {problem[:200]}") from None
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise UsageError(f"{args.params} must hold a mapping of parameter names to values")
-        for key, val in data.items():
-            if isinstance(val, bool) or isinstance(val, (int, float)):
-                params[str(key)] = val
-            else:
-                raise UsageError(f"{args.params}: parameter {quote(key)} must be a number or true/false, found {quote(val)}")
+    values = params.read_file(args.params) if args.params else {}
     for item in args.defines:
-        name, sep, text = item.partition("=")
-        if not sep or not name.strip().isidentifier():
-            raise UsageError(f"-D expects NAME=VALUE, got {quote(item)}")
-        params[name.strip()] = _value(text, f"-D {quote(name.strip())[1:-1]}")
-    return params
+        name, v = params.define(item)
+        values[name] = v
+    return values
 
 
 def _output(path: str, inputs: list) -> None:

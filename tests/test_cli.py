@@ -431,11 +431,17 @@ def test_empty_params_yaml_is_no_parameters(lenet):
     [
         (b"num_classes: [1, 2\n", "p.yaml:2:1: not valid YAML: expected ',' or ']', but got '<stream end>'"),
         (b"a: 1\n b: 2\n", "p.yaml:2:3: not valid YAML: mapping values are not allowed here"),
-        (b"- 1\n- 2\n", "p.yaml must hold a mapping of parameter names to values"),
-        (b"num_classes: ten\n", "p.yaml: parameter 'num_classes' must be a number or true/false, found 'ten'"),
+        (b"- 1\n- 2\n", "p.yaml:1:1: a params file holds a mapping of parameter names to values, found a list"),
+        (b"num_classes: ten\n", "p.yaml:1:14: the parameter 'num_classes' must be a number or true/false, found a string 'ten'"),
+        (b"num_classes: !!binary aGVsbG8=\n", "p.yaml:1:14: the parameter 'num_classes' must be a number or true/false, found binary data"),
+        (b"num_classes: 2001-12-14\n", "p.yaml:1:14: the parameter 'num_classes' must be a number or true/false, found a date '2001-12-14'"),
+        (b"num_classes:\n", "p.yaml:1:13: the parameter 'num_classes' must be a number or true/false, found nothing (null)"),
+        (b"num_classes: 1\nnum_classes: 2\n", "p.yaml:2:1: the parameter 'num_classes' is given twice"),
+        (b"num_classes: 0x1ffffffffffffffff\n", "p.yaml:1:14: the integer exceeds the limit of 9,223,372,036,854,775,807 (CNNDSL_MAX_INTEGER)"),
         (b"\xff\xfe\x00n", "p.yaml is not UTF-8 text (byte 0 cannot be decoded)"),
     ],
-    ids=["unclosed", "indentation", "list", "string-value", "binary"],
+    ids=["unclosed", "indentation", "list", "string-value", "binary-value", "date-value", "null-value", "twice",
+         "hex-too-large", "binary"],
 )
 def test_bad_params_yaml_is_a_usage_error(lenet, content, message):
     (lenet.parent / "p.yaml").write_bytes(content)
@@ -587,3 +593,14 @@ def test_compile_path_never_imports_torch(lenet):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "imported: []" in proc.stdout
+
+
+@pytest.mark.parametrize("define, message", [
+    ("num_classes=\u0664", "-D num_classes: the value '\u0664' is not a number or true/false"),
+    ("num_classes=" + "9" * 5000, "-D num_classes: an integer of 5,000 digits exceeds the limit"),
+    ("num_classes=99999999999999999999", "-D num_classes: the integer (99,999,999,999,999,999,999) exceeds the limit"),
+], ids=["other-digits", "long-integer", "too-large"])
+def test_a_define_is_an_ascii_number_within_the_limits(lenet, define, message):
+    """int() reads other scripts' digits and a long digit string fell back to float('inf')."""
+    proc = subprocess.run([sys.executable, "-m", "cnndsl", "check", str(lenet), "-D", define], capture_output=True, text=True)
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr) < 300, proc.stderr[:300]

@@ -33,7 +33,7 @@ from pathlib import Path
 import black
 import pytest
 
-from cnndsl import cli
+from cnndsl import cli, params
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 OK = sorted((GOLDEN / "ok").glob("*.cnn"))
@@ -89,7 +89,7 @@ def load_kwargs(path: Path) -> dict:
     for a in it:
         if a == "-D":
             name, _, text = next(it).partition("=")
-            kwargs[name] = cli._value(text, name)
+            kwargs[name] = params.value(text, name)
         elif a == "--input":
             kwargs["input"] = next(it)
         elif a == "--network":
