@@ -231,9 +231,10 @@ class _LineLike:
 
 
 def _truth(x, span: Span) -> bool:
-    if isinstance(x, Val):
-        return bool(x.v)
-    raise LocatedError("a condition must be true or false", span)
+    if isinstance(x, Val) and isinstance(x.v, bool):
+        return x.v
+    found = f", found {x.v}" if isinstance(x, Val) else ""
+    raise LocatedError(f"a condition must be true or false{found}", span, "compare the number, e.g. `c > 0`" if found else None)
 
 
 def _is_identity(p: ast.Pipeline) -> bool:

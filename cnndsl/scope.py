@@ -388,9 +388,11 @@ class Scope(BlockCalls, Merges):
                 raise LocatedError(problem, span, "choose another name after `as`")
             if name in self.names:
                 auto = name in self.auto_names
+                flag = auto and name.startswith("use_")  # the attribute that remembers a condition (merges.py)
                 raise LocatedError(f"the name `{name}` is already taken in this {'block' if self.path else 'network'}"
-                                   + (" (an earlier layer was named so automatically)" if auto else ""), span,
-                                   "name that layer too, or choose another name" if auto else "names must be unique")
+                                   + (" (by the attribute that remembers an earlier condition)" if flag else
+                                      " (an earlier layer was named so automatically)" if auto else ""), span,
+                                   "choose another name" if flag else "name that layer too, or choose another name" if auto else "names must be unique")
             self.names.add(name)
             return name
         sep = "_" if kind[-1].isdigit() else ""  # relu6_1, not relu61

@@ -45,3 +45,19 @@ def test_split_needs_two_parts():
         cnndsl.check("network T:\n    input 4x8x8\n    split 1:\n        relu\n")
     (d,) = e.value.diagnostics
     assert "at least 2 parts" in d.message and (d.line, d.col) == (3, 11) and d.hint
+
+
+def test_a_condition_is_true_or_false_not_a_number():
+    source = "network N(c=1):\n    input 3x4x4\n    add if c:\n        identity\n        conv 3 k1\n"
+    with pytest.raises(cnndsl.CnnDslError) as info:
+        cnndsl.check(source)
+    (d,) = info.value.diagnostics
+    assert d.message == "a condition must be true or false, found 1" and (d.line, d.col) == (3, 12) and "c > 0" in d.hint
+    assert cnndsl.check(source.replace("if c:", "if c > 0:")).layers
+
+
+def test_a_name_taken_by_a_condition_flag_says_so():
+    source = "network N(c=1):\n    input 3x4x4\n    add if c > 0:\n        identity\n        conv 3 k1\n    conv c k1 as use_add1\n"
+    with pytest.raises(cnndsl.CnnDslError) as info:
+        cnndsl.check(source)
+    assert "by the attribute that remembers an earlier condition" in info.value.diagnostics[0].message
