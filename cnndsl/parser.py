@@ -574,9 +574,6 @@ def _ast_parser() -> tuple[Lark, dict]:
         return _build_lark_parser(), _build_callbacks()
 
 
-MAX_DEPTH = limits.LIMITS["nesting"].default  # the default; limits.get("nesting") is the one in force
-
-
 def _check_depth(source: Source, tree) -> None:
     """The checker recurses; a deeper tree (`1+1+...+1`) would end in RecursionError. `tree` is Lark's."""
     max_depth = limits.get("nesting")

@@ -83,8 +83,5 @@ class Writer:
                     self.call("", arg, ",")
         self.line(expr.close + suffix)
 
-    def bracketed(self, head: str, items: list[str], tail: str, opener: str = "(", closer: str = ")") -> None:
-        self.call("", Call(head, list(items), opener, closer), tail)
-
     def text(self) -> str:
         return "\n".join(self.lines).rstrip("\n") + "\n"

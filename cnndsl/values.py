@@ -27,7 +27,6 @@ other value for it with a ValueError (`pinned_params`, the CheckedNetwork field 
 from __future__ import annotations
 
 import itertools
-import math
 import operator
 from contextvars import ContextVar
 from math import gcd

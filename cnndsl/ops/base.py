@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..values import expression_problem, largest, pin_lost, value
+from ..values import expression_problem, largest, pin_lost
 from .facts import Label, MissingFact, Window, check_doc
 
 if TYPE_CHECKING:
@@ -140,10 +140,6 @@ class Ctx:
 
     def __getitem__(self, key: str) -> Any:
         return self.opts.get(key)
-
-    def v(self, key: str) -> Any:
-        """An option's plain value (numbers without their source expressions)."""
-        return value(self.opts.get(key))
 
     @property
     def rank(self) -> int:

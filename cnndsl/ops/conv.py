@@ -26,7 +26,7 @@ def _kernel(ctx: Ctx) -> tuple:
     return k
 
 
-def _spatial_conv(ctx: Ctx, n: int, k: tuple, *, allow_strings: bool = True) -> tuple[tuple, tuple]:
+def _spatial_conv(ctx: Ctx, n: int, k: tuple) -> tuple[tuple, tuple]:
     """Checks stride, dilation and padding; returns the output spatial sizes and the (left, right) pads."""
     s, d = ctx.per_dim("stride"), ctx.per_dim("dilation")
     at_least(ctx, "stride", s, 1)
