@@ -21,15 +21,6 @@ SMOKE_SIZES = (32, 64, 128, 224, 512)
 _NORMS = ("bn", "gn", "instnorm")
 
 
-def parse_shape_text(text: str) -> tuple[int, ...]:
-    """`3x32x32` -> (3, 32, 32); ValueError when malformed."""
-    parts = text.lower().replace(",", "x").split("x")
-    dims = tuple(int(p) for p in parts)
-    if not 2 <= len(dims) <= 4 or min(dims) < 1:
-        raise ValueError(text)
-    return dims
-
-
 class _Checker:
     def __init__(self, source: Source, net: ast.Network, params: dict[str, Any], input_shape: tuple[int, ...] | None,
                  blocks: dict[str, tuple[ast.Block, Source]]):
