@@ -14,6 +14,7 @@ from .merges import JOINS, MERGES, Merges
 from .names import identifier_problem, value_problem
 from .network import BlockInstance, CheckedLayer, Step
 from .ops import REGISTRY, Ctx, LayerError
+from .ops.base import written_rank
 from .ops.common import fmt_shape
 from .resolve import LocatedError, resolve, split_repeat
 from .shapes import pool_stray_index, unpool_out
@@ -264,7 +265,7 @@ class Scope(BlockCalls, Merges):
             # unpool's mistake, reported there
             self.pools[node.name] = None if spec.name == "maxpool" else node.op
         if self.shape == ():  # the first layer of a network without an input: its rank decides
-            self.start_rank = int(node.op[-2]) if node.op[-2:] in ("1d", "2d", "3d") else 2
+            self.start_rank = written_rank(node.op) or 2
             self.shape = (None,) * (self.start_rank + 1)
         ctx = Ctx(spec=spec, op=node.op, shape=self.shape)
         spans: dict[str, Span] = {}

@@ -103,6 +103,11 @@ class OpSpec:
 REGISTRY: dict[str, OpSpec] = {}
 
 
+def written_rank(op: str) -> int | None:
+    """The spatial rank an op's name asks for (`conv2d`: 2, `bn1d`: 1), None when it follows its input's."""
+    return int(op[-2]) if op[-2:] in ("1d", "2d", "3d") else None
+
+
 def register(*specs: OpSpec) -> None:
     for spec in specs:
         spec = replace(spec, rule=_bounded(spec.rule))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..shapes import prod
 from ..values import divides, equal, value
-from .base import Ctx, LayerError, Opt
+from .base import Ctx, LayerError, Opt, written_rank
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -31,10 +31,10 @@ def fmt_shape(shape, unknown: str = "?") -> str:
 def need_spatial(ctx: Ctx, what: str, ranks=(1, 2, 3)) -> int:
     """The op's spatial rank; an error when the input is not (C, *spatial) with an allowed rank."""
     n = ctx.rank
-    explicit = ctx.op[-2:] if ctx.op[-2:] in ("1d", "2d", "3d") else None
-    if explicit and int(explicit[0]) != n:
+    explicit = written_rank(ctx.op)
+    if explicit is not None and explicit != n:
         raise LayerError(
-            f"`{ctx.op}` expects a {int(explicit[0]) + 2}-D input, found {n + 2}-D input {fmt_shape(ctx.shape)}",
+            f"`{ctx.op}` expects a {explicit + 2}-D input, found {n + 2}-D input {fmt_shape(ctx.shape)}",
             hint=f"write `{ctx.op[:-2]}` to follow the input's rank",
         )
     if n not in ranks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..shapes import prod
 from ..values import divides, equal, value
-from .base import Ctx, LayerError, Opt, OpSpec, Result, register
+from .base import Ctx, LayerError, Opt, OpSpec, Result, register, written_rank
 from .common import FAMILY, at_least, fmt_shape, kw
 from .facts import POINTWISE, Label, Window, kwargs, per_axis, rank, statistics_over
 
@@ -15,11 +15,11 @@ MOMENTUM = Opt("momentum", "float", 0.1)
 def _family(ctx: Ctx, ranks: tuple[int, ...]) -> str:
     """1d/2d/3d from the tensor's rank; (F,) counts as 1d for batch norm."""
     n = max(ctx.rank, 1)
-    explicit = ctx.op[-2:] if ctx.op[-2:] in ("1d", "2d", "3d") else None
-    if explicit and int(explicit[0]) != n or ctx.rank not in ranks:
-        want = f"a {int(explicit[0]) + 2}-D" if explicit else " or ".join(f"{r + 2}-D" for r in ranks)
+    explicit = written_rank(ctx.op)
+    if explicit is not None and explicit != n or ctx.rank not in ranks:
+        want = f"a {explicit + 2}-D" if explicit is not None else " or ".join(f"{r + 2}-D" for r in ranks)
         raise LayerError(f"`{ctx.op}` expects {want} input, found {len(ctx.shape) + 1}-D input {fmt_shape(ctx.shape)}",
-                         hint=f"write `{ctx.op[:-2]}` to follow the input's rank" if explicit else None)
+                         hint=f"write `{ctx.op[:-2]}` to follow the input's rank" if explicit is not None else None)
     return FAMILY[n]
 
 
