@@ -7,7 +7,7 @@ from typing import Any
 
 from . import ast, limits
 from .errors import did_you_mean, first_line, listing
-from .network import BlockInstance, Step
+from .network import BlockInstance, CallStep
 from .resolve import LocatedError, Word, evaluate
 from .values import Val, as_val, expression_problem, hidden, largest, local, pin_lost, plain, substitute, value
 
@@ -83,7 +83,7 @@ class BlockCalls:
         pin_lost(c_in, call_args)  # numbers this call prints for sizes the caller's class cannot name
         if self.first_in is None:
             self.first_in = value(c_in)
-        self.steps.append(Step(kind="call", name=attr, instance=index, call_args=tuple(call_args), in_channels=c_in, span=first_line(node.span),
+        self.steps.append(CallStep(name=attr, instance=index, call_args=tuple(call_args), in_channels=c_in, span=first_line(node.span),
                                output_shape=plain(self.shape)))
 
     def _call_args(self, node: ast.Call, block: ast.Block) -> dict[str, tuple[str | None, Any]]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from . import __version__
 from .emit import Body, fill
 from .names import MODULE_NAMES, Namespace
-from .network import CheckedNetwork
+from .network import CheckedNetwork, OutputStep
 from .ops.common import fmt_shape
 from .pyexpr import expr_code, path_code
 from .pyfmt import Call, Writer, lit
@@ -276,7 +276,7 @@ def generate(net: CheckedNetwork) -> str:
             w.line(f"# {body.main}: {fmt_shape(net.input_shape, 'unknown')}")
         w.lines.extend(fill(body.forward.lines, body.slots))
         with w.indent():
-            outputs = [s for s in net.steps if s.kind == "output"]
+            outputs = [s for s in net.steps if isinstance(s, OutputStep)]
             w.line(f"return {', '.join(body.local(v) for v in outputs[-1].values) if outputs else result}")
     w.line()
     w.line()

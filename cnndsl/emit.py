@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .names import BUILTINS, Namespace
-from .network import CheckedLayer, Step
+from .network import (CallStep, CheckedLayer, GroupStep, JoinStep, LayerStep, MergeStep, OutputStep, Step, StepVisitor, UseStep,
+                      ValueStep)
 from .ops.common import fmt_shape
 from .pyexpr import expr_code
 from .pyfmt import Call, Writer, lit
@@ -23,9 +24,31 @@ def layer_expr(layer: CheckedLayer) -> Call:
     return Call(layer.module, [lit(a) for a in layer.args] + [f"{k}={lit(v)}" for k, v in layer.kwargs])
 
 
+class _ModuleExpr(StepVisitor):
+    """The module a step declares, as an expression: a layer's constructor, a block's class, an nn.Sequential."""
+
+    def __init__(self, body: "Body"):
+        self.body = body
+
+    def visit_layer(self, step: LayerStep) -> Call:
+        layer = step.layer
+        if layer.helper:
+            self.body.helpers.add(layer.helper)
+        self.body.imports.update(layer.imports)
+        return layer_expr(layer)
+
+    def visit_call(self, step: CallStep) -> Call:
+        args = [lit(step.in_channels)] + [lit(v) if k is None else f"{k}={lit(v)}" for k, v in step.call_args]
+        return Call(self.body.class_of[step.instance], args)
+
+    def visit_group(self, step: GroupStep) -> Call:
+        return Call("nn.Sequential", [self.visit(child) for child in step.children])
+
+
 @dataclass
-class Body:
-    """The text of one class body being rendered: `__init__` and `forward`, and the slots."""
+class Body(StepVisitor):
+    """The text of one class body being rendered: `__init__` and `forward`, and the slots. Each step's
+    `visit_<kind>` writes its lines and returns the variable that holds the tensor after it."""
 
     init: Writer
     forward: Writer
@@ -42,6 +65,7 @@ class Body:
 
     def __post_init__(self):
         self.main = self.ns.claim("x")
+        self._modules = _ModuleExpr(self)
 
     def temp(self, stem: str) -> str:
         return self.ns.fresh(stem)
@@ -60,23 +84,12 @@ class Body:
 
     def expr(self, step: Step) -> Call | str:
         """The module a step declares, as an expression (for `self.x = ...` and nn.Sequential children)."""
-        if step.kind == "layer":
-            layer = step.layer
-            if layer.helper:
-                self.helpers.add(layer.helper)
-            self.imports.update(layer.imports)
-            return layer_expr(layer)
-        if step.kind == "call":
-            args = [lit(step.in_channels)] + [lit(v) if k is None else f"{k}={lit(v)}" for k, v in step.call_args]
-            return Call(self.class_of[step.instance], args)
-        if step.kind == "group":
-            return Call("nn.Sequential", [self.expr(child) for child in step.children])
-        raise AssertionError(step.kind)  # pragma: no cover
+        return self._modules.visit(step)
 
-    def declare(self, w: Writer, step: Step) -> None:
-        if step.kind == "layer" and step.layer.forward == "permute":
+    def declare(self, w: Writer, step: LayerStep | CallStep | GroupStep) -> None:
+        if isinstance(step, LayerStep) and step.layer.forward == "permute":
             return
-        if step.kind == "layer" and step.layer.forward == "mul":
+        if isinstance(step, LayerStep) and step.layer.forward == "mul":
             shape, init = step.layer.args
             w.call(f"self.{step.name} = ", Call("nn.Parameter", [Call("torch.full", [lit(shape), lit(init)])]))
             return
@@ -86,43 +99,52 @@ class Body:
 
     def steps(self, steps: tuple[Step, ...], w_init: Writer, w_fwd: Writer, src: str, dst: str) -> str:
         """Render steps reading `src`; tensors land in `dst`. Returns the variable holding the result."""
-        cur = src
-        for step in steps:
-            if step.kind == "value":
-                w_fwd.line(f"{self.local(step.name)} = {cur}")
-                continue
-            if step.kind == "use":
-                cur = self.local(step.name)
-                continue
-            if step.kind == "output":
-                continue
-            if step.kind == "merge":
-                cur = self.merge(step, w_init, w_fwd, cur, dst)
-                continue
-            if step.kind == "join":
-                operands = [cur, *(self.local(v) for v in step.values)]
-                expr = {"cat": f"torch.cat([{', '.join(operands)}], dim=1)", "add": " + ".join(operands),
-                        "mul": " * ".join(operands)}[step.merge]
-                w_fwd.line(f"{dst} = {expr}{self.comment(step)}")
-                cur = dst
-                continue
-            self.declare(w_init, step)
-            layer = step.layer
-            if layer is not None and layer.forward == "permute":
-                call = f"{cur}.permute({', '.join(lit(d) for d in layer.args)})"
-            elif layer is not None and layer.forward == "mul":
-                call = f"{cur} * self.{step.name}"
-            elif step.unpool is not None:
-                extra = f", output_size={lit(step.output_size)}" if step.output_size else ""
-                call = f"self.{step.name}({cur}, {self.local(step.unpool, 'indices')}{extra})"
-            else:
-                call = f"self.{step.name}({cur})"
-            target = f"{dst}, {self.local(step.indices, 'indices')}" if step.indices else dst
-            w_fwd.line(f"{target} = {call}{self.comment(step)}")
-            cur = dst
+        return self.flow(steps, src, w_init, w_fwd, dst)
+
+    def visit_value(self, step: ValueStep, cur: str, w_init: Writer, w_fwd: Writer, dst: str) -> str:
+        w_fwd.line(f"{self.local(step.name)} = {cur}")
         return cur
 
-    def merge(self, step: Step, w_init: Writer, w_fwd: Writer, src: str, dst: str) -> str:
+    def visit_use(self, step: UseStep, cur: str, w_init: Writer, w_fwd: Writer, dst: str) -> str:
+        return self.local(step.name)
+
+    def visit_output(self, step: OutputStep, cur: str, w_init: Writer, w_fwd: Writer, dst: str) -> str:
+        return cur  # the class's `return` names the values
+
+    def visit_join(self, step: JoinStep, cur: str, w_init: Writer, w_fwd: Writer, dst: str) -> str:
+        operands = [cur, *(self.local(v) for v in step.values)]
+        expr = {"cat": f"torch.cat([{', '.join(operands)}], dim=1)", "add": " + ".join(operands),
+                "mul": " * ".join(operands)}[step.merge]
+        w_fwd.line(f"{dst} = {expr}{self.comment(step)}")
+        return dst
+
+    def visit_layer(self, step: LayerStep, cur: str, w_init: Writer, w_fwd: Writer, dst: str) -> str:
+        self.declare(w_init, step)
+        layer = step.layer
+        if layer.forward == "permute":
+            call = f"{cur}.permute({', '.join(lit(d) for d in layer.args)})"
+        elif layer.forward == "mul":
+            call = f"{cur} * self.{step.name}"
+        elif step.unpool is not None:
+            extra = f", output_size={lit(step.output_size)}" if step.output_size else ""
+            call = f"self.{step.name}({cur}, {self.local(step.unpool, 'indices')}{extra})"
+        else:
+            call = f"self.{step.name}({cur})"
+        target = f"{dst}, {self.local(step.indices, 'indices')}" if step.indices else dst
+        w_fwd.line(f"{target} = {call}{self.comment(step)}")
+        return dst
+
+    def visit_call(self, step: CallStep | GroupStep, cur: str, w_init: Writer, w_fwd: Writer, dst: str) -> str:
+        self.declare(w_init, step)
+        w_fwd.line(f"{dst} = self.{step.name}({cur}){self.comment(step)}")
+        return dst
+
+    visit_group = visit_call
+
+    def visit_merge(self, step: MergeStep, cur: str, w_init: Writer, w_fwd: Writer, dst: str) -> str:
+        return self.merge(step, w_init, w_fwd, cur, dst)
+
+    def merge(self, step: MergeStep, w_init: Writer, w_fwd: Writer, src: str, dst: str) -> str:
         inputs = [src] * len(step.branches)
         claimed = []  # the merge's temporaries, free again once it is combined
         if step.merge == "split":
@@ -182,8 +204,7 @@ class Body:
                 self.branch_steps(branch, init, fwd, x, out)
             self.slots[key] = (init.lines, fwd.lines)
             return
-        attrs = [s.name for s in branch.steps
-                 if s.kind in ("call", "group") or (s.kind == "layer" and s.layer.forward in ("call", "mul"))]
+        attrs = [s.name for s in branch.steps if s.declares]
         for attr in attrs:
             init.line(f"self.{attr} = None")
         code = expr_code(branch.condition)
@@ -208,7 +229,7 @@ class Body:
             w_fwd.line(f"{out} = {result}")
 
 
-def _branch_names(step: Step) -> list[str | None]:
+def _branch_names(step: MergeStep) -> list[str | None]:
     """The temporaries of a merge's branches, as torchvision names them: `out` for the branch computed from the
     input (`out1`, `out2` where there are several), `identity` for one that is the input unless its condition
     holds (a downsampling shortcut); None for an identity branch, which needs none."""

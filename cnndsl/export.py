@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import CnnDslError, Diagnostic, Source, UsageError
-from .network import CheckedLayer, CheckedNetwork
+from .network import CheckedLayer, CheckedNetwork, OutputStep
 
 INPUT_NAME = "input"
 BATCH_NAME = "batch"
@@ -171,7 +171,7 @@ def _to_onnx(net: CheckedNetwork, program, opset: int | None):
 
 def output_names(net: CheckedNetwork) -> list[str]:
     """The ONNX outputs' names: those of the file's `output a, b`, else `output`, or `output_0`, `output_1`, ..."""
-    named = next((list(step.values) for step in net.steps if step.kind == "output"), [])
+    named = next((list(step.values) for step in net.steps if isinstance(step, OutputStep)), [])
     if len(named) == len(net.outputs) and len(set(named)) == len(named):  # `output a, a` is allowed
         return named
     return ["output"] if len(net.outputs) == 1 else [f"output_{i}" for i in range(len(net.outputs))]

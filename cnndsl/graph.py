@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
 from .errors import UsageError
-from .network import CheckedLayer, CheckedNetwork, Shape, Step
+from .network import (CallStep, CheckedLayer, CheckedNetwork, GroupStep, JoinStep, LayerStep, MergeStep, OutputStep, Shape, Step,
+                      StepVisitor, UseStep, ValueStep)
 from .ops.catalog import fact
 from .values import value
 
@@ -78,7 +79,7 @@ class Tensor(NamedTuple):
 
 
 @dataclass
-class _Dot:
+class _Dot(StepVisitor):
     """The DOT text being written: nodes in their clusters, edges after them all (an edge written inside a
     cluster would pull its nodes into that cluster)."""
 
@@ -135,25 +136,23 @@ class _Dot:
 
     def steps(self, steps: tuple[Step, ...], cur: Tensor, prefix: str) -> Tensor:
         """Draw steps reading `cur`; `prefix` is the state_dict path of the module they are in."""
-        for step in steps:
-            if step.kind == "value":
-                cur = self.values[step.name] = cur._replace(name=step.name)
-            elif step.kind == "use":
-                cur = self.values[step.name]
-            elif step.kind == "join":
-                cur = self.join(step, cur)
-            elif step.kind == "merge":
-                cur = self.merge(step, cur, prefix)
-            elif step.kind == "call":
-                cur = self.call(step, cur, prefix)
-            elif step.kind == "group":
-                with self.cluster(prefix + step.name, "group"):
-                    cur = self.steps(step.children, cur, f"{prefix}{step.name}.")
-            elif step.kind == "layer":
-                cur = self.layer(step, cur)
+        return self.flow(steps, cur, prefix)
+
+    def visit_value(self, step: ValueStep, cur: Tensor, prefix: str) -> Tensor:
+        cur = self.values[step.name] = cur._replace(name=step.name)
         return cur
 
-    def layer(self, step: Step, cur: Tensor) -> Tensor:
+    def visit_use(self, step: UseStep, cur: Tensor, prefix: str) -> Tensor:
+        return self.values[step.name]
+
+    def visit_output(self, step: OutputStep, cur: Tensor, prefix: str) -> Tensor:
+        return cur  # to_dot draws the outputs
+
+    def visit_group(self, step: GroupStep, cur: Tensor, prefix: str) -> Tensor:
+        with self.cluster(prefix + step.name, "group"):
+            return self.steps(step.children, cur, f"{prefix}{step.name}.")
+
+    def visit_layer(self, step: LayerStep, cur: Tensor, prefix: str) -> Tensor:
         out = self.link(cur, f"{step.layer.name}\n{op_text(step.layer)}", "layer", step.output_shape)
         if step.indices is not None:
             self.indices[step.indices] = out.node
@@ -161,7 +160,7 @@ class _Dot:
             self.edges.append(f'{self.indices[step.unpool]} -> {out.node} [label="indices", style=dashed];')
         return out
 
-    def call(self, step: Step, cur: Tensor, prefix: str) -> Tensor:
+    def visit_call(self, step: CallStep, cur: Tensor, prefix: str) -> Tensor:
         instance = self.net.instances[step.instance]
         path, called = prefix + step.name, call_text(instance.block, step.call_args)
         if not self.expand:
@@ -169,7 +168,7 @@ class _Dot:
         with self.cluster(f"{path}: {called}", "block"), self.scope():
             return self.steps(instance.steps, cur, path + ".")
 
-    def merge(self, step: Step, cur: Tensor, prefix: str) -> Tensor:
+    def visit_merge(self, step: MergeStep, cur: Tensor, prefix: str) -> Tensor:
         """A merge node fed by each branch; an identity branch (or a conditional one that did not hold) is
         an edge from the input. Where the merge's own condition did not hold, only its first branch runs."""
         if not step.active:
@@ -189,7 +188,7 @@ class _Dot:
             return cur
         return self.steps(branch.steps, cur, prefix)
 
-    def join(self, step: Step, cur: Tensor) -> Tensor:
+    def visit_join(self, step: JoinStep, cur: Tensor, prefix: str) -> Tensor:
         """`cat(e1)`: a merge node fed by the flowing tensor and by each named value."""
         node = self.node(step.merge, "merge")
         for src in (cur, *(self.values[name] for name in step.values)):
@@ -202,7 +201,7 @@ def to_dot(net: CheckedNetwork, expand: bool = False) -> str:
     dot = _Dot(net, expand)
     start = Tensor(dot.node("input", "io"), net.input_shape)
     end = dot.steps(net.steps, start, "")
-    names = next((step.values for step in net.steps if step.kind == "output"), ())
+    names = next((step.values for step in net.steps if isinstance(step, OutputStep)), ())
     results = [(f"output {name}", dot.values[name]) for name in names] or [("output", end)]
     for label, result in results:
         dot.edge(result, dot.node(label, "io"))

@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import Diagnostic, Source, Span
-from .network import BlockInstance, Branch, CheckedLayer, Step
+from .network import (BlockInstance, Branch, CallStep, CheckedLayer, GroupStep, JoinStep, LayerStep, MergeStep, OutputStep, Step,
+                      StepVisitor, UseStep, ValueStep)
 from .ops import REGISTRY
 from .values import value
 
@@ -66,7 +67,7 @@ def _where(span: Span | None, file: str, here: str) -> str:
     return f" (line {span.line})" if file == here else f" ({file}, line {span.line})"
 
 
-class _Replay:
+class _Replay(StepVisitor):
     """Pass 1: the forward as events and reads, in the order the generated code runs them."""
 
     def __init__(self, instances: tuple[BlockInstance, ...]):
@@ -83,32 +84,34 @@ class _Replay:
         return event.output
 
     def steps(self, steps, cur: _Tensor, file: str, calls: tuple, env: dict) -> _Tensor:
-        for step in steps:
-            kind = step.kind
-            if kind == "value":
-                env[step.name] = cur
-            elif kind == "use":
-                cur = env[step.name]
-            elif kind == "output":
-                for name in step.values:
-                    self.read(env[name], "`output`", step.span, file)
-            elif kind == "join":
-                for t in [cur, *(env[n] for n in step.values)]:
-                    self.read(t, f"`{step.merge}({', '.join(step.values)})`", step.span, file)
-                cur = self.new(_Event(None, _Tensor()))
-            elif kind == "merge":
-                cur = self.merge(step, cur, file, calls, env)
-            elif kind == "call":
-                inst = self.instances[step.instance]
-                inner_calls = (*calls, (inst.block, step.span, file))
-                cur = self.steps(inst.steps, cur, inst.file, inner_calls, {})
-            elif kind == "group":
-                cur = self.steps(step.children, cur, file, calls, env)
-            elif kind == "layer":
-                cur = self.layer(step.layer, cur, file, calls)
-            else:  # pragma: no cover - a new kind of step must be taught to this pass
-                raise AssertionError(f"the in-place pass does not know the step kind {kind!r}")
+        return self.flow(steps, cur, file, calls, env)
+
+    def visit_value(self, step: ValueStep, cur: _Tensor, file: str, calls: tuple, env: dict) -> _Tensor:
+        env[step.name] = cur
         return cur
+
+    def visit_use(self, step: UseStep, cur: _Tensor, file: str, calls: tuple, env: dict) -> _Tensor:
+        return env[step.name]
+
+    def visit_output(self, step: OutputStep, cur: _Tensor, file: str, calls: tuple, env: dict) -> _Tensor:
+        for name in step.values:
+            self.read(env[name], "`output`", step.span, file)
+        return cur
+
+    def visit_join(self, step: JoinStep, cur: _Tensor, file: str, calls: tuple, env: dict) -> _Tensor:
+        for t in [cur, *(env[n] for n in step.values)]:
+            self.read(t, f"`{step.merge}({', '.join(step.values)})`", step.span, file)
+        return self.new(_Event(None, _Tensor()))
+
+    def visit_call(self, step: CallStep, cur: _Tensor, file: str, calls: tuple, env: dict) -> _Tensor:
+        inst = self.instances[step.instance]
+        return self.steps(inst.steps, cur, inst.file, (*calls, (inst.block, step.span, file)), {})
+
+    def visit_group(self, step: GroupStep, cur: _Tensor, file: str, calls: tuple, env: dict) -> _Tensor:
+        return self.steps(step.children, cur, file, calls, env)
+
+    def visit_layer(self, step: LayerStep, cur: _Tensor, file: str, calls: tuple, env: dict) -> _Tensor:
+        return self.layer(step.layer, cur, file, calls)
 
     def layer(self, layer: CheckedLayer, cur: _Tensor, file: str, calls: tuple) -> _Tensor:
         spec = _spec(layer)
@@ -116,7 +119,7 @@ class _Replay:
         keeps = _Read(f"`{layer.op}`", layer.span, file) if spec is not None and spec.keeps_output else None
         return self.new(_Event(cur, _Tensor(), r, layer, file, calls, alias=spec is not None and spec.returns_input, keeps=keeps))
 
-    def merge(self, step: Step, cur: _Tensor, file: str, calls: tuple, env: dict) -> _Tensor:
+    def visit_merge(self, step: MergeStep, cur: _Tensor, file: str, calls: tuple, env: dict) -> _Tensor:
         label = f"`{step.merge}:`"
         if step.merge == "split":
             self.read(cur, label, step.span, file)
@@ -224,17 +227,29 @@ def apply(steps: tuple[Step, ...], instances: tuple[BlockInstance, ...], layers:
 
 
 def _rewrite(steps: tuple[Step, ...], fixed: dict[str, CheckedLayer]) -> tuple[Step, ...]:
-    out = []
-    for step in steps:
-        update = {}
-        if step.layer is not None and step.layer.name in fixed:
-            update["layer"] = fixed[step.layer.name]
-        if step.children:
-            update["children"] = _rewrite(step.children, fixed)
-        if step.branches:
-            update["branches"] = tuple(b.model_copy(update={"steps": _rewrite(b.steps, fixed)}) if b.steps else b for b in step.branches)
-        out.append(step.model_copy(update=update) if update else step)
-    return tuple(out)
+    return tuple(_Rewrite(fixed).visit(step) for step in steps)
+
+
+class _Rewrite(StepVisitor):
+    """A step with the layers in `fixed` replaced, at any depth (the same step where none is inside it)."""
+
+    def __init__(self, fixed: dict[str, CheckedLayer]):
+        self.fixed = fixed
+
+    def visit_layer(self, step: LayerStep) -> LayerStep:
+        return step.model_copy(update={"layer": self.fixed[step.layer.name]}) if step.layer.name in self.fixed else step
+
+    def visit_group(self, step: GroupStep) -> GroupStep:
+        return step.model_copy(update={"children": _rewrite(step.children, self.fixed)})
+
+    def visit_merge(self, step: MergeStep) -> MergeStep:
+        branches = tuple(b.model_copy(update={"steps": _rewrite(b.steps, self.fixed)}) if b.steps else b for b in step.branches)
+        return step.model_copy(update={"branches": branches})
+
+    def visit_call(self, step):  # a call's layers are its instance's, rewritten with the instances
+        return step
+
+    visit_value = visit_use = visit_join = visit_output = visit_call
 
 
 __all__ = ["apply", "decide", "Branch"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from . import ast
 from .errors import Span, did_you_mean, first_line
-from .network import Branch, Step
+from .network import Branch, JoinStep, MergeStep
 from .ops.common import fmt_shape
 from .resolve import LocatedError, condition, condition_deps, evaluate
 from .values import DECIDED, EQUAL, LITERAL, MERGE, Val, as_val, divides, equal, pin, plain, same, value
@@ -123,7 +123,7 @@ class Merges:
             if not first.identity:
                 self.steps.extend(first.steps)
             return
-        self.steps.append(Step(kind="merge", name=flag, merge=kind, parts=parts, branches=tuple(branches), condition=merge_cond,
+        self.steps.append(MergeStep(name=flag, merge=kind, parts=parts, branches=tuple(branches), condition=merge_cond,
                                active=enabled, output_shape=plain(self.shape), span=head))
 
     def _combine(self, kind: str, outputs: list[tuple[int, tuple]], lines, head: Span) -> tuple:
@@ -216,7 +216,7 @@ class Merges:
             for i, n in enumerate(names):
                 e.message = e.message.replace(f"branch {i + 2} ", f"`{n}` ")
             raise
-        self.steps.append(Step(kind="join", merge=kind, values=tuple(names), output_shape=plain(self.shape), span=first_line(node.span)))
+        self.steps.append(JoinStep(merge=kind, values=tuple(names), output_shape=plain(self.shape), span=first_line(node.span)))
 
 
 @dataclass

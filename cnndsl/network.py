@@ -1,14 +1,21 @@
-"""The checked network: what the checker proves and the code generator emits (pydantic models)."""
+"""The checked network: what the checker proves and the code generator emits (pydantic models).
+
+A module's forward is a tuple of steps, one small frozen class per kind (LayerStep, CallStep, ..., each with
+only its own fields and a `kind` literal), joined in `Step`, a union discriminated by `kind`. They stay pydantic
+models, not dataclasses, because the checked network is: CheckedNetwork validates what it is given (a step
+of an unknown kind is refused) and `model_dump()` keeps working, each step dumping its kind. Tools walk steps
+with a StepVisitor (a method per kind; a kind without one raises)."""
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import Diagnostic, Span
 from .ops.common import fmt_shape
 from .values import Expr, pinned_params
+from .visitor import StepVisitor  # noqa: F401 - the tools' base class, beside the steps it visits
 
 Shape = Optional[tuple[Optional[int], ...]]
 
@@ -75,40 +82,118 @@ class Branch(BaseModel):
     flag: Optional[str] = None  # a conditional branch without modules remembers its condition in this attribute
 
 
-class Step(BaseModel):
-    """One thing a module's forward does, in order (the checked network's structure, for the code generator).
-
-    kind: layer | call (a block instance) | group (an nn.Sequential) | merge (add/cat/mul/split over
-    branches) | value (store the current tensor under `name`) | use (continue from the value `name`) |
-    join (merge the current tensor with named values, `cat(e1)`) | output (return named values)."""
+class _Step(BaseModel):
+    """What every step has: its kind (the discriminator) and the shape it leaves (None: unknown, or none)."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
-    kind: str
-    name: Optional[str] = None
-    layer: Optional[CheckedLayer] = None
-    instance: Optional[int] = None
-    call_args: tuple[Any, ...] = ()  # (keyword or None, value) after the input channels
-    in_channels: Any = None
-    children: tuple["Step", ...] = ()
-    merge: Optional[str] = None
-    parts: int = 0  # split N
-    branches: tuple[Branch, ...] = ()
-    condition: Optional[Expr] = None  # a merge's own condition (`add if ...:`)
-    active: bool = True
-    values: tuple[str, ...] = ()
-    indices: Optional[str] = None  # a max pool that also returns indices: their variable
-    unpool: Optional[str] = None  # an unpool: the indices variable it reads
-    output_size: Optional[tuple[int, ...]] = None  # an unpool's explicit output size
     output_shape: Shape = None
-    span: Optional[Span] = None  # where a call, merge, join or output was written (its file is the scope's)
 
     @property
     def declares(self) -> bool:
         """Whether the step declares a module (or parameter) of its own."""
-        return self.kind in ("call", "group") or (self.kind == "layer" and self.layer.forward in ("call", "mul"))
+        return False
+
+    def nested(self) -> tuple[tuple["Step", ...], ...]:
+        """The sequences of steps inside this one (a group's children, each branch's steps), in order."""
+        return ()
 
 
+class LayerStep(_Step):
+    """Run a layer: `x = self.conv1(x)`; a max pool may also keep its indices, an unpool read them."""
+
+    kind: Literal["layer"] = "layer"
+    name: str  # the attribute
+    layer: CheckedLayer
+    indices: Optional[str] = None  # a max pool that also returns indices: their variable
+    unpool: Optional[str] = None  # an unpool: the indices variable it reads
+    output_size: Optional[tuple[int, ...]] = None  # an unpool's explicit output size
+
+    @property
+    def declares(self) -> bool:
+        return self.layer.forward in ("call", "mul")
+
+
+class CallStep(_Step):
+    """Call a block: one instance (`net.instances[instance]`), made with these arguments."""
+
+    kind: Literal["call"] = "call"
+    name: str
+    instance: int
+    call_args: tuple[Any, ...] = ()  # (keyword or None, value) after the input channels
+    in_channels: Any = None
+    span: Optional[Span] = None  # where the call was written (its file is the scope's)
+
+    @property
+    def declares(self) -> bool:
+        return True
+
+
+class GroupStep(_Step):
+    """A named group: an nn.Sequential of its children."""
+
+    kind: Literal["group"] = "group"
+    name: str
+    children: tuple["Step", ...] = ()
+
+    @property
+    def declares(self) -> bool:
+        return True
+
+    def nested(self):
+        return (self.children,)
+
+
+class MergeStep(_Step):
+    """`add:`, `cat:`, `mul:` or `split N:` over branches; `condition` is the merge's own (`add if ...:`),
+    remembered in the attribute `name`; `active` says whether it held."""
+
+    kind: Literal["merge"] = "merge"
+    name: Optional[str] = None
+    merge: str
+    parts: int = 0  # split N
+    branches: tuple[Branch, ...] = ()
+    condition: Optional[Expr] = None
+    active: bool = True
+    span: Optional[Span] = None
+
+    def nested(self):
+        return tuple(branch.steps for branch in self.branches)
+
+
+class ValueStep(_Step):
+    """Store the current tensor as the named value `name` (`e1 = ...`)."""
+
+    kind: Literal["value"] = "value"
+    name: str
+
+
+class UseStep(_Step):
+    """Continue from the named value `name`."""
+
+    kind: Literal["use"] = "use"
+    name: str
+
+
+class JoinStep(_Step):
+    """Merge the current tensor with named values: `cat(e1)`, `add(e1)`, `mul(e1)`."""
+
+    kind: Literal["join"] = "join"
+    merge: str
+    values: tuple[str, ...] = ()
+    span: Optional[Span] = None
+
+
+class OutputStep(_Step):
+    """Return named values: `output a, b`."""
+
+    kind: Literal["output"] = "output"
+    values: tuple[str, ...] = ()
+    span: Optional[Span] = None
+
+
+Step = Annotated[Union[LayerStep, CallStep, GroupStep, MergeStep, ValueStep, UseStep, JoinStep, OutputStep],
+                 Field(discriminator="kind")]
 class BlockInstance(BaseModel):
     """One instantiation of a block: the steps it checked to, for one generated class."""
 

@@ -12,7 +12,7 @@ from .calls import BlockCalls
 from .errors import MAX_ERRORS, CheckError, Diagnostic, Source, Span, did_you_mean, first_line
 from .merges import JOINS, MERGES, Merges
 from .names import identifier_problem, value_problem
-from .network import BlockInstance, CheckedLayer, Step
+from .network import BlockInstance, CheckedLayer, GroupStep, LayerStep, OutputStep, Step, UseStep, ValueStep
 from .ops import REGISTRY, Ctx, LayerError
 from .ops.base import written_rank
 from .ops.common import fmt_shape
@@ -171,7 +171,7 @@ class Scope(BlockCalls, Merges):
         name_span = first_line(stmt.span).model_copy(update={"end_col": stmt.span.col + len(stmt.name)})
         self.values[stmt.name] = _Value(self.shape, name_span, used=self.shape is None)
         if self.shape is not None:
-            self.steps.append(Step(kind="value", name=stmt.name, output_shape=plain(self.shape)))
+            self.steps.append(ValueStep(name=stmt.name, output_shape=plain(self.shape)))
 
     def output(self, stmt: ast.Output) -> None:
         if self.on_statement is None:
@@ -184,7 +184,7 @@ class Scope(BlockCalls, Merges):
             self.values[name].used = True
             shapes.append(self.values[name].shape)
         self.outputs = stmt.names
-        self.steps.append(Step(kind="output", values=stmt.names, span=first_line(stmt.span)))
+        self.steps.append(OutputStep(values=stmt.names, span=first_line(stmt.span)))
         self.output_shapes = tuple(shapes)
 
     def _before(self, name: str) -> str:
@@ -205,7 +205,7 @@ class Scope(BlockCalls, Merges):
             v = self.values[first.op]
             v.used = True
             self.shape = v.shape
-            self.steps.append(Step(kind="use", name=first.op, output_shape=plain(v.shape)))
+            self.steps.append(UseStep(name=first.op, output_shape=plain(v.shape)))
             stages = stages[1:]
         for stage in stages:
             try:
@@ -310,7 +310,7 @@ class Scope(BlockCalls, Merges):
         found = limits.problem("layers", len(self.prog.layers), "the number of layers")
         if found:  # raised past the error list: repeating this error for every layer would take as long
             raise CheckError([*self.prog.errors, self.prog.diagnostic("error", *found[:1], node.span, self.source, found[1])])
-        self.steps.append(Step(kind="layer", name=attr, layer=layer, indices=indices, output_shape=layer.output_shape))
+        self.steps.append(LayerStep(name=attr, layer=layer, indices=indices, output_shape=layer.output_shape))
         self.shape = result.shape
 
     def unpool(self, node: ast.Layer) -> None:
@@ -369,7 +369,7 @@ class Scope(BlockCalls, Merges):
         found = limits.problem("layers", len(self.prog.layers), "the number of layers")
         if found:  # raised past the error list: repeating this error for every layer would take as long
             raise CheckError([*self.prog.errors, self.prog.diagnostic("error", *found[:1], node.span, self.source, found[1])])
-        self.steps.append(Step(kind="layer", name=attr, layer=layer, unpool=pool["indices"], output_size=output_size,
+        self.steps.append(LayerStep(name=attr, layer=layer, unpool=pool["indices"], output_size=output_size,
                                output_shape=layer.output_shape))
         self.shape = (self.shape[0], *spatial)
 
@@ -473,7 +473,7 @@ class Scope(BlockCalls, Merges):
             raise LocatedError(f"the group `{attr}` is empty", span)
         self.shape = group.shape
         self.first_in = self.first_in if self.first_in is not None else group.first_in
-        self.steps.append(Step(kind="group", name=attr, children=tuple(group.steps), output_shape=plain(self.shape)))
+        self.steps.append(GroupStep(name=attr, children=tuple(group.steps), output_shape=plain(self.shape)))
 
 
 _CHANNEL_OPTIONS = ("in", "out", "num_parameters")

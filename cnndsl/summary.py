@@ -32,7 +32,8 @@ from typing import Optional, Union
 
 from pydantic import BaseModel
 
-from .network import CheckedLayer, CheckedNetwork, Step
+from .network import (CallStep, CheckedLayer, CheckedNetwork, GroupStep, JoinStep, LayerStep, MergeStep, OutputStep, StepVisitor,
+                      UseStep, ValueStep)
 from .ops.catalog import fact
 from .ops.common import fmt_shape
 from .ops.facts import Window
@@ -127,37 +128,44 @@ def _receptive_fields(net: CheckedNetwork, rank: int) -> dict[str, Field]:
     if rank == 0:
         return fields
     start = ((Fraction(1),) * rank, (Fraction(1),) * rank, True)
-    _walk(net, net.steps, start, {}, fields)
+    _Fields(net, fields).flow(net.steps, start, {})
     return fields
 
 
-def _walk(net: CheckedNetwork, steps: tuple[Step, ...], field: Field, values: dict[str, Field], out: dict[str, Field]) -> Field:
-    for step in steps:
-        if step.kind == "value":
-            values[step.name] = field
-        elif step.kind == "use":
-            field = values.get(step.name)
-        elif step.kind == "join":
-            field = _widest([field, *(values.get(v) for v in step.values)])
-        elif step.kind == "merge":
-            field = _merge(net, step, field, values, out)
-        elif step.kind == "call":
-            field = _walk(net, net.instances[step.instance].steps, field, {}, out)
-        elif step.kind == "group":
-            field = _walk(net, step.children, field, values, out)
-        elif step.kind == "layer":
-            field = _through(step.layer, field)
-            out[step.layer.name] = field
-    return field
+class _Fields(StepVisitor):
+    """Walks steps as the forward runs them: each `visit_<kind>` takes the field before the step (and the
+    named values in scope) and returns the field after it, recording each layer's in `out`."""
 
+    def __init__(self, net: CheckedNetwork, out: dict[str, Field]):
+        self.net, self.out = net, out
 
-def _merge(net: CheckedNetwork, step: Step, field: Field, values: dict[str, Field], out: dict[str, Field]) -> Field:
-    branches = step.branches if step.active else step.branches[:1]  # `add if cond:` that does not hold: its first branch
-    results = [
-        _walk(net, branch.steps, field, values, out) if branch.active and not branch.identity else field
-        for branch in branches
-    ]
-    return _widest(results)
+    def visit_value(self, step: ValueStep, field: Field, values: dict[str, Field]) -> Field:
+        values[step.name] = field
+        return field
+
+    def visit_use(self, step: UseStep, field: Field, values: dict[str, Field]) -> Field:
+        return values.get(step.name)
+
+    def visit_output(self, step: OutputStep, field: Field, values: dict[str, Field]) -> Field:
+        return field
+
+    def visit_join(self, step: JoinStep, field: Field, values: dict[str, Field]) -> Field:
+        return _widest([field, *(values.get(v) for v in step.values)])
+
+    def visit_merge(self, step: MergeStep, field: Field, values: dict[str, Field]) -> Field:
+        branches = step.branches if step.active else step.branches[:1]  # `add if cond:` that does not hold: its first branch
+        return _widest([self.flow(branch.steps, field, values) if branch.active and not branch.identity else field
+                        for branch in branches])
+
+    def visit_call(self, step: CallStep, field: Field, values: dict[str, Field]) -> Field:
+        return self.flow(self.net.instances[step.instance].steps, field, {})
+
+    def visit_group(self, step: GroupStep, field: Field, values: dict[str, Field]) -> Field:
+        return self.flow(step.children, field, values)
+
+    def visit_layer(self, step: LayerStep, field: Field, values: dict[str, Field]) -> Field:
+        field = self.out[step.layer.name] = _through(step.layer, field)
+        return field
 
 
 def _widest(fields: list[Field]) -> Field:

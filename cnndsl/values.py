@@ -32,6 +32,8 @@ from contextvars import ContextVar
 from math import gcd
 from typing import Callable, Union
 
+from .visitor import StepVisitor
+
 
 # -- expressions ----------------------------------------------------------------------------------
 
@@ -1015,22 +1017,35 @@ def pinned_params(data: dict) -> tuple[tuple[str, str], ...]:
     return tuple((name, found[name]) for name in names if name in found)
 
 
-def _slot_branches(steps):
-    """(branch, its condition) for each conditional branch of these steps in the order the code generator
-    numbers their slots (cnndsl.emit.Body.slot), a branch's own slots after it."""
-    for step in steps:
-        if step.kind != "merge":
-            continue
+class _Slots(StepVisitor):
+    """(branch, its condition) for each conditional branch of steps, in the order the code generator numbers
+    their slots (cnndsl.emit.Body.slot), a branch's own slots after it. Only merges have slots (a merge cannot
+    be inside a named group)."""
+
+    def of(self, steps):
+        for step in steps:
+            yield from self.visit(step)
+
+    def visit_merge(self, step):
         for i, branch in enumerate(step.branches):
             if branch.identity and branch.condition is None:
                 continue
             guarded = step.condition is not None and i > 0
             if branch.condition is None and not guarded:
-                yield from _slot_branches(branch.steps)
+                yield from self.of(branch.steps)
                 continue
             yield branch, branch.condition if branch.condition is not None else step.condition
             if branch.active and not branch.identity:
-                yield from _slot_branches(branch.steps)
+                yield from self.of(branch.steps)
+
+    def visit_layer(self, step):
+        return ()
+
+    visit_call = visit_group = visit_value = visit_use = visit_join = visit_output = visit_layer
+
+
+def _slot_branches(steps):
+    return _Slots().of(steps)
 
 
 def _block_class_of(data: dict) -> dict[int, object]:
@@ -1090,22 +1105,42 @@ def _init_target_deps(data: dict, params: set[str]) -> set[str]:
     targets = {name for rule in data.get("init_rules", ()) for name in rule.layers}
     if not targets or not params:
         return set()
-    out: set[str] = set()
-    around_call: dict[int, frozenset] = {}
-
-    def walk(steps, around: frozenset) -> None:
-        for step in steps:
-            if step.kind == "layer" and step.layer.name in targets:
-                out.update(around)
-            if step.kind == "call":
-                around_call[step.instance] = around_call.get(step.instance, frozenset()) | around
-            walk(step.children, around)
-            for i, branch in enumerate(step.branches):
-                cond = _guard(step, i)
-                walk(branch.steps, around | (expr_deps(cond) if cond is not None else frozenset()))
-
-    walk(data.get("steps", ()), frozenset())
+    walk = _Around(targets)
+    walk.flow(data.get("steps", ()), frozenset())
     instances = data.get("instances", ())
     for index in reversed(range(len(instances))):  # a caller comes after the instances it calls
-        walk(instances[index].steps, around_call.get(index, frozenset()))
-    return out & params
+        walk.flow(instances[index].steps, walk.around_call.get(index, frozenset()))
+    return walk.out & params
+
+
+class _Around(StepVisitor):
+    """The parameters behind the conditions around each layer in `targets` (into `out`), and around each block
+    call (`around_call`, by instance); every visit returns the conditions around the next step unchanged."""
+
+    def __init__(self, targets: set[str]):
+        self.targets, self.out, self.around_call = targets, set(), {}
+
+    def visit_layer(self, step, around: frozenset) -> frozenset:
+        if step.layer.name in self.targets:
+            self.out.update(around)
+        return around
+
+    def visit_call(self, step, around: frozenset) -> frozenset:
+        self.around_call[step.instance] = self.around_call.get(step.instance, frozenset()) | around
+        return around
+
+    def visit_group(self, step, around: frozenset) -> frozenset:
+        self.flow(step.children, around)
+        return around
+
+    def visit_merge(self, step, around: frozenset) -> frozenset:
+        for i, branch in enumerate(step.branches):
+            cond = _guard(step, i)
+            self.flow(branch.steps, around | (expr_deps(cond) if cond is not None else frozenset()))
+        return around
+
+    def visit_value(self, step, around: frozenset) -> frozenset:
+        return around
+
+    visit_use = visit_join = visit_output = visit_value
+

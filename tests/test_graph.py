@@ -79,9 +79,8 @@ def top_level_calls(steps) -> list:
     for step in steps:
         if step.kind == "call":
             found.append(step)
-        found += top_level_calls(step.children)
-        for branch in step.branches:
-            found += top_level_calls(branch.steps)
+        for inner in step.nested():  # a group's children, each branch's steps
+            found += top_level_calls(inner)
     return found
 
 

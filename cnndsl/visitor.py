@@ -1,0 +1,32 @@
+"""StepVisitor: the one base class of every pass over a checked network's steps (cnndsl.network).
+
+jinja2's NodeVisitor and sqlglot's generator find one method per node type; a pass here has one method per
+step kind, `visit_<kind>`, and a kind it lacks is an error rather than a silent pass-through."""
+
+from __future__ import annotations
+
+STEP_KINDS = ("layer", "call", "group", "merge", "value", "use", "join", "output")
+
+
+class StepVisitor:
+    """A pass over steps, one method per kind: `visit(step, *args)` calls `visit_<kind>(step, *args)` and
+    returns what it returns. A kind the pass has no method for raises NotImplementedError: a new kind of step
+    cannot be skipped silently by a tool that was never taught it."""
+
+    _methods: dict = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._methods = {kind: getattr(cls, f"visit_{kind}") for kind in STEP_KINDS if hasattr(cls, f"visit_{kind}")}
+
+    def visit(self, step, *args):
+        method = self._methods.get(step.kind)
+        if method is None:
+            raise NotImplementedError(f"{type(self).__name__} does not handle `{step.kind}` steps (it has no visit_{step.kind})")
+        return method(self, step, *args)
+
+    def flow(self, steps, cur, *args):
+        """Visit steps in order, each reading what the one before returned (the tensor, a field, ...)."""
+        for step in steps:
+            cur = self.visit(step, cur, *args)
+        return cur
