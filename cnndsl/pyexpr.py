@@ -24,8 +24,8 @@ def number_code(v) -> str:
 
 def val_code(x: Val) -> str:
     """What the generated code prints for a value: its expression where a parameter decides it, else the number."""
-    e = x.printed()
-    return number_code(x.v) if e is None else expr_code(e)
+    e = x.printed()  # concrete already
+    return number_code(x.v) if e is None else _code(e)
 
 
 def expr_code(e: Expr) -> str:

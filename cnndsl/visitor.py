@@ -20,13 +20,22 @@ class StepVisitor:
         cls._methods = {kind: getattr(cls, f"visit_{kind}") for kind in STEP_KINDS if hasattr(cls, f"visit_{kind}")}
 
     def visit(self, step, *args):
-        method = self._methods.get(step.kind)
-        if method is None:
-            raise NotImplementedError(f"{type(self).__name__} does not handle `{step.kind}` steps (it has no visit_{step.kind})")
+        try:
+            method = self._methods[step.kind]
+        except KeyError:
+            raise self._unhandled(step) from None
         return method(self, step, *args)
 
     def flow(self, steps, cur, *args):
         """Visit steps in order, each reading what the one before returned (the tensor, a field, ...)."""
+        methods = self._methods
         for step in steps:
-            cur = self.visit(step, cur, *args)
+            try:
+                method = methods[step.kind]
+            except KeyError:
+                raise self._unhandled(step) from None
+            cur = method(self, step, cur, *args)
         return cur
+
+    def _unhandled(self, step) -> NotImplementedError:
+        return NotImplementedError(f"{type(self).__name__} does not handle `{step.kind}` steps (it has no visit_{step.kind})")
