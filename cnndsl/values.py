@@ -179,8 +179,8 @@ def param_names(syms) -> frozenset[str]:
 # of six nested block calls is a polynomial of degree 64 in the caller's parameters (20 s for a 437-byte file).
 # The expansion serves only the facts a check needs (which parameters a size depends on, whether two sizes are
 # the same expression), so past these bounds it stops and the result is Opaque.
-EXPANSION_TERMS = 1_000  # the terms one product of polynomials may have while expanding
-EXPANSION_NODES = 1_000  # the nodes an expanded expression may have
+EXPANSION_TERMS = 200  # the terms one product of polynomials may have while expanding
+EXPANSION_NODES = 200  # the nodes an expanded expression may have
 _expanding: ContextVar[bool] = ContextVar("cnndsl_expanding", default=False)
 
 

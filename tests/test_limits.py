@@ -584,5 +584,5 @@ def test_arithmetic_passed_down_block_calls_is_bounded(depth, params, args, repe
     body = "    add if " + " + ".join(params) + " >= 0:\n        identity\n        identity"
     text = _chain(depth, params, args, body).replace(")\nblock", f"){repeat}\nblock")
     message, took, peak = _measured(text)
-    assert took < 10 and peak < 1 << 30, (message, took, peak)
+    assert took < 20 and peak < 1 << 30, (message, took, peak)  # 6 s on a quiet 2-core machine, as the others here
     assert message == "ok" or "CNNDSL_MAX_WORK" in message, message
