@@ -8,7 +8,7 @@ from typing import Any
 from . import ast, limits
 from .errors import did_you_mean, first_line, listing
 from .network import BlockInstance, CallStep
-from .resolve import LocatedError, Word, evaluate
+from .resolve import LocatedError, Word, evaluate, shown
 from .values import Val, as_val, expression_problem, hidden, largest, local, pin_lost, plain, substitute, value
 
 
@@ -40,7 +40,7 @@ class BlockCalls:
                 default = None if p.default is None else evaluate(p.default, env)
             except LocatedError as e:  # a mistake in the block's definition: reported in its file, with this call
                 self.prog.calls.append((node.callee, first_line(node.span), self.source))
-                self.prog.error(e.message, e.span, source, "a default may use `in` and the parameters before it")
+                self.prog.report(e, source, "a default may use `in` and the parameters before it")
                 self.prog.calls.pop()
                 self.shape = None
                 return
@@ -50,8 +50,9 @@ class BlockCalls:
             else:
                 params.append((p.name, value(default)))
             v = given[p.name][1] if p.name in given else default
-            if isinstance(v, Word) or isinstance(v, tuple):
-                raise LocatedError(f"`{p.name}` of `{node.callee}` must be a number or true/false, found {v}", node.span)
+            if isinstance(v, Word) or isinstance(v, tuple):  # a word only from the default: a call's word fails above
+                raise LocatedError(f"`{p.name}` of `{node.callee}` must be a number or true/false, found {shown(p.default, v)}",
+                                   node.span)
             env[p.name], chosen[p.name] = local(p.name, v), v
         # the other sizes of the input: numbers in the block, the caller's expressions again at its output
         inner_shape = (env["in"], *(hidden(f"dim{i}", d) for i, d in enumerate(self.shape[1:], 1)))

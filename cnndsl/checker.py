@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from . import ast, inplace, limits, values
-from .errors import CheckError, Diagnostic, ParseError, Source, Span, did_you_mean, first_line, listing
+from .errors import QUOTE_WIDTH, CheckError, Diagnostic, ParseError, Source, Span, did_you_mean, first_line, listing, quote
 from .inits import arguments, init_call, rank_problem
 from .names import identifier_problem
 from .network import CheckedNetwork, InitRule, NetworkParam
 from .ops import REGISTRY
-from .resolve import FAILED, LocatedError, Word, evaluate
+from .resolve import FAILED, LocatedError, Word, evaluate, shown
 from .scope import Program, Scope
 from .values import Val, value
 
@@ -37,6 +37,9 @@ class _Checker:
 
     def error(self, message: str, span: Span, hint: str | None = None) -> None:
         self.prog.error(message, span, self.source, hint)
+
+    def report(self, e: LocatedError) -> None:
+        self.prog.report(e, self.source)
 
     def warn(self, message: str, span: Span, hint: str | None = None) -> None:
         self.prog.warn(message, span, self.source, hint)
@@ -69,16 +72,24 @@ class _Checker:
                                f"give it a default (`{p.name}=...`) or a value with -D {p.name}=...")
                     continue
             except LocatedError as e:
-                name = e.message.rsplit("`", 2)[-2] if e.message.count("`") >= 2 else ""
-                if position.get(name, -1) > index:
-                    self.error(f"`{name}` is declared after `{p.name}`: a default can use only the parameters before it",
-                               e.span, "reorder the parameters")
+                later = [n for n in e.names if position.get(n, -1) > index]
+                if e.reported and e.names == (p.name,):  # failed only in that it is not defined yet: nothing was said
+                    self.error(f"`{p.name}` uses itself in its default", e.span, "a default can use only the parameters before it")
+                elif later:
+                    self._declared_after(later[0], p.name, e.span)
                 else:
-                    self.error(e.message, e.span, e.hint)
+                    self.report(e)
                 continue
             v = raw.v if isinstance(raw, Val) else raw
             if isinstance(v, Word) or not isinstance(v, (int, float, bool)):
-                self.error(f"parameter `{p.name}` must be a number or true/false, found {v!r}", p.span)
+                if p.name in given:
+                    found = _given_kind(v)
+                elif isinstance(p.default, ast.Name) and position.get(v, -1) > index:
+                    self._declared_after(v, p.name, p.default.span)
+                    continue
+                else:
+                    found = shown(p.default, raw)
+                self.error(f"parameter `{p.name}` must be a number or true/false, found {found}", p.span)
                 continue
             if type(v) not in (bool, int, float):  # a subclass (its __repr__ would reach the generated code): the plain number
                 v = int(v) if isinstance(v, int) else float(v)
@@ -88,6 +99,10 @@ class _Checker:
                 continue
             self.env[p.name] = Val(v, p.name)
             self.param_values.append(NetworkParam(name=p.name, value=v))
+
+    def _declared_after(self, name: str, user: str, span: Span) -> None:
+        self.error(f"`{name}` is declared after `{user}`: a default can use only the parameters before it", span,
+                   "reorder the parameters")
 
     def _statement(self, stmt) -> bool:
         """The network's own statements (input, init); False for everything the scope walks."""
@@ -103,7 +118,7 @@ class _Checker:
         try:
             x = evaluate(stmt.value, self.env)
         except LocatedError as e:
-            self.error(e.message, e.span, e.hint)
+            self.report(e)
             return True
         dims = x if isinstance(x, tuple) else (x,)
         if not 2 <= len(dims) <= 4 or not all(isinstance(d, Val) and type(d.v) is int and d.v >= 1 for d in dims):
@@ -181,7 +196,7 @@ class _Checker:
                 try:
                     call = init_call(rule.value, self.env)
                 except LocatedError as e:
-                    self.error(e.message, e.span, e.hint)
+                    self.report(e)
                     continue
                 # a layer without parameters (a norm with affine=false) has neither weight nor bias to set
                 targets = tuple(layer.name for layer in layers
@@ -195,7 +210,7 @@ class _Checker:
             try:
                 call = init_call(rule.value, self.env if source is self.source else {})
             except LocatedError as e:
-                self.prog.error(e.message, e.span, source, e.hint)
+                self.prog.report(e, source)
                 continue
             if self._fits(call, "weight", (name,), rule.value.span, source):
                 out.append(InitRule(target="weight", call=call, layers=(name,)))
@@ -218,6 +233,17 @@ class _Checker:
                 self.prog.error(f"{problem}, but the {target} of `{name}` has {rank}", span, source)
                 return False
         return True
+
+
+def _given_kind(v: object) -> str:
+    """A value given to check(a=...) that is not a number, in words: a string's start, else its type. Never the
+    value's repr, which an arbitrary object writes as it likes (as long, or as misleading, as it wants)."""
+    if type(v) is str:
+        return f"a string {quote(v)}"
+    if v is None:
+        return "nothing (None)"
+    name = type(v).__name__
+    return f"a value of type `{name if len(name) <= QUOTE_WIDTH else name[:QUOTE_WIDTH - 3] + '...'}`"
 
 
 def _unique(warnings) -> tuple[Diagnostic, ...]:

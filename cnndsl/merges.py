@@ -126,7 +126,9 @@ class Merges:
         self.steps.append(MergeStep(name=flag, merge=kind, parts=parts, branches=tuple(branches), condition=merge_cond,
                                active=enabled, output_shape=plain(self.shape), span=head))
 
-    def _combine(self, kind: str, outputs: list[tuple[int, tuple]], lines, head: Span) -> tuple:
+    def _combine(self, kind: str, outputs: list[tuple[int, tuple]], lines, head: Span,
+                 labels: tuple[str, ...] | None = None) -> tuple:
+        """The merged shape of the outputs, (index, shape) each; a mismatch names output i `labels[i]`, or branch i+1."""
         (i0, first), rest = outputs[0], outputs[1:]
         if kind == "first" or not rest:
             return first
@@ -134,7 +136,7 @@ class Merges:
             shape = list(first)
             for i, other in rest:
                 if len(other) != len(first):
-                    raise self._mismatch(kind, i0, first, i, other, None, lines[i])
+                    raise self._mismatch(kind, i0, first, i, other, None, lines[i], labels)
                 for axis, b in enumerate(other):
                     a = shape[axis]
                     if a is None or b is None:
@@ -148,20 +150,20 @@ class Merges:
                         pin(*(x for x in (a, b) if value(x) == 1), reason=EQUAL)  # which one broadcasts
                         shape[axis] = a if value(b) == 1 else b
                         continue
-                    raise self._mismatch(kind, i0, first, i, other, axis, lines[i])
+                    raise self._mismatch(kind, i0, first, i, other, axis, lines[i], labels)
             return tuple(shape)
         total = first[0]
         for i, other in rest:  # cat and split: all but the channels must match
             if len(other) != len(first):
-                raise self._mismatch("cat", i0, first, i, other, None, lines[i])
+                raise self._mismatch("cat", i0, first, i, other, None, lines[i], labels)
             for axis in range(1, len(first)):
                 a, b = first[axis], other[axis]
                 if a is not None and b is not None and not equal(a, b):
-                    raise self._mismatch(kind, i0, first, i, other, axis, lines[i])
+                    raise self._mismatch(kind, i0, first, i, other, axis, lines[i], labels)
             total = None if total is None or other[0] is None else total + other[0]
         return (total, *first[1:])
 
-    def _mismatch(self, kind, i, a, j, b, axis, line) -> LocatedError:
+    def _mismatch(self, kind, i, a, j, b, axis, line, labels=None) -> LocatedError:
         need = {"add": "the same shape", "mul": "shapes that broadcast", "cat": "the same shape but for the channels",
                 "split": "the same shape but for the channels"}[kind]
         hint = None
@@ -180,7 +182,7 @@ class Merges:
                         "make the sizes agree, e.g. with a stride, a pool or an upsampling on one side" if sizes else
                         "make the channels agree, e.g. with a 1x1 conv on one side")
         return LocatedError(
-            f"`{kind}` needs branches of {need}, but branch {i + 1} gives {fmt_shape(a)} and branch {j + 1} gives {fmt_shape(b)}{where}",
+            f"`{kind}` needs branches of {need}, but {_called(i, labels)} gives {fmt_shape(a)} and {_called(j, labels)} gives {fmt_shape(b)}{where}",
             line.pipeline.span,
             hint,
         )
@@ -209,14 +211,13 @@ class Merges:
             self.shape = None  # a value whose pipeline failed: that error is reported already
             return
         outputs = [(0, self.shape)] + [(i + 1, self.values[n].shape) for i, n in enumerate(names)]
-        try:
-            self.shape = self._combine(kind, outputs, [_LineLike(node)] * len(outputs), node.span)
-        except LocatedError as e:  # say "the pipeline" and the values' names rather than branch numbers
-            e.message = e.message.replace("branch 1 ", "the pipeline ")
-            for i, n in enumerate(names):
-                e.message = e.message.replace(f"branch {i + 2} ", f"`{n}` ")
-            raise
+        labels = ("the pipeline", *(f"`{n}`" for n in names))  # rather than branch numbers
+        self.shape = self._combine(kind, outputs, [_LineLike(node)] * len(outputs), node.span, labels)
         self.steps.append(JoinStep(merge=kind, values=tuple(names), output_shape=plain(self.shape), span=first_line(node.span)))
+
+
+def _called(i: int, labels: tuple[str, ...] | None) -> str:
+    return labels[i] if labels else f"branch {i + 1}"
 
 
 @dataclass

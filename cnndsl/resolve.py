@@ -12,11 +12,18 @@ from .values import Expr, Val, compare, deps, expression_problem, logical, logic
 
 
 class LocatedError(Exception):
-    """A mistake in the source at a known place; the checker turns it into a Diagnostic."""
+    """A mistake in the source at a known place; the checker turns it into a Diagnostic.
 
-    def __init__(self, message: str, span: Span, hint: str | None = None):
+    Besides the text, the facts a caller words its own message from: `names`, the bare names in the source that
+    the mistake is about (a name that is no parameter, or not one yet: the checker says "declared after" when a
+    default uses a later parameter), and `reported`, true for a consequence of a mistake reported already (the use
+    of a parameter whose definition failed), which is never shown."""
+
+    def __init__(self, message: str, span: Span, hint: str | None = None, *, names: tuple[str, ...] = (),
+                 reported: bool = False):
         super().__init__(message)
         self.message, self.span, self.hint = message, span, hint
+        self.names, self.reported = names, reported
 
 
 class Word(str):
@@ -34,7 +41,7 @@ def evaluate(expr: ast.Expr, env: dict[str, Val]) -> Any:
     if isinstance(expr, ast.Name):
         if expr.id in env:
             if env[expr.id] is FAILED:
-                raise LocatedError("", expr.span)  # already reported
+                raise LocatedError(f"`{expr.id}` is a parameter whose definition failed", expr.span, names=(expr.id,), reported=True)
             return env[expr.id]
         if expr.id in ("true", "false"):
             return Val(expr.id == "true")
@@ -62,9 +69,9 @@ def evaluate(expr: ast.Expr, env: dict[str, Val]) -> Any:
         if expr.op in ops:
             return _bounded(compare(expr.op, left, right, ops[expr.op]), expr.span)
         if not all(isinstance(x, (int, float)) for x in (a, b)):  # words and tuples have no order here
-            shown = [f"({', '.join(map(str, x))})" if isinstance(x, tuple) else str(x) for x in (a, b)]
-            raise LocatedError(f"cannot compare `{shown[0]}` and `{shown[1]}` with {expr.op}", expr.span,
-                               hint="only numbers can be ordered")
+            texts = [f"({', '.join(map(str, x))})" if isinstance(x, tuple) else str(x) for x in (a, b)]
+            raise LocatedError(f"cannot compare `{texts[0]}` and `{texts[1]}` with {expr.op}", expr.span,
+                               hint="only numbers can be ordered", names=_names((expr.left, left), (expr.right, right)))
         return _bounded(compare(expr.op, left, right, {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[expr.op]), expr.span)
     if isinstance(expr, ast.BoolOp):
         left, a = _truth_val(expr.left, env)
@@ -101,7 +108,7 @@ def _number(expr: ast.Expr, env) -> Val:
     x = evaluate(expr, env)
     if isinstance(x, Val) and not isinstance(x.v, bool):
         return x
-    raise LocatedError(f"expected a number, found {_show(expr, x)}", expr.span, _unknown_name_hint(x, env))
+    raise LocatedError(f"expected a number, found {shown(expr, x)}", expr.span, _unknown_name_hint(x, env), names=_names((expr, x)))
 
 
 def _truth(expr: ast.Expr, env) -> bool:
@@ -112,10 +119,16 @@ def _truth_val(expr: ast.Expr, env) -> tuple[Val, bool]:
     x = evaluate(expr, env)
     if isinstance(x, Val):
         return x, bool(x.v)
-    raise LocatedError(f"expected a condition, found {_show(expr, x)}", expr.span, _unknown_name_hint(x, env))
+    raise LocatedError(f"expected a condition, found {shown(expr, x)}", expr.span, _unknown_name_hint(x, env), names=_names((expr, x)))
 
 
-def _show(expr: ast.Expr, x: Any) -> str:
+def _names(*pairs: tuple[ast.Expr, Any]) -> tuple[str, ...]:
+    """The bare names among (expression, value) pairs: what an error about them is about."""
+    return tuple(str(x) for expr, x in pairs if isinstance(x, Word) and isinstance(expr, ast.Name))
+
+
+def shown(expr: ast.Expr, x: Any) -> str:
+    """What an expression evaluated to, in words for a message: the name `b`, "text", a tuple, true, `3`."""
     if isinstance(x, Word):
         return f"the name `{x}`" if isinstance(expr, ast.Name) else f'"{x}"'
     if isinstance(x, tuple):
@@ -150,12 +163,12 @@ def convert(opt: Opt, x: Any, expr: ast.Expr, env) -> Any:
         if kind == "float" and isinstance(x, Val) and type(x.v) in (int, float):
             return x
         want = {"int": "an integer", "float": "a number", "bool": "true or false"}[kind]
-        raise LocatedError(f"{where} must be {want}, found {_show(expr, x)}", expr.span, _unknown_name_hint(x, env) if kind != "bool" else None)
+        raise LocatedError(f"{where} must be {want}, found {shown(expr, x)}", expr.span, _unknown_name_hint(x, env) if kind != "bool" else None)
     if kind in ("ints", "floats", "padding", "dims"):
         if kind == "padding" and isinstance(x, Word):
             if x in ("same", "valid"):
                 return str(x)
-            raise LocatedError(f"{where} must be a number, a tuple, `same` or `valid`, found {_show(expr, x)}", expr.span, did_you_mean(x, ("same", "valid", *env)))
+            raise LocatedError(f"{where} must be a number, a tuple, `same` or `valid`, found {shown(expr, x)}", expr.span, did_you_mean(x, ("same", "valid", *env)))
         number = (int,) if kind != "floats" else (int, float)
         items = x if isinstance(x, tuple) else (x,)
         if kind == "dims" or isinstance(x, tuple):
@@ -164,14 +177,14 @@ def convert(opt: Opt, x: Any, expr: ast.Expr, env) -> Any:
         for i in items:
             if not (isinstance(i, Val) and type(i.v) in number):
                 want = ("integers" if kind != "floats" else "numbers") if isinstance(x, tuple) else ("an integer" if kind != "floats" else "a number")
-                raise LocatedError(f"{where} must be {want}, found {_show(expr, i)}", expr.span, _unknown_name_hint(i, env))
+                raise LocatedError(f"{where} must be {want}, found {shown(expr, i)}", expr.span, _unknown_name_hint(i, env))
         return x
     if kind == "enum":
         if isinstance(x, Word) and x in opt.choices:
             return str(x)
         choices = ", ".join(opt.choices)
         hint = did_you_mean(x, opt.choices) if isinstance(x, Word) else None
-        raise LocatedError(f"{where} must be one of {choices}; found {_show(expr, x)}", expr.span, hint)
+        raise LocatedError(f"{where} must be one of {choices}; found {shown(expr, x)}", expr.span, hint)
     raise AssertionError(kind)  # pragma: no cover
 
 
@@ -226,7 +239,7 @@ def resolve(ctx: Ctx, layer: ast.Layer, env: dict[str, Val], spans: dict[str, Sp
             if not slots:
                 if spec.positional:
                     raise LocatedError(f"too many positional arguments: `{layer.op}` takes {len(spec.positional)}", arg.span, _options_hint(spec))
-                raise LocatedError(f"`{layer.op}` takes no positional arguments, found {_show(expr, x)}", arg.span, _options_hint(spec))
+                raise LocatedError(f"`{layer.op}` takes no positional arguments, found {shown(expr, x)}", arg.span, _options_hint(spec))
             key = slots.pop(0)
             while key in ctx.given and slots:
                 key = slots.pop(0)

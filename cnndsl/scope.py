@@ -44,14 +44,18 @@ class Program:
                           line_text=source.line_text(span.line), hint=hint, notes=notes)
 
     def error(self, message: str, span: Span, source: Source, hint: str | None = None) -> None:
-        if not message:  # a consequence of an error already reported
-            return
         d = self.diagnostic("error", message, span, source, hint)
         if any(e.file == d.file and e.span == d.span and e.message == d.message for e in self.errors):
             return  # the same mistake inside a block called twice
         self.errors.append(d)
         if len(self.errors) > MAX_ERRORS:
             raise CheckError(self.errors)
+
+    def report(self, e: LocatedError, source: Source, hint: str | None = None) -> None:
+        """A LocatedError as an error (with `hint` instead of its own if given), unless it is a consequence of one
+        reported already."""
+        if not e.reported:
+            self.error(e.message, e.span, source, e.hint if hint is None else hint)
 
     def warn(self, message: str, span: Span, source: Source, hint: str | None = None) -> None:
         key = (source.name, span, message)
@@ -96,7 +100,7 @@ class Scope(BlockCalls, Merges):
         self.prog.warn(message, span, self.source, hint)
 
     def fail(self, e: LocatedError) -> None:
-        self.error(e.message, e.span, e.hint)
+        self.prog.report(e, self.source)
         self.shape = None
 
     # -- statements -------------------------------------------------------------------------------

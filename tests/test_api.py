@@ -87,6 +87,59 @@ def test_unknown_and_missing_parameters():
     assert cnndsl.check(NET.replace("c=8", "c"), c=4).layer("conv1").output_shape == (4, 16, 16)
 
 
+def test_a_parameter_that_is_no_number_is_described_in_words_not_by_its_repr():
+    class Loud:
+        def __repr__(self):
+            return "x" * 10_000 + "`injected`"
+
+    def message(**params):
+        with pytest.raises(cnndsl.CheckError) as e:
+            cnndsl.check(NET, **params)
+        (d,) = e.value.diagnostics
+        return d.message
+
+    start = "parameter `c` must be a number or true/false, found "
+    assert message(c=Loud()) == start + "a value of type `Loud`"
+    assert message(c=object()) == start + "a value of type `object`"  # no memory address
+    assert message(c=[1, 2]) == start + "a value of type `list`"
+    assert message(c=None) == start + "nothing (None)"
+    assert message(c="8") == start + "a string '8'"
+    assert len(message(c="x" * 10_000)) <= len(start + "a string ") + 80
+    # a default that is no number: what the source wrote, in words (once the repr of the checker's own values)
+    for default, found in (("(1, 2)", "a tuple"), ("w", "the name `w`"), ('"w"', '"w"')):
+        with pytest.raises(cnndsl.CheckError) as e:
+            cnndsl.check(NET.replace("c=8", f"c={default}"))
+        assert e.value.diagnostics[0].message == start + found
+    for default, call, found in (("1", "(1, 2)", "a tuple"), ("relu", "", "the name `relu`")):
+        with pytest.raises(cnndsl.CheckError) as e:
+            cnndsl.check(f"block B(a={default}):\n    relu\n\nnetwork N:\n    input 3x8x8\n    B({call})\n")
+        assert e.value.diagnostics[0].message == "`a` of `B` must be a number or true/false, found " + found
+
+
+@pytest.mark.parametrize("default", ["classes", "classes + 1", "not classes", "classes < 1", "1 < classes"])
+def test_a_default_that_uses_a_later_parameter(default):
+    with pytest.raises(cnndsl.CheckError) as e:
+        cnndsl.check(NET.replace("c=8", f"c={default}"))
+    (d,) = e.value.diagnostics
+    assert d.message == "`classes` is declared after `c`: a default can use only the parameters before it"
+    assert d.hint == "reorder the parameters"
+
+
+@pytest.mark.parametrize("default", ["c", "c + 1"])
+def test_a_default_that_uses_its_own_parameter(default):
+    """Once silent (the use of a parameter not yet defined read as "reported already"): then `has no layers`."""
+    with pytest.raises(cnndsl.CheckError) as e:
+        cnndsl.check(NET.replace("c=8", f"c={default}"))
+    assert [(d.message, d.line, d.col) for d in e.value.diagnostics][0] == ("`c` uses itself in its default", 1, 15)
+
+
+def test_a_failed_parameter_is_reported_once_not_at_each_use():
+    text = NET.replace("c=8, classes=10", "c=1/0, classes=c+1").replace("conv c*2", "conv classes")
+    with pytest.raises(cnndsl.CheckError) as e:
+        cnndsl.check(text)
+    assert [(d.message, d.line) for d in e.value.diagnostics] == [("division by zero", 1)]
+
+
 def test_several_networks_need_a_choice():
     text = "network A:\n    input 3x8x8\n    relu\n\nnetwork B:\n    input 3x8x8\n    conv 4 k1\n"
     with pytest.raises(cnndsl.CheckError, match="defines 2 networks: A, B"):
