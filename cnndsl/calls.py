@@ -8,8 +8,9 @@ from typing import Any
 from . import ast, limits
 from .errors import did_you_mean, first_line, listing
 from .network import BlockInstance, CallStep
+from .pins import pin_lost
 from .resolve import LocatedError, Word, evaluate, shown
-from .values import Val, as_val, expression_problem, hidden, largest, local, pin_lost, plain, substitute, value
+from .values import Val, as_val, expression_problem, hidden, largest, local, plain, substitute, value
 
 
 class BlockCalls:

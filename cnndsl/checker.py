@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import ast, inplace, limits, values
+from . import ast, inplace, limits, pins, values
 from .errors import QUOTE_WIDTH, CheckError, Diagnostic, ParseError, Source, Span, did_you_mean, first_line, listing, quote
 from .inits import arguments, init_call, rank_problem
 from .names import identifier_problem
@@ -270,9 +270,11 @@ def check_network(source: Source, net: ast.Network, params: dict[str, Any] | Non
     checker = _Checker(source, net, dict(params or {}), input_shape, blocks)
     token = values.work_budget.set(checker.prog.work)  # expression arithmetic is work too
     try:
-        checked = checker.run()
+        with pins.recording() as pinned:  # this check's own pins, whatever runs around it
+            checked = checker.run()
     finally:
         values.work_budget.reset(token)
+    checked = checked.model_copy(update={"pinned": pins.pinned_params(checked, pinned)})
     if checked.input_shape is None:
         # pick an input size for the smoke run that the network accepts
         for size in SMOKE_SIZES:

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import __version__
+from .classes import block_classes
 from .emit import Body, fill
 from .names import MODULE_NAMES, Namespace
 from .network import CheckedNetwork, OutputStep
@@ -111,7 +112,10 @@ def _module_names(net: CheckedNetwork) -> tuple[Namespace, str]:
 
 
 def _block_classes(net: CheckedNetwork, helpers: set, imports: set, ns: Namespace) -> tuple[list[_Class], dict[int, str]]:
-    """One class per block, or more where instances of a block need different code."""
+    """One class per block, or more where instances of a block need different code: the grouping is the
+    checked network's (cnndsl.classes.block_classes, which the pins follow too); each instance's text must agree
+    with its class's."""
+    group = block_classes(net.instances)
     class_of: dict[int, str] = {}
     classes: list[_Class] = []
     first = {inst.block: None for inst in net.instances}
@@ -123,13 +127,14 @@ def _block_classes(net: CheckedNetwork, helpers: set, imports: set, ns: Namespac
         helpers |= body.helpers
         imports |= body.imports
         signature = (inst.params, inst.defaults)
-        same = [c for c in classes if c.block == inst.block]
-        for c in same:
-            if c.accepts(signature, body.init.lines, body.forward.lines, body.slots) and c.result == result:
-                c.absorb(body.slots)
-                class_of[index] = c.name
-                break
+        if group[index] != index:  # an instance of an earlier instance's class
+            c = next(c for c in classes if c.name == class_of[group[index]])
+            if not (c.accepts(signature, body.init.lines, body.forward.lines, body.slots) and c.result == result):
+                raise AssertionError(f"block `{inst.block}`: an instance's code differs from its class's (cnndsl.classes)")
+            c.absorb(body.slots)
+            class_of[index] = c.name
         else:
+            same = [c for c in classes if c.block == inst.block]
             name = first[inst.block] if not same else ns.claim(f"{inst.block}_{len(same) + 1}")
             classes.append(_Class(name, inst.block, signature, body.init.lines, body.forward.lines, result, body.main, dict(body.slots)))
             class_of[index] = name

@@ -10,8 +10,9 @@ from . import ast
 from .errors import Span, did_you_mean, first_line
 from .network import Branch, JoinStep, MergeStep
 from .ops.common import fmt_shape
+from .pins import DECIDED, EQUAL, LITERAL, MERGE, divides, equal, pin
 from .resolve import LocatedError, condition, condition_deps, evaluate
-from .values import DECIDED, EQUAL, LITERAL, MERGE, Val, as_val, divides, equal, pin, plain, same, value
+from .values import Val, as_val, plain, same, value
 
 MERGES = ("add", "cat", "mul", "split")
 JOINS = ("add", "cat", "mul")

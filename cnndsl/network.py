@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import Diagnostic, Span
 from .ops.common import fmt_shape
-from .values import Expr, pinned_params
+from .values import Expr
 from .visitor import StepVisitor  # noqa: F401 - the tools' base class, beside the steps it visits
 
 Shape = Optional[tuple[Optional[int], ...]]
@@ -230,8 +230,8 @@ class CheckedNetwork(BaseModel):
     init_rules: tuple[InitRule, ...] = ()
     warnings: tuple[Diagnostic, ...] = ()
     # (name, why) for each parameter whose compiled value the generated code does not recompute: the network
-    # refuses any other value (cnndsl.values.pinned_params, from what the check recorded)
-    pinned: tuple[tuple[str, str], ...] = Field(default_factory=pinned_params)
+    # refuses any other value (cnndsl.pins.pinned_params: the checker passes what its own check recorded)
+    pinned: tuple[tuple[str, str], ...] = ()
 
     @property
     def output_shape(self):

@@ -19,9 +19,7 @@ than the channels that is symbolic in the caller (`hidden`: the block's class ca
 code prints its value). From the outer expressions a value knows which network parameters it depends on
 (`deps`), even where its code is a plain number.
 
-Pins: a network parameter whose compiled value the generated code does not recompute (a number printed as a
-literal, a spatial size, a decision taken at compile time) is *pinned*; the generated network refuses any
-other value for it with a ValueError (`pinned_params`, the CheckedNetwork field `pinned`).
+Which parameters the generated code uses concretely (pins) is cnndsl.pins's, built on `deps` and `lost`.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ from contextvars import ContextVar
 from math import gcd
 from typing import Callable, Union
 
-from .visitor import StepVisitor
 
 
 # -- expressions ----------------------------------------------------------------------------------
@@ -670,8 +667,7 @@ class Val:
 
     def __init__(self, v, src: "str | Expr | None" = None):
         self.v = v
-        if isinstance(src, str):  # a network parameter: its pins start afresh with this check
-            _pins().pop(src, None)
+        if isinstance(src, str):  # a network parameter
             src = symbol(src, v)
         self.e = None if src is None or is_const(src) else src
         self._printed = False  # not yet known (False, not a sentinel object: a Val pickles)
@@ -935,212 +931,3 @@ def expression_problem(n: int, what: str) -> tuple[str, str] | None:
         return None
     return found[0], ("a size that grows with each block call or repetition: write it so that it does not grow, e.g."
                       f" name a parameter for it; or {found[1]}")
-
-
-# -- pins -----------------------------------------------------------------------------------------
-
-_PINS: ContextVar[dict | None] = ContextVar("cnndsl_pins", default=None)
-
-SPATIAL = "it sets a spatial size"
-LITERAL = "it sets a number this file writes as a literal"
-EQUAL = "two sizes that must agree depend on it"
-DECIDED = "it decides a condition that this file does not test"
-BRANCH = "it decides a branch whose layers this file does not contain"
-MERGE = "it decides a conditional merge's shape"
-LAYOUT = "it decides which dimensions a layer reorders, flattens or scales"
-DIVIDES = "a size that must divide evenly depends on it"
-EXISTS = "it decides whether a layer or parameter that an init rule sets exists"
-
-
-def _pins() -> dict:
-    found = _PINS.get()
-    if found is None:
-        found = {}
-        _PINS.set(found)
-    return found
-
-
-def pin(*xs, reason: str) -> None:
-    """Record the network parameters behind these values as pinned: their compiled values are used concretely."""
-    names = deps(*xs)
-    if names:
-        table = _pins()
-        for name in sorted(names):
-            table.setdefault(name, reason)
-
-
-def pin_lost(*xs) -> None:
-    """Pin the parameters behind numbers that the code prints in place of hidden sizes."""
-    table = _pins()
-    for name in sorted(lost(*xs)):
-        table.setdefault(name, LITERAL)
-
-
-def equal(a, b) -> bool:
-    """`value(a) == value(b)`, for a check that two sizes agree; when they agree only for the compiled values
-    (not as expressions), their parameters are pinned."""
-    result = value(a) == value(b)
-    if result and not same(a, b):
-        pin(a, b, reason=EQUAL)
-    return result
-
-
-def divides(d, x) -> bool:
-    """Whether `d` divides `x` (both known), pinning their parameters unless it holds for every value."""
-    dv, xv = value(d), value(x)
-    ok = dv != 0 and xv % dv == 0
-    if ok:
-        e, k = as_val(x).expr().outer(), as_val(d).expr().outer()
-        exact = isinstance(k, Poly) and k.is_const and isinstance(e, Poly) and k.const > 0 and \
-            e.const % k.const == 0 and all(c % k.const == 0 for _, c in e.terms)
-        if not exact:
-            pin(d, x, reason=DIVIDES)
-    return ok
-
-
-def pinned_params(data: dict) -> tuple[tuple[str, str], ...]:
-    """The network's pinned parameters, (name, why), in declaration order: the default of CheckedNetwork.pinned,
-    from what the check recorded and from the branches of the generated classes that no instance filled."""
-    names = [p.name for p in data.get("params", ())]
-    table = _pins()
-    found = {name: table[name] for name in names if name in table}
-    for name in _unfilled_branch_deps(data, set(names)):
-        found.setdefault(name, BRANCH)
-    for name in _init_target_deps(data, set(names)):
-        found.setdefault(name, EXISTS)
-    layers = {layer.name: layer for layer in data.get("layers", ())}
-    for rule in data.get("init_rules", ()):  # a rule sets a weight or bias that a parameter could take away
-        for name in rule.layers:
-            flags = [v for k, v in layers[name].kwargs if k in ("bias", "affine", "elementwise_affine")] if name in layers else []
-            for dep in sorted(deps(*flags) & set(names)):
-                found.setdefault(dep, EXISTS)
-    return tuple((name, found[name]) for name in names if name in found)
-
-
-class _Slots(StepVisitor):
-    """(branch, its condition) for each conditional branch of steps, in the order the code generator numbers
-    their slots (cnndsl.emit.Body.slot), a branch's own slots after it. Only merges have slots (a merge cannot
-    be inside a named group)."""
-
-    def of(self, steps):
-        for step in steps:
-            yield from self.visit(step)
-
-    def visit_merge(self, step):
-        for i, branch in enumerate(step.branches):
-            if branch.identity and branch.condition is None:
-                continue
-            guarded = step.condition is not None and i > 0
-            if branch.condition is None and not guarded:
-                yield from self.of(branch.steps)
-                continue
-            yield branch, branch.condition if branch.condition is not None else step.condition
-            if branch.active and not branch.identity:
-                yield from self.of(branch.steps)
-
-    def visit_layer(self, step):
-        return ()
-
-    visit_call = visit_group = visit_value = visit_use = visit_join = visit_output = visit_layer
-
-
-def _slot_branches(steps):
-    return _Slots().of(steps)
-
-
-def _block_class_of(data: dict) -> dict[int, object]:
-    """Block instance -> its generated class, as the code generator groups them; where that cannot be asked,
-    every instance its own class (which pins more, never less)."""
-    instances = data.get("instances", ())
-    try:
-        from types import SimpleNamespace
-
-        from . import codegen
-
-        net = SimpleNamespace(name=data.get("name"), params=data.get("params", ()), instances=instances)
-        args: tuple = (net, set(), set())
-        if hasattr(codegen, "_module_names"):
-            args += (codegen._module_names(net)[0],)
-        return dict(codegen._block_classes(*args)[1])
-    except Exception:  # pragma: no cover - the code generator's internals changed
-        return {i: i for i in range(len(instances))}
-
-
-def _guard(step, i: int):
-    """The condition that guards branch i of a merge step (its own, or the merge's for a later branch)."""
-    branch = step.branches[i]
-    return branch.condition if branch.condition is not None else step.condition if i > 0 else None
-
-
-def _unfilled_branch_deps(data: dict, params: set[str]) -> set[str]:
-    """The parameters behind the conditions of branches that no instance of a class took (the class has no
-    code for them, so a value that would take them cannot be honoured), unless the condition fails for every
-    value (`in != planes` where both are `c`). A block's condition reads its local names, each of which knows
-    what it stands for in this instance (`outer`): its parameters follow from its structure."""
-    steps, instances = data.get("steps", ()), data.get("instances", ())
-    if not params:
-        return set()
-    out: set[str] = set()
-    for branch, cond in _slot_branches(steps):  # the network's own class: one instance
-        if not branch.active and not branch.identity:
-            out |= expr_deps(cond) & params
-    # the classes the code generator makes: a slot is filled where any instance of the class took it
-    class_of = _block_class_of(data) if any(True for inst in instances for _ in _slot_branches(inst.steps)) else {}
-    filled: dict[object, set[int]] = {}
-    for index, inst in enumerate(instances):
-        for k, (branch, _) in enumerate(_slot_branches(inst.steps)):
-            if branch.active and not branch.identity:
-                filled.setdefault(class_of[index], set()).add(k)
-    for index, inst in enumerate(instances):
-        for k, (branch, cond) in enumerate(_slot_branches(inst.steps)):
-            if branch.identity or k in filled.get(class_of[index], ()):
-                continue
-            out |= expr_deps(cond) & params
-    return out
-
-
-def _init_target_deps(data: dict, params: set[str]) -> set[str]:
-    """The parameters behind the conditions around a layer that an init rule sets: the rule's line runs
-    whether or not the layer exists."""
-    targets = {name for rule in data.get("init_rules", ()) for name in rule.layers}
-    if not targets or not params:
-        return set()
-    walk = _Around(targets)
-    walk.flow(data.get("steps", ()), frozenset())
-    instances = data.get("instances", ())
-    for index in reversed(range(len(instances))):  # a caller comes after the instances it calls
-        walk.flow(instances[index].steps, walk.around_call.get(index, frozenset()))
-    return walk.out & params
-
-
-class _Around(StepVisitor):
-    """The parameters behind the conditions around each layer in `targets` (into `out`), and around each block
-    call (`around_call`, by instance); every visit returns the conditions around the next step unchanged."""
-
-    def __init__(self, targets: set[str]):
-        self.targets, self.out, self.around_call = targets, set(), {}
-
-    def visit_layer(self, step, around: frozenset) -> frozenset:
-        if step.layer.name in self.targets:
-            self.out.update(around)
-        return around
-
-    def visit_call(self, step, around: frozenset) -> frozenset:
-        self.around_call[step.instance] = self.around_call.get(step.instance, frozenset()) | around
-        return around
-
-    def visit_group(self, step, around: frozenset) -> frozenset:
-        self.flow(step.children, around)
-        return around
-
-    def visit_merge(self, step, around: frozenset) -> frozenset:
-        for i, branch in enumerate(step.branches):
-            cond = _guard(step, i)
-            self.flow(branch.steps, around | (expr_deps(cond) if cond is not None else frozenset()))
-        return around
-
-    def visit_value(self, step, around: frozenset) -> frozenset:
-        return around
-
-    visit_use = visit_join = visit_output = visit_value
-

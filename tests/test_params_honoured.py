@@ -302,3 +302,37 @@ def test_another_value_is_honoured_or_refused_by_name():
         counts["honoured"] += 1
     print(counts)
     assert counts["honoured"] > 50 and counts["refused"] > 20
+
+
+def test_pins_belong_to_the_check_that_recorded_them():
+    """Each check records into a table of its own (cnndsl.pins.recording): a check inside a check, a check in
+    another thread, or a network built by hand never sees another check's pins."""
+    import threading
+
+    from cnndsl import pins
+    from cnndsl.network import CheckedNetwork, NetworkParam
+    from cnndsl.values import Val
+
+    free = "network F(k=3):\n    input 3x16x16\n    conv k k1\n"  # k is a channel count: not pinned
+    with pins.recording() as outer:
+        pins.pin(Val(3, "k"), reason=pins.SPATIAL)
+        assert [name for name, _ in cnndsl.check(KERNEL).pinned] == ["k"]  # a check inside a check
+        assert not cnndsl.check(free).pinned  # the enclosing table's `k` is not this check's
+        assert outer == {"k": pins.SPATIAL}  # and the inner checks left the enclosing table alone
+    seen: list = []
+    thread = threading.Thread(target=lambda: seen.append((cnndsl.check(KERNEL).pinned, cnndsl.check(free).pinned)))
+    thread.start()
+    thread.join()
+    assert [name for name, _ in seen[0][0]] == ["k"] and seen[0][1] == ()
+    cnndsl.check(KERNEL)
+    assert CheckedNetwork(name="F", file="<string>", params=(NetworkParam(name="k", value=3),), example_shape=(3, 16, 16)).pinned == ()
+
+
+def test_instances_share_a_class_as_the_checked_network_says():
+    """Which instances share a generated class is the checked network's fact (cnndsl.classes), which the code
+    generator follows: `B(c)` and `B(c*2)` differ only in a branch, so they share `B`."""
+    from cnndsl.classes import block_classes
+
+    net = cnndsl.check(BRANCH + "    B(c*2)\n")
+    assert block_classes(net.instances) == {0: 0, 1: 0}
+    assert cnndsl.compile(BRANCH + "    B(c*2)\n").count("class B") == 1

@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..values import expression_problem, largest, pin_lost
+from ..pins import pin_lost
+from ..values import expression_problem, largest
 from .facts import Label, MissingFact, Window, check_doc
 
 if TYPE_CHECKING:

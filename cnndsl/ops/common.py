@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..shapes import prod
-from ..values import divides, equal, value
+from ..pins import divides, equal
+from ..values import value
 from .base import Ctx, LayerError, Opt, written_rank
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")

@@ -6,7 +6,8 @@ import math
 from fractions import Fraction
 
 from .. import shapes
-from ..values import SPATIAL, divides, pin, value
+from ..pins import SPATIAL, divides, pin
+from ..values import value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register
 from .common import (
     BIAS, DILATION, FAMILY, GROUPS, KERNEL, PADDING, PADDING_MODES, STRIDE, at_least, check_groups,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..shapes import prod
-from ..values import divides, equal, value
+from ..pins import divides, equal
+from ..values import value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register, written_rank
 from .common import FAMILY, at_least, fmt_shape, kw
 from .facts import POINTWISE, Label, Window, kwargs, per_axis, rank, statistics_over

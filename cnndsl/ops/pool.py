@@ -7,7 +7,8 @@ from dataclasses import replace
 from fractions import Fraction
 
 from .. import shapes
-from ..values import SPATIAL, pin, value
+from ..pins import SPATIAL, pin
+from ..values import value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register
 from .common import CEIL, DILATION, FAMILY, KERNEL, PADDING, STRIDE, at_least, fmt_shape, kw, need_spatial
 from .facts import GLOBAL, UNKNOWN, Label, Window, kwargs, per_axis, rank, sizes, window

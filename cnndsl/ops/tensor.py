@@ -6,7 +6,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ..shapes import prod, upsample_out
-from ..values import LAYOUT, SPATIAL, divides, equal, pin, value
+from ..pins import LAYOUT, SPATIAL, divides, equal, pin
+from ..values import value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register
 from .common import BIAS, at_least, fmt_shape, kw, need_out, need_spatial
 from .facts import GLOBAL, POINTWISE, UNKNOWN, Label, Window, kwargs, linear_macs, per_axis, rank, sizes, window
