@@ -252,8 +252,8 @@ class FloorDiv(Expr):
         return self.num.evaluate(bindings) // self.den.evaluate(bindings)
 
 
-class Op(Expr):
-    """A binary operation kept as written: one that involves a float, or `/`."""
+class _Binary(Expr):
+    """`left op right`: what the binary nodes share; each rebuilds itself through its simplifying constructor."""
 
     __slots__ = ("op", "left", "right")
 
@@ -267,107 +267,98 @@ class Op(Expr):
         return self.left.size() + self.right.size() + 1
 
     def subst(self, f):
-        return _ARITH[self.op](self.left.subst(f), self.right.subst(f))
+        return self._rebuild(self.left.subst(f), self.right.subst(f))
+
+    def _rebuild(self, left: Expr, right: Expr) -> Expr:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def _syms(self):
         return self.left.syms() | self.right.syms()
+
+
+class _Unary(Expr):
+    """`op operand`: what the unary nodes share (`tag` names the node in its structural key)."""
+
+    __slots__ = ("operand",)
+    tag = ""
+
+    def __init__(self, operand: Expr):
+        self.operand = operand
+
+    def _structure(self) -> tuple:
+        return (self.tag, self.operand.key)
+
+    def _count(self) -> int:
+        return self.operand.size() + 1
+
+    def subst(self, f):
+        return self._rebuild(self.operand.subst(f))
+
+    def _rebuild(self, operand: Expr) -> Expr:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _syms(self):
+        return self.operand.syms()
+
+
+class Op(_Binary):
+    """A binary operation kept as written: one that involves a float, or `/`."""
+
+    __slots__ = ()
+
+    def _rebuild(self, left, right):
+        return _ARITH[self.op](left, right)
 
     def evaluate(self, bindings):
         return _FN[self.op](self.left.evaluate(bindings), self.right.evaluate(bindings))
 
 
-class Neg(Expr):
+class Neg(_Unary):
     """`-x` of an expression that is not an integer polynomial."""
 
-    __slots__ = ("operand",)
+    __slots__ = ()
+    tag = "neg"
 
-    def __init__(self, operand: Expr):
-        self.operand = operand
-
-    def _structure(self) -> tuple:
-        return ("neg", self.operand.key)
-
-    def _count(self) -> int:
-        return self.operand.size() + 1
-
-    def subst(self, f):
-        return neg(self.operand.subst(f))
-
-    def _syms(self):
-        return self.operand.syms()
+    def _rebuild(self, operand):
+        return neg(operand)
 
     def evaluate(self, bindings):
         return -self.operand.evaluate(bindings)
 
 
-class Cmp(Expr):
+class Cmp(_Binary):
     """A comparison of numbers, `p > 3`: a bool that a parameter decides (a block's argument, an option)."""
 
-    __slots__ = ("op", "left", "right")
+    __slots__ = ()
 
-    def __init__(self, op: str, left: Expr, right: Expr):
-        self.op, self.left, self.right = op, left, right
-
-    def _structure(self) -> tuple:
-        return (self.op, self.left.key, self.right.key)
-
-    def _count(self) -> int:
-        return self.left.size() + self.right.size() + 1
-
-    def subst(self, f):
-        return cmp(self.op, self.left.subst(f), self.right.subst(f))
-
-    def _syms(self):
-        return self.left.syms() | self.right.syms()
+    def _rebuild(self, left, right):
+        return cmp(self.op, left, right)
 
     def evaluate(self, bindings):
         return _CMP[self.op](self.left.evaluate(bindings), self.right.evaluate(bindings))
 
 
-class Not(Expr):
+class Not(_Unary):
     """`not x`."""
 
-    __slots__ = ("operand",)
+    __slots__ = ()
+    tag = "not"
 
-    def __init__(self, operand: Expr):
-        self.operand = operand
-
-    def _structure(self) -> tuple:
-        return ("not", self.operand.key)
-
-    def _count(self) -> int:
-        return self.operand.size() + 1
-
-    def subst(self, f):
-        return not_(self.operand.subst(f))
-
-    def _syms(self):
-        return self.operand.syms()
+    def _rebuild(self, operand):
+        return not_(operand)
 
     def evaluate(self, bindings):
         return not self.operand.evaluate(bindings)
 
 
-class BoolOp(Expr):
+class BoolOp(_Binary):
     """`a and b`, `a or b` of two bools (where an operand is a number, Python's `and` would return it: such a
     value is `fixed` instead)."""
 
-    __slots__ = ("op", "left", "right")
+    __slots__ = ()
 
-    def __init__(self, op: str, left: Expr, right: Expr):
-        self.op, self.left, self.right = op, left, right
-
-    def _structure(self) -> tuple:
-        return (self.op, self.left.key, self.right.key)
-
-    def _count(self) -> int:
-        return self.left.size() + self.right.size() + 1
-
-    def subst(self, f):
-        return bool_op(self.op, self.left.subst(f), self.right.subst(f))
-
-    def _syms(self):
-        return self.left.syms() | self.right.syms()
+    def _rebuild(self, left, right):
+        return bool_op(self.op, left, right)
 
     def evaluate(self, bindings):
         a = self.left.evaluate(bindings)
