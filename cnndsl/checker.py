@@ -157,6 +157,8 @@ class _Checker:
         sources = {self.source.name: self.source, **{src.name: src for _, src in self.prog.blocks.values()}}
         steps, instances, layers, warnings = inplace.apply(tuple(scope.steps), tuple(self.prog.instances), self.prog.layers,
                                                            self.source.name, sources)
+        for w in warnings:
+            self.prog.add_warning(w)
         outputs = getattr(scope, "output_shapes", None) or (scope.shape,)
         rank = scope.start_rank if self.input is None else len(self.input) - 1
         example = tuple(value(d) for d in self.input) if self.input is not None else (scope.first_in or 3, *(SMOKE_SIZES[0],) * rank)
@@ -171,7 +173,7 @@ class _Checker:
             instances=instances,
             outputs=tuple(None if s is None else tuple(value(d) for d in s) for s in outputs),
             init_rules=rules,
-            warnings=_unique((*self.prog.warnings, *warnings)),
+            warnings=tuple(self.prog.warnings),
         )
 
     # -- init rules -------------------------------------------------------------------------------
@@ -244,19 +246,6 @@ def _given_kind(v: object) -> str:
         return "nothing (None)"
     name = type(v).__name__
     return f"a value of type `{name if len(name) <= QUOTE_WIDTH else name[:QUOTE_WIDTH - 3] + '...'}`"
-
-
-def _unique(warnings) -> tuple[Diagnostic, ...]:
-    """Each warning once: a layer in a block that is called three times is one line of the source (the first
-    call's notes say where it was called from)."""
-    seen: set = set()
-    out = []
-    for w in warnings:
-        key = (w.file, w.span, w.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(w)
-    return tuple(out)
 
 
 def check_network(source: Source, net: ast.Network, params: dict[str, Any] | None = None,

@@ -58,10 +58,16 @@ class Program:
             self.error(e.message, e.span, source, e.hint if hint is None else hint)
 
     def warn(self, message: str, span: Span, source: Source, hint: str | None = None) -> None:
-        key = (source.name, span, message)
+        if (source.name, span, message) not in self.warned:
+            self.add_warning(self.diagnostic("warning", message, span, source, hint))
+
+    def add_warning(self, d: Diagnostic) -> None:
+        """A warning, once per file, place and message (a layer in a block called three times is one line of the
+        source; the first call's notes say where it was called from)."""
+        key = (d.file, d.span, d.message)
         if key not in self.warned:
             self.warned.add(key)
-            self.warnings.append(self.diagnostic("warning", message, span, source, hint))
+            self.warnings.append(d)
 
 
 @dataclass
