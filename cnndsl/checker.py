@@ -259,7 +259,7 @@ def check_network(source: Source, net: ast.Network, params: dict[str, Any] | Non
     checker = _Checker(source, net, dict(params or {}), input_shape, blocks)
     token = values.work_budget.set(checker.prog.work)  # expression arithmetic is work too
     try:
-        with pins.recording() as pinned:  # this check's own pins, whatever runs around it
+        with limits.held(), pins.recording() as pinned:  # this check's own pins, whatever runs around it
             checked = checker.run()
     finally:
         values.work_budget.reset(token)

@@ -65,9 +65,35 @@ _process: dict[str, int] = {}
 _scoped: contextvars.ContextVar[tuple[tuple[object, Mapping[str, int]], ...]] = contextvars.ContextVar("cnndsl_limits", default=())
 
 
+# A check reads limits tens of thousands of times (every channel count, every output size), and reading the
+# environment each time was a tenth of its time. Inside `held()` the first read of each limit is remembered
+# for the rest of the check: the limits in force when the check began, as the work Budget takes its own.
+_held: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar("cnndsl_limits_held", default=None)
+
+
 def get(name: str) -> int:
     """The limit in force: override's value in this context, else set_limit's, else the environment variable's,
     else the default."""
+    held = _held.get()
+    if held is None:
+        return _lookup(name)
+    n = held.get(name)
+    if n is None:
+        n = held[name] = _lookup(name)
+    return n
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Each limit read as it was at its first read, until the `with` block ends (in this context only)."""
+    token = _held.set({})
+    try:
+        yield
+    finally:
+        _held.reset(token)
+
+
+def _lookup(name: str) -> int:
     lim = LIMITS[name]
     for _, values in reversed(_scoped.get()):
         if name in values:
@@ -111,9 +137,11 @@ def override(**values: int) -> Iterator[None]:
     """Limits changed for the duration of a `with` block, in this context only (this thread, this asyncio task)."""
     layer = (object(), MappingProxyType({name: _valid(name, value) for name, value in values.items()}))
     _scoped.set((*_scoped.get(), layer))
+    token = _held.set({} if _held.get() is not None else None)  # held values are stale inside
     try:
         yield
     finally:
+        _held.reset(token)
         _scoped.set(tuple(entry for entry in _scoped.get() if entry is not layer))
 
 

@@ -249,8 +249,8 @@ def resolve(ctx: Ctx, layer: ast.Layer, env: dict[str, Val], spans: dict[str, Sp
         for v in varargs:
             if not (isinstance(v, Val) and type(v.v) is int):
                 raise LocatedError(f"`{spec.varargs}` must be integers", varargs_span)
-    for opt in spec.all_options:
-        ctx.opts.setdefault(opt.name, Val(opt.default) if isinstance(opt.default, (int, float)) else opt.default)
+    for name, default in spec.defaults:
+        ctx.opts.setdefault(name, default)
     return extra
 
 

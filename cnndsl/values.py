@@ -766,7 +766,7 @@ def as_val(x) -> Val:
 
 def plain(shape):
     """A shape of plain numbers (None for unknown dimensions), as the checked network reports it."""
-    return None if shape is None else tuple(value(d) for d in shape)
+    return None if shape is None else tuple([d.v if isinstance(d, Val) else value(d) for d in shape])
 
 
 def value(x):
@@ -774,8 +774,22 @@ def value(x):
     if isinstance(x, Val):
         return x.v
     if isinstance(x, tuple):
-        return tuple(value(i) for i in x)
+        return tuple([i.v if isinstance(i, Val) else value(i) for i in x])
     return x
+
+
+def with_expressions(*xs) -> list["Val"]:
+    """The Vals among values (Vals, tuples and lists of them) that carry an expression: what `largest`, `lost`
+    and `deps` look at, found in one pass (most layers have none)."""
+    found, stack = [], list(xs)
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Val):
+            if x.e is not None:
+                found.append(x)
+        elif isinstance(x, (tuple, list)):
+            stack.extend(x)
+    return found
 
 
 def local(name: str, of) -> Val:

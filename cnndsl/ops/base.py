@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..pins import pin_lost
-from ..values import expression_problem, largest
+from ..values import Val, expression_problem, largest, with_expressions
 from .facts import Label, MissingFact, Window, check_doc
 
 if TYPE_CHECKING:
@@ -89,16 +90,27 @@ class OpSpec:
         return declared(layer) if callable(declared) else declared
 
     def option(self, key: str) -> Opt | None:
-        for o in self.all_options:
-            if key == o.name or key in o.aliases:
-                return o
-        return None
+        return self._by_key.get(key)
 
-    @property
+    @cached_property
     def all_options(self) -> tuple[Opt, ...]:
         if not self.channels:
             return self.options
         return (Opt("in", "int", aliases=("in_channels", "in_features")), Opt("out", "int", aliases=("out_channels", "out_features"))) + self.options
+
+    @cached_property
+    def defaults(self) -> tuple[tuple[str, Any], ...]:
+        """Each option's name and default value (numbers as constant Vals: a Val is immutable, so shared)."""
+        return tuple((o.name, Val(o.default) if isinstance(o.default, (int, float)) else o.default) for o in self.all_options)
+
+    @cached_property
+    def _by_key(self) -> dict[str, Opt]:
+        """Each option by its name and by its aliases (the first option that has the key)."""
+        found: dict[str, Opt] = {}
+        for o in self.all_options:
+            for key in (o.name, *o.aliases):
+                found.setdefault(key, o)
+        return found
 
 
 REGISTRY: dict[str, OpSpec] = {}
@@ -122,11 +134,13 @@ def _bounded(rule: Callable[["Ctx"], Result]) -> Callable[["Ctx"], Result]:
 
     def checked(ctx: "Ctx") -> Result:
         result = rule(ctx)
-        kwargs = tuple(v for _, v in result.kwargs)
-        found = expression_problem(largest(ctx.shape, result.shape, result.args, kwargs), "an expression for this layer's sizes")
-        if found:
-            raise LayerError(found[0], hint=found[1])
-        pin_lost(result.args, kwargs)
+        written = with_expressions(result.args, [v for _, v in result.kwargs])  # what the code prints
+        exprs = with_expressions(ctx.shape, result.shape) + written
+        if exprs:
+            found = expression_problem(largest(exprs), "an expression for this layer's sizes")
+            if found:
+                raise LayerError(found[0], hint=found[1])
+            pin_lost(written)
         return result
 
     checked.__doc__, checked.__name__ = rule.__doc__, getattr(rule, "__name__", "rule")
