@@ -82,7 +82,7 @@ def divides(d, x) -> bool:
     """Whether `d` divides `x` (both known), pinning their parameters unless it holds for every value."""
     dv, xv = value(d), value(x)
     ok = dv != 0 and xv % dv == 0
-    if ok:
+    if ok and (getattr(d, "e", None) is not None or getattr(x, "e", None) is not None):  # else numbers: exact
         e, k = as_val(x).expr().outer(), as_val(d).expr().outer()
         exact = isinstance(k, Poly) and k.is_const and isinstance(e, Poly) and k.const > 0 and \
             e.const % k.const == 0 and all(c % k.const == 0 for _, c in e.terms)

@@ -889,6 +889,8 @@ def same(a, b) -> bool:
     """Whether two sizes are the same expression of the network's parameters (equal for every value)."""
     if a is None or b is None:
         return a is b
+    if getattr(a, "e", None) is None and getattr(b, "e", None) is None:  # two numbers: the same if equal
+        return value(a) == value(b)
     return as_val(a).outer_key() == as_val(b).outer_key()
 
 
@@ -896,23 +898,19 @@ def deps(*xs) -> frozenset[str]:
     """The network parameters behind values (Vals, tuples of them, sets of names; other values have none)."""
     out: set[str] = set()
     for x in xs:
-        if isinstance(x, Val):
-            out |= x.deps
-        elif isinstance(x, (tuple, list)):
-            out |= deps(*x)
-        elif isinstance(x, (set, frozenset)):  # names already
+        if isinstance(x, (set, frozenset)):  # names already
             out |= x
+        else:
+            for v in with_expressions(x):
+                out |= v.deps
     return frozenset(out)
 
 
 def lost(*xs) -> frozenset[str]:
     """The network parameters behind numbers the generated code prints in place of hidden sizes."""
     out: set[str] = set()
-    for x in xs:
-        if isinstance(x, Val):
-            out |= x.lost
-        elif isinstance(x, (tuple, list)):
-            out |= lost(*x)
+    for v in with_expressions(*xs):
+        out |= v.lost
     return frozenset(out)
 
 
