@@ -199,6 +199,8 @@ def decide(steps: tuple[Step, ...], instances: tuple[BlockInstance, ...], file: 
 def apply(steps: tuple[Step, ...], instances: tuple[BlockInstance, ...], layers: list[CheckedLayer], file: str,
           sources: dict[str, Source]) -> tuple[tuple[Step, ...], tuple[BlockInstance, ...], list[CheckedLayer], list[Diagnostic]]:
     """The network with every unsafe `inplace` dropped, and a warning for each."""
+    if not any(_asks_in_place(layer) for layer in layers):  # nothing runs in place: nothing to decide
+        return steps, instances, layers, []
     unsafe = decide(steps, instances, file)
     if not unsafe:
         return steps, instances, layers, []

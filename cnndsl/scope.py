@@ -235,7 +235,7 @@ class Scope(BlockCalls, Merges):
                                    f"write `{node.op}(...)` with no space before `(`" if spaced else f"write `{node.op}(...)`")
             if node.op == "unpool":
                 return self.unpool(node)
-            layer = node.model_copy(update={"args": args})
+            layer = node if len(args) == len(node.args) else node.model_copy(update={"args": args})
             limits.charge(self, node, count - 1)
             for i in range(count):
                 if count > 1 and node.name is not None:
@@ -503,9 +503,10 @@ def _within_limits(ctx: Ctx, spans: dict[str, Span], at: Span) -> None:
 def _shape_within_limits(shape, at: Span) -> None:
     """A layer's output: its channels (for rank > 1) and spatial sizes, against cnndsl.limits."""
     dims = value(shape) if isinstance(shape, tuple) else ()
+    channels, spatial = limits.get("channels"), limits.get("spatial")
     for axis, n in enumerate(dims):
-        if type(n) is not int or (axis == 0 and len(dims) == 1):
-            continue  # unknown, or the features after flatten (the next linear's own size is checked)
+        if type(n) is not int or (axis == 0 and len(dims) == 1) or n <= (channels if axis == 0 else spatial):
+            continue  # unknown, or the features after flatten (the next linear's own size is checked), or within
         found = limits.problem("channels" if axis == 0 else "spatial", n, "the output's channels" if axis == 0 else f"the output's size in dimension {axis}")
         if found:
             raise LocatedError(found[0], at, found[1])

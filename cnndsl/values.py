@@ -781,14 +781,13 @@ def value(x):
 def with_expressions(*xs) -> list["Val"]:
     """The Vals among values (Vals, tuples and lists of them) that carry an expression: what `largest`, `lost`
     and `deps` look at, found in one pass (most layers have none)."""
-    found, stack = [], list(xs)
-    while stack:
-        x = stack.pop()
+    found = []
+    for x in xs:
         if isinstance(x, Val):
             if x.e is not None:
                 found.append(x)
         elif isinstance(x, (tuple, list)):
-            stack.extend(x)
+            found += with_expressions(*x)
     return found
 
 
