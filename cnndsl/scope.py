@@ -308,7 +308,7 @@ class Scope(BlockCalls, Merges):
             input_shape=plain(self.shape), output_shape=plain(result.shape), params=result.params,
             lazy=result.lazy, helper=result.helper, imports=result.imports,
             weight_path="conv." if spec.name == "deform" else "",
-            has_bias=bool(value(ctx["bias"])) if spec.option("bias") is not None and spec.option("bias").kind == "bool" else False,
+            has_bias=_has_bias(ctx),
             span=node.span, file=self.source.name,
         )
         if "init" in extra:
@@ -489,15 +489,23 @@ class Scope(BlockCalls, Merges):
 _CHANNEL_OPTIONS = ("in", "out", "num_parameters")
 
 
+def _has_bias(ctx: Ctx) -> bool:
+    bias = ctx.spec.option("bias")
+    return bias is not None and bias.kind == "bool" and bool(value(ctx["bias"]))
+
+
 def _within_limits(ctx: Ctx, spans: dict[str, Span], at: Span) -> None:
     """Channel counts and kernel sizes as written, against cnndsl.limits, before any rule multiplies them."""
     for key in (*_CHANNEL_OPTIONS, "kernel_size"):
-        x = value(ctx[key])
-        for n in x if isinstance(x, tuple) else (x,):
-            if type(n) is int:
-                found = limits.problem("kernel" if key == "kernel_size" else "channels", n, f"`{key}`")
-                if found:
-                    raise LocatedError(found[0], spans.get(key, at), found[1])
+        x = ctx.opts.get(key)
+        if x is None:
+            continue
+        name = "kernel" if key == "kernel_size" else "channels"
+        most = limits.get(name)
+        for n in value(x) if isinstance(x, tuple) else (x.v if isinstance(x, Val) else x,):
+            if type(n) is int and n > most:
+                found = limits.problem(name, n, f"`{key}`")
+                raise LocatedError(found[0], spans.get(key, at), found[1])
 
 
 def _shape_within_limits(shape, at: Span) -> None:
