@@ -3,7 +3,7 @@ block's own; its steps keep the block's parameters symbolic, and its output read
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import ast, limits
 from .errors import did_you_mean, first_line, listing
@@ -12,112 +12,113 @@ from .pins import pin_lost
 from .resolve import LocatedError, Word, evaluate, shown
 from .values import Val, as_val, expression_problem, hidden, largest, local, plain, substitute, value
 
+if TYPE_CHECKING:
+    from .scope import Scope
 
-class BlockCalls:
-    """The part of Scope that checks `Block(args)`."""
 
-    def call(self, node: ast.Call) -> None:
-        block, source = self.prog.blocks[node.callee]
-        attr = self.child_name(node.name, node.callee.lower(), node.span)
-        if node.callee in (name for name, _, _ in self.prog.calls):
-            raise LocatedError(f"the block `{node.callee}` calls itself", first_line(node.span), "blocks cannot be recursive")
-        found = limits.problem("call_depth", len(self.prog.calls) + 1, "the depth of this block call")
-        if found:
-            raise LocatedError(found[0], first_line(node.span), found[1])
-        limits.charge(self, block, span=node.span)
-        given = self._call_args(node, block)  # checked even after an earlier error, like a layer's own arguments
-        if self.shape is None:
-            return
-        if len(self.shape) < 1 or self.shape[0] is None:
-            raise LocatedError(f"cannot infer the input channels of `{node.callee}`", first_line(node.span), "declare the network's `input`")
-        c_in = self.shape[0]
-        env: dict[str, Val] = {"in": local("in_channels", c_in)}  # the block's names, bound to this call's values
-        chosen: dict[str, Val] = {}
-        params, defaults = [], []
-        for p in block.params:
-            # the signature comes from the definition, the same for every call: a default that uses `in` or the
-            # parameters before it is an expression (`mid=None`, computed in __init__), any other a constant
-            try:
-                default = None if p.default is None else evaluate(p.default, env)
-            except LocatedError as e:  # a mistake in the block's definition: reported in its file, with this call
-                self.prog.calls.append((node.callee, first_line(node.span), self.source))
-                self.prog.report(e, source, "a default may use `in` and the parameters before it")
-                self.prog.calls.pop()
-                self.shape = None
-                return
-            if isinstance(default, Val) and default.symbolic:
-                defaults.append((p.name, default.e))
-                params.append((p.name, None))
-            else:
-                params.append((p.name, value(default)))
-            v = given[p.name][1] if p.name in given else default
-            if isinstance(v, Word) or isinstance(v, tuple):  # a word only from the default: a call's word fails above
-                raise LocatedError(f"`{p.name}` of `{node.callee}` must be a number or true/false, found {shown(p.default, v)}",
-                                   node.span)
-            env[p.name], chosen[p.name] = local(p.name, v), v
-        # the other sizes of the input: numbers in the block, the caller's expressions again at its output
-        inner_shape = (env["in"], *(hidden(f"dim{i}", d) for i, d in enumerate(self.shape[1:], 1)))
-        sub = type(self)(self.prog, source, env, inner_shape, path=f"{self.path}{attr}.", access=self.child_access(attr))
-        self.prog.calls.append((node.callee, first_line(node.span), self.source))
+def call(scope: Scope, node: ast.Call) -> None:
+    block, source = scope.prog.blocks[node.callee]
+    attr = scope.child_name(node.name, node.callee.lower(), node.span)
+    if node.callee in (name for name, _, _ in scope.prog.calls):
+        raise LocatedError(f"the block `{node.callee}` calls itself", first_line(node.span), "blocks cannot be recursive")
+    found = limits.problem("call_depth", len(scope.prog.calls) + 1, "the depth of this block call")
+    if found:
+        raise LocatedError(found[0], first_line(node.span), found[1])
+    limits.charge(scope, block, span=node.span)
+    given = _call_args(scope, node, block)  # checked even after an earlier error, like a layer's own arguments
+    if scope.shape is None:
+        return
+    if len(scope.shape) < 1 or scope.shape[0] is None:
+        raise LocatedError(f"cannot infer the input channels of `{node.callee}`", first_line(node.span), "declare the network's `input`")
+    c_in = scope.shape[0]
+    env: dict[str, Val] = {"in": local("in_channels", c_in)}  # the block's names, bound to this call's values
+    chosen: dict[str, Val] = {}
+    params, defaults = [], []
+    for p in block.params:
+        # the signature comes from the definition, the same for every call: a default that uses `in` or the
+        # parameters before it is an expression (`mid=None`, computed in __init__), any other a constant
         try:
-            sub.body(block.body)
-        finally:
-            self.prog.calls.pop()
-        if sub.shape is None:
-            self.shape = None
+            default = None if p.default is None else evaluate(p.default, env)
+        except LocatedError as e:  # a mistake in the block's definition: reported in its file, with this call
+            scope.prog.calls.append((node.callee, first_line(node.span), scope.source))
+            scope.prog.report(e, source, "a default may use `in` and the parameters before it")
+            scope.prog.calls.pop()
+            scope.shape = None
             return
-        index = len(self.prog.instances)
-        self.prog.instances.append(BlockInstance(block=node.callee, file=source.name, params=tuple(params),
-                                                 defaults=tuple(defaults), steps=tuple(sub.steps)))
-        mapping = {"in_channels": as_val(c_in), **{f"<dim{i}>": d for i, d in enumerate(self.shape[1:], 1) if d is not None}}
-        call_args = []
-        for p in block.params:
-            if p.name in given:
-                keyword, v = given[p.name]
-                mapping[p.name] = as_val(v)
-                call_args.append((keyword, v))
-            else:
-                mapping[p.name] = substitute(chosen[p.name], mapping)  # a default, in the caller's terms
-        self.shape = tuple(substitute(d, mapping) for d in sub.shape)
-        found = expression_problem(largest(self.shape, c_in, call_args), "an expression for this call's sizes")
-        if found:
-            raise LocatedError(found[0], first_line(node.span), found[1])
-        pin_lost(c_in, call_args)  # numbers this call prints for sizes the caller's class cannot name
-        if self.first_in is None:
-            self.first_in = value(c_in)
-        self.steps.append(CallStep(name=attr, instance=index, call_args=tuple(call_args), in_channels=c_in, span=first_line(node.span),
-                               output_shape=plain(self.shape)))
+        if isinstance(default, Val) and default.symbolic:
+            defaults.append((p.name, default.e))
+            params.append((p.name, None))
+        else:
+            params.append((p.name, value(default)))
+        v = given[p.name][1] if p.name in given else default
+        if isinstance(v, Word) or isinstance(v, tuple):  # a word only from the default: a call's word fails above
+            raise LocatedError(f"`{p.name}` of `{node.callee}` must be a number or true/false, found {shown(p.default, v)}",
+                               node.span)
+        env[p.name], chosen[p.name] = local(p.name, v), v
+    # the other sizes of the input: numbers in the block, the caller's expressions again at its output
+    inner_shape = (env["in"], *(hidden(f"dim{i}", d) for i, d in enumerate(scope.shape[1:], 1)))
+    sub = type(scope)(scope.prog, source, env, inner_shape, path=f"{scope.path}{attr}.", access=scope.child_access(attr))
+    scope.prog.calls.append((node.callee, first_line(node.span), scope.source))
+    try:
+        sub.body(block.body)
+    finally:
+        scope.prog.calls.pop()
+    if sub.shape is None:
+        scope.shape = None
+        return
+    index = len(scope.prog.instances)
+    scope.prog.instances.append(BlockInstance(block=node.callee, file=source.name, params=tuple(params),
+                                             defaults=tuple(defaults), steps=tuple(sub.steps)))
+    mapping = {"in_channels": as_val(c_in), **{f"<dim{i}>": d for i, d in enumerate(scope.shape[1:], 1) if d is not None}}
+    call_args = []
+    for p in block.params:
+        if p.name in given:
+            keyword, v = given[p.name]
+            mapping[p.name] = as_val(v)
+            call_args.append((keyword, v))
+        else:
+            mapping[p.name] = substitute(chosen[p.name], mapping)  # a default, in the caller's terms
+    scope.shape = tuple(substitute(d, mapping) for d in sub.shape)
+    found = expression_problem(largest(scope.shape, c_in, call_args), "an expression for this call's sizes")
+    if found:
+        raise LocatedError(found[0], first_line(node.span), found[1])
+    pin_lost(c_in, call_args)  # numbers this call prints for sizes the caller's class cannot name
+    if scope.first_in is None:
+        scope.first_in = value(c_in)
+    scope.steps.append(CallStep(name=attr, instance=index, call_args=tuple(call_args), in_channels=c_in, span=first_line(node.span),
+                           output_shape=plain(scope.shape)))
 
-    def _call_args(self, node: ast.Call, block: ast.Block) -> dict[str, tuple[str | None, Any]]:
-        names = [p.name for p in block.params]
-        given: dict[str, tuple[str | None, Any]] = {}
-        positional = 0
-        for arg in node.call_args:
-            if isinstance(arg, ast.Keyword):
-                if arg.key not in names:
-                    raise LocatedError(f"`{node.callee}` has no parameter `{arg.key}`", arg.key_span,
-                                       did_you_mean(arg.key, names) or f"its parameters are: {listing(names) or 'none'}")
-                key, keyword = arg.key, arg.key
-            elif isinstance(arg, ast.Positional):
-                if given and any(k is not None for k, _ in given.values()):
-                    raise LocatedError("a positional argument after a keyword argument", arg.span)
-                if positional >= len(names):
-                    raise LocatedError(f"too many arguments: `{node.callee}` takes {len(names)}", arg.span,
-                                       f"its parameters are: {listing(names) or 'none'}")
-                key, keyword = names[positional], None
-                positional += 1
-            else:
-                raise LocatedError("a block call takes values, not channels", arg.span)
-            if key in given:
-                raise LocatedError(f"`{key}` is given twice", arg.span)
-            v = evaluate(arg.value, self.env)
-            if isinstance(v, Word):
-                raise LocatedError(f"unknown name `{v}`", arg.value.span, did_you_mean(v, self.env))
-            given[key] = (keyword, v)
-        for p in block.params:
-            if p.name not in given and p.default is None:
-                raise LocatedError(f"`{node.callee}` needs a value for `{p.name}`", first_line(node.span),
-                                   f"e.g. `{node.callee}({', '.join(names)})`")
-        return given
+def _call_args(scope: Scope, node: ast.Call, block: ast.Block) -> dict[str, tuple[str | None, Any]]:
+    names = [p.name for p in block.params]
+    given: dict[str, tuple[str | None, Any]] = {}
+    positional = 0
+    for arg in node.call_args:
+        if isinstance(arg, ast.Keyword):
+            if arg.key not in names:
+                raise LocatedError(f"`{node.callee}` has no parameter `{arg.key}`", arg.key_span,
+                                   did_you_mean(arg.key, names) or f"its parameters are: {listing(names) or 'none'}")
+            key, keyword = arg.key, arg.key
+        elif isinstance(arg, ast.Positional):
+            if given and any(k is not None for k, _ in given.values()):
+                raise LocatedError("a positional argument after a keyword argument", arg.span)
+            if positional >= len(names):
+                raise LocatedError(f"too many arguments: `{node.callee}` takes {len(names)}", arg.span,
+                                   f"its parameters are: {listing(names) or 'none'}")
+            key, keyword = names[positional], None
+            positional += 1
+        else:
+            raise LocatedError("a block call takes values, not channels", arg.span)
+        if key in given:
+            raise LocatedError(f"`{key}` is given twice", arg.span)
+        v = evaluate(arg.value, scope.env)
+        if isinstance(v, Word):
+            raise LocatedError(f"unknown name `{v}`", arg.value.span, did_you_mean(v, scope.env))
+        given[key] = (keyword, v)
+    for p in block.params:
+        if p.name not in given and p.default is None:
+            raise LocatedError(f"`{node.callee}` needs a value for `{p.name}`", first_line(node.span),
+                               f"e.g. `{node.callee}({', '.join(names)})`")
+    return given
 
-    # -- merges -----------------------------------------------------------------------------------
+
+

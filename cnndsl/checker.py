@@ -159,7 +159,7 @@ class _Checker:
                                                            self.source.name, sources)
         for w in warnings:
             self.prog.add_warning(w)
-        outputs = getattr(scope, "output_shapes", None) or (scope.shape,)
+        outputs = scope.output_shapes or (scope.shape,)
         rank = scope.start_rank if self.input is None else len(self.input) - 1
         example = tuple(value(d) for d in self.input) if self.input is not None else (scope.first_in or 3, *(SMOKE_SIZES[0],) * rank)
         return CheckedNetwork(

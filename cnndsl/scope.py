@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import ast, limits
-from .calls import BlockCalls
+from .calls import call as block_call
 from .errors import MAX_ERRORS, CheckError, Diagnostic, Source, Span, did_you_mean, first_line
-from .merges import JOINS, MERGES, Merges
+from .merges import JOINS, MERGES, join, merge
 from .names import identifier_problem, value_problem
 from .network import BlockInstance, CheckedLayer, GroupStep, LayerStep, OutputStep, Step, UseStep, ValueStep
 from .ops import REGISTRY, Ctx, LayerError
@@ -77,25 +77,35 @@ class _Value:
     used: bool = False
 
 
-class Scope(BlockCalls, Merges):
-    """One module being checked. `sequential` scopes are named groups: their children are numbered."""
+class Scope:
+    """One module being checked (a network's body, a block's body for one call, or a named group) and the state
+    its walk threads through the statements: every field is here. The walk is this class for statements,
+    pipelines, layers and groups, and two plain modules over a Scope for the rest: cnndsl.calls (block calls)
+    and cnndsl.merges (merges and joins). `sequential` scopes are named groups: their children are numbered."""
 
     def __init__(self, prog: Program, source: Source, env: dict[str, Val], shape: tuple | None, *,
                  path: str = "", access: tuple = (), sequential: bool = False,
                  on_statement: Callable[[ast.Statement], bool] | None = None):
-        self.prog, self.source, self.env, self.shape = prog, source, env, shape
-        self.path, self.access, self.sequential = path, access, sequential
+        # where the module is, and what it sees
+        self.prog, self.source, self.env = prog, source, env  # the whole check; this file; names in scope
+        self.path, self.access, self.sequential = path, access, sequential  # state_dict prefix; attribute path
         self.on_statement = on_statement  # the network's own statements (input, init)
+        # what flows: the shape after the last statement (None: unknown after an error), and the steps so far
+        self.shape = shape
         self.steps: list[Step] = []
+        self.first_in: int | None = None  # the channels of the first layer's input
+        self.start_rank: int = 2  # the spatial rank of a network without `input`, from its first layer
+        # names: the module's attributes, numbered stems (conv1, conv2 ...), and its named values
         self.counters: dict[str, int] = {}
         self.names: set[str] = set()
         self.auto_names: set[str] = set()
         self.values: dict[str, _Value] = {}
-        self.pools: dict[str, dict] = {}  # named max pools that an unpool reads
-        self.unpooled: set[str] = set()
-        self.outputs: tuple[str, ...] = ()
-        self.first_in: int | None = None
-        self.start_rank: int = 2
+        self.later: dict[str, int] = {}  # values defined further down (line), to say "used before it is defined"
+        self.pools: dict[str, dict | str | None] = {}  # named pools that an unpool reads: what each is
+        self.maxpools: list[str] = []  # the attributes of the max pools so far, for an unpool's hint
+        self.unpooled: set[str] = set()  # the names that an unpool reads
+        self.outputs: tuple[str, ...] = ()  # `output a, b`: the values the module returns
+        self.output_shapes: tuple = ()
 
     # -- reporting --------------------------------------------------------------------------------
 
@@ -164,7 +174,7 @@ class Scope(BlockCalls, Merges):
             self.assign(stmt)
         elif isinstance(stmt, ast.Labeled):
             if stmt.label in MERGES and stmt.pipeline is None:
-                self.merge(stmt)
+                merge(self, stmt)
             else:
                 self.labeled_group(stmt)
         elif isinstance(stmt, ast.Output):
@@ -197,7 +207,7 @@ class Scope(BlockCalls, Merges):
         self.steps.append(OutputStep(values=stmt.names, span=first_line(stmt.span)))
         self.output_shapes = tuple(shapes)
 
-    def _before(self, name: str) -> str:
+    def used_before(self, name: str) -> str:
         return f"the value `{name}` is used before it is defined (on line {self.later[name]})"
 
     def _no_values_here(self, span: Span) -> None:
@@ -209,8 +219,8 @@ class Scope(BlockCalls, Merges):
     def pipeline(self, pipeline: ast.Pipeline) -> None:
         stages = pipeline.stages
         first = stages[0]
-        if isinstance(first, ast.Layer) and first.op not in self.values and first.op in getattr(self, "later", {}):
-            raise LocatedError(self._before(first.op), first.op_span, "move the line that defines it above this one")
+        if isinstance(first, ast.Layer) and first.op not in self.values and first.op in self.later:
+            raise LocatedError(self.used_before(first.op), first.op_span, "move the line that defines it above this one")
         if isinstance(first, ast.Layer) and first.op in self.values and not first.args and first.name is None:
             v = self.values[first.op]
             v.used = True
@@ -244,7 +254,7 @@ class Scope(BlockCalls, Merges):
         elif isinstance(node, ast.Call):
             args, count, _ = split_repeat(node.args)
             if node.callee in JOINS:
-                return self.join(node)
+                return join(self, node)
             if node.callee in self.prog.blocks:
                 if args:
                     _no_repeat_expression(args)
@@ -252,7 +262,7 @@ class Scope(BlockCalls, Merges):
                 for _ in range(count):
                     if count > 1 and node.name is not None:
                         raise LocatedError("a repeated block cannot take one name", node.span, "name a group instead: `layer1: Block(...) x2`")
-                    self.call(node)
+                    block_call(self, node)
                 return
             if node.callee in REGISTRY:
                 raise LocatedError(f"`{node.callee}` is an op, not a block: write its arguments after a space",
@@ -321,6 +331,8 @@ class Scope(BlockCalls, Merges):
         if found:  # raised past the error list: repeating this error for every layer would take as long
             raise CheckError([*self.prog.errors, self.prog.diagnostic("error", *found[:1], node.span, self.source, found[1])])
         self.steps.append(LayerStep(name=attr, layer=layer, indices=indices, output_shape=layer.output_shape))
+        if spec.name == "maxpool":
+            self.maxpools.append(attr)
         self.shape = result.shape
 
     def unpool(self, node: ast.Layer) -> None:
@@ -340,9 +352,8 @@ class Scope(BlockCalls, Merges):
             self.shape = None
             return
         if pool is None:
-            names = [s.name for s in self.steps if s.kind == "layer" and s.layer.op == "maxpool"]
             raise LocatedError(f"`unpool` names `{target}`, which is no max pool before it in this {'block' if self.path else 'network'}",
-                               args[0].span, did_you_mean(target, names) or "name the pool with `maxpool 2 as pool1`")
+                               args[0].span, did_you_mean(target, self.maxpools) or "name the pool with `maxpool 2 as pool1`")
         attr = self.child_name(node.name, "unpool", node.span)
         if self.shape is None:
             return
