@@ -394,7 +394,122 @@ def bool_op(op: str, left: Expr, right: Expr) -> Expr:
     return BoolOp(op, left, right)
 
 
-# monomial: a sorted tuple of (atom, exponent); atoms are integer Syms and FloorDivs. A monomial is its own
+# -- functions ---------------------------------------------------------------------------------------
+#
+# The language's functions of numbers. Each is defined as the Python the backend prints for it computes
+# (`sqrt(x)` is `x ** 0.5`, `floor(x)` is `int(x // 1)`: the generated module imports nothing but torch), so
+# that the value the checker uses is the value the module computes. `make_divisible` is torchvision's
+# `_make_divisible` exactly (the generated file defines it where it is used).
+
+
+def make_divisible(v, divisor, min_value=None):
+    """torchvision's `_make_divisible`: `v` rounded to the nearest multiple of `divisor` (at least `min_value`,
+    which defaults to `divisor`), one multiple more where rounding lost more than 10% of `v`."""
+    if min_value is None:
+        min_value = divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+def _if(condition, a, b):
+    return a if condition else b
+
+
+class Function:
+    """A function of the language: its name, how many arguments it takes, what it computes, and whether its
+    result is an integer (True), a float (False), or an integer exactly when its `int_args` are (None)."""
+
+    def __init__(self, name: str, arity: tuple[int, int], fn: Callable, int_result: bool | None, int_args=None, doc: str = ""):
+        self.name, self.arity, self.fn, self.int_result, self.int_args, self.doc = name, arity, fn, int_result, int_args, doc
+
+
+FUNCTIONS: dict[str, Function] = {f.name: f for f in (
+    Function("min", (2, 8), min, None, doc="the smallest of its arguments"),
+    Function("max", (2, 8), max, None, doc="the largest of its arguments"),
+    Function("int", (1, 1), int, True, doc="a number without its fraction (towards zero)"),
+    Function("round", (1, 1), round, True, doc="the nearest integer (a half to the even one, as Python rounds)"),
+    Function("floor", (1, 1), lambda x: int(x // 1), True, doc="the largest integer at most x"),
+    Function("ceil", (1, 1), lambda x: -int(-x // 1), True, doc="the smallest integer at least x"),
+    Function("sqrt", (1, 1), lambda x: x ** 0.5, False, doc="the square root"),
+    Function("make_divisible", (2, 3), make_divisible, True,
+             doc="v rounded to a multiple of d (torchvision's _make_divisible): make_divisible(v, 8)"),
+    Function("if", (3, 3), _if, None, int_args=(1, 2), doc="`a if c else b`"),
+)}
+
+
+class Fn(Expr):
+    """A function applied to expressions that does not simplify (its arguments name parameters). One whose
+    result is an integer is an atom of a polynomial, as FloorDiv is."""
+
+    __slots__ = ("name", "args", "_int")
+    rank = 4
+
+    def __init__(self, name: str, args: tuple[Expr, ...], is_int: bool):
+        self.name, self.args, self._int = name, args, is_int
+
+    @property
+    def is_int(self) -> bool:
+        return self._int
+
+    def _structure(self) -> tuple:
+        return ("fn", self.name, tuple(a.key for a in self.args))
+
+    def _count(self) -> int:
+        return 1 + sum(a.size() for a in self.args)
+
+    def subst(self, f):
+        return call(self.name, tuple(a.subst(f) for a in self.args))
+
+    def _syms(self):
+        found: set = set()
+        for a in self.args:
+            found |= a.syms()
+        return found
+
+    def evaluate(self, bindings):
+        return FUNCTIONS[self.name].fn(*(a.evaluate(bindings) for a in self.args))
+
+
+def call(name: str, args: tuple[Expr, ...]) -> Expr:
+    """`name(*args)`, simplified: computed where every argument is a constant, `if` decided by a constant
+    condition, `min`/`max` of one distinct argument that argument, rounding of an integer the integer itself."""
+    f = FUNCTIONS[name]
+    if all(is_const(a) for a in args):
+        try:
+            return const(f.fn(*(const_value(a) for a in args)))
+        except (ArithmeticError, ValueError, TypeError):  # the check reports these where it computes the value
+            pass
+    if name == "if":
+        condition, a, b = args
+        if is_const(condition):
+            return a if const_value(condition) else b
+        if a == b:
+            return a
+    if name in ("min", "max"):
+        distinct = tuple({a.key: a for a in args}.values())
+        if len(distinct) == 1:
+            return distinct[0]
+        args = distinct
+    if name in ("int", "round", "floor", "ceil") and args[0].is_int:
+        return args[0]
+    picked = [args[i] for i in f.int_args] if f.int_args else list(args)
+    is_int = f.int_result if f.int_result is not None else all(a.is_int for a in picked)
+    e = Fn(name, tuple(args), is_int)
+    return _poly_of_atom(e) if is_int else e
+
+
+def apply_function(name: str, args: tuple) -> "Val":
+    """`name(*args)` of Vals: the number, with its expression where an argument has one. What the function
+    raises for its arguments (sqrt of a negative number ...) is the caller's to report."""
+    result = FUNCTIONS[name].fn(*(a.v for a in args))
+    if all(a.e is None for a in args):
+        return Val(result)
+    return Val(result, call(name, tuple(a.expr() for a in args)))
+
+
+# monomial: a sorted tuple of (atom, exponent); atoms are integer Syms, FloorDivs and Fns. A monomial is its own
 # dictionary key (its atoms hash once); _mono_order is the sort key
 Mono = tuple
 

@@ -299,3 +299,44 @@ def test_an_infinite_number_in_a_condition_prints_as_python():
 
     model = namespace["N"]()
     assert tuple(model(torch.randn(2, 3, 8, 8)).shape) == (2, 4, 8, 8)
+
+
+# -- functions (min, max, int, round, floor, ceil, sqrt, make_divisible, if) ----------------------------------
+
+
+def _torchvision_make_divisible(v, divisor, min_value=None):  # torchvision/models/_utils.py, as published
+    if min_value is None:
+        min_value = divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+@pytest.mark.parametrize("width", [0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.4, 2.0])
+def test_make_divisible_is_torchvisions(width):
+    from cnndsl.values import make_divisible
+
+    for c in (3, 8, 16, 24, 32, 64, 96, 160, 320, 1280):
+        assert make_divisible(c * width, 8) == _torchvision_make_divisible(c * width, 8)
+        assert make_divisible(c * width, 8, 16) == _torchvision_make_divisible(c * width, 8, 16)
+
+
+def test_functions_simplify_and_evaluate_as_printed():
+    from cnndsl.values import FConst, apply_function, call, const, mul, symbol
+
+    c = symbol("c", 16)
+    assert call("max", (c, c)) == c  # one distinct argument
+    assert call("int", (c,)) == c and call("floor", (c,)) == c  # an integer rounds to itself
+    assert call("sqrt", (const(16),)) == FConst(4.0)  # computed where every argument is a constant
+    assert call("if", (const(True), c, const(3))) == c
+    e = call("make_divisible", (mul(c, FConst(0.75)), const(8)))
+    assert e.is_int and e.evaluate({"c": 32}) == 24 and e.evaluate({"c": 37}) == _torchvision_make_divisible(37 * 0.75, 8)
+    assert not call("min", (c, FConst(2.5))).is_int and call("min", (c, const(2))).is_int
+    for x in (-2.5, -2.0, -0.5, 0.0, 0.5, 1.5, 2.5, 7.2):
+        assert call("floor", (FConst(x),)) == const(math.floor(x))
+        assert call("ceil", (FConst(x),)) == const(math.ceil(x))
+        assert call("round", (FConst(x),)) == const(round(x))
+    v = apply_function("min", (Val(16, "c"), Val(8)))
+    assert v.v == 8 and v.symbolic  # the code prints min(c, 8): generic in c
+    assert apply_function("max", (Val(16), Val(8))).e is None
