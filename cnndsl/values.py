@@ -500,6 +500,100 @@ def call(name: str, args: tuple[Expr, ...]) -> Expr:
     return _poly_of_atom(e) if is_int else e
 
 
+# -- tuples ----------------------------------------------------------------------------------------------
+#
+# A tuple-valued name (`layers=(3, 4, 6, 3)`, a block's `k=1x7`) is a Sym whose value is the tuple; its items
+# are `Item`s (`layers[2]`), integer ones atoms of a polynomial. A block's tuple parameter stands for the
+# caller's items: its `outer` is an `Items` of their expressions, and an Item of an Items is that item.
+
+
+class Items(Expr):
+    """A tuple of expressions: what a block's tuple-valued name stands for in the caller's terms."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple[Expr, ...]):
+        self.items = items
+
+    def _structure(self) -> tuple:
+        return ("tuple", tuple(a.key for a in self.items))
+
+    def _count(self) -> int:
+        return 1 + sum(a.size() for a in self.items)
+
+    def subst(self, f):
+        return Items(tuple(a.subst(f) for a in self.items))
+
+    def _syms(self):
+        found: set = set()
+        for a in self.items:
+            found |= a.syms()
+        return found
+
+    def evaluate(self, bindings):
+        return tuple(a.evaluate(bindings) for a in self.items)
+
+
+class Item(Expr):
+    """`base[index]` of a tuple-valued name, where the index is a constant or names parameters."""
+
+    __slots__ = ("base", "index", "_int")
+    rank = 5
+
+    def __init__(self, base: Expr, index: Expr, is_int: bool):
+        self.base, self.index, self._int = base, index, is_int
+
+    @property
+    def is_int(self) -> bool:
+        return self._int
+
+    def _structure(self) -> tuple:
+        return ("item", self.base.key, self.index.key)
+
+    def _count(self) -> int:
+        return 1 + self.base.size() + self.index.size()
+
+    def subst(self, f):
+        return item(self.base.subst(f), self.index.subst(f))
+
+    def _syms(self):
+        return self.base.syms() | self.index.syms()
+
+    def evaluate(self, bindings):
+        return self.base.evaluate(bindings)[self.index.evaluate(bindings)]
+
+
+def _items_of(base: Expr) -> tuple | None:
+    """The values of a tuple expression's items, where known (a name's value, or constant items)."""
+    if isinstance(base, Sym) and isinstance(base.value, tuple):
+        return base.value
+    if isinstance(base, Items) and all(is_const(a) for a in base.items):
+        return tuple(const_value(a) for a in base.items)
+    return None
+
+
+def item(base: Expr, index: Expr) -> Expr:
+    """`base[index]`: the item itself where the tuple is written out and the index a constant."""
+    if isinstance(base, Items) and is_const(index):
+        return base.items[const_value(index)]
+    values = _items_of(base)
+    if values is not None and is_const(index):
+        is_int = type(values[const_value(index)]) in (int, bool)
+    else:
+        is_int = values is not None and all(type(v) in (int, bool) for v in values)
+    e = Item(base, index, is_int)
+    return _poly_of_atom(e) if is_int else e
+
+
+def tuple_name(name: str, items: tuple, kind: str = "param") -> tuple:
+    """A tuple-valued name bound to `items` (Vals, in the caller's terms for a block's `local`): a tuple of
+    Vals, each the name's item (`layers[0]`, ...), so that code prints `layers[i]`, or `layers` for them all."""
+    items = tuple(as_val(x) for x in items)
+    outer = Items(tuple(x.expr().outer() for x in items)) if kind == "local" else None
+    base = Sym(name, tuple(x.v for x in items), kind, outer)
+    return tuple(Val(x.v, item(base, Poly((), i))) for i, x in enumerate(items))
+
+
 def apply_function(name: str, args: tuple) -> "Val":
     """`name(*args)` of Vals: the number, with its expression where an argument has one. What the function
     raises for its arguments (sqrt of a negative number ...) is the caller's to report."""
