@@ -3,6 +3,7 @@ The walk over the layers is cnndsl.scope's. Semantic errors are collected (cappe
 
 from __future__ import annotations
 
+import keyword
 import os
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,9 @@ from .inits import arguments, init_call, rank_problem
 from .names import identifier_problem
 from .network import CheckedNetwork, InitRule, NetworkParam
 from .ops import REGISTRY
-from .resolve import FAILED, LocatedError, Word, evaluate, shown
+from .resolve import FAILED, ChosenWord, LocatedError, Word, evaluate, shown
 from .scope import Program, Scope
-from .values import Val, value
+from .values import Val, tuple_name, value
 
 SMOKE_SIZES = (32, 64, 128, 224, 512)
 _NORMS = ("bn", "gn", "instnorm")
@@ -80,25 +81,67 @@ class _Checker:
                 else:
                     self.report(e)
                 continue
-            v = raw.v if isinstance(raw, Val) else raw
-            if isinstance(v, Word) or not isinstance(v, (int, float, bool)):
-                if p.name in given:
-                    found = _given_kind(v)
-                elif isinstance(p.default, ast.Name) and position.get(v, -1) > index:
-                    self._declared_after(v, p.name, p.default.span)
+            if p.name in given and p.default is not None:  # the default says what kind of value the parameter takes
+                try:
+                    default = evaluate(p.default, self.env)
+                except LocatedError:
+                    default = None  # reported with the value it stood for, if it matters
+                mismatch = _kind_mismatch(default, raw)
+                if mismatch:
+                    self.error(f"parameter `{p.name}` {mismatch}", p.span)
                     continue
-                else:
-                    found = shown(p.default, raw)
-                self.error(f"parameter `{p.name}` must be a number or true/false, found {found}", p.span)
-                continue
-            if type(v) not in (bool, int, float):  # a subclass (its __repr__ would reach the generated code): the plain number
-                v = int(v) if isinstance(v, int) else float(v)
-            found = limits.problem("integer", abs(v), f"the value of `{p.name}`") if type(v) is int else None
+            bound = self._bind(p, raw, given, position, index)
+            if bound is not None:
+                self.env[p.name], plain_value = bound
+                self.param_values.append(NetworkParam(name=p.name, value=plain_value))
+
+    def _bind(self, p: ast.Param, raw: Any, given: dict, position: dict, index: int) -> tuple[Any, Any] | None:
+        """A parameter's value as the check sees it (a Val, a tuple of Vals, or a ChosenWord) and as the generated
+        signature shows it; None after an error."""
+        if isinstance(raw, (tuple, list)) and not isinstance(raw, str):
+            items = []
+            for x in raw:
+                n = self._number(p, x, given, position, index, what="an item of a tuple")
+                if n is None:
+                    return None
+                items.append(n)
+            found = limits.problem("expression", len(items) + 1, f"the tuple `{p.name}`") if items else \
+                ("a tuple parameter needs at least one item", None)
             if found:
                 self.error(found[0], p.span, found[1])
-                continue
-            self.env[p.name] = Val(v, p.name)
-            self.param_values.append(NetworkParam(name=p.name, value=v))
+                return None
+            return tuple_name(p.name, tuple(Val(x) for x in items)), tuple(items)
+        v = raw.v if isinstance(raw, Val) else raw
+        if isinstance(v, Word) and p.name not in given and position.get(v, -1) > index:
+            self._declared_after(v, p.name, p.default.span)
+            return None
+        if isinstance(v, str) and v.isascii() and v.isidentifier() and not keyword.iskeyword(v) and (
+                p.name in given or isinstance(v, Word)):
+            return ChosenWord(v, p.name), str(v)
+        n = self._number(p, raw, given, position, index)
+        return None if n is None else (Val(n, p.name), n)
+
+    def _number(self, p: ast.Param, raw: Any, given: dict, position: dict, index: int, what: str = "") -> Any:
+        """A number or true/false for parameter `p` (given, or its default evaluated), plain; None after an error."""
+        v = raw.v if isinstance(raw, Val) else raw
+        if isinstance(v, Word) or not isinstance(v, (int, float, bool)):
+            if p.name in given:
+                found = _given_kind(v)
+            elif isinstance(p.default, ast.Name) and position.get(v, -1) > index:
+                self._declared_after(v, p.name, p.default.span)
+                return None
+            else:
+                found = shown(p.default, raw)
+            self.error(f"parameter `{p.name}` must be a number, true/false, a word or a tuple of numbers, found {found}"
+                       if not what else f"parameter `{p.name}`: {what} must be a number or true/false, found {found}", p.span)
+            return None
+        if type(v) not in (bool, int, float):  # a subclass (its __repr__ would reach the generated code): the plain number
+            v = int(v) if isinstance(v, int) else float(v)
+        found = limits.problem("integer", abs(v), f"the value of `{p.name}`") if type(v) is int else None
+        if found:
+            self.error(found[0], p.span, found[1])
+            return None
+        return v
 
     def _declared_after(self, name: str, user: str, span: Span) -> None:
         self.error(f"`{name}` is declared after `{user}`: a default can use only the parameters before it", span,
@@ -235,6 +278,25 @@ class _Checker:
                 self.prog.error(f"{problem}, but the {target} of `{name}` has {rank}", span, source)
                 return False
         return True
+
+
+def _kind_of(x: Any) -> str | None:
+    """What kind of value a parameter holds: a number (or true/false), a tuple, or a word; None if neither."""
+    if isinstance(x, (tuple, list)) and not isinstance(x, str):
+        return "a tuple"
+    v = x.v if isinstance(x, Val) else x
+    if isinstance(v, str):
+        return "a word" if v.isascii() and v.isidentifier() else None
+    return "a number" if isinstance(v, (int, float, bool)) else None
+
+
+def _kind_mismatch(default: Any, given: Any) -> str | None:
+    """Why a value given for a parameter does not fit the kind of its default, in words; None where it does."""
+    want, got = _kind_of(default), _kind_of(given)
+    if want is None or got is None or want == got:
+        return None
+    shown = (f"the word {quote(given)}" if got == "a word" else "a tuple" if got == "a tuple" else "a number")
+    return f"takes {want} (its default is one), found {shown}"
 
 
 def _given_kind(v: object) -> str:

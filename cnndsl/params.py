@@ -1,6 +1,9 @@
 """Parameter values from the command line: a --params YAML file and -D NAME=VALUE.
 
-A params file is a flat mapping of parameter names to numbers and true/false. It is read within bounds: no
+A params file is a flat mapping of parameter names to values: numbers, true/false, lists of numbers (a tuple
+parameter such as `layers: [3, 4, 23, 3]`) and words (a layer-valued parameter, `act: hardswish`). On the
+command line the same values are `-D depth=50`, `-D layers=3,4,23,3` (or `-D k=1x7`) and `-D act=hardswish`.
+It is read within bounds: no
 more than `file_bytes`, no alias (`*name` can expand a few hundred bytes into gigabytes), no nesting deeper
 than a few levels (the composer's recursion would not survive it), no integer past the `integer` limit, no
 name given twice. Every mistake is a UsageError located at its line and column, and quotes at most a few
@@ -16,8 +19,10 @@ from typing import Any
 from . import limits
 from .errors import UsageError, quote
 
-# what a -D value may be, as in the language: an integer, a decimal number, inf or nan, true or false (ASCII
-# only: Python's int() also reads other scripts' digits)
+# what a -D value may be, as in the language: an integer, a decimal number, inf or nan, true or false, a word;
+# or several of those numbers, `3,4,6,3` or `1x7` (ASCII only: Python's int() also reads other scripts' digits)
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DIMS = re.compile(r"[0-9]+(?:x[0-9]+)+")
 _INTEGER = re.compile(r"[+-]?[0-9](?:_?[0-9])*")
 _FLOAT = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE)
 _YAML_KINDS = {"str": "a string", "null": "nothing (null)", "binary": "binary data", "timestamp": "a date",
@@ -25,7 +30,23 @@ _YAML_KINDS = {"str": "a string", "null": "nothing (null)", "binary": "binary da
 
 
 def value(text: str, where: str) -> Any:
-    """A -D value: true/false, an integer within the `integer` limit, or a float; UsageError naming `where`."""
+    """A -D value: true/false, an integer within the `integer` limit, a float, a word (str), or a tuple of
+    numbers (`3,4,6,3`, `1x7`); UsageError naming `where`."""
+    t = text.strip()
+    if "," in t or (t.isascii() and _DIMS.fullmatch(t)):
+        parts = t.split(",") if "," in t else t.split("x")
+        if parts[-1].strip() == "" and len(parts) > 1:  # `3,` is a tuple of one
+            parts = parts[:-1]
+        found = limits.problem("expression", len(parts), "the number of values")
+        if found:
+            raise UsageError(f"{where}: {found[0]}; {found[1]}")
+        return tuple(_number(part, where) for part in parts)
+    if t.isascii() and _WORD.fullmatch(t) and t.lower() not in ("inf", "infinity", "nan", "true", "false"):
+        return t
+    return _number(t, where)
+
+
+def _number(text: str, where: str) -> Any:
     t = text.strip()
     if t.lower() in ("true", "false"):
         return t.lower() == "true"
@@ -37,7 +58,7 @@ def value(text: str, where: str) -> Any:
         return _within_limit(int(t), where)
     if t.isascii() and _FLOAT.fullmatch(t):
         return float(t)
-    raise UsageError(f"{where}: the value {quote(text)} is not a number or true/false")
+    raise UsageError(f"{where}: the value {quote(text)} is not a number, true/false, a word, or numbers such as 3,4,6,3")
 
 
 def _within_limit(n: int, where: str) -> int:
@@ -115,18 +136,35 @@ def _mapping(root, loader, path: str, refuse) -> dict[str, Any]:
         name = key.value
         if name in out:
             raise refuse(key.start_mark, f"the parameter {quote(name)} is given twice")
-        if not (isinstance(node, yaml.ScalarNode) and node.tag.rsplit(":", 1)[-1] in ("int", "float", "bool")):
-            raise refuse(node.start_mark, f"the parameter {quote(name)} must be a number or true/false, found {_kind(node)}")
-        try:
-            v = loader.construct_object(node, deep=True)
-        except ValueError:  # an integer past the 4,300 digits Python converts
-            raise refuse(node.start_mark, f"an integer of {len(node.value):,} characters exceeds the limit of "
-                         f"{limits.get('integer'):,} ({limits.LIMITS['integer'].env})") from None
-        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > limits.get("integer"):
-            lim = limits.LIMITS["integer"]
-            raise refuse(node.start_mark, f"the integer exceeds the limit of {limits.get('integer'):,} ({lim.env})")
-        out[name] = v
+        if isinstance(node, yaml.SequenceNode) and node.value:  # a tuple parameter: a list of numbers
+            if len(node.value) > limits.get("expression"):
+                lim = limits.LIMITS["expression"]
+                raise refuse(node.start_mark, f"the list {quote(name)} has {len(node.value):,} items, more than the limit of "
+                             f"{limits.get('expression'):,} ({lim.env})")
+            out[name] = tuple(_scalar(item, loader, name, refuse, "item") for item in node.value)
+        elif isinstance(node, yaml.ScalarNode) and node.tag.endswith(":str") and _WORD.fullmatch(node.value):
+            out[name] = node.value  # a word: a layer-valued parameter
+        else:
+            out[name] = _scalar(node, loader, name, refuse, "the parameter")
     return out
+
+
+def _scalar(node, loader, name: str, refuse, what: str):
+    """A number or true/false of a params file."""
+    import yaml
+
+    if not (isinstance(node, yaml.ScalarNode) and node.tag.rsplit(":", 1)[-1] in ("int", "float", "bool")):
+        raise refuse(node.start_mark, f"the parameter {quote(name)} must be a number, true/false, a word or a list of numbers,"
+                     f" found {_kind(node)}" if what == "the parameter" else f"the list {quote(name)} holds numbers or true/false, found {_kind(node)}")
+    try:
+        v = loader.construct_object(node, deep=True)
+    except ValueError:  # an integer past the 4,300 digits Python converts
+        raise refuse(node.start_mark, f"an integer of {len(node.value):,} characters exceeds the limit of "
+                     f"{limits.get('integer'):,} ({limits.LIMITS['integer'].env})") from None
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > limits.get("integer"):
+        lim = limits.LIMITS["integer"]
+        raise refuse(node.start_mark, f"the integer exceeds the limit of {limits.get('integer'):,} ({lim.env})")
+    return v
 
 
 def _kind(node) -> str:

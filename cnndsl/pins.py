@@ -39,6 +39,7 @@ MERGE = "it decides a conditional merge's shape"
 LAYOUT = "it decides which dimensions a layer reorders, flattens or scales"
 DIVIDES = "a size that must divide evenly depends on it"
 EXISTS = "it decides whether a layer or parameter that an init rule sets exists"
+CHOSEN = "it chooses a layer or an option's value"
 
 
 @contextmanager

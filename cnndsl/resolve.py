@@ -8,6 +8,7 @@ from typing import Any
 from . import ast, limits
 from .errors import Span, did_you_mean
 from .ops.base import REPEAT, SHORT, Ctx, Opt, OpSpec
+from .pins import CHOSEN, pin
 from .values import Expr, Val, compare, deps, expression_problem, logical, logical_not, value
 
 
@@ -28,6 +29,21 @@ class LocatedError(Exception):
 
 class Word(str):
     """A bare word that names no parameter: an enumeration value such as `reflect`, or a mistake."""
+
+
+class ChosenWord(Word):
+    """A word that a parameter holds (`act=relu`, `-D act=hardswish`): a layer or an option's value chosen when
+    compiling. The generated code writes the word itself, so a use of it pins the parameter (`pin_chosen`)."""
+
+    param: str
+
+    def __new__(cls, text: str, param: str):
+        self = super().__new__(cls, text)
+        self.param = param
+        return self
+
+    def __reduce__(self):  # pickles with its parameter
+        return (ChosenWord, (str(self), self.param))
 
 
 # a parameter whose own definition was wrong: using it reports nothing more (the first error says it all)
@@ -129,6 +145,8 @@ def _names(*pairs: tuple[ast.Expr, Any]) -> tuple[str, ...]:
 
 def shown(expr: ast.Expr, x: Any) -> str:
     """What an expression evaluated to, in words for a message: the name `b`, "text", a tuple, true, `3`."""
+    if isinstance(x, ChosenWord) and isinstance(expr, ast.Name) and expr.id == x.param:
+        return f"the word `{x}` (the value of `{x.param}`)"
     if isinstance(x, Word):
         return f"the name `{x}`" if isinstance(expr, ast.Name) else f'"{x}"'
     if isinstance(x, tuple):
@@ -167,7 +185,7 @@ def convert(opt: Opt, x: Any, expr: ast.Expr, env) -> Any:
     if kind in ("ints", "floats", "padding", "dims"):
         if kind == "padding" and isinstance(x, Word):
             if x in ("same", "valid"):
-                return str(x)
+                return chosen(x)
             raise LocatedError(f"{where} must be a number, a tuple, `same` or `valid`, found {shown(expr, x)}", expr.span, did_you_mean(x, ("same", "valid", *env)))
         number = (int,) if kind != "floats" else (int, float)
         items = x if isinstance(x, tuple) else (x,)
@@ -181,11 +199,19 @@ def convert(opt: Opt, x: Any, expr: ast.Expr, env) -> Any:
         return x
     if kind == "enum":
         if isinstance(x, Word) and x in opt.choices:
-            return str(x)
+            return chosen(x)
         choices = ", ".join(opt.choices)
         hint = did_you_mean(x, opt.choices) if isinstance(x, Word) else None
         raise LocatedError(f"{where} must be one of {choices}; found {shown(expr, x)}", expr.span, hint)
     raise AssertionError(kind)  # pragma: no cover
+
+
+def chosen(word: Word) -> str:
+    """A word as the generated code writes it; a parameter's word pins the parameter (the code has no name
+    for it)."""
+    if isinstance(word, ChosenWord):
+        pin({word.param}, reason=CHOSEN)
+    return str(word)
 
 
 def _short_value(text: str, span: Span):
@@ -227,7 +253,7 @@ def resolve(ctx: Ctx, layer: ast.Layer, env: dict[str, Val], spans: dict[str, Sp
         else:
             expr = arg.value
             x = evaluate(expr, env)
-            if isinstance(x, Word) and isinstance(expr, ast.Name):
+            if isinstance(x, Word) and not isinstance(x, ChosenWord) and isinstance(expr, ast.Name):  # a parameter's word is a value
                 if _word(ctx, x, arg.span, put):
                     continue
                 if spec.varargs is None and not (slots and spec.option(slots[0]).kind in ("enum", "padding")):

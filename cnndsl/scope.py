@@ -16,7 +16,7 @@ from .network import BlockInstance, CheckedLayer, GroupStep, LayerStep, OutputSt
 from .ops import REGISTRY, Ctx, LayerError
 from .ops.base import written_rank
 from .ops.common import fmt_shape
-from .resolve import LocatedError, resolve, split_repeat
+from .resolve import ChosenWord, LocatedError, chosen, resolve, split_repeat
 from .shapes import pool_stray_index, unpool_out
 from .values import Val, plain, value
 
@@ -233,8 +233,20 @@ class Scope:
             except LocatedError as e:
                 self.fail(e)
 
+    def chosen_op(self, node: ast.Layer) -> ast.Layer:
+        """A layer whose op is a parameter holding a word (`act` with `act=relu`): that op, the parameter pinned."""
+        word = self.env.get(node.op)
+        if not isinstance(word, ChosenWord):
+            return node
+        if word not in REGISTRY:
+            hint = did_you_mean(word, REGISTRY) or "see the op catalog in docs/LANGUAGE.md"
+            raise LocatedError(f"`{node.op}` is `{word}`, which is no op", node.op_span, hint)
+        chosen(word)
+        return node.model_copy(update={"op": str(word)})
+
     def stage(self, node) -> None:
         if isinstance(node, ast.Layer):
+            node = self.chosen_op(node)
             args, count, _ = split_repeat(node.args)
             if node.op in self.values:
                 raise LocatedError(f"the value `{node.op}` can only start a pipeline", node.op_span,
@@ -434,6 +446,8 @@ class Scope:
     def skip(self, pipeline: ast.Pipeline) -> None:
         """An inactive branch: its layers still take their names, so that names do not depend on conditions."""
         for stage in pipeline.stages:
+            if isinstance(stage, ast.Layer):
+                stage = self.chosen_op(stage)
             if isinstance(stage, ast.Layer) and stage.name is None and stage.op in REGISTRY:
                 spec = REGISTRY[stage.op]
                 _, count, _ = split_repeat(stage.args)

@@ -98,18 +98,22 @@ def test_a_parameter_that_is_no_number_is_described_in_words_not_by_its_repr():
         (d,) = e.value.diagnostics
         return d.message
 
-    start = "parameter `c` must be a number or true/false, found "
+    start = "parameter `c` must be a number, true/false, a word or a tuple of numbers, found "
     assert message(c=Loud()) == start + "a value of type `Loud`"
     assert message(c=object()) == start + "a value of type `object`"  # no memory address
-    assert message(c=[1, 2]) == start + "a value of type `list`"
     assert message(c=None) == start + "nothing (None)"
     assert message(c="8") == start + "a string '8'"
-    assert len(message(c="x" * 10_000)) <= len(start + "a string ") + 80
-    # a default that is no number: what the source wrote, in words (once the repr of the checker's own values)
-    for default, found in (("(1, 2)", "a tuple"), ("w", "the name `w`"), ('"w"', '"w"')):
+    # a value of another kind than the default's: the kind, in words
+    kind = "parameter `c` takes a number (its default is one), found "
+    assert message(c=[1, 2]) == kind + "a tuple"
+    assert message(c="relu") == kind + "the word 'relu'"
+    assert len(message(c="x" * 10_000)) <= len(kind + "the word ") + 80
+    # a default of another kind is a parameter of that kind: the mistake is where a number was needed, in words
+    # (once the repr of the checker's own values)
+    for default, found in (("(1, 2)", "a tuple"), ("w", "the word `w` (the value of `c`)"), ('"w"', "the word `w` (the value of `c`)")):
         with pytest.raises(cnndsl.CheckError) as e:
             cnndsl.check(NET.replace("c=8", f"c={default}"))
-        assert e.value.diagnostics[0].message == start + found
+        assert e.value.diagnostics[0].message == "`out` must be an integer, found " + found
     for default, call, found in (("1", "(1, 2)", "a tuple"), ("relu", "", "the name `relu`")):
         with pytest.raises(cnndsl.CheckError) as e:
             cnndsl.check(f"block B(a={default}):\n    relu\n\nnetwork N:\n    input 3x8x8\n    B({call})\n")

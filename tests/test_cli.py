@@ -377,8 +377,8 @@ def test_define_last_one_wins(lenet):
 @pytest.mark.parametrize(
     "define, message",
     [
-        ("num_classes=abc", "-D num_classes: the value 'abc' is not a number or true/false"),
-        ("num_classes=", "-D num_classes: the value '' is not a number or true/false"),
+        ("num_classes=a+b", "-D num_classes: the value 'a+b' is not a number, true/false, a word, or numbers such as 3,4,6,3"),
+        ("num_classes=", "-D num_classes: the value '' is not a number, true/false, a word, or numbers such as 3,4,6,3"),
         ("num_classes", "-D expects NAME=VALUE, got 'num_classes'"),
         ("=3", "-D expects NAME=VALUE, got '=3'"),
         ("2x=3", "-D expects NAME=VALUE, got '2x=3'"),
@@ -432,15 +432,16 @@ def test_empty_params_yaml_is_no_parameters(lenet):
         (b"num_classes: [1, 2\n", "p.yaml:2:1: not valid YAML: expected ',' or ']', but got '<stream end>'"),
         (b"a: 1\n b: 2\n", "p.yaml:2:3: not valid YAML: mapping values are not allowed here"),
         (b"- 1\n- 2\n", "p.yaml:1:1: a params file holds a mapping of parameter names to values, found a list"),
-        (b"num_classes: ten\n", "p.yaml:1:14: the parameter 'num_classes' must be a number or true/false, found a string 'ten'"),
-        (b"num_classes: !!binary aGVsbG8=\n", "p.yaml:1:14: the parameter 'num_classes' must be a number or true/false, found binary data"),
-        (b"num_classes: 2001-12-14\n", "p.yaml:1:14: the parameter 'num_classes' must be a number or true/false, found a date '2001-12-14'"),
-        (b"num_classes:\n", "p.yaml:1:13: the parameter 'num_classes' must be a number or true/false, found nothing (null)"),
+        (b"num_classes: ten 10\n", "p.yaml:1:14: the parameter 'num_classes' must be a number, true/false, a word or a list of numbers, found a string 'ten 10'"),
+        (b"num_classes: !!binary aGVsbG8=\n", "p.yaml:1:14: the parameter 'num_classes' must be a number, true/false, a word or a list of numbers, found binary data"),
+        (b"num_classes: 2001-12-14\n", "p.yaml:1:14: the parameter 'num_classes' must be a number, true/false, a word or a list of numbers, found a date '2001-12-14'"),
+        (b"num_classes:\n", "p.yaml:1:13: the parameter 'num_classes' must be a number, true/false, a word or a list of numbers, found nothing (null)"),
+        (b"num_classes: [1, x]\n", "p.yaml:1:18: the list 'num_classes' holds numbers or true/false, found a string 'x'"),
         (b"num_classes: 1\nnum_classes: 2\n", "p.yaml:2:1: the parameter 'num_classes' is given twice"),
         (b"num_classes: 0x1ffffffffffffffff\n", "p.yaml:1:14: the integer exceeds the limit of 9,223,372,036,854,775,807 (CNNDSL_MAX_INTEGER)"),
         (b"\xff\xfe\x00n", "p.yaml is not UTF-8 text (byte 0 cannot be decoded)"),
     ],
-    ids=["unclosed", "indentation", "list", "string-value", "binary-value", "date-value", "null-value", "twice",
+    ids=["unclosed", "indentation", "list", "string-value", "binary-value", "date-value", "null-value", "list-of-words", "twice",
          "hex-too-large", "binary"],
 )
 def test_bad_params_yaml_is_a_usage_error(lenet, content, message):
@@ -596,7 +597,7 @@ def test_compile_path_never_imports_torch(lenet):
 
 
 @pytest.mark.parametrize("define, message", [
-    ("num_classes=\u0664", "-D num_classes: the value '\u0664' is not a number or true/false"),
+    ("num_classes=\u0664", "-D num_classes: the value '\u0664' is not a number, true/false, a word, or numbers such as 3,4,6,3"),
     ("num_classes=" + "9" * 5000, "-D num_classes: an integer of 5,000 digits exceeds the limit"),
     ("num_classes=99999999999999999999", "-D num_classes: the integer (99,999,999,999,999,999,999) exceeds the limit"),
 ], ids=["other-digits", "long-integer", "too-large"])

@@ -408,8 +408,8 @@ def test_a_yaml_alias_bomb_in_params_is_refused_at_once(tmp_path):
 @pytest.mark.parametrize("content, expected", [
     ("a: " + "[" * 100_000 + "]" * 100_000 + "\n", "bad.yaml:1:11: nesting deeper than 8 levels"),
     ("a: " + "9" * 10_000 + "\n", "bad.yaml:1:4: an integer of 10,000 characters exceeds the limit of 9,223,372,036,854,775,807 (CNNDSL_MAX_INTEGER)"),
-    ("a: " + "x" * 100_000 + "\n", "bad.yaml:1:4: the parameter 'a' must be a number or true/false, found a string 'xxx"),
-    ("a: [" + "1, " * 100_000 + "1]\n", "bad.yaml:1:4: the parameter 'a' must be a number or true/false, found a list"),
+    ("a: " + "x " * 50_000 + "\n", "bad.yaml:1:4: the parameter 'a' must be a number, true/false, a word or a list of numbers, found a string 'x x"),
+    ("a: [" + "1, " * 100_000 + "1]\n", "bad.yaml:1:4: the list 'a' has 100,001 items, more than the limit of 100 (CNNDSL_MAX_EXPRESSION)"),
     ("a: 1\n" + "# padding\n" * 200_000, "the params file's size (2,000,005) exceeds the limit of 1,000,000 bytes (CNNDSL_MAX_FILE_BYTES)"),
 ], ids=["deep", "long-integer", "long-string", "long-list", "too-big"])
 def test_a_params_file_is_read_within_bounds_and_quoted_briefly(tmp_path, content, expected):
