@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from . import __version__
 from .classes import block_classes
-from .emit import Body, fill
+from .emit import Body, Plan, Uses, fill, plan
 from .names import MODULE_NAMES, Namespace
 from .network import CheckedNetwork, OutputStep
 from .ops.common import fmt_shape
@@ -88,6 +88,7 @@ class _Class:
     result: str
     main: str  # the forward's argument
     slots: dict = field(default_factory=dict)
+    defs: list = field(default_factory=list)  # the `__init__`'s locals naming repeated expressions (emit.Plan)
 
     def accepts(self, signature, init, forward, slots) -> bool:
         if (signature, init, forward) != (self.signature, self.init, self.forward):
@@ -111,18 +112,28 @@ def _module_names(net: CheckedNetwork) -> tuple[Namespace, str]:
     return ns, net_class
 
 
-def _block_classes(net: CheckedNetwork, helpers: set, imports: set, ns: Namespace) -> tuple[list[_Class], dict[int, str]]:
+def _block_classes(net: CheckedNetwork, helpers: set, imports: set, ns: Namespace,
+                   class_names: set[str]) -> tuple[list[_Class], dict[int, str]]:
     """One class per block, or more where instances of a block need different code: the grouping is the
     checked network's (cnndsl.classes.block_classes, which the pins follow too); each instance's text must agree
-    with its class's."""
+    with its class's. A class's names (emit.plan) are decided from all its instances, when its first instance
+    is rendered: after the classes it calls (inner instances come first) have their names in `class_names`."""
     group = block_classes(net.instances)
+    members: dict[int, list[int]] = {}
+    for index in range(len(net.instances)):
+        members.setdefault(group[index], []).append(index)
     class_of: dict[int, str] = {}
     classes: list[_Class] = []
+    plans: dict[int, Plan] = {}
     first = {inst.block: None for inst in net.instances}
     for block in first:
         first[block] = ns.claim(block)
+        class_names.add(first[block])
     for index, inst in enumerate(net.instances):  # inner instances come first, so their classes are known
-        body = Body(Writer(2), Writer(2), class_of, comments=False)
+        if group[index] == index:
+            params = [name for name, _ in inst.params]
+            plans[index] = plan([Uses(net.instances[i].steps) for i in members[index]], params, class_names)
+        body = Body(Writer(2), Writer(2), class_of, comments=False, plan=plans[group[index]])
         result = body.steps(inst.steps, body.init, body.forward, body.main, body.main)
         helpers |= body.helpers
         imports |= body.imports
@@ -136,7 +147,9 @@ def _block_classes(net: CheckedNetwork, helpers: set, imports: set, ns: Namespac
         else:
             same = [c for c in classes if c.block == inst.block]
             name = first[inst.block] if not same else ns.claim(f"{inst.block}_{len(same) + 1}")
-            classes.append(_Class(name, inst.block, signature, body.init.lines, body.forward.lines, result, body.main, dict(body.slots)))
+            class_names.add(name)
+            classes.append(_Class(name, inst.block, signature, body.init.lines, body.forward.lines, result, body.main,
+                                  dict(body.slots), plans[index].defs))
             class_of[index] = name
     return classes, class_of
 
@@ -161,6 +174,7 @@ def _write_block(w: Writer, c: _Class) -> None:
                 w.line(f"if {name} is None:")
                 with w.indent():
                     w.line(f"{name} = {expr_code(default)}")
+            _locals(w, c.defs)
         w.lines.extend(fill(c.init, c.slots))
         w.line()
         w.line(f"def forward(self, {c.main}):")
@@ -169,6 +183,12 @@ def _write_block(w: Writer, c: _Class) -> None:
             w.line(f"return {c.result}")
     w.line()
     w.line()
+
+
+def _locals(w: Writer, defs) -> None:
+    """The `__init__`'s locals that name its repeated expressions (`hidden_dim = in_channels * expand`)."""
+    for local, text in defs:
+        w.line(f"{local} = {text}")
 
 
 def _merged(rules) -> list:
@@ -201,9 +221,10 @@ def _pinned_check(w: Writer, net: CheckedNetwork) -> None:
             w.call("raise ", Call("ValueError", [f'"{message}"']))
 
 
-def _init_rules(w: Writer, net: CheckedNetwork) -> None:
+def _init_rules(w: Writer, net: CheckedNetwork, ns: Namespace | None) -> None:
     by_name = {layer.name: layer for layer in net.layers}
-    m = Namespace(p.name for p in net.params).claim("m")  # the loop's variable, beside the parameters
+    # the loop's variable, from the class's namespace (beside its parameters and locals), or beside the parameters
+    m = (ns or Namespace(p.name for p in net.params)).claim("m")
     for rule in _merged(net.init_rules):
         call = rule.call
         fn = f"nn.init.{call.name}_"
@@ -237,8 +258,10 @@ def generate(net: CheckedNetwork) -> str:
     helpers: set[str] = set()
     imports: set[str] = set()
     ns, net_class = _module_names(net)
-    classes, class_of = _block_classes(net, helpers, imports, ns)
-    body = Body(Writer(2), Writer(2), class_of, comments=True)
+    class_names = {net_class}
+    classes, class_of = _block_classes(net, helpers, imports, ns, class_names)
+    net_plan = plan([Uses(net.steps)], [p.name for p in net.params], class_names)
+    body = Body(Writer(2), Writer(2), class_of, comments=True, plan=net_plan)
     result = body.steps(net.steps, body.init, body.forward, body.main, body.main)
     helpers |= body.helpers
     imports |= body.imports | {i for h in helpers for i in _HELPERS[h][1]}
@@ -273,8 +296,9 @@ def generate(net: CheckedNetwork) -> str:
         with w.indent():
             w.line("super().__init__()")
             _pinned_check(w, net)
+            _locals(w, net_plan.defs)
             w.lines.extend(fill(body.init.lines, body.slots))
-            _init_rules(w, net)
+            _init_rules(w, net, net_plan.ns)
         w.line()
         w.line(f"def forward(self, {body.main}):")
         with w.indent():

@@ -2,26 +2,206 @@
 
 A conditional part of a block (a branch under `if`) is rendered into a *slot*: a marker line in the class
 text and, where the branch was active in the instance being rendered, the lines that replace it. Instances
-of one block whose texts agree (slots filled by any of them) share one class."""
+of one block whose texts agree (slots filled by any of them) share one class.
+
+The names a class gives (its condition flags, and the locals of its `__init__` that name a repeated
+expression) are the class's, not an instance's: `Uses` gathers what each instance prints, and `plan` decides
+the names from all the instances of a class together (a slot filled only by some of them included), before
+any is rendered, so that every instance renders to the class's text."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from .names import BUILTINS, Namespace
+from .names import BUILTINS, PARAMETER_RESERVED, RESERVED, Namespace
 from .network import (CallStep, CheckedLayer, GroupStep, JoinStep, LayerStep, MergeStep, OutputStep, Step, StepVisitor, UseStep,
                       ValueStep)
 from .ops.common import fmt_shape
-from .pyexpr import expr_code
+from .pyexpr import expr_code, val_code
 from .pyfmt import Call, Writer, lit
+from .values import Val
 
 
 FORWARD_GLOBALS = ("self", "torch", "nn", *BUILTINS)  # what a forward reads besides its own variables
 
 
-def layer_expr(layer: CheckedLayer) -> Call:
-    """The constructor call of a layer's module."""
+def layer_expr(layer: CheckedLayer, lit=lit) -> Call:
+    """The constructor call of a layer's module (`lit` prints each argument)."""
     return Call(layer.module, [lit(a) for a in layer.args] + [f"{k}={lit(v)}" for k, v in layer.kwargs])
+
+
+# -- the class's names: condition flags and the `__init__`'s locals ------------------------------------
+
+CHANNELS = 0  # the role of a value that is a channel count (a layer's or block's input or output channels)
+_SIMPLE = re.compile(r"-?[A-Za-z_][A-Za-z0-9_]*")  # a name (or its negation): printed as it is, never named
+
+
+def flag_stem(step: MergeStep) -> str:
+    """The attribute that remembers a merge's condition: `use_res_connect` (torchvision's) for an `add` that
+    adds the block's input back (an unconditional identity branch), else `use_<merge>`."""
+    if step.merge == "add" and any(b.identity and b.condition is None for b in step.branches):
+        return "use_res_connect"
+    return f"use_{step.merge}"
+
+
+class Uses(StepVisitor):
+    """What one instance's `__init__` prints, walked in the order Body renders it (slots numbered as
+    Body.slot numbers them): the attributes, the condition flags (their stems), and each value that prints as a
+    compound expression with its role (CHANNELS, the keyword it is passed as, or None). Each flag and value
+    carries an order (text order across the class, whichever instance filled a slot) and its slot (None:
+    outside every slot, printed by every instance)."""
+
+    def __init__(self, steps):
+        self.attrs: set[str] = set()
+        self.flags: list[tuple[tuple[int, int], int | None, str, str]] = []  # (order, slot, flag, stem)
+        self.values: list[tuple[tuple[int, int], int | None, str, object]] = []  # (order, slot, text, role)
+        self.slots: set[int] = set()  # the slots this instance fills
+        self._pos = self._sub = self._count = 0
+        self._slot: tuple[int, int] | None = None  # (slot, its order) while inside one
+        self.of(steps)
+
+    def of(self, steps) -> None:
+        for step in steps:
+            self.visit(step)
+
+    def _order(self) -> tuple[int, int]:
+        if self._slot is None:
+            self._pos += 1
+            return (self._pos, 0)
+        self._sub += 1
+        return (self._slot[1], self._sub)
+
+    def _where(self) -> int | None:
+        return None if self._slot is None else self._slot[0]
+
+    def _value(self, x, role, channels=()) -> None:
+        if isinstance(x, Val):
+            if x.symbolic:
+                text = val_code(x)
+                if not _SIMPLE.fullmatch(text):
+                    self.values.append((self._order(), self._where(), text, CHANNELS if x.v in channels else role))
+        elif isinstance(x, tuple):
+            for item in x:
+                self._value(item, role, channels)
+
+    def visit_layer(self, step: LayerStep) -> None:
+        layer = step.layer
+        self.attrs.add(step.name)
+        channels = {s[0] for s in (layer.input_shape, layer.output_shape) if s}
+        for a in layer.args:  # positional: a channel count where it is one (a conv's, a norm's, a linear's)
+            self._value(a, None, channels)
+        for k, v in layer.kwargs:
+            self._value(v, k)
+
+    def visit_call(self, step: CallStep) -> None:
+        self.attrs.add(step.name)
+        channels = {x.v if isinstance(x, Val) else x for x in (step.in_channels,)} | (
+            {step.output_shape[0]} if step.output_shape else set())
+        self._value(step.in_channels, CHANNELS)
+        for k, v in step.call_args:
+            self._value(v, k, channels)
+
+    def visit_group(self, step: GroupStep) -> None:
+        self.attrs.add(step.name)
+        self.of(step.children)
+
+    def visit_value(self, step) -> None:
+        pass
+
+    visit_use = visit_join = visit_output = visit_value
+
+    def visit_merge(self, step: MergeStep) -> None:
+        if step.condition is not None:
+            self.attrs.add(step.name)
+            self.flags.append((self._order(), None, step.name, flag_stem(step)))
+        for i, branch in enumerate(step.branches):
+            if branch.identity and branch.condition is None:
+                continue
+            if branch.condition is None and not (step.condition is not None and i > 0):
+                self.of(branch.steps)
+                continue
+            key = self._count  # a slot (as Body.slot numbers them), in the text order whether filled or not
+            self._count += 1
+            start = self._order()[0]
+            if not branch.active or branch.identity:
+                continue
+            self.slots.add(key)
+            self._slot, self._sub = (key, start), 0
+            if branch.flag is not None:
+                self.attrs.add(branch.flag)
+                self.flags.append((self._order(), key, branch.flag, "use_branch"))
+            self.of(branch.steps)
+            self._slot = None
+
+
+@dataclass
+class Plan:
+    """The names of one generated class: `flags` maps the checker's attribute for a condition to the one the
+    code prints; `locals` maps a repeated expression (as printed) to the `__init__` local that names it, and
+    `defs` lists those locals' definitions `(local, expression)` in the order of their first use. `ns` is the
+    class's namespace (its parameters, attributes, the module's classes, and these names), for more."""
+
+    flags: dict[str, str] = field(default_factory=dict)
+    locals: dict[str, str] = field(default_factory=dict)
+    defs: list[tuple[str, str]] = field(default_factory=list)
+    ns: Namespace | None = None
+
+
+def plan(uses: list[Uses], params, outer: set[str]) -> Plan:
+    """The names of a class whose instances printed `uses` (the first one's order): one namespace holds the
+    class's parameters, the names its `__init__` reads (`self`, `torch`, `nn`, builtins, the module's classes in
+    `outer`), its attributes (nn.Module's too) and what it gives here, so that no two can clash.
+
+    Flags: each condition's stem (`flag_stem`, `use_branch`), numbered by the namespace only where it is taken
+    (`use_res_connect`, `use_res_connect_2`). Locals: an expression printed twice or more, at least once
+    outside every slot (so that computing it first, unconditionally, computes nothing the class would not),
+    is named once: `hidden_dim` where it is a channel count (torchvision's name for a block's inner width), the
+    keyword it is always passed as (`padding`), else `value`; where several expressions share a stem, each is
+    numbered in the order of first use (`hidden_dim1`, `hidden_dim2`)."""
+    first = uses[0]
+    flags = [f for f in first.flags if f[1] is None]
+    values = [v for v in first.values if v[1] is None]
+    filled: set[int] = set()
+    for u in uses:  # each slot's contents from the first instance that filled it (any other agrees)
+        new = u.slots - filled
+        if new:
+            filled |= new
+            flags += [f for f in u.flags if f[1] in new]
+            values += [v for v in u.values if v[1] in new]
+    result = Plan()
+    if not flags and len(values) < 2:
+        return result
+    attrs = set().union(*(u.attrs for u in uses))
+    ns = result.ns = Namespace(PARAMETER_RESERVED | RESERVED | attrs | set(params), outer)
+    flags.sort()
+    for _, _, flag, stem in flags:
+        if flag not in result.flags:
+            result.flags[flag] = ns.claim(stem)
+    seen: dict[str, list] = {}  # expression -> [first order, count, roles, printed outside every slot]
+    for order, slot, text, role in sorted(values):
+        entry = seen.setdefault(text, [order, 0, set(), False])
+        entry[1] += 1
+        entry[2].add(role)
+        entry[3] = entry[3] or slot is None
+    named = [(entry[0], text, _stem(entry[2])) for text, entry in seen.items() if entry[1] >= 2 and entry[3]]
+    stems: dict[str, int] = {}
+    for _, _, stem in named:
+        stems[stem] = stems.get(stem, 0) + 1
+    for _, text, stem in sorted(named):
+        local = ns.claim(stem) if stems[stem] == 1 else ns.fresh(stem)
+        result.locals[text] = local
+        result.defs.append((local, text))
+    return result
+
+
+def _stem(roles: set) -> str:
+    if CHANNELS in roles:
+        return "hidden_dim"
+    (role,) = roles if len(roles) == 1 else (None,)
+    return role if isinstance(role, str) else "value"
+
+
 
 
 class _ModuleExpr(StepVisitor):
@@ -35,9 +215,10 @@ class _ModuleExpr(StepVisitor):
         if layer.helper:
             self.body.helpers.add(layer.helper)
         self.body.imports.update(layer.imports)
-        return layer_expr(layer)
+        return layer_expr(layer, self.body.lit)
 
     def visit_call(self, step: CallStep) -> Call:
+        lit = self.body.lit
         args = [lit(step.in_channels)] + [lit(v) if k is None else f"{k}={lit(v)}" for k, v in step.call_args]
         return Call(self.body.class_of[step.instance], args)
 
@@ -54,6 +235,7 @@ class Body(StepVisitor):
     forward: Writer
     class_of: dict[int, str]  # block instance -> its generated class
     comments: bool  # shape comments (the network's class)
+    plan: Plan = field(default_factory=Plan)  # the class's flags and named expressions
     slots: dict[int, tuple[list[str], list[str]] | None] = field(default_factory=dict)
     helpers: set[str] = field(default_factory=set)
     imports: set[str] = field(default_factory=set)
@@ -66,6 +248,20 @@ class Body(StepVisitor):
     def __post_init__(self):
         self.main = self.ns.claim("x")
         self._modules = _ModuleExpr(self)
+        self.lit = self._named_lit if self.plan.locals else lit
+
+    def _named_lit(self, x) -> str:
+        """A value as printed in `__init__`: a repeated expression as its local (plan.locals)."""
+        if isinstance(x, Val) and x.symbolic:
+            text = val_code(x)
+            return self.plan.locals.get(text, text)
+        if isinstance(x, tuple):
+            return "(" + ", ".join(self._named_lit(i) for i in x) + ("," if len(x) == 1 else "") + ")"
+        return lit(x)
+
+    def flag(self, name: str) -> str:
+        """The attribute printed for the checker's condition flag `name`."""
+        return self.plan.flags.get(name, name)
 
     def temp(self, stem: str) -> str:
         return self.ns.fresh(stem)
@@ -91,7 +287,7 @@ class Body(StepVisitor):
             return
         if isinstance(step, LayerStep) and step.layer.forward == "mul":
             shape, init = step.layer.args
-            w.call(f"self.{step.name} = ", Call("nn.Parameter", [Call("torch.full", [lit(shape), lit(init)])]))
+            w.call(f"self.{step.name} = ", Call("nn.Parameter", [Call("torch.full", [self.lit(shape), self.lit(init)])]))
             return
         w.call(f"self.{step.name} = ", self.expr(step))
 
@@ -151,12 +347,13 @@ class Body(StepVisitor):
             inputs = claimed = [self.ns.claim(f"part{i + 1}") for i in range(len(step.branches))]
             w_fwd.line(f"{', '.join(inputs)} = torch.chunk({src}, {step.parts}, dim=1)")
         names = _branch_names(step)
-        if step.condition is not None:
-            w_init.line(f"self.{step.name} = {expr_code(step.condition)}")
+        flag = None if step.condition is None else self.flag(step.name)
+        if flag is not None:
+            w_init.line(f"self.{flag} = {expr_code(step.condition)}")
         outs: list[str] = []
         for i, (branch, x) in enumerate(zip(step.branches, inputs)):
             if step.condition is not None and i == 1:
-                w_fwd.line(f"if self.{step.name}:")
+                w_fwd.line(f"if self.{flag}:")
                 w_fwd.level += 1
             if branch.identity and branch.condition is None:
                 outs.append(x)
@@ -164,7 +361,7 @@ class Body(StepVisitor):
             out = self.ns.claim(names[i])
             claimed.append(out)
             # under `add if cond:` the later branches exist only when the merge is on (a slot, guarded by its flag)
-            guard = f"self.{step.name}" if step.condition is not None and i > 0 else None
+            guard = f"self.{flag}" if flag is not None and i > 0 else None
             if branch.condition is None and guard is None:
                 out = self.steps(branch.steps, w_init, w_fwd, x, out)  # a branch that is a value (`e1`) is that value
             else:
@@ -210,8 +407,9 @@ class Body(StepVisitor):
         code = expr_code(branch.condition)
         cond = f"({code})" if " or " in code else code
         if branch.flag is not None:  # no module to test: the condition is kept in a flag
-            init.line(f"self.{branch.flag} = {guard + ' and ' + cond if guard else code}")
-            fwd.line(f"if self.{branch.flag}:")
+            flag = self.flag(branch.flag)
+            init.line(f"self.{flag} = {guard + ' and ' + cond if guard else code}")
+            fwd.line(f"if self.{flag}:")
             with fwd.indent():
                 self.branch_steps(branch, init, fwd, x, out)
             self.slots[key] = (init.lines, fwd.lines)

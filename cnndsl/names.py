@@ -58,20 +58,25 @@ def value_problem(name: str) -> str | None:
 class Namespace:
     """Unique identifiers in one scope of the generated code (as torch.fx's `_Namespace`): `claim` gives a
     wanted name or, where it is taken, the name with the next free suffix (`B` -> `B_2`); `fresh` numbers a
-    stem (`out` -> `out1`, `out2`)."""
+    stem (`out` -> `out1`, `out2`). `outer` is an enclosing scope's set of names (the module's classes, for a
+    class's `__init__`), read as taken without being copied: it may grow while this namespace lives."""
 
-    def __init__(self, reserved=()):
+    def __init__(self, reserved=(), outer: frozenset[str] | set[str] = frozenset()):
         self.taken: set[str] = set(reserved)
+        self.outer = outer
         self.counters: dict[str, int] = {}
 
+    def _taken(self, name: str) -> bool:
+        return name in self.taken or name in self.outer
+
     def claim(self, name: str) -> str:
-        if name not in self.taken and not keyword.iskeyword(name):
+        if not self._taken(name) and not keyword.iskeyword(name):
             self.taken.add(name)
             return name
         m = _SUFFIX.match(name)
         stem, n = (m.group(1), int(m.group(2))) if m else (name, 2)
         n = max(n, self.counters.get(stem + "_", 2))
-        while f"{stem}_{n}" in self.taken:
+        while self._taken(f"{stem}_{n}"):
             n += 1
         self.counters[stem + "_"] = n
         self.taken.add(f"{stem}_{n}")
@@ -83,7 +88,7 @@ class Namespace:
 
     def fresh(self, stem: str) -> str:
         n = self.counters.get(stem, 0) + 1
-        while f"{stem}{n}" in self.taken:
+        while self._taken(f"{stem}{n}"):
             n += 1
         self.counters[stem] = n
         self.taken.add(f"{stem}{n}")

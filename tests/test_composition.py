@@ -206,7 +206,7 @@ network N:
 """)
     assert classes(code) == ["Block", "N"]
     assert net.total_params == (8 * 8 * 9 + 8) * 2 + (8 * 8 + 8)  # the false one has no second conv
-    assert not hasattr(m.block2, "conv2") and m.block2.use_add1 is False
+    assert not hasattr(m.block2, "conv2") and m.block2.use_res_connect is False
     x = torch.randn(2, 8, 8, 8)
     b1, b2 = m.block1, m.block2
     assert torch.allclose(b1(x), torch.relu(b1.conv1(x) + b1.conv2(x) + x), atol=1e-6)
@@ -223,7 +223,7 @@ network N(res=false):
 """)
     x = torch.randn(2, 8, 8, 8)
     assert torch.equal(run(m, x), m.conv1(x))
-    assert "self.use_add1 = res" in code
+    assert "self.use_add = res" in code  # no identity branch: no residual
     assert list(dict(m.named_children())) == ["conv1"]
 
 
@@ -239,7 +239,7 @@ network N:
     InvertedResidual(24, stride=2) | InvertedResidual(24) | InvertedResidual(32)
 """)
     assert classes(code) == ["InvertedResidual", "N"]
-    assert [b.use_add1 for b in (m.invertedresidual1, m.invertedresidual2, m.invertedresidual3)] == [False, True, False]
+    assert [b.use_res_connect for b in (m.invertedresidual1, m.invertedresidual2, m.invertedresidual3)] == [False, True, False]
     b = m.invertedresidual2
     x = torch.randn(2, 24, 8, 8)
     assert torch.allclose(b(x), b.bn3(b.conv2(b.relu6_2(b.bn2(b.dwconv1(b.relu6_1(b.bn1(b.conv1(x)))))))) + x)

@@ -291,7 +291,7 @@ def test_an_infinite_number_in_a_condition_prints_as_python():
     with pytest.raises(cnndsl.CnnDslError):  # c + nan channels: the last line is an error
         cnndsl.compile(INFINITE)
     code = cnndsl.compile(INFINITE.rsplit("\n    conv c+1e999", 1)[0] + "\n")
-    assert 'self.use_add1 = c < float("inf")' in code and 'self.use_add1 = in_channels < float("inf")' in code
+    assert 'self.use_res_connect = c < float("inf")' in code and 'self.use_res_connect = in_channels < float("inf")' in code
     assert "< inf" not in code
     namespace: dict = {}
     exec(compile(code, "<generated>", "exec"), namespace)  # loads: no NameError

@@ -10,24 +10,23 @@ from torch import nn
 class InvertedResidual(nn.Module):
     def __init__(self, in_channels, out, stride=1, expand=4):
         super().__init__()
-        self.use_add1 = stride == 1 and in_channels == out
-        self.conv1 = nn.Conv2d(
-            in_channels, in_channels * expand, kernel_size=1, bias=False
-        )
-        self.bn1 = nn.BatchNorm2d(in_channels * expand)
+        hidden_dim = in_channels * expand
+        self.use_res_connect = stride == 1 and in_channels == out
+        self.conv1 = nn.Conv2d(in_channels, hidden_dim, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(hidden_dim)
         self.relu6_1 = nn.ReLU6()
         self.dwconv1 = nn.Conv2d(
-            in_channels * expand,
-            in_channels * expand,
+            hidden_dim,
+            hidden_dim,
             kernel_size=3,
             stride=stride,
             padding=1,
-            groups=in_channels * expand,
+            groups=hidden_dim,
             bias=False,
         )
-        self.bn2 = nn.BatchNorm2d(in_channels * expand)
+        self.bn2 = nn.BatchNorm2d(hidden_dim)
         self.relu6_2 = nn.ReLU6()
-        self.conv2 = nn.Conv2d(in_channels * expand, out, kernel_size=1, bias=False)
+        self.conv2 = nn.Conv2d(hidden_dim, out, kernel_size=1, bias=False)
         self.bn3 = nn.BatchNorm2d(out)
 
     def forward(self, x):
@@ -39,7 +38,7 @@ class InvertedResidual(nn.Module):
         out = self.relu6_2(out)
         out = self.conv2(out)
         out = self.bn3(out)
-        if self.use_add1:
+        if self.use_res_connect:
             x = out + x
         else:
             x = out
@@ -49,14 +48,14 @@ class InvertedResidual(nn.Module):
 class Gated(nn.Module):
     def __init__(self, in_channels, gate=False):
         super().__init__()
-        self.use_mul1 = gate
-        if self.use_mul1:
+        self.use_mul = gate
+        if self.use_mul:
             self.avgpool1 = nn.AdaptiveAvgPool2d(1)
             self.conv1 = nn.Conv2d(in_channels, in_channels, kernel_size=1)
             self.sigmoid1 = nn.Sigmoid()
 
     def forward(self, x):
-        if self.use_mul1:
+        if self.use_mul:
             out = self.avgpool1(x)
             out = self.conv1(out)
             out = self.sigmoid1(out)

@@ -10,24 +10,21 @@ from torch import nn
 class ShuffleUnit(nn.Module):
     def __init__(self, in_channels):
         super().__init__()
-        self.conv1 = nn.Conv2d(
-            in_channels // 2, in_channels // 2, kernel_size=1, bias=False
-        )
-        self.bn1 = nn.BatchNorm2d(in_channels // 2)
+        hidden_dim = in_channels // 2
+        self.conv1 = nn.Conv2d(hidden_dim, hidden_dim, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(hidden_dim)
         self.relu1 = nn.ReLU()
         self.dwconv1 = nn.Conv2d(
-            in_channels // 2,
-            in_channels // 2,
+            hidden_dim,
+            hidden_dim,
             kernel_size=3,
             padding=1,
-            groups=in_channels // 2,
+            groups=hidden_dim,
             bias=False,
         )
-        self.bn2 = nn.BatchNorm2d(in_channels // 2)
-        self.conv2 = nn.Conv2d(
-            in_channels // 2, in_channels // 2, kernel_size=1, bias=False
-        )
-        self.bn3 = nn.BatchNorm2d(in_channels // 2)
+        self.bn2 = nn.BatchNorm2d(hidden_dim)
+        self.conv2 = nn.Conv2d(hidden_dim, hidden_dim, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(hidden_dim)
         self.relu2 = nn.ReLU()
         self.shuffle1 = nn.ChannelShuffle(2)
 

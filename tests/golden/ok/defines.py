@@ -12,15 +12,16 @@ class Widths(nn.Module):
 
     def __init__(self, c=4, num_classes=100, p=0.5, affine=True):
         super().__init__()
+        hidden_dim = c * 2
         self.conv1 = nn.Conv2d(3, c, kernel_size=3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(c, affine=affine)
         self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(c, c * 2, kernel_size=3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(c, hidden_dim, kernel_size=3, stride=2, padding=1)
         self.relu2 = nn.ReLU()
         self.avgpool1 = nn.AdaptiveAvgPool2d(1)
         self.flatten1 = nn.Flatten()
         self.dropout1 = nn.Dropout(p)
-        self.linear1 = nn.Linear(c * 2, num_classes)
+        self.linear1 = nn.Linear(hidden_dim, num_classes)
 
     def forward(self, x):
         # x: (N, 3, 32, 32)

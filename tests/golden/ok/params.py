@@ -12,21 +12,23 @@ class Widths(nn.Module):
 
     def __init__(self, c=8, num_classes=10, p=0.25):
         super().__init__()
+        hidden_dim1 = c * 2
+        hidden_dim2 = c * 4
         self.conv1 = nn.Conv2d(3, c, kernel_size=3, padding=1)
         self.bn1 = nn.BatchNorm2d(c)
         self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(c, c * 2, kernel_size=3, stride=2, padding=1)
-        self.bn2 = nn.BatchNorm2d(c * 2)
+        self.conv2 = nn.Conv2d(c, hidden_dim1, kernel_size=3, stride=2, padding=1)
+        self.bn2 = nn.BatchNorm2d(hidden_dim1)
         self.relu2 = nn.ReLU()
         self.conv3 = nn.Conv2d(
-            c * 2, c * 4, kernel_size=3, stride=2, padding=1, bias=False
+            hidden_dim1, hidden_dim2, kernel_size=3, stride=2, padding=1, bias=False
         )
-        self.bn3 = nn.BatchNorm2d(c * 4)
+        self.bn3 = nn.BatchNorm2d(hidden_dim2)
         self.relu3 = nn.ReLU()
         self.avgpool1 = nn.AdaptiveAvgPool2d(1)
         self.flatten1 = nn.Flatten()
         self.dropout1 = nn.Dropout(p)
-        self.linear1 = nn.Linear(c * 4, num_classes)
+        self.linear1 = nn.Linear(hidden_dim2, num_classes)
 
     def forward(self, x):
         # x: (N, 3, 32, 32)
