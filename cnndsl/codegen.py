@@ -125,10 +125,11 @@ def _block_classes(net: CheckedNetwork, helpers: set, imports: set, ns: Namespac
     class_of: dict[int, str] = {}
     classes: list[_Class] = []
     plans: dict[int, Plan] = {}
-    first = {inst.block: None for inst in net.instances}
-    for block in first:
-        first[block] = ns.claim(block)
-        class_names.add(first[block])
+    first: dict[str, str] = {}  # each block's first class, in the order of the instances
+    for inst in net.instances:
+        if inst.block not in first:
+            first[inst.block] = ns.claim(inst.block)
+            class_names.add(first[inst.block])
     for index, inst in enumerate(net.instances):  # inner instances come first, so their classes are known
         if group[index] == index:
             params = [name for name, _ in inst.params]
@@ -260,7 +261,8 @@ def generate(net: CheckedNetwork) -> str:
     ns, net_class = _module_names(net)
     class_names = {net_class}
     classes, class_of = _block_classes(net, helpers, imports, ns, class_names)
-    net_plan = plan([Uses(net.steps)], [p.name for p in net.params], class_names)
+    # without parameters, the network's class prints numbers only, and no condition: nothing to name
+    net_plan = plan([Uses(net.steps)], [p.name for p in net.params], class_names) if net.params else Plan()
     body = Body(Writer(2), Writer(2), class_of, comments=True, plan=net_plan)
     result = body.steps(net.steps, body.init, body.forward, body.main, body.main)
     helpers |= body.helpers

@@ -53,7 +53,7 @@ class Uses(StepVisitor):
     outside every slot, printed by every instance)."""
 
     def __init__(self, steps):
-        self.attrs: set[str] = set()
+        self.steps = steps
         self.flags: list[tuple[tuple[int, int], int | None, str, str]] = []  # (order, slot, flag, stem)
         self.values: list[tuple[tuple[int, int], int | None, str, object]] = []  # (order, slot, text, role)
         self.slots: set[int] = set()  # the slots this instance fills
@@ -62,8 +62,9 @@ class Uses(StepVisitor):
         self.of(steps)
 
     def of(self, steps) -> None:
+        methods = self._methods
         for step in steps:
-            self.visit(step)
+            methods[step.kind](self, step)
 
     def _order(self) -> tuple[int, int]:
         if self._slot is None:
@@ -75,35 +76,36 @@ class Uses(StepVisitor):
     def _where(self) -> int | None:
         return None if self._slot is None else self._slot[0]
 
-    def _value(self, x, role, channels=()) -> None:
+    def _value(self, x, role, channels) -> None:
+        """A value as printed: where it is a compound expression, its text and role (`channels`: the channel
+        counts of the step, a function of it, for a positional argument that may be one)."""
         if isinstance(x, Val):
-            if x.symbolic:
+            if x.e is not None and x.printed() is not None:  # (the common case, a number, stops at `x.e`)
                 text = val_code(x)
                 if not _SIMPLE.fullmatch(text):
-                    self.values.append((self._order(), self._where(), text, CHANNELS if x.v in channels else role))
+                    role = CHANNELS if channels is not None and x.v in channels() else role
+                    self.values.append((self._order(), self._where(), text, role))
         elif isinstance(x, tuple):
             for item in x:
                 self._value(item, role, channels)
 
     def visit_layer(self, step: LayerStep) -> None:
         layer = step.layer
-        self.attrs.add(step.name)
-        channels = {s[0] for s in (layer.input_shape, layer.output_shape) if s}
         for a in layer.args:  # positional: a channel count where it is one (a conv's, a norm's, a linear's)
-            self._value(a, None, channels)
+            if type(a) is not Val or a.e is not None:  # (a number, the common case, goes no further)
+                self._value(a, None, lambda: {s[0] for s in (layer.input_shape, layer.output_shape) if s})
         for k, v in layer.kwargs:
-            self._value(v, k)
+            if type(v) is not Val or v.e is not None:
+                self._value(v, k, None)
 
     def visit_call(self, step: CallStep) -> None:
-        self.attrs.add(step.name)
-        channels = {x.v if isinstance(x, Val) else x for x in (step.in_channels,)} | (
-            {step.output_shape[0]} if step.output_shape else set())
-        self._value(step.in_channels, CHANNELS)
+        x = step.in_channels
+        channels = lambda: {x.v if isinstance(x, Val) else x, step.output_shape[0] if step.output_shape else None}
+        self._value(x, CHANNELS, None)
         for k, v in step.call_args:
             self._value(v, k, channels)
 
     def visit_group(self, step: GroupStep) -> None:
-        self.attrs.add(step.name)
         self.of(step.children)
 
     def visit_value(self, step) -> None:
@@ -113,7 +115,6 @@ class Uses(StepVisitor):
 
     def visit_merge(self, step: MergeStep) -> None:
         if step.condition is not None:
-            self.attrs.add(step.name)
             self.flags.append((self._order(), None, step.name, flag_stem(step)))
         for i, branch in enumerate(step.branches):
             if branch.identity and branch.condition is None:
@@ -129,7 +130,6 @@ class Uses(StepVisitor):
             self.slots.add(key)
             self._slot, self._sub = (key, start), 0
             if branch.flag is not None:
-                self.attrs.add(branch.flag)
                 self.flags.append((self._order(), key, branch.flag, "use_branch"))
             self.of(branch.steps)
             self._slot = None
@@ -172,7 +172,9 @@ def plan(uses: list[Uses], params, outer: set[str]) -> Plan:
     result = Plan()
     if not flags and len(values) < 2:
         return result
-    attrs = set().union(*(u.attrs for u in uses))
+    attrs: set[str] = set()
+    for u in uses:
+        _attributes(u.steps, attrs)
     ns = result.ns = Namespace(PARAMETER_RESERVED | RESERVED | attrs | set(params), outer)
     flags.sort()
     for _, _, flag, stem in flags:
@@ -193,6 +195,20 @@ def plan(uses: list[Uses], params, outer: set[str]) -> Plan:
         result.locals[text] = local
         result.defs.append((local, text))
     return result
+
+
+def _attributes(steps, into: set[str]) -> None:
+    """The attributes steps declare (a group's children are numbered, not attributes) and their flags."""
+    for step in steps:
+        if isinstance(step, (LayerStep, CallStep, GroupStep)):
+            into.add(step.name)
+        elif isinstance(step, MergeStep):
+            if step.name is not None:
+                into.add(step.name)
+            for branch in step.branches:
+                if branch.flag is not None:
+                    into.add(branch.flag)
+                _attributes(branch.steps, into)
 
 
 def _stem(roles: set) -> str:
@@ -253,8 +269,7 @@ class Body(StepVisitor):
     def _named_lit(self, x) -> str:
         """A value as printed in `__init__`: a repeated expression as its local (plan.locals)."""
         if isinstance(x, Val) and x.symbolic:
-            text = val_code(x)
-            return self.plan.locals.get(text, text)
+            return val_code(x, self.plan.locals)
         if isinstance(x, tuple):
             return "(" + ", ".join(self._named_lit(i) for i in x) + ("," if len(x) == 1 else "") + ")"
         return lit(x)
@@ -349,7 +364,7 @@ class Body(StepVisitor):
         names = _branch_names(step)
         flag = None if step.condition is None else self.flag(step.name)
         if flag is not None:
-            w_init.line(f"self.{flag} = {expr_code(step.condition)}")
+            w_init.line(f"self.{flag} = {expr_code(step.condition, self.plan.locals)}")
         outs: list[str] = []
         for i, (branch, x) in enumerate(zip(step.branches, inputs)):
             if step.condition is not None and i == 1:
@@ -404,7 +419,7 @@ class Body(StepVisitor):
         attrs = [s.name for s in branch.steps if s.declares]
         for attr in attrs:
             init.line(f"self.{attr} = None")
-        code = expr_code(branch.condition)
+        code = expr_code(branch.condition, self.plan.locals)
         cond = f"({code})" if " or " in code else code
         if branch.flag is not None:  # no module to test: the condition is kept in a flag
             flag = self.flag(branch.flag)

@@ -22,15 +22,28 @@ def number_code(v) -> str:
     return repr(v)
 
 
-def val_code(x: Val) -> str:
-    """What the generated code prints for a value: its expression where a parameter decides it, else the number."""
+def val_code(x: Val, names: dict[str, str] | None = None) -> str:
+    """What the generated code prints for a value: its expression where a parameter decides it, else the number
+    (with `names`, as expr_code prints it)."""
     e = x.printed()  # concrete already
-    return number_code(x.v) if e is None else _code(e)
+    return number_code(x.v) if e is None else _named(names)(e) if names else _code(e)
 
 
-def expr_code(e: Expr) -> str:
-    """An expression as Python, hidden sizes (which a block's class cannot name) as their numbers."""
-    return _code(e.concrete())
+def expr_code(e: Expr, names: dict[str, str] | None = None) -> str:
+    """An expression as Python, hidden sizes (which a block's class cannot name) as their numbers; with
+    `names` (printed expression -> a variable that holds it), each subexpression, or term of a sum, that prints
+    as one of them prints as its variable (`in_channels != hidden_dim`)."""
+    e = e.concrete()
+    return _named(names)(e) if names else _code(e)
+
+
+def _named(names: dict[str, str]):
+    def code(e: Expr) -> str:
+        name = names.get(_code(e))
+        return name if name is not None else _RENDER[type(e)](e, code)
+
+    code.names = names
+    return code
 
 
 def path_code(path: tuple[str | int, ...], root: str = "self") -> str:
@@ -40,7 +53,7 @@ def path_code(path: tuple[str | int, ...], root: str = "self") -> str:
 
 @lru_cache(maxsize=8192)
 def _code(e: Expr) -> str:  # keyed by the expression's structure: equal expressions print alike
-    return _RENDER[type(e)](e)
+    return _RENDER[type(e)](e, _code)
 
 
 def prec(e: Expr) -> int:
@@ -68,66 +81,69 @@ def prec(e: Expr) -> int:
 _PREC = {Sym: ATOM, FloorDiv: MUL, Neg: UNARY, Cmp: CMP, Not: NOT}
 
 
-def _poly(e: Poly) -> str:
+def _poly(e: Poly, code=_code) -> str:
     if not e.terms:
         return number_code(e.const)
     ordered = [t for t in e.terms if t[1] > 0] + [t for t in e.terms if t[1] < 0]
+    names = getattr(code, "names", None)
     parts = []
     for i, (mono, c) in enumerate(ordered):
-        body = _mono(mono, abs(c), lead_minus=(i == 0 and c < 0))
+        body = _mono(mono, abs(c), lead_minus=(i == 0 and c < 0), code=code)
+        if names and not (i == 0 and c < 0):  # a term that is a named expression (its sign printed apart)
+            body = names.get(_mono(mono, abs(c), False), body)
         parts.append(body if i == 0 else f" {'-' if c < 0 else '+'} {body}")
     if e.const:
         parts.append(f" {'-' if e.const < 0 else '+'} {abs(e.const)}")
     return "".join(parts)
 
 
-def _mono(mono, c: int, lead_minus: bool) -> str:
+def _mono(mono, c: int, lead_minus: bool, code=_code) -> str:
     """`a * b * 3`: the factors (each repeated by its exponent), then the coefficient; with `lead_minus`, the
     negated product as the first term of a sum (`-c * 2`, which Python reads as `(-c) * 2`: the same integer)."""
     factors = [atom for atom, exp in mono for _ in range(exp)]
     alone = len(factors) == 1 and c == 1
-    texts = [_code(a) if alone and not lead_minus else f"({_code(a)})" if prec(a) < ATOM else _code(a) for a in factors]
+    texts = [code(a) if alone and not lead_minus else f"({code(a)})" if prec(a) < ATOM else code(a) for a in factors]
     if c != 1:
         texts.append(str(c))
     return ("-" if lead_minus else "") + " * ".join(texts)
 
 
-def _neg(e: Neg) -> str:
-    inner = _code(e.operand)
+def _neg(e: Neg, code=_code) -> str:
+    inner = code(e.operand)
     return f"-{inner}" if prec(e.operand) >= UNARY and not inner.startswith("-") else f"-({inner})"
 
 
-def _bool_op(e: BoolOp) -> str:
+def _bool_op(e: BoolOp, code=_code) -> str:
     p = prec(e)
-    left = _code(e.left) if prec(e.left) >= p else f"({_code(e.left)})"
-    right = _code(e.right) if prec(e.right) > p else f"({_code(e.right)})"
+    left = code(e.left) if prec(e.left) >= p else f"({code(e.left)})"
+    right = code(e.right) if prec(e.right) > p else f"({code(e.right)})"
     return f"{left} {e.op} {right}"
 
 
-def _paren(e: Expr, level: int) -> str:
-    return _code(e) if prec(e) > level else f"({_code(e)})"
+def _paren(e: Expr, level: int, code=_code) -> str:
+    return code(e) if prec(e) > level else f"({code(e)})"
 
 
-def _operand(e: Expr, parent: int, right: bool) -> str:
+def _operand(e: Expr, parent: int, right: bool, code=_code) -> str:
     """An operand of a binary operator at precedence `parent`, parenthesised where Python needs it; an operand
     that starts with a minus sign is parenthesised too (`x * (-3)`, `(-c) // 2`), which Python does not need
     but a reader does. A right operand of equal precedence keeps its parentheses: `a - (b - c)`, and
     `a + (b + c)` in floats, where the grouping changes the rounding."""
-    text = _code(e)
+    text = code(e)
     if prec(e) < parent or (right and prec(e) <= parent) or text.startswith("-"):
         return f"({text})"
     return text
 
 
-_RENDER = {
+_RENDER = {  # each renders its operands with `code` (_code, or a printer that names some: _named)
     Poly: _poly,
-    Sym: lambda e: f"<{e.name}>" if e.kind == "hidden" else e.name,
-    FConst: lambda e: number_code(e.value),
-    FloorDiv: lambda e: f"{_operand(e.num, MUL, False)} // {_operand(e.den, MUL, True)}",
-    Op: lambda e: f"{_operand(e.left, prec(e), False)} {e.op} {_operand(e.right, prec(e), True)}",
+    Sym: lambda e, code: f"<{e.name}>" if e.kind == "hidden" else e.name,
+    FConst: lambda e, code: number_code(e.value),
+    FloorDiv: lambda e, code: f"{_operand(e.num, MUL, False, code)} // {_operand(e.den, MUL, True, code)}",
+    Op: lambda e, code: f"{_operand(e.left, prec(e), False, code)} {e.op} {_operand(e.right, prec(e), True, code)}",
     Neg: _neg,
     # a comparison inside a comparison is parenthesised: Python would chain them
-    Cmp: lambda e: f"{_paren(e.left, CMP)} {e.op} {_paren(e.right, CMP)}",
-    Not: lambda e: f"not {_code(e.operand)}" if prec(e.operand) == ATOM else f"not ({_code(e.operand)})",
+    Cmp: lambda e, code: f"{_paren(e.left, CMP, code)} {e.op} {_paren(e.right, CMP, code)}",
+    Not: lambda e, code: f"not {code(e.operand)}" if prec(e.operand) == ATOM else f"not ({code(e.operand)})",
     BoolOp: _bool_op,
 }
