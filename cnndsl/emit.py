@@ -198,16 +198,12 @@ def plan(uses: list[Uses], params, outer: set[str]) -> Plan:
 
 
 def _attributes(steps, into: set[str]) -> None:
-    """The attributes steps declare (a group's children are numbered, not attributes) and their flags."""
+    """The attributes steps declare (a group's children are numbered, not attributes)."""
     for step in steps:
         if isinstance(step, (LayerStep, CallStep, GroupStep)):
             into.add(step.name)
-        elif isinstance(step, MergeStep):
-            if step.name is not None:
-                into.add(step.name)
+        elif isinstance(step, MergeStep):  # its flags are named by the plan, around these
             for branch in step.branches:
-                if branch.flag is not None:
-                    into.add(branch.flag)
                 _attributes(branch.steps, into)
 
 

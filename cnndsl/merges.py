@@ -56,7 +56,7 @@ def merge(scope: Scope, stmt: ast.Labeled) -> None:
         if merge_cond is None:  # no parameter in it: decided here, and the class needs no `if`
             pin(x, reason=DECIDED)
         else:
-            flag = scope.child_name(None, f"use_{kind}", head)  # the module's attribute that remembers it
+            flag = scope.condition_key()  # the module keeps it in an attribute that the backend names
     start = scope.shape
     if start is None:
         return
@@ -109,7 +109,7 @@ def merge(scope: Scope, stmt: ast.Labeled) -> None:
             return
         branch_flag = None
         if cond is not None and not any(s.declares for s in branch_steps):
-            branch_flag = scope.child_name(None, "use_branch", line.span)  # no module to test for None in forward
+            branch_flag = scope.condition_key()  # no module to test for None in forward: the backend names a flag
         branches.append(Branch(steps=tuple(branch_steps), condition=cond, active=True, flag=branch_flag))
         outputs.append((i, scope.shape))
     scope.shape = _combine(scope, kind if enabled else "first", outputs, lines, head)

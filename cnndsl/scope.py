@@ -106,6 +106,7 @@ class Scope:
         self.unpooled: set[str] = set()  # the names that an unpool reads
         self.outputs: tuple[str, ...] = ()  # `output a, b`: the values the module returns
         self.output_shapes: tuple = ()
+        self.conditions = 0  # the conditions kept so far (condition_key)
 
     # -- reporting --------------------------------------------------------------------------------
 
@@ -422,11 +423,9 @@ class Scope:
                 raise LocatedError(problem, span, "choose another name after `as`")
             if name in self.names:
                 auto = name in self.auto_names
-                flag = auto and name.startswith("use_")  # the attribute that remembers a condition (merges.py)
                 raise LocatedError(f"the name `{name}` is already taken in this {'block' if self.path else 'network'}"
-                                   + (" (by the attribute that remembers an earlier condition)" if flag else
-                                      " (an earlier layer was named so automatically)" if auto else ""), span,
-                                   "choose another name" if flag else "name that layer too, or choose another name" if auto else "names must be unique")
+                                   + (" (an earlier layer was named so automatically)" if auto else ""), span,
+                                   "name that layer too, or choose another name" if auto else "names must be unique")
             self.names.add(name)
             return name
         sep = "_" if kind[-1].isdigit() else ""  # relu6_1, not relu61
@@ -438,6 +437,12 @@ class Scope:
         self.names.add(f"{kind}{sep}{n}")
         self.auto_names.add(f"{kind}{sep}{n}")
         return f"{kind}{sep}{n}"
+
+    def condition_key(self) -> str:
+        """A key for a condition the module keeps (a conditional merge or branch): the backend names its attribute
+        (`use_res_connect`, cnndsl.emit), around the layers' names; no identifier, so it takes no user's name."""
+        self.conditions += 1
+        return f"<condition {self.conditions}>"
 
     def child_access(self, attr: str) -> tuple[str | int, ...]:
         """The path to a child: an attribute, or an index inside a named group (an nn.Sequential)."""

@@ -56,8 +56,14 @@ def test_a_condition_is_true_or_false_not_a_number():
     assert cnndsl.check(source.replace("if c:", "if c > 0:")).layers
 
 
-def test_a_name_taken_by_a_condition_flag_says_so():
-    source = "network N(c=1):\n    input 3x4x4\n    add if c > 0:\n        identity\n        conv 3 k1\n    conv c k1 as use_add1\n"
-    with pytest.raises(cnndsl.CnnDslError) as info:
-        cnndsl.check(source)
-    assert "by the attribute that remembers an earlier condition" in info.value.diagnostics[0].message
+def test_a_layer_may_take_the_name_a_condition_flag_would_have():
+    """The checker names no flag: the backend names each around the layers (use_res_connect_2 beside a layer
+    named use_res_connect), so a user's name is never refused for it, and the module runs."""
+    import torch
+
+    for name in ("use_res_connect", "use_add1", "use_add"):
+        source = f"network N(c=1):\n    input 3x4x4\n    add if c > 0:\n        identity\n        conv 3 k1\n    conv c k1 as {name}\n"
+        code = cnndsl.compile(source)
+        assert f"self.{name} = nn.Conv2d" in code
+        model = cnndsl.load(source)
+        assert model(torch.zeros(1, 3, 4, 4)).shape == (1, 1, 4, 4)
