@@ -213,7 +213,7 @@ def _pinned_check(w: Writer, net: CheckedNetwork) -> None:
     compiled = {p.name: p.value for p in net.params}
     for name, why in net.pinned:
         v = compiled[name]
-        shown = ("true" if v else "false") if isinstance(v, bool) else repr(v)
+        shown = ("true" if v else "false") if isinstance(v, bool) else v if isinstance(v, str) else repr(v)
         message = (f"{name}: this module was compiled with {name}={shown} ({why}); recompile with "
                    f"`cnndsl build -D {name}=...` or `cnndsl.load(..., {name}=...)`")
         assert '"' not in message and "\\" not in message, message

@@ -18,7 +18,7 @@ from .names import BUILTINS, PARAMETER_RESERVED, RESERVED, Namespace
 from .network import (CallStep, CheckedLayer, GroupStep, JoinStep, LayerStep, MergeStep, OutputStep, Step, StepVisitor, UseStep,
                       ValueStep)
 from .ops.common import fmt_shape
-from .pyexpr import expr_code, val_code
+from .pyexpr import expr_code, val_code, whole_tuple
 from .pyfmt import Call, Writer, lit
 from .values import Val
 
@@ -267,7 +267,7 @@ class Body(StepVisitor):
         if isinstance(x, Val) and x.symbolic:
             return val_code(x, self.plan.locals)
         if isinstance(x, tuple):
-            return "(" + ", ".join(self._named_lit(i) for i in x) + ("," if len(x) == 1 else "") + ")"
+            return whole_tuple(x) or "(" + ", ".join(self._named_lit(i) for i in x) + ("," if len(x) == 1 else "") + ")"
         return lit(x)
 
     def flag(self, name: str) -> str:

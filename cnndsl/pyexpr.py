@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from .values import BoolOp, Cmp, Expr, FConst, FloorDiv, Neg, Not, Op, Poly, Sym, Val
+from .values import BoolOp, Cmp, Expr, FConst, FloorDiv, Fn, Item, Items, Neg, Not, Op, Poly, Sym, Val
 
-OR, AND, NOT, CMP, ADD, MUL, UNARY, ATOM = -3, -2, -1, 0, 1, 2, 3, 4  # precedence of printed Python, loosest first
+IFELSE, OR, AND, NOT, CMP, ADD, MUL, UNARY, ATOM = -4, -3, -2, -1, 0, 1, 2, 3, 4  # precedence of printed Python, loosest first
+MAKE_DIVISIBLE = "_make_divisible"  # the function a generated file defines where an expression uses it (cnndsl.codegen)
 
 
 def number_code(v) -> str:
@@ -46,6 +47,21 @@ def _named(names: dict[str, str]):
     return code
 
 
+def whole_tuple(x: tuple) -> str | None:
+    """The name of a tuple-valued parameter where a tuple of values is all its items in order (`k` for
+    `(k[0], k[1])`), so that the code passes the parameter on as it is; else None."""
+    base = None
+    for i, item in enumerate(x):
+        e = item.printed() if isinstance(item, Val) else None
+        atom = e.terms[0][0][0][0] if isinstance(e, Poly) and len(e.terms) == 1 and not e.const and e.terms[0][1] == 1 \
+            and len(e.terms[0][0]) == 1 and e.terms[0][0][0][1] == 1 else e
+        if not (isinstance(atom, Item) and isinstance(atom.base, Sym) and isinstance(atom.index, Poly)
+                and atom.index.is_const and atom.index.const == i and (base is None or atom.base == base)):
+            return None
+        base = atom.base
+    return base.name if base is not None and len(base.value) == len(x) else None
+
+
 def path_code(path: tuple[str | int, ...], root: str = "self") -> str:
     """The Python that reaches a module from `root`: ("layer1", 0, "conv1") is `self.layer1[0].conv1`."""
     return root + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
@@ -75,10 +91,13 @@ def prec(e: Expr) -> int:
         return ADD if e.op in "+-" else MUL
     if isinstance(e, BoolOp):
         return AND if e.op == "and" else OR
+    if isinstance(e, Fn):
+        return _FN_PREC.get(e.name, ATOM)
     return _PREC[type(e)]
 
 
-_PREC = {Sym: ATOM, FloorDiv: MUL, Neg: UNARY, Cmp: CMP, Not: NOT}
+_PREC = {Sym: ATOM, FloorDiv: MUL, Neg: UNARY, Cmp: CMP, Not: NOT, Item: ATOM, Items: ATOM}
+_FN_PREC = {"if": IFELSE, "ceil": UNARY, "sqrt": UNARY}  # the others print as calls
 
 
 def _poly(e: Poly, code=_code) -> str:
@@ -135,6 +154,25 @@ def _operand(e: Expr, parent: int, right: bool, code=_code) -> str:
     return text
 
 
+def _fn(e: Fn, code=_code) -> str:
+    """A function as the Python that computes what cnndsl.values defines it to (FUNCTIONS)."""
+    a = e.args
+    if e.name == "if":  # `x if c else y`: a conditional in either of the first two places needs parentheses
+        return f"{_paren(a[1], IFELSE, code)} if {_paren(a[0], IFELSE, code)} else {code(a[2]) if prec(a[2]) >= IFELSE else f'({code(a[2])})'}"
+    if e.name == "floor":
+        return f"int({_operand(a[0], MUL, False, code)} // 1)"
+    if e.name == "ceil":
+        return f"-int(-{_paren(a[0], UNARY, code)} // 1)"
+    if e.name == "sqrt":
+        return f"{_paren(a[0], UNARY, code)} ** 0.5"
+    name = MAKE_DIVISIBLE if e.name == "make_divisible" else e.name
+    return f"{name}({', '.join(code(x) for x in a)})"
+
+
+def _items(e: Items, code=_code) -> str:
+    return "(" + ", ".join(code(x) for x in e.items) + ("," if len(e.items) == 1 else "") + ")"
+
+
 _RENDER = {  # each renders its operands with `code` (_code, or a printer that names some: _named)
     Poly: _poly,
     Sym: lambda e, code: f"<{e.name}>" if e.kind == "hidden" else e.name,
@@ -146,4 +184,7 @@ _RENDER = {  # each renders its operands with `code` (_code, or a printer that n
     Cmp: lambda e, code: f"{_paren(e.left, CMP, code)} {e.op} {_paren(e.right, CMP, code)}",
     Not: lambda e, code: f"not {code(e.operand)}" if prec(e.operand) == ATOM else f"not ({code(e.operand)})",
     BoolOp: _bool_op,
+    Fn: _fn,
+    Item: lambda e, code: f"{code(e.base)}[{code(e.index)}]",
+    Items: _items,
 }

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Union
 
-from .pyexpr import number_code, val_code
+from .pyexpr import number_code, val_code, whole_tuple
 from .values import Val
 
 LINE_LENGTH = 88
@@ -27,7 +27,7 @@ def lit(x) -> str:
         assert re.fullmatch(r"[A-Za-z0-9_\-]*", x), x  # enumeration values only: never arbitrary text
         return f'"{x}"'
     if isinstance(x, tuple):
-        return "(" + ", ".join(lit(i) for i in x) + ("," if len(x) == 1 else "") + ")"
+        return whole_tuple(x) or "(" + ", ".join(lit(i) for i in x) + ("," if len(x) == 1 else "") + ")"
     if x is None:
         return "None"
     raise TypeError(f"no literal for {x!r}")  # pragma: no cover

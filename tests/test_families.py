@@ -1,0 +1,69 @@
+"""Families of architectures: parameters of every kind (numbers, tuples, words), the language's functions, and
+what the generated code does with each (generic where it can be, refusing other values clearly where not)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import cnndsl
+
+KINDS = """network Net(act=relu, k=(1, 3), mode=reflect, width=8):
+    input 3x16x16
+    conv width k=k p1 padding_mode=mode | bn | act
+    conv width k3 p1 | act inplace
+    gap | flatten | linear 10
+"""
+
+
+def _children(model) -> dict[str, str]:
+    return {name: type(m).__name__ for name, m in model.named_children()}
+
+
+def test_a_tuple_parameter_is_passed_on_whole_and_a_word_chooses_a_layer():
+    code = cnndsl.compile(KINDS)
+    assert 'def __init__(self, act="relu", k=(1, 3), mode="reflect", width=8):' in code
+    assert "kernel_size=k," in code  # the tuple itself, not its items
+    assert 'padding_mode="reflect"' in code and "nn.ReLU(inplace=True)" in code
+    model = cnndsl.load(KINDS, act="hardswish", k=(3, 1), mode="zeros", width=4)
+    assert _children(model)["hardswish1"] == "Hardswish" and model.conv1.kernel_size == (3, 1)
+    assert model.conv1.padding_mode == "zeros" and model(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+
+
+def test_a_word_parameter_is_pinned_where_the_code_writes_the_word():
+    ns: dict = {}
+    exec(cnndsl.compile(KINDS), ns)  # noqa: S102 - our own generated code
+    ns["Net"]()
+    with pytest.raises(ValueError, match=r"act: this module was compiled with act=relu \(it chooses a layer"):
+        ns["Net"](act="gelu")
+    with pytest.raises(ValueError, match="mode: this module was compiled with mode=reflect"):
+        ns["Net"](mode="zeros")
+    ns["Net"](width=16)  # a number the code names stays generic
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"act": "foo"}, "`act` is `foo`, which is no op"),
+    ({"act": 3}, "parameter `act` takes a word (its default is one), found a number"),
+    ({"k": 3}, "parameter `k` takes a tuple (its default is one), found a number"),
+    ({"width": (8, 8)}, "parameter `width` takes a number (its default is one), found a tuple"),
+    ({"mode": "mirror"}, "`padding_mode` must be one of zeros, reflect, replicate, circular; found the word `mirror` (the value of `mode`)"),
+])
+def test_a_value_of_the_wrong_kind_is_a_located_error(given, message):
+    with pytest.raises(cnndsl.CheckError) as e:
+        cnndsl.check(KINDS, **given)
+    assert e.value.diagnostics[0].message == message
+    assert "Val(" not in str(e.value) and "Traceback" not in str(e.value)
+
+
+def test_tuples_and_words_from_the_command_line(tmp_path):
+    (tmp_path / "net.cnn").write_text(KINDS, encoding="utf-8")
+    (tmp_path / "p.yaml").write_text("k: [3, 1]\nact: hardswish\n", encoding="utf-8")
+    for args in (["-D", "k=3,1", "-D", "act=hardswish"], ["-D", "k=3x1", "-D", "act=hardswish"], ["--params", "p.yaml"]):
+        proc = subprocess.run([sys.executable, "-m", "cnndsl", "build", "net.cnn", *args, "-o", "-"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert 'def __init__(self, act="hardswish", k=(3, 1), mode="reflect", width=8):' in proc.stdout
+        assert "nn.Hardswish()" in proc.stdout and "kernel_size=k," in proc.stdout
