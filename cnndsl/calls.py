@@ -9,8 +9,9 @@ from . import ast, limits
 from .errors import did_you_mean, first_line, listing
 from .network import BlockInstance, CallStep
 from .pins import pin_lost
-from .resolve import LocatedError, Word, evaluate, shown
-from .values import Val, as_val, expression_problem, hidden, largest, local, plain, substitute, value
+from .ops import REGISTRY
+from .resolve import ChosenWord, LocatedError, Word, evaluate, kind_mismatch, shown
+from .values import Val, as_val, expression_problem, hidden, largest, local, plain, substitute, tuple_name, value
 
 if TYPE_CHECKING:
     from .scope import Scope
@@ -34,6 +35,7 @@ def call(scope: Scope, node: ast.Call) -> None:
     env: dict[str, Val] = {"in": local("in_channels", c_in)}  # the block's names, bound to this call's values
     chosen: dict[str, Val] = {}
     params, defaults = [], []
+    words: set[str] = set()  # parameters that hold words: no parameters of the generated class
     for p in block.params:
         # the signature comes from the definition, the same for every call: a default that uses `in` or the
         # parameters before it is an expression (`mid=None`, computed in __init__), any other a constant
@@ -51,9 +53,17 @@ def call(scope: Scope, node: ast.Call) -> None:
         else:
             params.append((p.name, value(default)))
         v = given[p.name][1] if p.name in given else default
-        if isinstance(v, Word) or isinstance(v, tuple):  # a word only from the default: a call's word fails above
-            raise LocatedError(f"`{p.name}` of `{node.callee}` must be a number or true/false, found {shown(p.default, v)}",
-                               node.span)
+        if isinstance(v, Word):  # a layer or an option's value: the block's code writes the word (no parameter)
+            env[p.name] = v if isinstance(v, ChosenWord) else ChosenWord(v, None)
+            words.add(p.name)
+            params.pop()
+            continue
+        if isinstance(v, tuple):
+            if not v or not all(isinstance(x, Val) for x in v):
+                raise LocatedError(f"`{p.name}` of `{node.callee}` must be numbers, found {shown(p.default, v)}", node.span)
+            env[p.name] = tuple_name(p.name, v, "local")
+            chosen[p.name] = v
+            continue
         env[p.name], chosen[p.name] = local(p.name, v), v
     # the other sizes of the input: numbers in the block, the caller's expressions again at its output
     inner_shape = (env["in"], *(hidden(f"dim{i}", d) for i, d in enumerate(scope.shape[1:], 1)))
@@ -72,6 +82,8 @@ def call(scope: Scope, node: ast.Call) -> None:
     mapping = {"in_channels": as_val(c_in), **{f"<dim{i}>": d for i, d in enumerate(scope.shape[1:], 1) if d is not None}}
     call_args = []
     for p in block.params:
+        if p.name in words:
+            continue
         if p.name in given:
             keyword, v = given[p.name]
             mapping[p.name] = as_val(v)
@@ -87,6 +99,16 @@ def call(scope: Scope, node: ast.Call) -> None:
         scope.first_in = value(c_in)
     scope.steps.append(CallStep(name=attr, instance=index, call_args=tuple(call_args), in_channels=c_in, span=first_line(node.span),
                            output_shape=plain(scope.shape)))
+
+def _written_kind(expr: ast.Expr, names: set[str]) -> str | None:
+    """The kind of value a block parameter's default is, as written: a word (a name that is none of the block's
+    `names`), a tuple, or a number (None where it cannot be told without evaluating it)."""
+    if isinstance(expr, ast.Str) or (isinstance(expr, ast.Name) and expr.id not in names | {"in", "true", "false"}):
+        return "a word"
+    if isinstance(expr, ast.Tuple):
+        return "a tuple"
+    return "a number" if isinstance(expr, ast.Num) else None
+
 
 def _call_args(scope: Scope, node: ast.Call, block: ast.Block) -> dict[str, tuple[str | None, Any]]:
     names = [p.name for p in block.params]
@@ -111,8 +133,13 @@ def _call_args(scope: Scope, node: ast.Call, block: ast.Block) -> dict[str, tupl
         if key in given:
             raise LocatedError(f"`{key}` is given twice", arg.span)
         v = evaluate(arg.value, scope.env)
-        if isinstance(v, Word):
+        param = next(p for p in block.params if p.name == key)
+        default = None if param.default is None else _written_kind(param.default, set(names))
+        if isinstance(v, Word) and not isinstance(v, ChosenWord) and not (default == "a word" or (default is None and v in REGISTRY)):
             raise LocatedError(f"unknown name `{v}`", arg.value.span, did_you_mean(v, scope.env))
+        mismatch = kind_mismatch(default, v) if default is not None else None
+        if mismatch:
+            raise LocatedError(f"`{key}` of `{node.callee}` {mismatch}", arg.value.span)
         given[key] = (keyword, v)
     for p in block.params:
         if p.name not in given and p.default is None:

@@ -14,7 +14,7 @@ from .inits import arguments, init_call, rank_problem
 from .names import identifier_problem
 from .network import CheckedNetwork, InitRule, NetworkParam
 from .ops import REGISTRY
-from .resolve import FAILED, ChosenWord, LocatedError, Word, evaluate, shown
+from .resolve import FAILED, ChosenWord, LocatedError, Word, evaluate, kind_mismatch, kind_of, shown
 from .scope import Program, Scope
 from .values import Val, tuple_name, value
 
@@ -86,7 +86,7 @@ class _Checker:
                     default = evaluate(p.default, self.env)
                 except LocatedError:
                     default = None  # reported with the value it stood for, if it matters
-                mismatch = _kind_mismatch(default, raw)
+                mismatch = kind_mismatch(kind_of(default), raw)
                 if mismatch:
                     self.error(f"parameter `{p.name}` {mismatch}", p.span)
                     continue
@@ -278,25 +278,6 @@ class _Checker:
                 self.prog.error(f"{problem}, but the {target} of `{name}` has {rank}", span, source)
                 return False
         return True
-
-
-def _kind_of(x: Any) -> str | None:
-    """What kind of value a parameter holds: a number (or true/false), a tuple, or a word; None if neither."""
-    if isinstance(x, (tuple, list)) and not isinstance(x, str):
-        return "a tuple"
-    v = x.v if isinstance(x, Val) else x
-    if isinstance(v, str):
-        return "a word" if v.isascii() and v.isidentifier() else None
-    return "a number" if isinstance(v, (int, float, bool)) else None
-
-
-def _kind_mismatch(default: Any, given: Any) -> str | None:
-    """Why a value given for a parameter does not fit the kind of its default, in words; None where it does."""
-    want, got = _kind_of(default), _kind_of(given)
-    if want is None or got is None or want == got:
-        return None
-    shown = (f"the word {quote(given)}" if got == "a word" else "a tuple" if got == "a tuple" else "a number")
-    return f"takes {want} (its default is one), found {shown}"
 
 
 def _given_kind(v: object) -> str:

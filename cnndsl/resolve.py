@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from . import ast, limits
-from .errors import Span, did_you_mean
+from .errors import Span, did_you_mean, quote
 from .ops.base import REPEAT, SHORT, Ctx, Opt, OpSpec
 from .pins import CHOSEN, pin
 from .values import Expr, Val, compare, deps, expression_problem, logical, logical_not, value
@@ -35,9 +35,9 @@ class ChosenWord(Word):
     """A word that a parameter holds (`act=relu`, `-D act=hardswish`): a layer or an option's value chosen when
     compiling. The generated code writes the word itself, so a use of it pins the parameter (`pin_chosen`)."""
 
-    param: str
+    param: str | None  # None: a block's default, which pins nothing
 
-    def __new__(cls, text: str, param: str):
+    def __new__(cls, text: str, param: str | None):
         self = super().__new__(cls, text)
         self.param = param
         return self
@@ -156,6 +156,26 @@ def shown(expr: ast.Expr, x: Any) -> str:
     return f"`{x.v if isinstance(x, Val) else x}`"
 
 
+def kind_of(x: Any) -> str | None:
+    """What kind of value a parameter holds: a number (or true/false), a tuple, or a word; None if neither."""
+    if isinstance(x, (tuple, list)) and not isinstance(x, str):
+        return "a tuple"
+    v = x.v if isinstance(x, Val) else x
+    if isinstance(v, str):
+        return "a word" if v.isascii() and v.isidentifier() else None
+    return "a number" if isinstance(v, (int, float, bool)) else None
+
+
+def kind_mismatch(want: str | None, given: Any) -> str | None:
+    """Why a value given for a parameter does not fit the kind of its default (`want`, as kind_of says it), in
+    words; None where it does."""
+    got = kind_of(given)
+    if want is None or got is None or want == got:
+        return None
+    shown = (f"the word {quote(given)}" if got == "a word" else "a tuple" if got == "a tuple" else "a number")
+    return f"takes {want} (its default is one), found {shown}"
+
+
 def _unknown_name_hint(x: Any, env) -> str | None:
     if isinstance(x, Word) and x in ("k", "s", "p", "d", "g", "op"):
         return f"a short option takes a plain number, as in `{x}1` (`{x}-1` reads as `{x} - 1`)"
@@ -209,7 +229,7 @@ def convert(opt: Opt, x: Any, expr: ast.Expr, env) -> Any:
 def chosen(word: Word) -> str:
     """A word as the generated code writes it; a parameter's word pins the parameter (the code has no name
     for it)."""
-    if isinstance(word, ChosenWord):
+    if isinstance(word, ChosenWord) and word.param is not None:
         pin({word.param}, reason=CHOSEN)
     return str(word)
 

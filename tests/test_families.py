@@ -67,3 +67,48 @@ def test_tuples_and_words_from_the_command_line(tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert 'def __init__(self, act="hardswish", k=(3, 1), mode="reflect", width=8):' in proc.stdout
         assert "nn.Hardswish()" in proc.stdout and "kernel_size=k," in proc.stdout
+
+
+BLOCKS = """\
+block ConvNormAct(out, k=3, act=relu, norm=bn):
+    conv out k=k p=k//2 nobias | norm | act
+
+block Sep(out, k=(1, 7)):
+    conv out k=k nobias
+
+network Net(act=relu):
+    input 3x32x32
+    ConvNormAct(16)
+    ConvNormAct(32, act=hardswish)
+    ConvNormAct(32, act=act)
+    ConvNormAct(32, norm=instnorm, act=gelu)
+    Sep(32)
+    Sep(32, k=(3, 1))
+    gap | flatten | linear 10
+"""
+
+
+def test_a_block_takes_layers_and_tuples_as_arguments():
+    code = cnndsl.compile(BLOCKS)
+    # a word is the block's code (one class per choice of layers); a tuple stays a parameter of the class
+    assert "class ConvNormAct(nn.Module):\n    def __init__(self, in_channels, out, k=3):" in code
+    assert "self.hardswish1 = nn.Hardswish()" in code and "self.instnorm1 = nn.InstanceNorm2d(out)" in code
+    assert "class Sep(nn.Module):\n    def __init__(self, in_channels, out, k=(1, 7)):" in code
+    assert "self.sep2 = Sep(32, 32, k=(3, 1))" in code and "kernel_size=k, bias=False" in code
+    model = cnndsl.load(BLOCKS)
+    assert model.sep2.conv1.kernel_size == (3, 1) and model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+    assert type(cnndsl.load(BLOCKS, act="silu").convnormact3.silu1).__name__ == "SiLU"
+
+
+@pytest.mark.parametrize("call, message", [
+    ("ConvNormAct(16, act=relux)", "`act` is `relux`, which is no op"),
+    ("Sep(16, k=(1, 3, 3))", "`kernel_size` has 3 values, but the input has 2 spatial dimensions"),
+    ("ConvNormAct(16, k=relu)", "unknown name `relu`"),  # k takes a number: a word is a name it does not know
+    ("Sep(16, k=3)", "`k` of `Sep` takes a tuple (its default is one), found a number"),
+    ("ConvNormAct(16, norm=conv)", "`conv` needs its output size"),
+])
+def test_a_block_argument_of_the_wrong_kind_is_located(call, message):
+    source = BLOCKS.split("network")[0] + f"network Net:\n    input 3x32x32\n    {call}\n"
+    with pytest.raises(cnndsl.CheckError) as e:
+        cnndsl.check(source)
+    assert e.value.diagnostics[0].message.startswith(message), e.value.diagnostics[0].message
