@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from . import ast, limits
 from .errors import did_you_mean, first_line, listing
 from .network import BlockInstance, CallStep
 from .pins import pin_lost
 from .ops import REGISTRY
 from .resolve import ChosenWord, LocatedError, Word, evaluate, kind_mismatch, shown
-from .values import Val, as_val, expression_problem, hidden, largest, local, plain, substitute, tuple_name, value
+from .values import Expr, Val, as_val, expression_problem, hidden, largest, local, plain, substitute, tuple_name, value
 
 if TYPE_CHECKING:
     from .scope import Scope
@@ -76,6 +78,10 @@ def call(scope: Scope, node: ast.Call) -> None:
     if sub.shape is None:
         scope.shape = None
         return
+    # a parameter that only decided optional lines is this class's choice, as a word is: no parameter of it
+    decided = sub.decided - _names_printed(sub.steps) - _names_printed([e for _, e in defaults])
+    words |= decided
+    params = [(name, d) for name, d in params if name not in decided]
     index = len(scope.prog.instances)
     scope.prog.instances.append(BlockInstance(block=node.callee, file=source.name, params=tuple(params),
                                              defaults=tuple(defaults), steps=tuple(sub.steps)))
@@ -99,6 +105,24 @@ def call(scope: Scope, node: ast.Call) -> None:
         scope.first_in = value(c_in)
     scope.steps.append(CallStep(name=attr, instance=index, call_args=tuple(call_args), in_channels=c_in, span=first_line(node.span),
                            output_shape=plain(scope.shape)))
+
+def _names_printed(x, found: set[str] | None = None) -> set[str]:
+    """The block-local names that the code of steps prints (in any value, condition or nested step)."""
+    found = set() if found is None else found
+    if isinstance(x, Val):
+        e = x.printed()
+        if e is not None:
+            found |= {s.name for s in e.syms()}
+    elif isinstance(x, Expr):
+        found |= {s.name for s in x.concrete().syms()}
+    elif isinstance(x, (tuple, list)):
+        for item in x:
+            _names_printed(item, found)
+    elif isinstance(x, BaseModel):
+        for name in type(x).model_fields:
+            _names_printed(getattr(x, name), found)
+    return found
+
 
 def _written_kind(expr: ast.Expr, names: set[str]) -> str | None:
     """The kind of value a block parameter's default is, as written: a word (a name that is none of the block's

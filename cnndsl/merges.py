@@ -51,7 +51,7 @@ def merge(scope: Scope, stmt: ast.Labeled) -> None:
             raise LocatedError("`split` takes no condition: without the merge its branches would see only part of the channels",
                                stmt.condition.span, "put the condition on a branch, or call a block conditionally")
         x = evaluate(stmt.condition, scope.env)
-        enabled = _truth(x, stmt.condition.span)
+        enabled = truth(x, stmt.condition.span)
         merge_cond = condition(stmt.condition, scope.env, x)
         if merge_cond is None:  # no parameter in it: decided here, and the class needs no `if`
             pin(x, reason=DECIDED)
@@ -77,7 +77,7 @@ def merge(scope: Scope, stmt: ast.Labeled) -> None:
                 raise LocatedError("a branch of `mul` takes no condition: a false branch would be the identity and square the input",
                                    line.condition.span, "make the whole merge conditional: `mul if condition:`")
             x = evaluate(line.condition, scope.env)
-            active = active and _truth(x, line.condition.span)
+            active = active and truth(x, line.condition.span)
             cond = condition(line.condition, scope.env, x)
             if kind == "cat":  # the branch or its input: the concatenation's channels follow the condition
                 pin(condition_deps(line.condition, scope.env), reason=MERGE)
@@ -232,7 +232,8 @@ class _LineLike:
         return self.node
 
 
-def _truth(x, span: Span) -> bool:
+def truth(x, span: Span) -> bool:
+    """A condition's value, which must be true or false."""
     if isinstance(x, Val) and isinstance(x.v, bool):
         return x.v
     found = f", found {x.v}" if isinstance(x, Val) else ""

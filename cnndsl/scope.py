@@ -10,13 +10,14 @@ from typing import Callable
 from . import ast, limits
 from .calls import call as block_call
 from .errors import MAX_ERRORS, CheckError, Diagnostic, Source, Span, did_you_mean, first_line
-from .merges import JOINS, MERGES, join, merge
+from .merges import JOINS, MERGES, join, merge, truth
 from .names import identifier_problem, value_problem
 from .network import BlockInstance, CheckedLayer, GroupStep, LayerStep, OutputStep, Step, UseStep, ValueStep
 from .ops import REGISTRY, Ctx, LayerError
 from .ops.base import written_rank
 from .ops.common import fmt_shape
-from .resolve import ChosenWord, LocatedError, chosen, resolve, split_repeat
+from .pins import DECIDED, pin
+from .resolve import ChosenWord, LocatedError, chosen, condition_deps, evaluate, resolve, split_repeat
 from .shapes import pool_stray_index, unpool_out
 from .values import Val, plain, value
 
@@ -107,6 +108,7 @@ class Scope:
         self.outputs: tuple[str, ...] = ()  # `output a, b`: the values the module returns
         self.output_shapes: tuple = ()
         self.conditions = 0  # the conditions kept so far (condition_key)
+        self.decided: set[str] = set()  # a block's parameters that decided its optional lines (cnndsl.calls)
 
     # -- reporting --------------------------------------------------------------------------------
 
@@ -167,9 +169,8 @@ class Scope:
             what = "input" if isinstance(stmt, ast.Input) else "init"
             raise LocatedError(f"`{what}` belongs to a network, not to a block or group", first_line(stmt.span))
         if isinstance(stmt, ast.Line):
-            if stmt.condition is not None:
-                raise LocatedError("a condition (`if`) belongs to a branch of a merge", stmt.condition.span,
-                                   "put the line under `add:`, `cat:`, `mul:` or `split N:`")
+            if stmt.condition is not None and not self.present(stmt):
+                return
             self.pipeline(stmt.pipeline)
         elif isinstance(stmt, ast.Assign):
             self.assign(stmt)
@@ -180,6 +181,20 @@ class Scope:
                 self.labeled_group(stmt)
         elif isinstance(stmt, ast.Output):
             self.output(stmt)
+
+    def present(self, stmt: ast.Line) -> bool:
+        """Whether an optional line (`bn if use_bn`, outside a merge) is there: decided here, the parameters its
+        condition reads pinned. An absent line in a named group takes no number (the stages present are numbered
+        0, 1, ... as torchvision's conditional `layers.append` numbers them); elsewhere its layers keep their names,
+        so that the names of the others do not depend on the condition."""
+        x = evaluate(stmt.condition, self.env)
+        there = truth(x, stmt.condition.span)
+        pin(condition_deps(stmt.condition, self.env), reason=DECIDED)
+        if isinstance(x, Val) and x.e is not None:  # a block's parameters that decide it: its code has no use for them
+            self.decided |= {s.name for s in x.e.syms() if s.kind == "local" and s.name != "in_channels"}
+        if not there and not self.sequential:
+            self.skip(stmt.pipeline)
+        return there
 
     def assign(self, stmt: ast.Assign) -> None:
         self._no_values_here(stmt.span)

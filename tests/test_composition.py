@@ -714,10 +714,10 @@ network N:
     add:
         conv 8 k1
 """, 3, 5, ["`add:` needs at least two branches"]),
-    "condition_outside_merge": ("""network N:
+    "condition_outside_merge_is_no_bool": ("""network N:
     input 8x16x16
-    conv 8 k1 if true
-""", 3, 18, ["belongs to a branch of a merge"]),
+    conv 8 k1 if 3
+""", 3, 18, ["a condition must be true or false, found 3"]),
     "condition_colon_after_pipeline": ("""network N:
     input 8x16x16
     conv 8 k1 | relu if true:

@@ -112,3 +112,71 @@ def test_a_block_argument_of_the_wrong_kind_is_located(call, message):
     with pytest.raises(cnndsl.CheckError) as e:
         cnndsl.check(source)
     assert e.value.diagnostics[0].message.startswith(message), e.value.diagnostics[0].message
+
+
+OPTIONAL = """\
+block Stage(out, se=false, use_bn=true):
+    conv out k3 p1 nobias
+    bn if use_bn
+    relu
+    (gap | conv out k1 | sigmoid) as se_gate if se
+
+network Net(use_bn=true, extra=false):
+    input 3x32x32
+    features:
+        conv 16 k3 p1
+        bn if use_bn
+        relu
+        conv 16 k3 p1 if extra
+        maxpool 2
+    Stage(32)
+    Stage(32, use_bn=false, se=true)
+    gap | flatten | linear 10
+"""
+
+
+def _without_optional(source: str, **values) -> str:
+    """The source with each optional line kept or dropped as its condition decides (conditions here are one name)."""
+    out = []
+    for line in source.splitlines():
+        head, sep, cond = line.rpartition(" if ")
+        if sep and ":" not in cond and cond.strip() in values:
+            if values[cond.strip()]:
+                out.append(head)
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("use_bn, extra", [(True, False), (False, True), (False, False)])
+def test_an_optional_line_is_the_line_or_nothing(use_bn, extra):
+    """Metamorphic: the network with optional lines has the state_dict keys and outputs of the network written
+    without them (kept where true, dropped where false); a named group numbers only the stages present."""
+    text = OPTIONAL.replace("network Net(use_bn=true, extra=false)", "network Net(use_bn=true, extra=false)")
+    model = cnndsl.load(text, use_bn=use_bn, extra=extra)
+    plain = _without_optional(text.split("network")[1], use_bn=use_bn, extra=extra)
+    block = "block" + text.split("block")[1].split("network")[0]
+    reference = cnndsl.load(block + "network" + plain, use_bn=use_bn, extra=extra)
+    assert list(model.state_dict()) == list(reference.state_dict())
+    assert list(model.features.state_dict()) == [f"{i}.{k}" for i, k in _numbered(use_bn, extra)]
+    reference.load_state_dict(model.state_dict())
+    model.eval(), reference.eval()
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(model(x), reference(x))
+
+
+def _numbered(use_bn, extra):
+    stages = [("conv", ("weight", "bias"))]
+    if use_bn:
+        stages.append(("bn", ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")))
+    stages.append(("relu", ()))
+    if extra:
+        stages.append(("conv", ("weight", "bias")))
+    return [(i, key) for i, (_, keys) in enumerate(stages) for key in keys]
+
+
+def test_a_parameter_that_decides_an_optional_line_is_pinned_and_a_block_is_a_class_per_choice():
+    code = cnndsl.compile(OPTIONAL)
+    assert "if use_bn != True:" in code and "it decides a condition" in code
+    assert "class Stage(nn.Module):\n    def __init__(self, in_channels, out):" in code  # se, use_bn: the class's choice
+    assert "self.stage2 = Stage_2(32, 32)" in code and "self.se_gate = nn.Sequential(" in code

@@ -284,7 +284,7 @@ def test_define_values_that_are_not_numbers_are_usage_errors(value, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "cnndsl", "build", "net.cnn", "-D", f"a={value}"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.startswith("cnndsl: error: -D a: the value ") and proc.stderr.endswith("is not a number or true/false\n")
+    assert proc.stderr.startswith("cnndsl: error: -D a: the value ") and proc.stderr.endswith("is not a number, true/false, a word, or numbers such as 3,4,6,3\n")
     _no_marker(tmp_path)
 
 

@@ -498,7 +498,7 @@ def test_sweep_upsample_scales():
 
 def test_independent_semantic_errors_are_all_reported():
     source = (
-        "network N(c=8, width=wide):\n"   # 1: `wide` names no parameter
+        "network N(c=8, width=wide * 2):\n"   # 1: `wide` names no parameter
         "    input 4x8x8\n"                # 2
         "    conv c k3 g3\n"               # 3: 4 input channels are not divisible by 3 groups
         "    relu inplce\n"                # 4: unknown flag
@@ -509,7 +509,7 @@ def test_independent_semantic_errors_are_all_reported():
     with pytest.raises(CnnDslError) as info:
         cnndsl.check(source)
     diags = info.value.diagnostics
-    assert [(d.line, d.col) for d in diags] == [(1, 16), (3, 15), (4, 10), (5, 25), (6, 5), (7, 28)], info.value.render()
+    assert [(d.line, d.col) for d in diags] == [(1, 22), (3, 15), (4, 10), (5, 25), (6, 5), (7, 28)], info.value.render()
     assert "wide" in diags[0].message
     assert "groups (3)" in diags[1].message
     assert "inplce" in diags[2].message and "inplace" in (diags[2].hint or "")
