@@ -75,8 +75,8 @@ def outcome(text: str, seconds: float = TIME_LIMIT) -> str:
     start = time.monotonic()
     try:
         with _time_limit(seconds):
-            try:
-                code = cnndsl.compile(text)
+            try:  # a one-line text ending in `.cnn` would be read as a path: a final line break keeps it text
+                code = cnndsl.compile(text + "\n" if "\n" not in text and text.strip().endswith(".cnn") else text)
             except cnndsl.CnnDslError as e:
                 assert e.diagnostics, text[:2000]
                 for d in e.diagnostics:

@@ -556,7 +556,7 @@ def test_messages_that_list_names_stay_brief(tmp_path):
     path.write_text("network N(c=1):\n    input 3x4x4\n    conv c k1\n")
     proc = subprocess.run([sys.executable, "-m", "cnndsl", "check", str(path), "-D", "c=" + "z" * 100_000],
                           capture_output=True, text=True)
-    assert proc.returncode != 0 and "not a number" in proc.stderr and len(proc.stderr) < 500, proc.stderr[:500]
+    assert proc.returncode != 0 and "takes a number" in proc.stderr and len(proc.stderr) < 500, proc.stderr[:500]
 
 
 def _chain(depth: int, params: list[str], args: list[str], body: str) -> str:
