@@ -6,75 +6,113 @@ import contextlib
 import contextvars
 import functools
 import hashlib
+import operator
 import os
 import stat
 import sys
 import threading
 from pathlib import Path
-
-from lark import Lark, Token, Tree
-from lark import __version__ as lark_version
-from lark.exceptions import UnexpectedInput
-from lark.indenter import Indenter
+from typing import TYPE_CHECKING
 
 from . import ast, limits
 from .ast import Node
 from .errors import ParseError, Source, Span
-from .syntax_errors import diagnostic, syntax_error
+
+if TYPE_CHECKING:
+    from lark import Lark
+
+# Lark is imported only to build the parse tables (once: they are cached, see _tables) and to report a syntax
+# error (its own parser then reruns on the text, for its diagnostics): a valid file parses without it.
+
+
+class _Tok(str):
+    """A token as the callbacks see it: its text, its terminal's name and where it is (Lark's Token has the
+    same attributes; both reach the callbacks, which take either)."""
+
+    __slots__ = ("column", "end_column", "end_line", "line", "type")
+
+
+def _tok(type_: str, value: str, line: int, column: int, end_line: int, end_column: int) -> _Tok:
+    t = _Tok(value)
+    t.type, t.line, t.column, t.end_line, t.end_column = type_, line, column, end_line, end_column
+    return t
 
 
 class _IndentError(Exception):
-    def __init__(self, token: Token, message: str, hint: str | None = None):
+    def __init__(self, token, message: str, hint: str | None = None):
         self.token, self.message, self.hint = token, message, hint
 
 
-class CnnIndenter(Indenter):
-    """Python-style indentation; a line ending in `|` continues on the next line."""
+_indenter_lock = threading.Lock()
 
-    NL_type = "_NL"
-    OPEN_PAREN_types = ["LPAR", "CALL"]
-    CLOSE_PAREN_types = ["RPAR"]
-    INDENT_type = "_INDENT"
-    DEDENT_type = "_DEDENT"
-    tab_len = 8
 
-    def handle_NL(self, token):
-        if self.paren_level > 0:
-            return
-        yield token
-        indent_str = token.rsplit("\n", 1)[1]
-        indent = indent_str.count(" ") + indent_str.count("\t") * self.tab_len
-        if indent > self.indent_level[-1]:
-            self.indent_level.append(indent)
-            yield Token.new_borrow_pos(self.INDENT_type, indent_str, token)
-        else:
-            closed = None
-            while indent < self.indent_level[-1]:
-                closed = self.indent_level.pop()
-                yield Token.new_borrow_pos(self.DEDENT_type, indent_str, token)
-            if indent != self.indent_level[-1]:
-                at = Token("_NL", indent_str)
-                at.line, at.column = token.end_line, indent + 1
-                at.end_line, at.end_column = token.end_line, indent + 2
-                raise _IndentError(
-                    at,
-                    f"this line is indented to column {indent + 1}, which matches no enclosing block",
-                    f"indent it to column {closed + 1} to continue the block above, or to column {self.indent_level[-1] + 1} to end it",
-                )
+def __getattr__(name: str):
+    if name == "CnnIndenter":  # a subclass of Lark's Indenter: defined when first asked for (it imports Lark)
+        return _indenter_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    def process(self, stream):
-        # One Lark parser serves every parse, in every thread, and calls this on its one post-lexer; the
-        # indentation state (paren_level, indent_level) must belong to this parse, so a fresh indenter keeps it.
-        return Indenter.process(type(self)(), self._join_continued_lines(stream))
 
-    @staticmethod
-    def _join_continued_lines(stream):
-        previous = None
-        for token in stream:
-            if token.type == "_NL" and previous == "PIPE":
-                continue
-            previous = token.type
+def _indenter_class() -> type:
+    with _indenter_lock:
+        if "CnnIndenter" not in globals():
+            globals()["CnnIndenter"] = _define_indenter()
+        return globals()["CnnIndenter"]
+
+
+def _define_indenter() -> type:
+    from lark import Token
+    from lark.indenter import Indenter
+
+    class CnnIndenter(Indenter):
+        """Python-style indentation; a line ending in `|` continues on the next line."""
+
+        NL_type = "_NL"
+        OPEN_PAREN_types = ["LPAR", "CALL"]
+        CLOSE_PAREN_types = ["RPAR"]
+        INDENT_type = "_INDENT"
+        DEDENT_type = "_DEDENT"
+        tab_len = 8
+
+        def handle_NL(self, token):
+            if self.paren_level > 0:
+                return
             yield token
+            indent_str = token.rsplit("\n", 1)[1]
+            indent = indent_str.count(" ") + indent_str.count("\t") * self.tab_len
+            if indent > self.indent_level[-1]:
+                self.indent_level.append(indent)
+                yield Token.new_borrow_pos(self.INDENT_type, indent_str, token)
+            else:
+                closed = None
+                while indent < self.indent_level[-1]:
+                    closed = self.indent_level.pop()
+                    yield Token.new_borrow_pos(self.DEDENT_type, indent_str, token)
+                if indent != self.indent_level[-1]:
+                    at = Token("_NL", indent_str)
+                    at.line, at.column = token.end_line, indent + 1
+                    at.end_line, at.end_column = token.end_line, indent + 2
+                    raise _IndentError(
+                        at,
+                        f"this line is indented to column {indent + 1}, which matches no enclosing block",
+                        f"indent it to column {closed + 1} to continue the block above, or to column {self.indent_level[-1] + 1} to end it",
+                    )
+
+        def process(self, stream):
+            # One Lark parser serves every parse, in every thread, and calls this on its one post-lexer; the
+            # indentation state (paren_level, indent_level) must belong to this parse, so a fresh indenter keeps it.
+            return Indenter.process(type(self)(), self._join_continued_lines(stream))
+
+        @staticmethod
+        def _join_continued_lines(stream):
+            previous = None
+            for token in stream:
+                if token.type == "_NL" and previous == "PIPE":
+                    continue
+                previous = token.type
+                yield token
+
+    CnnIndenter.__module__ = __name__
+    return CnnIndenter
 
 
 _GRAMMAR_NAME = "cnndsl.lark"
@@ -101,12 +139,14 @@ def lark_parser() -> Lark:
 
 @functools.lru_cache(maxsize=1)
 def _build_lark_parser() -> Lark:
+    from lark import Lark
+
     grammar = _grammar_path().read_text(encoding="utf-8")
     cache = _cache_file(grammar)
     parser = Lark(
         grammar,
         parser="lalr",
-        postlex=CnnIndenter(),
+        postlex=_indenter_class()(),
         propagate_positions=True,
         maybe_placeholders=True,
         cache=cache or False,
@@ -128,6 +168,8 @@ def _cache_file(grammar: str) -> str | None:
     folder = _cache_folder()
     if folder is None:
         return None
+    from lark import __version__ as lark_version
+
     key = hashlib.sha256(f"{grammar}\0{lark_version}\0{sys.version_info[:2]}".encode("utf-8")).hexdigest()[:24]
     path = folder / f"parser-{key}.lark"
     try:
@@ -296,7 +338,7 @@ def _node_callback(build, plan: _Plan):
 
     def callback(raw):
         first, last = raw[0], raw[-1]
-        if first.__class__ is Token:
+        if isinstance(first, str):  # a token (ours, or Lark's on the path that reports errors)
             line, col = first.line, first.column
         elif isinstance(first, Node):
             line, col = first.span.line, first.span.col
@@ -304,7 +346,7 @@ def _node_callback(build, plan: _Plan):
             line, col = first.line, first.col
         else:
             line, col = _start(raw)
-        if last.__class__ is Token:
+        if isinstance(last, str):
             end_line, end_col = last.end_line, last.end_column
         elif isinstance(last, Node):
             end_line, end_col = last.span.end_line, last.span.end_col
@@ -378,7 +420,7 @@ def _seq_callback(plan: _Plan):
             if after:
                 items += [None] * after
             last = raw[-1]
-            if last.__class__ is Token:
+            if isinstance(last, str):
                 first.end_line, first.end_col = last.end_line, last.end_column
             elif isinstance(last, Node):
                 first.end_line, first.end_col = last.span.end_line, last.span.end_col
@@ -404,7 +446,7 @@ def _paren_callback(raw):
     return _Seq(items, first.line, first.column, last.end_line, last.end_column, inner._h)
 
 
-def _token_span(t: Token) -> Span:
+def _token_span(t) -> Span:
     return Span(t.line, t.column, t.end_line, t.end_column)
 
 
@@ -447,8 +489,7 @@ def _integer(text: str, line: int, col: int) -> int:
         return n
     found = limits.problem("integer", n, "this number")
     if found:
-        at = Token("INT", text)
-        at.line, at.column = line, col
+        at = _tok("INT", text, line, col, line, col + len(text))
         _mistake(_IndentError(at, *found))
     return n
 
@@ -464,7 +505,7 @@ def _dims(t, s):
 
 def _call(c, s):
     *rest, args, name = c[1:]
-    call_args = tuple(x for x in rest if x is not None and not isinstance(x, Token))
+    call_args = tuple(x for x in rest if x is not None and not isinstance(x, str))
     return ast.Call(str(c[0])[:-1], call_args, _items(args), name and str(name), s)
 
 
@@ -479,8 +520,7 @@ def _labeled_if(c, s):
     pipeline, condition, *rest = c
     head = pipeline.stages[0]
     if len(pipeline.stages) != 1 or not isinstance(head, ast.Layer) or head.name is not None:
-        at = Token("_IF", "if")
-        at.line, at.column = condition.span.line, condition.span.col
+        at = _tok("_IF", "if", condition.span.line, condition.span.col, condition.span.line, condition.span.col + 2)
         _mistake(_IndentError(at, "a condition before `:` belongs to a merge, as in `add if cond:`",
                               "a branch's condition goes at the end of its line, without `:`"))
         return ast.Labeled("add", condition.span, (), condition, None, tuple(rest), s)  # not used: the parse fails
@@ -514,7 +554,7 @@ _BUILDERS = {  # rule (or alias) -> build(children, span): a node
     "layer": lambda c, s: ast.Layer(str(c[0]), _token_span(c[0]), _items(c[1]), c[2] and str(c[2]), s),
     "call": _call,
     "group": lambda c, s: ast.Group(c[0], _items(c[1]), c[2] and str(c[2]), s),
-    "pipeline": lambda c, s: ast.Pipeline(tuple(x for x in c if not isinstance(x, Token)), s),
+    "pipeline": lambda c, s: ast.Pipeline(tuple(x for x in c if not isinstance(x, str)), s),
     # statements
     "input_stmt": lambda c, s: ast.Input(c[0], s),
     "init_stmt": lambda c, s: ast.Init(str(c[0]), _token_span(c[0]), tuple(c[1:]), s),
@@ -537,11 +577,12 @@ _LEVELS = {  # rule -> build(children): the items of a level without a node
 }
 
 
+_first = operator.itemgetter(0)
+
+
 def _callbacks_for(rules) -> dict:
     """The callback of every rule of the grammar (a rule the tables above do not know is a mistake here)."""
-    from operator import itemgetter
-
-    first = itemgetter(0)
+    first = _first
     out = {}
     for rule in rules:
         name = rule.alias or rule.options.template_source or rule.origin.name
@@ -576,6 +617,10 @@ def _ast_parser() -> tuple[Lark, dict]:
 
 def _check_depth(source: Source, tree) -> None:
     """The checker recurses; a deeper tree (`1+1+...+1`) would end in RecursionError. `tree` is Lark's."""
+    from lark import Tree
+
+    from .syntax_errors import diagnostic
+
     max_depth = limits.get("nesting")
     stack = [(tree, 1)]
     while stack:
@@ -591,6 +636,403 @@ def _check_depth(source: Source, tree) -> None:
         stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
 
 
+# -- the parse of a valid file, without Lark --------------------------------------------------------------
+#
+# Lark's LALR loop, contextual lexer and Indenter post-lexer are generators and method calls per token; most
+# of a parse was spent in them. A valid file is parsed here instead, by one loop over the same tables: the
+# LALR parse table, the terminals each parser state's lexer accepts and how it retypes keywords, which Lark
+# computed from the grammar (`_extract_tables`, kept in the private cache folder as plain data, so that a
+# valid file is parsed without importing Lark at all). The loop does what Lark does, in the same order:
+#
+#   * the contextual lexer: at each position, the first terminal (in Lark's order: priority, longest
+#     possible match, longest pattern, name) that the current state's lexer has and that matches. One regular
+#     expression of all terminals finds the first in that order that matches; when its terminal is one the
+#     state's lexer has, the state's lexer would have found it too (its terminals are a subset, in the same
+#     order), else that lexer's own expression (compiled on first use) decides;
+#   * the state's keyword retyping (a NAME that is `input` where `input` is expected), its ignored
+#     terminals, Lark's line and column counting;
+#   * the post-lexer: a line break after `|` dropped, no line breaks inside parentheses, _INDENT and _DEDENT
+#     tokens with the positions of the line break they come from, the _DEDENTs and $END at the end;
+#   * the LALR shifts and reductions, the same callbacks at each reduction.
+#
+# Anything else, a character no terminal matches, a token the state does not expect, a wrong indentation,
+# stops it: the text is parsed again by Lark's own parser, whose errors become the diagnostics, exactly as
+# before (a file with a mistake pays for Lark once; the text is never half-parsed in two ways).
+
+_TABLES_FORMAT = 1  # bump when _extract_tables or the loop's reading of the tables changes
+
+
+class _Fallback(Exception):
+    """The fast parse met something it leaves to Lark (a syntax or indentation error)."""
+
+
+class _Sym:
+    __slots__ = ("filter_out", "is_term", "name")
+
+    def __init__(self, name, is_term, filter_out):
+        self.name, self.is_term, self.filter_out = name, is_term, filter_out
+
+
+class _RuleOptions:
+    __slots__ = ("empty_indices", "expand1", "keep_all_tokens", "template_source")
+
+    def __init__(self, expand1, keep_all_tokens, empty_indices, template_source):
+        self.expand1, self.keep_all_tokens = expand1, keep_all_tokens
+        self.empty_indices, self.template_source = empty_indices, template_source
+
+
+class _Rule:
+    """What _callbacks_for reads of a Lark rule, rebuilt from the tables."""
+
+    __slots__ = ("alias", "expansion", "options", "origin")
+
+    def __init__(self, origin, alias, options, expansion):
+        self.origin, self.alias, self.options = _Sym(origin, False, False), alias, _RuleOptions(*options)
+        self.expansion = [_Sym(*sym) for sym in expansion]
+
+    def __str__(self):
+        return f"<{self.origin.name} : {' '.join(x.name for x in self.expansion)}>"
+
+
+def _extract_tables(lark) -> dict | None:
+    """Lark's parse table and contextual lexer as plain data (dicts, lists, strings, numbers), or None where
+    they use something the loop does not do (regular expression flags, lexer callbacks of our own)."""
+    from lark.lexer import UnlessCallback
+    from lark.parsers.lalr_analysis import Shift
+
+    frontend = lark.parser
+    contextual = frontend.lexer.lexer
+    table = frontend.parser._parse_table
+    if frontend.lexer.postlexer is None or lark.lexer_conf.g_regex_flags or lark.lexer_conf.callbacks:
+        return None
+    terminals = contextual.root_lexer.terminals
+    if any(t.pattern.flags for t in terminals):
+        return None
+    ignore = sorted(contextual.root_lexer.ignore_types)
+    newline = sorted(contextual.root_lexer.newline_types)
+    rules: list = []
+    rule_index: dict = {}
+    states: list = []
+    state_ids = sorted(table.states)
+    if state_ids != list(range(len(state_ids))):
+        return None
+    for st in state_ids:
+        actions = {}
+        for sym, (action, arg) in table.states[st].items():
+            if action is Shift:
+                actions[_plain(sym)] = int(arg)
+            else:
+                if id(arg) not in rule_index:
+                    rule_index[id(arg)] = len(rules)
+                    o = arg.options
+                    rules.append((_plain(arg.origin.name), _plain(arg.alias),
+                                  (bool(o.expand1), bool(o.keep_all_tokens), tuple(bool(b) for b in o.empty_indices),
+                                   _plain(o.template_source)),
+                                  tuple((_plain(x.name), bool(x.is_term), bool(getattr(x, "filter_out", False))) for x in arg.expansion)))
+                actions[_plain(sym)] = ~rule_index[id(arg)]
+        states.append(actions)
+    lexers: list = []
+    lexer_index: dict = {}
+    state_lexer = []
+    for st in state_ids:
+        lexer = contextual.lexers[st]
+        if id(lexer) not in lexer_index:
+            scanner = lexer.scanner  # builds it, and lexer.callback
+            unless = {}
+            for type_, callback in lexer.callback.items():
+                if type(callback) is not UnlessCallback or type_ in lexer.ignore_types:
+                    return None
+                words = callback.scanner.terminals
+                if any(t.pattern.type != "str" or t.pattern.flags for t in words):
+                    return None
+                unless[_plain(type_)] = {_plain(t.pattern.value): _plain(t.name) for t in words}
+            lexer_index[id(lexer)] = len(lexers)
+            lexers.append((sorted(_plain(t.name) for t in scanner.terminals), [_plain(m.pattern) for m in scanner._mres], unless))
+        state_lexer.append(lexer_index[id(lexer)])
+    return {
+        "format": _TABLES_FORMAT,
+        "terminals": [(_plain(t.name), _plain(t.pattern.to_regexp())) for t in terminals],
+        "ignore": [_plain(x) for x in ignore], "newline": [_plain(x) for x in newline],
+        "lexers": lexers, "state_lexer": state_lexer,
+        "states": states, "rules": rules,
+        "start": int(table.start_states["start"]), "end": int(table.end_states["start"]),
+        "paren": ([_plain(x) for x in frontend.lexer.postlexer.OPEN_PAREN_types],
+                  [_plain(x) for x in frontend.lexer.postlexer.CLOSE_PAREN_types]),
+    }
+
+
+def _plain(value):
+    """A str as itself, not a subclass (Lark's names may be its Tokens; marshal takes only plain data)."""
+    return None if value is None else str.__str__(value) if isinstance(value, str) else value
+
+
+def _lark_stamp() -> bytes:
+    """What names the installed Lark (its __init__.py holds its version), found without importing it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("lark")
+        return Path(spec.origin).read_bytes() if spec and spec.origin else b""
+    except (OSError, ImportError, ValueError):
+        return b""
+
+
+def _tables_file(grammar: str) -> Path | None:
+    """Where the tables are cached: beside Lark's cache, in the private folder (None: nowhere)."""
+    folder = _cache_folder()
+    if folder is None:
+        return None
+    h = hashlib.sha256(f"{grammar}\0{sys.version_info[:2]}\0{_TABLES_FORMAT}\0".encode())
+    h.update(_lark_stamp())
+    return folder / f"tables-{h.hexdigest()[:24]}.marshal"
+
+
+def _read_tables(path: Path) -> dict | None:
+    """The cached tables, if the file is a plain file of this user's own that no one else can write, and holds
+    them (marshal: data only, nothing in it runs)."""
+    import marshal
+
+    try:
+        with open(path, "rb") as f:
+            found = os.fstat(f.fileno())
+            if not _private(found, stat.S_ISREG) or not _private(path.lstat(), stat.S_ISREG):
+                return None
+            data = marshal.loads(f.read())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != _TABLES_FORMAT:
+        return None
+    return data
+
+
+def _write_tables(path: Path, data: dict) -> None:
+    import marshal
+    import tempfile
+
+    try:
+        content = marshal.dumps(data)
+    except ValueError:  # not plain data: not cached
+        return
+    with contextlib.suppress(OSError):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tables-")  # created 0600
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(content)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+class _Tables:
+    """The tables of one process, ready for the loop: per state, its actions, its lexer's terminals, keyword
+    retyping and (compiled on first use) expression."""
+
+    def __init__(self, data: dict):
+        import re
+
+        self.re = re
+        self.start, self.end = data["start"], data["end"]
+        self.ignore = frozenset(data["ignore"])
+        self.newline = frozenset(data["newline"])
+        self.open_paren, self.close_paren = (frozenset(x) for x in data["paren"])
+        self.first = re.compile("|".join(f"(?P<{name}>{regexp})" for name, regexp in data["terminals"])).match
+        lexers = data["lexers"]
+        self.lexer_patterns = [patterns for _, patterns, _ in lexers]
+        allowed = [frozenset(names) for names, _, _ in lexers]
+        unless = [u for _, _, u in lexers]
+        self.state_lexer = data["state_lexer"]
+        self.allowed = [allowed[i] for i in self.state_lexer]
+        self.unless = [unless[i] for i in self.state_lexer]
+        self._matchers: dict = {}
+        rules = [_Rule(*r) for r in data["rules"]]
+        callbacks = _callbacks_for(rules)
+        # a rule of one symbol whose value is that symbol's (`?rule: x`, `_rule: x`): no callback, the loop
+        # only changes the state
+        reductions = [(len(r.expansion), None if callbacks[r] is _first and len(r.expansion) == 1 else callbacks[r], r.origin.name)
+                      for r in rules]
+        # per state, each symbol's action: the next state (a shift, or the goto after a reduction), or the
+        # reduction (size, callback, the rule's nonterminal)
+        self.states = [{sym: act if act >= 0 else reductions[~act] for sym, act in actions.items()} for actions in data["states"]]
+
+    def state_match(self, state: int):
+        """The `match` of the expression of this state's lexer (Lark's, compiled on first use)."""
+        i = self.state_lexer[state]
+        found = self._matchers.get(i)
+        if found is None:
+            patterns = [self.re.compile(p) for p in self.lexer_patterns[i]]
+
+            def found(text, pos, patterns=patterns):
+                for mre in patterns:
+                    m = mre.match(text, pos)
+                    if m:
+                        return m
+                return None
+
+            self._matchers[i] = found  # two threads may both compile it: equal results, either kept
+        return found
+
+
+@functools.lru_cache(maxsize=1)
+def _load_tables() -> _Tables | None:
+    grammar = _grammar_path().read_text(encoding="utf-8")
+    path = _tables_file(grammar)
+    data = _read_tables(path) if path is not None else None
+    if data is None:
+        data = _extract_tables(_build_lark_parser())
+        if data is None:
+            return None
+        if path is not None:
+            _write_tables(path, data)
+    try:
+        return _Tables(data)
+    except (KeyError, TypeError, ValueError, IndexError):  # a cache of another shape: Lark's own tables
+        data = _extract_tables(_build_lark_parser())
+        return _Tables(data) if data is not None else None
+
+
+def _tables() -> _Tables | None:
+    with _parser_lock:
+        return _load_tables()
+
+
+def _fast_parse(text: str, tables: _Tables):
+    """The root value of a parse of `text` (see above); _Fallback where Lark must parse it."""
+    states, end_state = tables.states, tables.end
+    allowed, unless, first_match = tables.allowed, tables.unless, tables.first
+    ignore, newline, open_paren, close_paren = tables.ignore, tables.newline, tables.open_paren, tables.close_paren
+    state_stack = [tables.start]
+    value_stack: list = []
+
+    def feed(tok, typ):
+        while True:
+            act = states[state_stack[-1]].get(typ)
+            if act is None:
+                raise _Fallback
+            if act.__class__ is int:
+                state_stack.append(act)
+                value_stack.append(tok)
+                return None
+            size, callback, origin = act
+            if callback is None:  # the value stays on the stack
+                del state_stack[-1]
+                goto = states[state_stack[-1]].get(origin)
+                if goto.__class__ is not int:
+                    raise _Fallback
+                state_stack.append(goto)
+                if goto == end_state:
+                    return value_stack[-1]
+                continue
+            if size:
+                values = value_stack[-size:]
+                del state_stack[-size:]
+                del value_stack[-size:]
+            else:
+                values = []
+            value = callback(values)
+            goto = states[state_stack[-1]].get(origin)
+            if goto.__class__ is not int:
+                raise _Fallback
+            state_stack.append(goto)
+            value_stack.append(value)
+            if goto == end_state:
+                return value
+
+    pos, end = 0, len(text)
+    line, line_start = 1, 0
+    paren, indents = 0, [0]
+    previous = None  # the type of the last token that was not a dropped line break
+    last = None  # the last token the post-lexer received
+    fed = None  # the last token the parser received
+    while pos < end:
+        st = state_stack[-1]
+        m = first_match(text, pos)
+        typ = m.lastgroup if m is not None else None
+        if typ not in allowed[st]:
+            m = tables.state_match(st)(text, pos)
+            if m is None:
+                raise _Fallback
+            typ = m.lastgroup
+        value = m.group()
+        new_pos = m.end()
+        if typ in ignore:
+            if typ in newline:
+                n = value.count("\n")
+                if n:
+                    line += n
+                    line_start = pos + value.rindex("\n") + 1
+            pos = new_pos
+            continue
+        t_line, t_col = line, pos - line_start + 1
+        if typ in newline:
+            n = value.count("\n")
+            if n:
+                line += n
+                line_start = pos + value.rindex("\n") + 1
+        pos = new_pos
+        words = unless[st].get(typ)
+        if words is not None:
+            typ = words.get(value, typ)
+        tok = _Tok(value)
+        tok.type, tok.line, tok.column, tok.end_line, tok.end_column = typ, t_line, t_col, line, pos - line_start + 1
+        if typ == "_NL":
+            if previous == "PIPE":
+                continue  # the pipeline continues on the next line
+            previous = typ
+            last = tok
+            if paren > 0:
+                continue
+            if feed(tok, typ) is not None:
+                raise _Fallback
+            fed = tok
+            indent_str = value.rsplit("\n", 1)[1]
+            indent = indent_str.count(" ") + indent_str.count("\t") * 8
+            if indent > indents[-1]:
+                indents.append(indent)
+                fed = _tok("_INDENT", indent_str, tok.line, tok.column, tok.end_line, tok.end_column)
+                if feed(fed, "_INDENT") is not None:
+                    raise _Fallback
+            else:
+                while indent < indents[-1]:
+                    indents.pop()
+                    fed = _tok("_DEDENT", indent_str, tok.line, tok.column, tok.end_line, tok.end_column)
+                    if feed(fed, "_DEDENT") is not None:
+                        raise _Fallback
+                if indent != indents[-1]:
+                    raise _Fallback  # Lark's path reports it
+            continue
+        previous = typ
+        last = fed = tok
+        if feed(tok, typ) is not None:
+            raise _Fallback
+        if typ in open_paren:
+            paren += 1
+        elif typ in close_paren:
+            paren -= 1
+            if paren < 0:
+                raise _Fallback
+    if last is None:
+        raise _Fallback
+    while len(indents) > 1:
+        indents.pop()
+        fed = _tok("_DEDENT", "", last.line, last.column, last.end_line, last.end_column)
+        if feed(fed, "_DEDENT") is not None:
+            raise _Fallback
+    root = feed(_tok("$END", "", fed.line, fed.column, fed.end_line, fed.end_column), "$END")
+    if root is None:
+        raise _Fallback
+    return root
+
+
+def _lark_parse(text: str):
+    """The root value of Lark's own parse of `text`, with the same callbacks: raises its errors."""
+    lark, callbacks = _ast_parser()
+    walk = lark.parse_interactive(text)
+    walk.parser_state.parse_conf.callbacks = callbacks  # this parse's own configuration: the ast callbacks
+    return walk.resume_parse()
+
+
 def parse_tree(source: Source) -> list:
     """Parse a source into a list of top-level items (ast nodes)."""
     text = source.text
@@ -599,28 +1041,53 @@ def parse_tree(source: Source) -> list:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.endswith("\n"):
         text += "\n"
-    lark, callbacks = _ast_parser()
+    tables = _tables()
     state = _ParseState(limits.get("integer"))
     reset = _parse_state.set(state)
     try:
-        walk = lark.parse_interactive(text)
-        walk.parser_state.parse_conf.callbacks = callbacks  # this parse's own configuration: the ast callbacks
-        root = walk.resume_parse()
+        try:
+            if tables is None:
+                raise _Fallback
+            root = _fast_parse(text, tables)
+        except _Fallback:
+            state.error = None
+            root = _lark_errors(source, text)
         if root._h > limits.get("nesting"):
-            _check_depth(source, lark.parse(text))  # Lark's tree, as before, to name the same place
+            _check_depth(source, _build_lark_tree(text))  # Lark's tree, as before, to name the same place
         if state.error is not None:
-            raise state.error
+            raise _indent_diagnostic(source, state.error)
         return root.items
-    except _IndentError as e:
-        t = e.token
-        raise ParseError([diagnostic(source, t.line, t.column, 1, e.message, e.hint)]) from None
-    except UnexpectedInput as e:
-        if isinstance(getattr(e, "__context__", None), _IndentError):
-            t = e.__context__.token
-            raise ParseError([diagnostic(source, t.line, t.column, 1, e.__context__.message, e.__context__.hint)]) from None
-        raise ParseError([syntax_error(source, e, lark.terminals)]) from None
     finally:
         _parse_state.reset(reset)
+
+
+def _build_lark_tree(text: str):
+    with _parser_lock:
+        lark = _build_lark_parser()
+    return lark.parse(text)
+
+
+def _indent_diagnostic(source: Source, e: _IndentError) -> ParseError:
+    from .syntax_errors import diagnostic
+
+    t = e.token
+    return ParseError([diagnostic(source, t.line, t.column, 1, e.message, e.hint)])
+
+
+def _lark_errors(source: Source, text: str):
+    """Lark's parse: its root value, or its failure as a diagnostic."""
+    from lark.exceptions import UnexpectedInput
+
+    from .syntax_errors import syntax_error
+
+    try:
+        return _lark_parse(text)
+    except _IndentError as e:
+        raise _indent_diagnostic(source, e) from None
+    except UnexpectedInput as e:
+        if isinstance(getattr(e, "__context__", None), _IndentError):
+            raise _indent_diagnostic(source, e.__context__) from None
+        raise ParseError([syntax_error(source, e, _build_lark_parser().terminals)]) from None
 
 
 def network_name_from_file(name: str) -> str:
@@ -650,6 +1117,8 @@ def parse(source: Source) -> ast.File:
         {ast.Network: networks, ast.Block: blocks, ast.Import: imports}.get(type(item), bare).append(item)
     if bare:
         if networks:
+            from .syntax_errors import diagnostic
+
             first = bare[0]
             raise ParseError([diagnostic(
                 source, first.span.line, first.span.col, 1,

@@ -3,6 +3,10 @@
 Lark's `cache=True` unpickles `$TMPDIR/.lark_cache_<user>_<hash>_<py>.tmp`, so anyone who can write /tmp could
 plant code that runs on the next `cnndsl check`. Each test plants a pickle that would create a marker file,
 runs `cnndsl check` in a fresh process and asserts that the marker was not created (and that the check worked).
+
+A valid file is parsed from cnndsl's own tables (`tables-*.marshal` beside Lark's cache, plain data read with
+marshal, which runs nothing); Lark's parser, and so its cache, is loaded for a file with a syntax error: the
+tests check such a file too.
 """
 
 from __future__ import annotations
@@ -72,6 +76,25 @@ def cnndsl_check(env) -> subprocess.CompletedProcess:
     return done
 
 
+def cnndsl_check_syntax_error(env, tmp: Path) -> subprocess.CompletedProcess:
+    """`cnndsl check` of a file with a syntax error: Lark's parser (from its cache) reports it."""
+    bad = tmp / "bad.cnn"
+    bad.write_text("network N:\n    input 3x8x8\n    conv 4 k3 ->\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "cnndsl", "check", str(bad)],
+                          env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 1, done.stderr
+    assert "bad.cnn:3:" in done.stderr and "error: expected" in done.stderr, done.stderr
+    return done
+
+
+def tables_file(env) -> Path:
+    """The file cnndsl keeps its own parse tables in, as this environment's cnndsl computes it."""
+    code = "from cnndsl.parser import _tables_file, _grammar_path; print(_tables_file(_grammar_path().read_text(encoding='utf-8')))"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return Path(done.stdout.strip())
+
+
 def private_cache_file(env) -> Path:
     """The file cnndsl caches its parser in, as this environment's cnndsl computes it."""
     code = "from cnndsl.parser import _cache_file, _grammar_path; print(_cache_file(_grammar_path().read_text(encoding='utf-8')))"
@@ -97,6 +120,7 @@ def test_a_cache_planted_in_the_temporary_folder_is_not_loaded(places):
     for name in lark_tmp_cache_names():
         plant(tmp / name, marker)
     cnndsl_check(env)
+    cnndsl_check_syntax_error(env, marker.parent)
     assert not marker.exists(), "code planted in the temporary folder ran"
     assert sorted(p.name for p in tmp.iterdir()) == sorted(lark_tmp_cache_names()), "cnndsl wrote to the temporary folder"
 
@@ -104,15 +128,40 @@ def test_a_cache_planted_in_the_temporary_folder_is_not_loaded(places):
 def test_the_private_cache_is_made_private_and_used(places):
     tmp, private, marker, env = places
     cnndsl_check(env)
-    cache = private_cache_file(env)
-    assert cache.parent == private
+    cache, tables = private_cache_file(env), tables_file(env)
+    assert cache.parent == private and tables.parent == private
     assert (private.stat().st_mode & 0o777) == 0o700
-    assert (cache.stat().st_mode & 0o777) == 0o600 and cache.stat().st_uid == os.geteuid()
-    written = cache.stat().st_mtime_ns
-    os.utime(cache, ns=(written - 10**9, written - 10**9))
+    for path in (cache, tables):
+        assert (path.stat().st_mode & 0o777) == 0o600 and path.stat().st_uid == os.geteuid(), path
+    assert sorted(p.name for p in private.iterdir()) == sorted([cache.name, tables.name])
+    written = {path: path.stat().st_mtime_ns for path in (cache, tables)}
+    for path in (cache, tables):
+        os.utime(path, ns=(written[path] - 10**9, written[path] - 10**9))
     cnndsl_check(env)
-    assert cache.stat().st_mtime_ns == written - 10**9, "the cache was rebuilt, not read"
+    cnndsl_check_syntax_error(env, marker.parent)
+    for path in (cache, tables):
+        assert path.stat().st_mtime_ns == written[path] - 10**9, f"{path.name} was rebuilt, not read"
     assert list(tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["private", "writable by others", "a link"])
+def test_planted_tables_run_nothing_and_break_nothing(places, tmp_path, how):
+    """The tables are read with marshal: a pickle planted there runs nothing, and whatever the file holds
+    (or if anyone else could have written it), the parse is the right one."""
+    tmp, private, marker, env = places
+    cnndsl_check(env)
+    tables = tables_file(env)
+    plant(tables, marker)
+    tables.chmod(0o600)
+    if how == "writable by others":
+        tables.chmod(0o666)
+    elif how == "a link":
+        elsewhere = tmp_path / "planted.marshal"
+        tables.rename(elsewhere)
+        tables.symlink_to(elsewhere)
+    cnndsl_check(env)
+    cnndsl_check_syntax_error(env, marker.parent)
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("how", ["folder writable by others", "folder writable by the group", "file writable by others",
@@ -145,6 +194,7 @@ def test_a_private_cache_anyone_else_could_have_written_is_not_loaded(places, tm
     elif how == "file of another user":
         os.chown(cache, 65534, 65534)
     cnndsl_check(env)
+    cnndsl_check_syntax_error(env, marker.parent)
     assert not marker.exists(), f"code planted in the cache ran ({how})"
     # the control: the same file, made private again, is read (so the test plants where cnndsl reads)
     if how != "folder is a link":
@@ -154,5 +204,8 @@ def test_a_private_cache_anyone_else_could_have_written_is_not_loaded(places, tm
             os.chown(private, 0, 0), os.chown(cache, 0, 0)
         private.chmod(0o700)
         cache.chmod(0o600)
-        cnndsl_check(env)
-        assert marker.exists(), "the control failed: cnndsl does not read the file the test plants"
+        cnndsl_check(env)  # a valid file: cnndsl's own tables, not Lark's cache
+        assert not marker.exists()
+        done = subprocess.run([sys.executable, "-m", "cnndsl", "check", str(tmp_path / "bad.cnn")],
+                              env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert marker.exists(), f"the control failed: cnndsl does not read the file the test plants\n{done.stderr}"

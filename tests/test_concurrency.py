@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import random
 import subprocess
 import sys
@@ -105,17 +106,24 @@ def test_a_parse_inside_another_does_not_disturb_its_indentation():
     assert interleaved == alone
 
 
-def test_the_first_calls_from_threads_build_one_parser():
-    """In a fresh process, eight first calls at once: one Lark parser is built (and written to its cache)."""
+@pytest.mark.parametrize("cached", [False, True])
+def test_the_first_calls_from_threads_build_one_parser(tmp_path, cached):
+    """In a fresh process, eight first calls at once: the parse tables are made once, from one Lark parser
+    built once (and both written to the cache), or read once from the cache, without Lark."""
     script = """
 import sys, threading
 import lark, cnndsl, cnndsl.parser as p
-built = []
+built, tables = [], []
 class Counted(lark.Lark):
     def __init__(self, *a, **k):
         built.append(1)
         super().__init__(*a, **k)
-p.Lark = Counted
+class CountedTables(p._Tables):
+    def __init__(self, *a, **k):
+        tables.append(1)
+        super().__init__(*a, **k)
+lark.Lark = Counted
+p._Tables = CountedTables
 sys.setswitchinterval(1e-6)
 barrier = threading.Barrier(8)
 def go():
@@ -124,11 +132,17 @@ def go():
 threads = [threading.Thread(target=go) for _ in range(8)]
 [t.start() for t in threads]
 [t.join() for t in threads]
-print(len(built))
+print(len(built), len(tables))
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["1"]
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+            for _ in range(1 + cached)]
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+    assert runs[0].stdout.split() == ["1", "1"]  # nothing cached yet: one Lark parser, one set of tables
+    if cached:
+        assert runs[1].stdout.split() == ["0", "1"]  # from the cache: no Lark at all
 
 
 def test_load_from_threads_builds_the_same_modules():

@@ -107,3 +107,102 @@ def test_syntax_errors_point_at_the_culprit(text, line, col, words):
     assert (d.line, d.col) == (line, col), d.render()
     assert words in d.message
     assert d.render().startswith(f"<string>:{line}:{col}: error: ")
+
+
+# -- the parse of a valid file without Lark, against Lark's own ----------------------------------------------
+
+
+def _both_parses(text: str):
+    """(the fast parse's root, or "fallback"; Lark's root, or its exception's class name), each with the
+    mistake the callbacks recorded, for `text` as parse_tree prepares it."""
+    from cnndsl import parser as p
+
+    tables = p._tables()
+    assert tables is not None
+    state = p._ParseState(10**30)
+    reset = p._parse_state.set(state)
+    try:
+        try:
+            root = p._fast_parse(text, tables)
+            fast = (repr(root.items), root._h, state.error and state.error.message)
+        except p._Fallback:
+            fast = "fallback"
+        state.error = None
+        try:
+            root = p._lark_parse(text)
+            slow = (repr(root.items), root._h, state.error and state.error.message)
+        except Exception as e:  # noqa: BLE001 - Lark's failures, by name
+            slow = type(e).__name__
+    finally:
+        p._parse_state.reset(reset)
+    return fast, slow
+
+
+def _sources() -> list[str]:
+    from conftest import EXAMPLES, ROOT
+
+    paths = sorted(EXAMPLES.glob("*.cnn")) + sorted((ROOT / "tests" / "golden").rglob("*.cnn"))
+    texts = [path.read_bytes().decode("utf-8", "replace") for path in paths]
+    return [t.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n").rstrip("\n") + "\n" for t in texts]
+
+
+def test_the_fast_parse_equals_larks_on_every_example():
+    """Every example and golden file: the same tree (spans and heights included) as Lark's parse with the same
+    callbacks, or, where Lark fails, a fallback to Lark (whose errors are the diagnostics)."""
+    for text in _sources():
+        fast, slow = _both_parses(text)
+        if isinstance(slow, str):
+            assert fast == "fallback", text
+        else:
+            assert fast == slow, text
+
+
+def test_the_fast_parse_equals_larks_on_mutated_sources():
+    """Random edits of the examples (tokens inserted, text deleted or repeated): never a different tree, and
+    a fallback only where Lark fails too (an input that is only a line continuation aside)."""
+    import random
+
+    rnd = random.Random(11)
+    texts = _sources()
+    pieces = [" ", "\n", "\n    ", "\n        ", "|", "|\n", "(", ")", ",", ":", "=", "->", "in", "if", "as", "input",
+              "init", "output", "network", "block", "import", "and", "or", "not", "x", "3x3", "1.5", "1e3", "-", "+",
+              "*", "//", "==", "<", '"s"', "# c\n", "\\\n", "\t", "conv", "add:", "cat(", "f(", "N", "12"]
+    fallbacks = 0
+    for _ in range(600):
+        text = rnd.choice(texts)
+        for _ in range(rnd.randint(1, 3)):
+            i = rnd.randrange(len(text) + 1)
+            kind = rnd.random()
+            if kind < 0.4:
+                text = text[:i] + rnd.choice(pieces) + text[i:]
+            elif kind < 0.7:
+                text = text[:i] + text[i + rnd.randint(1, 6):]
+            else:
+                j = rnd.randrange(len(text) + 1)
+                text = text[:i] + text[j:j + rnd.randint(1, 20)] + text[i:]
+        text = text if text.endswith("\n") else text + "\n"
+        fast, slow = _both_parses(text)
+        if fast == "fallback":
+            fallbacks += 1
+            assert isinstance(slow, str) or not text.strip("\\\n"), text
+        else:
+            assert fast == slow, text
+    assert 0 < fallbacks < 600
+
+
+def test_a_valid_file_parses_without_importing_lark(tmp_path):
+    """Once the tables are cached, a valid file is parsed without Lark (its import and its parser cost more
+    than the parse); the first process builds Lark's parser to make them."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    code = ("import sys, cnndsl; cnndsl.parse('examples/resnet50.cnn'); cnndsl.parse('conv 3->8 k3 | relu'); "
+            "print('lark' in sys.modules)")
+    runs = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                           check=True) for _ in range(2)]
+    assert [done.stdout.split() for done in runs] == [["True"], ["False"]]
