@@ -605,3 +605,22 @@ def test_a_define_is_an_ascii_number_within_the_limits(lenet, define, message):
     """int() reads other scripts' digits and a long digit string fell back to float('inf')."""
     proc = subprocess.run([sys.executable, "-m", "cnndsl", "check", str(lenet), "-D", define], capture_output=True, text=True)
     assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr) < 300, proc.stderr[:300]
+
+
+def test_the_parser_for_one_command_is_the_full_parser_for_it():
+    """Given a command, only it gets its arguments (argparse is slow to build): its help, the main help and
+    what each command's arguments parse to are those of the parser with every command's arguments."""
+    from cnndsl.cli import COMMANDS, _arguments
+
+    def commands(p):
+        return p._subparsers._group_actions[0].choices
+
+    full = _arguments([])
+    for name in COMMANDS:
+        one = _arguments([name, "x.cnn"])
+        assert one.format_help() == full.format_help()
+        assert commands(one)[name].format_help() == commands(full)[name].format_help()
+        argv = [name, "a.cnn", "b.cnn"] if name == "fmt" else [name, "a.cnn", "-o", "out.x", "-D", "c=1"]
+        if name in ("check", "summary"):
+            argv = argv[:2] + argv[4:]
+        assert vars(one.parse_args(argv)) == vars(full.parse_args(argv))
