@@ -280,7 +280,7 @@ class _Plan:
     `keep` (index, Nones before it) for each kept symbol, `after` the Nones after the last one; `inner` the
     indices of the rule's nonterminals (nodes, _Seqs, or None), whose heights the rule's value adds to."""
 
-    __slots__ = ("keep", "after", "inner", "plain", "splices")
+    __slots__ = ("keep", "after", "inner", "plain", "splices", "whole")
 
     def __init__(self, rule):
         expansion = rule.expansion
@@ -301,6 +301,7 @@ class _Plan:
         # no placeholders: the children are the kept values, once no _Seq among them needs splicing
         self.plain = tuple(i for i, _ in keep) if not self.after and not any(n for _, n in keep) else None
         self.splices = tuple(i for i, _ in keep if i in self.inner)  # where a _Seq may be
+        self.whole = self.plain == tuple(range(len(expansion)))  # every value is a child, in order
 
     def children(self, raw) -> list:
         plain = self.plain
@@ -309,7 +310,7 @@ class _Plan:
                 if raw[i].__class__ is _Seq:
                     break
             else:
-                return [raw[i] for i in plain]
+                return raw if self.whole else [raw[i] for i in plain]  # raw: a fresh list, the parser's own
         c = []
         for i, nones in self.keep:
             if nones:
@@ -334,11 +335,11 @@ class _Plan:
 
 def _node_callback(build, plan: _Plan):
     """A rule that makes a node: its children, its span and its height."""
-    children, height = plan.children, plan.height
+    children, height = plan.children, _fast_height(plan)
 
     def callback(raw):
         first, last = raw[0], raw[-1]
-        if isinstance(first, str):  # a token (ours, or Lark's on the path that reports errors)
+        if first.__class__ is _Tok or isinstance(first, str):  # a token (ours, or Lark's on the path that reports errors)
             line, col = first.line, first.column
         elif isinstance(first, Node):
             line, col = first.span.line, first.span.col
@@ -346,7 +347,7 @@ def _node_callback(build, plan: _Plan):
             line, col = first.line, first.col
         else:
             line, col = _start(raw)
-        if isinstance(last, str):
+        if last.__class__ is _Tok or isinstance(last, str):
             end_line, end_col = last.end_line, last.end_column
         elif isinstance(last, Node):
             end_line, end_col = last.span.end_line, last.span.end_col
@@ -359,6 +360,25 @@ def _node_callback(build, plan: _Plan):
         return node
 
     return callback
+
+
+def _fast_height(plan: _Plan):
+    """plan.height, or a cheaper function that gives the same for a rule with at most one nonterminal."""
+    if not plan.inner:
+        return _zero
+    if len(plan.inner) == 1:
+        i = plan.inner[0]
+
+        def height(raw):
+            v = raw[i]
+            return 0 if v is None else v._h
+
+        return height
+    return plan.height
+
+
+def _zero(raw):
+    return 0
 
 
 def _single_callback(build, terminal: bool):
@@ -659,7 +679,7 @@ def _check_depth(source: Source, tree) -> None:
 # stops it: the text is parsed again by Lark's own parser, whose errors become the diagnostics, exactly as
 # before (a file with a mistake pays for Lark once; the text is never half-parsed in two ways).
 
-_TABLES_FORMAT = 1  # bump when _extract_tables or the loop's reading of the tables changes
+_TABLES_FORMAT = 2  # bump when _extract_tables or the loop's reading of the tables changes
 
 
 class _Fallback(Exception):
@@ -749,8 +769,17 @@ def _extract_tables(lark) -> dict | None:
             lexer_index[id(lexer)] = len(lexers)
             lexers.append((sorted(_plain(t.name) for t in scanner.terminals), [_plain(m.pattern) for m in scanner._mres], unless))
         state_lexer.append(lexer_index[id(lexer)])
+    # Spaces and tabs (an ignored terminal) may be skipped in the same match as the token after them, where no
+    # other terminal can start with one: any state's lexer would only skip them on its way to that token.
+    import re
+
+    blank = [t.name for t in terminals if t.name in contextual.root_lexer.ignore_types and t.pattern.to_regexp() == "[\t \x0c]+"]
+    others = [t.pattern.to_regexp() for t in terminals if t.name not in blank]
+    starts = [c + x for c in "\t \x0c" for x in ("", " ", "a", "1", "#", "\n", "(", '"', "-", "\\")]
+    blank_first = bool(blank) and not any(re.match(regexp, text) for regexp in others for text in starts)
     return {
         "format": _TABLES_FORMAT,
+        "blank": blank_first,
         "terminals": [(_plain(t.name), _plain(t.pattern.to_regexp())) for t in terminals],
         "ignore": [_plain(x) for x in ignore], "newline": [_plain(x) for x in newline],
         "lexers": lexers, "state_lexer": state_lexer,
@@ -837,7 +866,10 @@ class _Tables:
         self.ignore = frozenset(data["ignore"])
         self.newline = frozenset(data["newline"])
         self.open_paren, self.close_paren = (frozenset(x) for x in data["paren"])
-        self.first = re.compile("|".join(f"(?P<{name}>{regexp})" for name, regexp in data["terminals"])).match
+        alternatives = "|".join(f"(?P<{name}>{regexp})" for name, regexp in data["terminals"])
+        if data["blank"]:  # spaces and tabs are skipped in the same match as the token after them
+            alternatives = f"[\t \x0c]*+(?:{alternatives})"
+        self.first = re.compile(alternatives).match
         lexers = data["lexers"]
         self.lexer_patterns = [patterns for _, patterns, _ in lexers]
         allowed = [frozenset(names) for names, _, _ in lexers]
@@ -905,39 +937,36 @@ def _fast_parse(text: str, tables: _Tables):
     state_stack = [tables.start]
     value_stack: list = []
 
-    def feed(tok, typ):
-        while True:
-            act = states[state_stack[-1]].get(typ)
-            if act is None:
-                raise _Fallback
-            if act.__class__ is int:
-                state_stack.append(act)
-                value_stack.append(tok)
-                return None
-            size, callback, origin = act
-            if callback is None:  # the value stays on the stack
-                del state_stack[-1]
-                goto = states[state_stack[-1]].get(origin)
-                if goto.__class__ is not int:
-                    raise _Fallback
-                state_stack.append(goto)
+    def feed(tok, typ, states=states, state_stack=state_stack, value_stack=value_stack, end_state=end_state):
+        """Shift `tok` (of terminal `typ`) after the reductions it causes; the root value once $END completes
+        the parse, else None. A terminal the state has no action for: _Fallback."""
+        try:
+            actions = states[state_stack[-1]]
+            while True:
+                act = actions[typ]
+                if act.__class__ is int:
+                    state_stack.append(act)
+                    value_stack.append(tok)
+                    return None
+                size, callback, origin = act
+                if callback is None:  # a rule of one symbol that keeps its value: only the state changes
+                    goto = states[state_stack[-2]][origin]
+                    state_stack[-1] = goto
+                else:
+                    if size:
+                        values = value_stack[-size:]
+                        del state_stack[-size:]
+                        del value_stack[-size:]
+                    else:
+                        values = []
+                    value_stack.append(callback(values))
+                    goto = states[state_stack[-1]][origin]
+                    state_stack.append(goto)
                 if goto == end_state:
                     return value_stack[-1]
-                continue
-            if size:
-                values = value_stack[-size:]
-                del state_stack[-size:]
-                del value_stack[-size:]
-            else:
-                values = []
-            value = callback(values)
-            goto = states[state_stack[-1]].get(origin)
-            if goto.__class__ is not int:
-                raise _Fallback
-            state_stack.append(goto)
-            value_stack.append(value)
-            if goto == end_state:
-                return value
+                actions = states[goto]
+        except (KeyError, IndexError, TypeError):  # no action (a syntax error); TypeError: tables of another shape
+            raise _Fallback from None
 
     pos, end = 0, len(text)
     line, line_start = 1, 0
@@ -948,13 +977,17 @@ def _fast_parse(text: str, tables: _Tables):
     while pos < end:
         st = state_stack[-1]
         m = first_match(text, pos)
-        typ = m.lastgroup if m is not None else None
+        if m is not None:
+            typ = m.lastgroup
+            pos = m.start(typ)  # after the spaces before it
+        else:
+            typ = None
         if typ not in allowed[st]:
             m = tables.state_match(st)(text, pos)
             if m is None:
                 raise _Fallback
             typ = m.lastgroup
-        value = m.group()
+        value = m.group(typ)
         new_pos = m.end()
         if typ in ignore:
             if typ in newline:
