@@ -71,9 +71,9 @@ def fmt_s(seconds: float) -> str:
 
 def stage_times(text: str) -> tuple[float, float, float]:
     """One compile, stage by stage: parse, check, codegen (what `cnndsl.compile` does, timed apart)."""
-    from cnndsl.checker import check_network, pick_network
-    from cnndsl.codegen import generate
-    from cnndsl.parser import parse
+    from cnndsl.semantics.checker import check_network, pick_network
+    from cnndsl.backend.pytorch.codegen import generate
+    from cnndsl.syntax.parser import parse
 
     with cnndsl._no_gc():  # as cnndsl.check does
         t0 = time.perf_counter()

@@ -16,12 +16,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from . import ast, limits
+from .syntax import ast
+from . import limits
 from .errors import CheckError, CnnDslError, ParseError, Source, UsageError
 
 if TYPE_CHECKING:
     from .errors import Diagnostic
-    from .network import CheckedLayer, CheckedNetwork
+    from .ir.network import CheckedLayer, CheckedNetwork
 
 __all__ = [
     "parse", "check", "compile", "load", "read_source",
@@ -170,7 +171,7 @@ def _no_gc():
 def parse(src: SourceLike, *, import_root: str | os.PathLike | None = None) -> ast.File:
     """The syntax tree of a file (its networks, blocks and imports). It does not follow the imports, so
     `import_root` is only checked to be a folder, for every verb to take the same keywords."""
-    from .parser import parse as _parse
+    from .syntax.parser import parse as _parse
 
     _import_root(import_root)
     source = read_source(src)
@@ -213,8 +214,8 @@ def check(src: SourceLike, *, network: str | None = None, input: Any = None, imp
 def _check_with_files(src: SourceLike, network: str | None, input: Any, import_root: Any, params: dict[str, Any],
            files: list[Path] | None = None) -> CheckedNetwork:
     """`check`; `files` receives the real path of every file read (the CLI refuses to write over them)."""
-    from .checker import check_network, collect_blocks, pick_network
-    from .parser import parse as _parse
+    from .semantics.checker import check_network, collect_blocks, pick_network
+    from .syntax.parser import parse as _parse
 
     root = _import_root(import_root)
     source = read_source(src)
@@ -228,7 +229,7 @@ def _check_with_files(src: SourceLike, network: str | None, input: Any, import_r
 def compile(src: SourceLike, *, network: str | None = None, input: Any = None,  # noqa: A001
             import_root: str | os.PathLike | None = None, **params: Any) -> str:
     """The generated Python source of a network."""
-    from .codegen import generate
+    from .backend.pytorch.codegen import generate
 
     net = check(src, network=network, input=input, import_root=import_root, **params)
     with _no_recursion_error(Source(name=net.file, text="")):
@@ -238,8 +239,8 @@ def compile(src: SourceLike, *, network: str | None = None, input: Any = None,  
 def load(src: SourceLike, *, device: Any = None, network: str | None = None, input: Any = None,
          import_root: str | os.PathLike | None = None, **params: Any):
     """An nn.Module instance of the network, on `device` (CUDA when available)."""
-    from .codegen import generate
-    from .loader import instantiate
+    from .backend.pytorch.codegen import generate
+    from .backend.pytorch.loader import instantiate
 
     net = check(src, network=network, input=input, import_root=import_root, **params)
     return instantiate(generate(net), net.name, device)

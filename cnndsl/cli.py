@@ -144,7 +144,7 @@ def _checked(args):
 
 
 def _build(args) -> int:
-    from .codegen import generate
+    from .backend.pytorch.codegen import generate
 
     net = _checked(args)
     _write(args.output, generate(net), f"{net.name}, {len(net.layers)} layers", args.inputs)
@@ -159,14 +159,14 @@ def _check(args) -> int:
 
 
 def _summary(args) -> int:
-    from .summary import render, summarize
+    from .tools.summary import render, summarize
 
     print(render(summarize(_checked(args)), args.format), end="")
     return EXIT_OK
 
 
 def _graph(args) -> int:
-    from .graph import render_svg, to_dot
+    from .tools.graph import render_svg, to_dot
 
     suffix = Path(args.output).suffix.lower()
     if args.output != "-" and suffix not in (".svg", ".dot", ".gv"):
@@ -180,7 +180,7 @@ def _graph(args) -> int:
 
 
 def _export(args) -> int:
-    from .export import export_onnx, signature
+    from .tools.export import export_onnx, signature
 
     if Path(args.output).suffix.lower() != ".onnx":
         raise UsageError(f"the ONNX file's name must end in .onnx, got {args.output!r}")
@@ -208,7 +208,7 @@ def _fmt(args) -> int:
 
 
 def _fmt_file(path: str, check: bool, diff: bool) -> int:
-    from .fmt import format_source, unified_diff
+    from .tools.fmt import format_source, unified_diff
 
     source = read_source(Path(path))  # what `cnndsl build` reads, with its checks (size, UTF-8, text)
     after = format_source(source.text, source.name)

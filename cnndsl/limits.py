@@ -192,7 +192,7 @@ class Budget:
         known = self._sizes.get(id(node))
         if known is not None and known[0] is node:
             return known[1]
-        from .ast import Node
+        from .syntax.ast import Node
 
         count, stack = 0, [node]
         while stack:
@@ -221,12 +221,12 @@ class Budget:
 
 
 def charge(scope, node: object, times: int = 1, span=None) -> None:
-    """Charge the check that `scope` (a cnndsl.scope.Scope) belongs to for walking `node` `times` more times (a
+    """Charge the check that `scope` (a cnndsl.semantics.scope.Scope) belongs to for walking `node` `times` more times (a
     block, ast.Block, costs CALL_UNITS more); past the `work` limit, raise its CheckError, located at `span`
     (else the node's first line) with the calls that lead there. The budget is `scope.prog.work`, a Budget."""
     if times < 1:
         return
-    from .ast import Block
+    from .syntax.ast import Block
 
     budget = scope.prog.work
     spend(scope, times * (budget.size(node) + (CALL_UNITS if isinstance(node, Block) else 0)), span if span is not None else node.span)

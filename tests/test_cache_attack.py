@@ -45,7 +45,7 @@ def plant(path: Path, marker: Path) -> None:
 
 def lark_tmp_cache_names() -> list[str]:
     """The names Lark's `cache=True` uses in the temporary folder, computed as lark/lark.py does."""
-    from cnndsl.parser import _grammar_path
+    from cnndsl.syntax.parser import _grammar_path
 
     grammar = _grammar_path().read_text(encoding="utf-8")
     options = "".join(k + str(v) for k, v in OLD_OPTIONS.items())
@@ -89,7 +89,7 @@ def cnndsl_check_syntax_error(env, tmp: Path) -> subprocess.CompletedProcess:
 
 def tables_file(env) -> Path:
     """The file cnndsl keeps its own parse tables in, as this environment's cnndsl computes it."""
-    code = "from cnndsl.parser import _tables_file, _grammar_path; print(_tables_file(_grammar_path().read_text(encoding='utf-8')))"
+    code = "from cnndsl.syntax.parser import _tables_file, _grammar_path; print(_tables_file(_grammar_path().read_text(encoding='utf-8')))"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT,
                           check=False)
     assert done.returncode == 0, done.stderr
@@ -98,7 +98,7 @@ def tables_file(env) -> Path:
 
 def private_cache_file(env) -> Path:
     """The file cnndsl caches its parser in, as this environment's cnndsl computes it."""
-    code = "from cnndsl.parser import _cache_file, _grammar_path; print(_cache_file(_grammar_path().read_text(encoding='utf-8')))"
+    code = "from cnndsl.syntax.parser import _cache_file, _grammar_path; print(_cache_file(_grammar_path().read_text(encoding='utf-8')))"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     return Path(done.stdout.strip())
@@ -107,7 +107,7 @@ def private_cache_file(env) -> Path:
 def test_the_names_are_the_ones_lark_uses(tmp_path):
     """The planted names are right: Lark itself, given the old options, writes one of them."""
     code = (
-        "from lark import Lark\nfrom cnndsl.parser import CnnIndenter, _grammar_path\n"
+        "from lark import Lark\nfrom cnndsl.syntax.parser import CnnIndenter, _grammar_path\n"
         f"Lark(_grammar_path().read_text(encoding='utf-8'), postlex=CnnIndenter(), **{OLD_OPTIONS!r})\n"
     )
     env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}

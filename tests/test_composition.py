@@ -883,7 +883,7 @@ def test_the_grammar_has_no_lalr_conflicts(caplog):
 
     from lark import Lark, logger
 
-    from cnndsl.parser import CnnIndenter, _grammar_path
+    from cnndsl.syntax.parser import CnnIndenter, _grammar_path
 
     level = logger.level
     logger.setLevel(logging.DEBUG)

@@ -94,7 +94,7 @@ def test_parse_from_threads_equals_serial():
 def test_a_parse_inside_another_does_not_disturb_its_indentation():
     """The root of the thread failures, in one thread: the post-lexer's state belongs to each parse. `fmt`
     walks a parse lazily (parse_interactive); another parse in the middle of it once reset its indentation."""
-    from cnndsl.parser import lark_parser
+    from cnndsl.syntax.parser import lark_parser
 
     text = (EXAMPLES / "resnet18.cnn").read_text(encoding="utf-8")
     alone = [(t.type, str(t)) for t in lark_parser().parse_interactive(text).iter_parse()]
@@ -112,7 +112,7 @@ def test_the_first_calls_from_threads_build_one_parser(tmp_path, cached):
     built once (and both written to the cache), or read once from the cache, without Lark."""
     script = """
 import sys, threading
-import lark, cnndsl, cnndsl.parser as p
+import lark, cnndsl, cnndsl.syntax.parser as p
 built, tables = [], []
 class Counted(lark.Lark):
     def __init__(self, *a, **k):
@@ -177,7 +177,7 @@ def test_the_generated_module_is_executed_once_whoever_asks_first():
     """Two threads loading the same text get the same module object (sys.modules and linecache agree)."""
     import linecache
 
-    from cnndsl.loader import module_from_source
+    from cnndsl.backend.pytorch.loader import module_from_source
 
     text = f"# {uuid.uuid4()}\nimport time\nRUNS = []\nRUNS.append(1)\ntime.sleep(0.05)\n"
     results = in_threads(lambda _: module_from_source(text, "Race"), list(range(THREADS)))

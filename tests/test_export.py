@@ -1,4 +1,4 @@
-"""ONNX export (cnndsl/export.py and `cnndsl export`): the file passes onnx.checker, names its input and outputs,
+"""ONNX export (cnndsl/tools/export.py and `cnndsl export`): the file passes onnx.checker, names its input and outputs,
 has a symbolic batch dimension, and onnxruntime agrees with the PyTorch module (cnndsl.load of the same file, with
 the same weights, in eval mode) at batch sizes other than the one exported with. Exports take seconds each (torch.onnx
 builds its op registry every time), so each test exports once, and small inputs keep the examples quick.
@@ -17,7 +17,7 @@ import torch
 
 import cnndsl
 from cnndsl import cli
-from cnndsl.export import export_onnx, output_names
+from cnndsl.tools.export import export_onnx, output_names
 
 from conftest import EXAMPLES
 
@@ -256,6 +256,6 @@ def test_cli_reports_a_parse_error_at_its_place(tmp_path):
 
 
 def test_the_cli_and_the_exporter_module_do_not_import_torch(tmp_path):
-    code = "import sys, cnndsl.cli, cnndsl.export; print('torch' in sys.modules)"
+    code = "import sys, cnndsl.cli, cnndsl.tools.export; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.stdout == "False\n"

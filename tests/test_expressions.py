@@ -1,4 +1,4 @@
-"""Expressions (cnndsl/values.py): channel expressions are simplified to a canonical form (constants folded, like
+"""Expressions (cnndsl/ir/values.py): channel expressions are simplified to a canonical form (constants folded, like
 terms collected), printed with the parentheses Python's precedence needs, bounded in size, and numbers that
 are not finite print as Python; so the generated code of a chain of blocks stays small and black-stable."""
 
@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import cnndsl
-from cnndsl import ast
-from cnndsl.resolve import LocatedError, evaluate
+from cnndsl.syntax import ast
+from cnndsl.semantics.resolve import LocatedError, evaluate
 from cnndsl import limits
-from cnndsl.pyexpr import val_code
-from cnndsl.values import Val
+from cnndsl.backend.pytorch.pyexpr import val_code
+from cnndsl.ir.values import Val
 
 NAMES = ("a", "b", "c")
 
@@ -56,7 +56,7 @@ def _ast(tree):
 
 
 def _build(tree, env):
-    """The tree evaluated by the checker (cnndsl.resolve.evaluate): names are network parameters bound by `env`."""
+    """The tree evaluated by the checker (cnndsl.semantics.resolve.evaluate): names are network parameters bound by `env`."""
     return evaluate(_ast(tree), {name: Val(v, name) for name, v in env.items()})
 
 
@@ -315,7 +315,7 @@ def _torchvision_make_divisible(v, divisor, min_value=None):  # torchvision/mode
 
 @pytest.mark.parametrize("width", [0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.4, 2.0])
 def test_make_divisible_is_torchvisions(width):
-    from cnndsl.values import make_divisible
+    from cnndsl.ir.values import make_divisible
 
     for c in (3, 8, 16, 24, 32, 64, 96, 160, 320, 1280):
         assert make_divisible(c * width, 8) == _torchvision_make_divisible(c * width, 8)
@@ -323,7 +323,7 @@ def test_make_divisible_is_torchvisions(width):
 
 
 def test_functions_simplify_and_evaluate_as_printed():
-    from cnndsl.values import FConst, apply_function, call, const, mul, symbol
+    from cnndsl.ir.values import FConst, apply_function, call, const, mul, symbol
 
     c = symbol("c", 16)
     assert call("max", (c, c)) == c  # one distinct argument

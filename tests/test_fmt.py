@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from test_fuzz import PROFILE, files, mutated
 
 import cnndsl
-from cnndsl.codegen import generate
+from cnndsl.backend.pytorch.codegen import generate
 from cnndsl.errors import Source
-from cnndsl.fmt import format_source
-from cnndsl.parser import lark_parser
+from cnndsl.tools.fmt import format_source
+from cnndsl.syntax.parser import lark_parser
 
 CASES = {
     "spacing": (

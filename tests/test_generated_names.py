@@ -1,4 +1,4 @@
-"""The generated code names what an expert would name (cnndsl.emit.plan): a conditional `add` that adds the
+"""The generated code names what an expert would name (cnndsl.backend.pytorch.emit.plan): a conditional `add` that adds the
 block's input back keeps its condition in `use_res_connect` (torchvision's name), and an expression an
 `__init__` prints twice or more is a local, named once (`hidden_dim = in_channels * expand`).
 
@@ -15,10 +15,10 @@ from conftest import EXAMPLES
 from test_golden import OK, case_args, run_cli
 
 import cnndsl
-from cnndsl import codegen
-from cnndsl.emit import Plan
-from cnndsl.loader import instantiate
-from cnndsl.network import MergeStep
+from cnndsl.backend.pytorch import codegen
+from cnndsl.backend.pytorch.emit import Plan
+from cnndsl.backend.pytorch.loader import instantiate
+from cnndsl.ir.network import MergeStep
 
 torch = pytest.importorskip("torch")
 

@@ -13,7 +13,7 @@ import pytest
 
 import cnndsl
 from cnndsl.errors import UsageError
-from cnndsl.graph import quote, render_svg, to_dot
+from cnndsl.tools.graph import quote, render_svg, to_dot
 
 from conftest import EXAMPLES
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import cnndsl
-import cnndsl.parser
+import cnndsl.syntax.parser
 from cnndsl import cli
 
 SECRET = "TOPSECRET-do-not-show root:x:0:0"
@@ -225,14 +225,14 @@ def _lattice(folder: Path, levels: int) -> Path:
 def test_an_import_lattice_parses_each_file_once(tmp_path, monkeypatch):
     """16 levels of two files, each importing both files of the next: 2**16 paths, 32 files (and main)."""
     main = _lattice(tmp_path, 16)
-    real, parsed = cnndsl.parser.parse, []
+    real, parsed = cnndsl.syntax.parser.parse, []
 
     def counting(source):
         parsed.append(source.name)
         assert len(parsed) <= 200, "the lattice is parsed once per path, not once per file"
         return real(source)
 
-    monkeypatch.setattr(cnndsl.parser, "parse", counting)
+    monkeypatch.setattr(cnndsl.syntax.parser, "parse", counting)
     start = time.perf_counter()
     net = cnndsl.check(main)
     took = time.perf_counter() - start

@@ -1,4 +1,4 @@
-"""The in-place rule (cnndsl/inplace.py): removing every `inplace` from a network changes nothing it computes.
+"""The in-place rule (cnndsl/semantics/inplace.py): removing every `inplace` from a network changes nothing it computes.
 
 A metamorphic property over generated compositions — merges, conditional branches, nested and repeated
 blocks, named values and joins, splits, groups, several outputs, and every op that takes `inplace` — plus
@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import cnndsl
-from cnndsl.loader import instantiate
+from cnndsl.backend.pytorch.loader import instantiate
 
 torch.set_num_threads(1)  # tiny tensors: threads only add overhead
 

@@ -463,7 +463,7 @@ def test_charge_raises_a_located_check_error_past_the_limit():
     from types import SimpleNamespace
 
     from cnndsl.errors import Source
-    from cnndsl.scope import Program
+    from cnndsl.semantics.scope import Program
 
     file = cnndsl.parse(_nested_calls(1, 30))
     block = next(b for b in file.blocks if b.name == "A")

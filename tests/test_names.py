@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import cnndsl
-from cnndsl.loader import instantiate
+from cnndsl.backend.pytorch.loader import instantiate
 from cnndsl.names import Namespace
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -305,13 +305,13 @@ def test_another_value_is_honoured_or_refused_by_name():
 
 
 def test_pins_belong_to_the_check_that_recorded_them():
-    """Each check records into a table of its own (cnndsl.pins.recording): a check inside a check, a check in
+    """Each check records into a table of its own (cnndsl.semantics.pins.recording): a check inside a check, a check in
     another thread, or a network built by hand never sees another check's pins."""
     import threading
 
-    from cnndsl import pins
-    from cnndsl.network import CheckedNetwork, NetworkParam
-    from cnndsl.values import Val
+    from cnndsl.semantics import pins
+    from cnndsl.ir.network import CheckedNetwork, NetworkParam
+    from cnndsl.ir.values import Val
 
     free = "network F(k=3):\n    input 3x16x16\n    conv k k1\n"  # k is a channel count: not pinned
     with pins.recording() as outer:
@@ -329,9 +329,9 @@ def test_pins_belong_to_the_check_that_recorded_them():
 
 
 def test_instances_share_a_class_as_the_checked_network_says():
-    """Which instances share a generated class is the checked network's fact (cnndsl.classes), which the code
+    """Which instances share a generated class is the checked network's fact (cnndsl.ir.classes), which the code
     generator follows: `B(c)` and `B(c*2)` differ only in a branch, so they share `B`."""
-    from cnndsl.classes import block_classes
+    from cnndsl.ir.classes import block_classes
 
     net = cnndsl.check(BRANCH + "    B(c*2)\n")
     assert block_classes(net.instances) == {0: 0, 1: 0}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import cnndsl
-from cnndsl import ast
+from cnndsl.syntax import ast
 
 
 def layers(text: str):
@@ -115,7 +115,7 @@ def test_syntax_errors_point_at_the_culprit(text, line, col, words):
 def _both_parses(text: str):
     """(the fast parse's root, or "fallback"; Lark's root, or its exception's class name), each with the
     mistake the callbacks recorded, for `text` as parse_tree prepares it."""
-    from cnndsl import parser as p
+    from cnndsl.syntax import parser as p
 
     tables = p._tables()
     assert tables is not None

@@ -1,5 +1,5 @@
 """Loaded models pickle: they live in a synthetic module (`cnndsl_generated_<Class>_<digest>`), which a fresh
-interpreter rebuilds from the generated text the pickle carries, through `cnndsl.loader._rebuild`.
+interpreter rebuilds from the generated text the pickle carries, through `cnndsl.backend.pytorch.loader._rebuild`.
 
 Checked with real second processes: `torch.save` here and `torch.load` in a fresh interpreter, and
 `torch.multiprocessing.spawn` with the model in its arguments; and `copy.deepcopy` in this process.

@@ -22,7 +22,7 @@ from torchvision.ops import DeformConv2d
 
 import cnndsl
 from cnndsl import CnnDslError, ParseError, read_source
-from cnndsl.checker import check_network
+from cnndsl.semantics.checker import check_network
 
 TORCH_ERRORS = (RuntimeError, ValueError, TypeError, NotImplementedError, ZeroDivisionError)
 MARK = re.compile(r"«([^»]*)»")

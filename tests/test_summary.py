@@ -20,7 +20,7 @@ from conftest import EXAMPLES
 from torch import nn
 
 import cnndsl
-from cnndsl.summary import render, summarize
+from cnndsl.tools.summary import render, summarize
 
 REFERENCE = ("resnet18", "resnet50", "vgg16_bn", "alexnet", "mobilenet_v2", "squeezenet1_1")
 

@@ -121,7 +121,7 @@ def test_installed_cli_builds_and_checks_without_torch(venv, workdir):
 def test_installed_package_finds_its_grammar(venv, workdir):
     """The grammar comes from inside the installed package, and Lark's error paths work with it."""
     py = venv / "bin" / "python"
-    probe = ok(sh(py, "-c", "from cnndsl import parser; print(parser._grammar_path())", cwd=workdir))
+    probe = ok(sh(py, "-c", "from cnndsl.syntax import parser; print(parser._grammar_path())", cwd=workdir))
     grammar = Path(probe.stdout.strip())
     assert grammar.resolve().is_relative_to(venv.resolve())
     assert grammar.parts[-3:] == ("cnndsl", "grammar", "cnndsl.lark")

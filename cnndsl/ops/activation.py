@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..pins import equal
-from ..values import value
+from ..semantics.pins import equal
+from ..ir.values import value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register
 from .common import INPLACE, _symbolic, fmt_shape, kw
 from .facts import POINTWISE, Label, Window, kwargs, rank, statistics_over

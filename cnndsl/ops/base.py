@@ -8,12 +8,12 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..pins import pin_lost
-from ..values import Val, expression_problem, largest, with_expressions
+from ..semantics.pins import pin_lost
+from ..ir.values import Val, expression_problem, largest, with_expressions
 from .facts import Label, MissingFact, Window, check_doc
 
 if TYPE_CHECKING:
-    from ..network import CheckedLayer
+    from ..ir.network import CheckedLayer
 
 
 class LayerError(Exception):
@@ -65,7 +65,7 @@ class OpSpec:
     aliases: tuple[str, ...] = ()
     kind: str | None = None  # the stem of default layer names (conv1, bn1, ...)
     doc: str = field(kw_only=True)  # required: one line for the op table in docs/LANGUAGE.md (cnndsl/ops/catalog.py)
-    # what autograd and aliasing need to know, for the in-place rule (cnndsl/inplace.py; checked against torch
+    # what autograd and aliasing need to know, for the in-place rule (cnndsl/semantics/inplace.py; checked against torch
     # for every op by tests/test_op_facts.py):
     keeps_output: bool = False  # its backward reads its own output, so nothing may overwrite that output
     keeps_output_in_place: bool = False  # the same, but only when it runs in place (leaky_relu_, elu_ ...)

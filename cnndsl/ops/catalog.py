@@ -13,7 +13,7 @@ from .base import REGISTRY, Opt, OpSpec
 from .facts import FACTS, MissingFact, literal
 
 if TYPE_CHECKING:
-    from ..network import CheckedLayer
+    from ..ir.network import CheckedLayer
 
 # ops the checker builds itself rather than through REGISTRY (`unpool`, which names a pool): facts only
 FORMS: dict[str, OpSpec] = {pool.UNPOOL.name: pool.UNPOOL}

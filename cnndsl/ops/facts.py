@@ -1,5 +1,5 @@
 """What the tools need to know about an op besides its shape rule, declared on its OpSpec (cnndsl/ops/base.py)
-and read by `cnndsl summary` (cnndsl/summary.py) and `cnndsl graph` (cnndsl/graph.py):
+and read by `cnndsl summary` (cnndsl/tools/summary.py) and `cnndsl graph` (cnndsl/tools/graph.py):
 
 - `window`: how its outputs see its input, per spatial axis, for the receptive field (a `Window`, or a function
   of the checked layer that returns one);
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ..values import value
+from ..ir.values import value
 
 if TYPE_CHECKING:
-    from ..network import CheckedLayer
+    from ..ir.network import CheckedLayer
 
 
 class MissingFact(LookupError):
@@ -41,7 +41,7 @@ SPREADS = ("pointwise", "window", "uneven", "global", "unknown")
 
 @dataclass(frozen=True)
 class Window:
-    """How one layer's outputs see its input, per spatial axis (cnndsl/summary.py does the arithmetic):
+    """How one layer's outputs see its input, per spatial axis (cnndsl/tools/summary.py does the arithmetic):
 
     - pointwise: each output sees the input at its own position (activations, dropout, norms);
     - window: each output sees `kernel` taps, `dilation` apart, and neighbouring outputs' windows are `stride`

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..shapes import prod
-from ..pins import divides, equal
-from ..values import value
+from ..semantics.shapes import prod
+from ..semantics.pins import divides, equal
+from ..ir.values import value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register, written_rank
 from .common import FAMILY, at_least, fmt_shape, kw
 from .facts import POINTWISE, Label, Window, kwargs, per_axis, rank, statistics_over

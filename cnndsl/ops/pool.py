@@ -6,9 +6,9 @@ import math
 from dataclasses import replace
 from fractions import Fraction
 
-from .. import shapes
-from ..pins import SPATIAL, pin
-from ..values import value
+from ..semantics import shapes
+from ..semantics.pins import SPATIAL, pin
+from ..ir.values import value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register
 from .common import CEIL, DILATION, FAMILY, KERNEL, PADDING, STRIDE, at_least, fmt_shape, kw, need_spatial
 from .facts import GLOBAL, UNKNOWN, Label, Window, kwargs, per_axis, rank, sizes, window
@@ -132,7 +132,7 @@ def lppool(ctx: Ctx) -> Result:
 
 
 def unpool_rule(ctx: Ctx) -> Result:
-    raise LayerError("`unpool` is checked where it is written (cnndsl/scope.py), not by a rule")
+    raise LayerError("`unpool` is checked where it is written (cnndsl/semantics/scope.py), not by a rule")
 
 
 # -- facts (cnndsl/ops/facts.py) --------------------------------------------------------------------------
@@ -225,7 +225,7 @@ register(
 )
 
 # `unpool NAME` is written with the name of a max pool, whose indices it reads, so the checker builds it itself
-# (cnndsl/scope.py) and the catalog's REGISTRY does not hold it; its facts live here all the same.
+# (cnndsl/semantics/scope.py) and the catalog's REGISTRY does not hold it; its facts live here all the same.
 UNPOOL = OpSpec("unpool", unpool_rule, (), kind="unpool",
                 doc="undoes a named max pool (`maxpool 2 as pool1` ... `unpool pool1`): `nn.MaxUnpool1d/2d/3d` with that pool's indices (section 5)",
                 window=unpool_window, label=Label(args=(None,)), **_POOLED)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from ..shapes import prod, upsample_out
-from ..pins import LAYOUT, SPATIAL, divides, equal, pin
-from ..values import value
+from ..semantics.shapes import prod, upsample_out
+from ..semantics.pins import LAYOUT, SPATIAL, divides, equal, pin
+from ..ir.values import value
 from .base import Ctx, LayerError, Opt, OpSpec, Result, register
 from .common import BIAS, at_least, fmt_shape, kw, need_out, need_spatial
 from .facts import GLOBAL, POINTWISE, UNKNOWN, Label, Window, kwargs, linear_macs, per_axis, rank, sizes, window

@@ -1,4 +1,4 @@
-"""Merges, for cnndsl.scope: `add:`, `cat:`, `mul:` and `split N:` over branches, with their conditions,
+"""Merges, for cnndsl.semantics.scope: `add:`, `cat:`, `mul:` and `split N:` over branches, with their conditions,
 and the inline joins `cat(e1)`, `add(e1)`, `mul(e1)` with named values."""
 
 from __future__ import annotations
@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import ast
-from .errors import Span, did_you_mean, first_line
-from .network import Branch, JoinStep, MergeStep
-from .ops.common import fmt_shape
+from ..syntax import ast
+from ..errors import Span, did_you_mean, first_line
+from ..ir.network import Branch, JoinStep, MergeStep
+from ..ops.common import fmt_shape
 from .pins import DECIDED, EQUAL, LITERAL, MERGE, divides, equal, pin
 from .resolve import LocatedError, condition, condition_deps, evaluate
-from .values import Val, as_val, plain, same, value
+from ..ir.values import Val, as_val, plain, same, value
 
 MERGES = ("add", "cat", "mul", "split")
 JOINS = ("add", "cat", "mul")

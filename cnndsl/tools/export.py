@@ -30,8 +30,8 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import CnnDslError, Diagnostic, Source, UsageError
-from .network import CheckedLayer, CheckedNetwork, OutputStep
+from ..errors import CnnDslError, Diagnostic, Source, UsageError
+from ..ir.network import CheckedLayer, CheckedNetwork, OutputStep
 
 INPUT_NAME = "input"
 BATCH_NAME = "batch"
@@ -76,8 +76,8 @@ def _module(net: CheckedNetwork, weights: str | os.PathLike | None):
     """The network's module on the CPU, in eval mode, with `weights` or its own initialisation (seed 0)."""
     import torch
 
-    from .codegen import generate
-    from .loader import instantiate
+    from ..backend.pytorch.codegen import generate
+    from ..backend.pytorch.loader import instantiate
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -256,7 +256,7 @@ def _serialized(net: CheckedNetwork, onnx_program) -> bytes:
 def _write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` atomically, as `cnndsl build` writes (cnndsl.files.write_atomically: through a
     temporary file in the same folder, through a symbolic link to the file it points to)."""
-    from .files import write_atomically
+    from ..files import write_atomically
 
     try:
         write_atomically(path, data)

@@ -2,7 +2,7 @@
 
 A channel count written `c*4` must reach the generated code as `c * 4`, so that the network class stays
 generic in its parameters; a size computed from constants is just a number. `Val` carries both: the value the
-checker uses, and an expression (`Expr`) the code generator prints (cnndsl.pyexpr, the only printer of Python).
+checker uses, and an expression (`Expr`) the code generator prints (cnndsl.backend.pytorch.pyexpr, the only printer of Python).
 
 Integer expressions are kept in a canonical form, a polynomial with integer coefficients over atoms (names, and
 floor divisions that do not simplify): constants fold, like terms collect (`in+1-1` is `in_channels`,
@@ -19,7 +19,7 @@ than the channels that is symbolic in the caller (`hidden`: the block's class ca
 code prints its value). From the outer expressions a value knows which network parameters it depends on
 (`deps`), even where its code is a plain number.
 
-Which parameters the generated code uses concretely (pins) is cnndsl.pins's, built on `deps` and `lost`.
+Which parameters the generated code uses concretely (pins) is cnndsl.semantics.pins's, built on `deps` and `lost`.
 """
 
 from __future__ import annotations
@@ -1135,7 +1135,7 @@ def largest(*xs) -> int:
 
 def expression_problem(n: int, what: str) -> tuple[str, str] | None:
     """(message, hint) when an expression of `n` nodes is too large to print (the `expression` limit)."""
-    from . import limits
+    from .. import limits
 
     found = limits.problem("expression", n, what)
     if found is None:

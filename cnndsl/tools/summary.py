@@ -32,11 +32,10 @@ from typing import Optional, Union
 
 from pydantic import BaseModel
 
-from .network import (CallStep, CheckedLayer, CheckedNetwork, GroupStep, JoinStep, LayerStep, MergeStep, OutputStep, StepVisitor,
-                      UseStep, ValueStep)
-from .ops.catalog import fact
-from .ops.common import fmt_shape
-from .ops.facts import Window
+from ..ir.network import CallStep, CheckedLayer, CheckedNetwork, GroupStep, JoinStep, LayerStep, MergeStep, OutputStep, StepVisitor, UseStep, ValueStep
+from ..ops.catalog import fact
+from ..ops.common import fmt_shape
+from ..ops.facts import Window
 
 GLOBAL = "global"
 Field = Union[tuple[tuple[Fraction, ...], tuple[Fraction, ...], bool], str, None]  # (rf, jump, exact), GLOBAL, unknown

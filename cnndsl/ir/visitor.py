@@ -1,4 +1,4 @@
-"""StepVisitor: the one base class of every pass over a checked network's steps (cnndsl.network).
+"""StepVisitor: the one base class of every pass over a checked network's steps (cnndsl.ir.network).
 
 jinja2's NodeVisitor and sqlglot's generator find one method per node type; a pass here has one method per
 step kind, `visit_<kind>`, and a kind it lacks is an error rather than a silent pass-through."""

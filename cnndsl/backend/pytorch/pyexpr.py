@@ -1,4 +1,4 @@
-"""Typed expressions (cnndsl.values) as Python source: the PyTorch backend's printer.
+"""Typed expressions (cnndsl.ir.values) as Python source: the PyTorch backend's printer.
 
 The checker's values hold expressions as trees (`Poly`, `Sym`, `Cmp`, ...); this module alone turns them into
 Python: parentheses wherever Python's precedence needs them (and around an operand that starts with a minus
@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from .values import BoolOp, Cmp, Expr, FConst, FloorDiv, Fn, Item, Items, Neg, Not, Op, Poly, Sym, Val
+from ...ir.values import BoolOp, Cmp, Expr, FConst, FloorDiv, Fn, Item, Items, Neg, Not, Op, Poly, Sym, Val
 
 IFELSE, OR, AND, NOT, CMP, ADD, MUL, UNARY, ATOM = -4, -3, -2, -1, 0, 1, 2, 3, 4  # precedence of printed Python, loosest first
-MAKE_DIVISIBLE = "_make_divisible"  # the function a generated file defines where an expression uses it (cnndsl.codegen)
+MAKE_DIVISIBLE = "_make_divisible"  # the function a generated file defines where an expression uses it (cnndsl.backend.pytorch.codegen)
 
 
 def number_code(v) -> str:
@@ -155,7 +155,7 @@ def _operand(e: Expr, parent: int, right: bool, code=_code) -> str:
 
 
 def _fn(e: Fn, code=_code) -> str:
-    """A function as the Python that computes what cnndsl.values defines it to (FUNCTIONS)."""
+    """A function as the Python that computes what cnndsl.ir.values defines it to (FUNCTIONS)."""
     a = e.args
     if e.name == "if":  # `x if c else y`: a conditional in either of the first two places needs parentheses
         return f"{_paren(a[1], IFELSE, code)} if {_paren(a[0], IFELSE, code)} else {code(a[2]) if prec(a[2]) >= IFELSE else f'({code(a[2])})'}"

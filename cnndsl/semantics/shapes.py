@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .values import value
+from ..ir.values import value
 
 
 def conv_out(i, k, s, p, d):

@@ -10,7 +10,7 @@ The ops and the walker record pins while they check (`pin`, `pin_lost`, `equal`,
 of the check in progress: `recording()` gives each check a table of its own for its duration (a ContextVar,
 set and reset with a token), so that two checks in two threads, or a check started inside another, never see
 each other's pins; outside a check nothing is recorded. When the check is done, `pinned_params` turns its
-table and the checked network (the branches no instance of a class filled, cnndsl.classes) into the explicit
+table and the checked network (the branches no instance of a class filled, cnndsl.ir.classes) into the explicit
 field `CheckedNetwork.pinned`, which the checker passes in.
 """
 
@@ -21,12 +21,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from .classes import block_classes
-from .values import Poly, as_val, deps, expr_deps, lost, same, value
-from .visitor import StepVisitor
+from ..ir.classes import block_classes
+from ..ir.values import Poly, as_val, deps, expr_deps, lost, same, value
+from ..ir.visitor import StepVisitor
 
 if TYPE_CHECKING:
-    from .network import CheckedNetwork
+    from ..ir.network import CheckedNetwork
 
 _TABLE: ContextVar[dict | None] = ContextVar("cnndsl_pins", default=None)  # the check in progress's: name -> why
 
@@ -113,7 +113,7 @@ def pinned_params(net: CheckedNetwork, table: dict[str, str]) -> tuple[tuple[str
 
 class _Slots(StepVisitor):
     """(branch, its condition) for each conditional branch of steps, in the order the code generator numbers
-    their slots (cnndsl.emit.Body.slot), a branch's own slots after it. Only merges have slots (a merge cannot
+    their slots (cnndsl.backend.pytorch.emit.Body.slot), a branch's own slots after it. Only merges have slots (a merge cannot
     be inside a named group)."""
 
     def of(self, steps):

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from .errors import Source, Span
+from ..errors import Source, Span
 
 if TYPE_CHECKING:
-    from .errors import Diagnostic
+    from ..errors import Diagnostic
 
 _TOKEN_NAMES = {
     "NAME": "a name",
@@ -69,7 +69,7 @@ def _expected(names, terminals) -> str:
 
 def diagnostic(source: Source, line: int, col: int, width: int, message: str, hint: str | None = None) -> Diagnostic:
     """A one-line diagnostic at (line, col), `width` characters wide."""
-    from .errors import Diagnostic  # pydantic, imported only when there is something to report
+    from ..errors import Diagnostic  # pydantic, imported only when there is something to report
 
     span = Span(line=line, col=col, end_line=line, end_col=col + max(1, width))
     return Diagnostic(message=message, file=source.name, span=span, line_text=source.line_text(line), hint=hint)

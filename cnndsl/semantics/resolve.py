@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import ast, limits
-from .errors import Span, did_you_mean, quote
-from .ops.base import REPEAT, SHORT, Ctx, Opt, OpSpec
+from ..syntax import ast
+from .. import limits
+from ..errors import Span, did_you_mean, quote
+from ..ops.base import REPEAT, SHORT, Ctx, Opt, OpSpec
 from .pins import CHOSEN, pin
-from .values import Expr, Val, compare, deps, expression_problem, logical, logical_not, value
+from ..ir.values import Expr, Val, compare, deps, expression_problem, logical, logical_not, value
 
 
 class LocatedError(Exception):
@@ -325,7 +326,7 @@ def _word(ctx: Ctx, word: str, span: Span, put) -> bool:
 
 
 def _word_hint(spec: OpSpec, word: str, env) -> str:
-    from .ops import REGISTRY
+    from ..ops import REGISTRY
 
     if word in REGISTRY:
         return f"`{word}` is an op: did you forget `|` before it?"

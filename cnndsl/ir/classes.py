@@ -1,14 +1,14 @@
 """Which block instances share one generated class: a fact of the checked network, decided here (on the IR
-side) and followed by the code generator (cnndsl.codegen) and the pin analysis (cnndsl.pins) alike.
+side) and followed by the code generator (cnndsl.backend.pytorch.codegen) and the pin analysis (cnndsl.semantics.pins) alike.
 
 Two instances of a block share a class when their code would be the same: the same signature and the same
 steps as the backend prints them (values as their printed expressions, or as the numbers where they name no
 parameter; conditions as their concrete expressions), except for conditional branches. Each conditional
-branch is a *slot* (numbered in the order the code generator renders them, cnndsl.emit.Body.slot): filled by
+branch is a *slot* (numbered in the order the code generator renders them, cnndsl.backend.pytorch.emit.Body.slot): filled by
 the instances that took it, empty in the others. An instance joins the first class of its block whose steps
 agree and whose filled slots agree with its own; a slot filled in one and empty in the other agrees.
 
-The key mirrors what cnndsl.emit prints (and nothing that only comments or the state_dict path show: shapes,
+The key mirrors what cnndsl.backend.pytorch.emit prints (and nothing that only comments or the state_dict path show: shapes,
 spans, a layer's full name); codegen checks that every instance of a class renders to the class's text."""
 
 from __future__ import annotations

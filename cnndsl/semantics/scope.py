@@ -7,19 +7,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import ast, limits
+from ..syntax import ast
+from .. import limits
 from .calls import call as block_call
-from .errors import MAX_ERRORS, CheckError, Diagnostic, Source, Span, did_you_mean, first_line
+from ..errors import MAX_ERRORS, CheckError, Diagnostic, Source, Span, did_you_mean, first_line
 from .merges import JOINS, MERGES, join, merge, truth
-from .names import identifier_problem, value_problem
-from .network import BlockInstance, CheckedLayer, GroupStep, LayerStep, OutputStep, Step, UseStep, ValueStep
-from .ops import REGISTRY, Ctx, LayerError
-from .ops.base import written_rank
-from .ops.common import fmt_shape
+from ..names import identifier_problem, value_problem
+from ..ir.network import BlockInstance, CheckedLayer, GroupStep, LayerStep, OutputStep, Step, UseStep, ValueStep
+from ..ops import REGISTRY, Ctx, LayerError
+from ..ops.base import written_rank
+from ..ops.common import fmt_shape
 from .pins import DECIDED, pin
 from .resolve import ChosenWord, LocatedError, chosen, condition_deps, evaluate, resolve, split_repeat
 from .shapes import pool_stray_index, unpool_out
-from .values import Val, plain, value
+from ..ir.values import Val, plain, value
 
 
 @dataclass
@@ -81,8 +82,8 @@ class _Value:
 class Scope:
     """One module being checked (a network's body, a block's body for one call, or a named group) and the state
     its walk threads through the statements: every field is here. The walk is this class for statements,
-    pipelines, layers and groups, and two plain modules over a Scope for the rest: cnndsl.calls (block calls)
-    and cnndsl.merges (merges and joins). `sequential` scopes are named groups: their children are numbered."""
+    pipelines, layers and groups, and two plain modules over a Scope for the rest: cnndsl.semantics.calls (block calls)
+    and cnndsl.semantics.merges (merges and joins). `sequential` scopes are named groups: their children are numbered."""
 
     def __init__(self, prog: Program, source: Source, env: dict[str, Val], shape: tuple | None, *,
                  path: str = "", access: tuple = (), sequential: bool = False,
@@ -108,7 +109,7 @@ class Scope:
         self.outputs: tuple[str, ...] = ()  # `output a, b`: the values the module returns
         self.output_shapes: tuple = ()
         self.conditions = 0  # the conditions kept so far (condition_key)
-        self.decided: set[str] = set()  # a block's parameters that decided its optional lines (cnndsl.calls)
+        self.decided: set[str] = set()  # a block's parameters that decided its optional lines (cnndsl.semantics.calls)
 
     # -- reporting --------------------------------------------------------------------------------
 
@@ -455,7 +456,7 @@ class Scope:
 
     def condition_key(self) -> str:
         """A key for a condition the module keeps (a conditional merge or branch): the backend names its attribute
-        (`use_res_connect`, cnndsl.emit), around the layers' names; no identifier, so it takes no user's name."""
+        (`use_res_connect`, cnndsl.backend.pytorch.emit), around the layers' names; no identifier, so it takes no user's name."""
         self.conditions += 1
         return f"<condition {self.conditions}>"
 

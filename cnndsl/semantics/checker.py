@@ -1,5 +1,5 @@
 """AST -> checked network: the network's parameters, its input, its blocks (with imports) and its init rules.
-The walk over the layers is cnndsl.scope's. Semantic errors are collected (capped) and raised together."""
+The walk over the layers is cnndsl.semantics.scope's. Semantic errors are collected (capped) and raised together."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import ast, inplace, limits, pins, values
-from .errors import QUOTE_WIDTH, CheckError, Diagnostic, ParseError, Source, Span, did_you_mean, first_line, listing, quote
+from ..syntax import ast
+from . import inplace, pins
+from .. import limits
+from ..ir import values
+from ..errors import QUOTE_WIDTH, CheckError, Diagnostic, ParseError, Source, Span, did_you_mean, first_line, listing, quote
 from .inits import arguments, init_call, rank_problem
-from .names import identifier_problem
-from .network import CheckedNetwork, InitRule, NetworkParam
-from .ops import REGISTRY
+from ..names import identifier_problem
+from ..ir.network import CheckedNetwork, InitRule, NetworkParam
+from ..ops import REGISTRY
 from .resolve import FAILED, ChosenWord, LocatedError, Word, evaluate, kind_mismatch, kind_of, shown
 from .scope import Program, Scope
-from .values import Val, tuple_name, value
+from ..ir.values import Val, tuple_name, value
 
 SMOKE_SIZES = (32, 64, 128, 224, 512)
 _NORMS = ("bn", "gn", "instnorm")
@@ -332,9 +335,9 @@ def collect_blocks(source: Source, file: ast.File, read, *, import_root: str | o
     hard link): the same file is the same (st_dev, st_ino). An import must name a `.cnn` file, and so must the
     file it resolves to; with `import_root`, it must resolve (symbolic links followed) inside that folder.
     `files`, when given, receives the real path of every file read (the importing file first, when it is one)."""
-    from .errors import CnnDslError
-    from .files import file_key
-    from .parser import parse
+    from ..errors import CnnDslError
+    from ..files import file_key
+    from ..syntax.parser import parse
 
     root = Path(os.path.realpath(import_root)) if import_root is not None else None
     blocks: dict[str, tuple[ast.Block, Source]] = {}

@@ -1,4 +1,4 @@
-"""Block calls, for cnndsl.scope: each call is checked with its own arguments and input, in a scope of the
+"""Block calls, for cnndsl.semantics.scope: each call is checked with its own arguments and input, in a scope of the
 block's own; its steps keep the block's parameters symbolic, and its output reads in the caller's terms."""
 
 from __future__ import annotations
@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from . import ast, limits
-from .errors import did_you_mean, first_line, listing
-from .network import BlockInstance, CallStep
+from ..syntax import ast
+from .. import limits
+from ..errors import did_you_mean, first_line, listing
+from ..ir.network import BlockInstance, CallStep
 from .pins import pin_lost
-from .ops import REGISTRY
+from ..ops import REGISTRY
 from .resolve import ChosenWord, LocatedError, Word, evaluate, kind_mismatch, shown
-from .values import Expr, Val, as_val, expression_problem, hidden, largest, local, plain, substitute, tuple_name, value
+from ..ir.values import Expr, Val, as_val, expression_problem, hidden, largest, local, plain, substitute, tuple_name, value
 
 if TYPE_CHECKING:
     from .scope import Scope

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from . import __version__
-from .classes import block_classes
+from ... import __version__
+from ...ir.classes import block_classes
 from .emit import Body, Plan, Uses, fill, plan
-from .names import MODULE_NAMES, Namespace
-from .network import CheckedNetwork, OutputStep
-from .ops.common import fmt_shape
+from ...names import MODULE_NAMES, Namespace
+from ...ir.network import CheckedNetwork, OutputStep
+from ...ops.common import fmt_shape
 from .pyexpr import expr_code, path_code
 from .pyfmt import Call, Writer, lit
 
@@ -115,7 +115,7 @@ def _module_names(net: CheckedNetwork) -> tuple[Namespace, str]:
 def _block_classes(net: CheckedNetwork, helpers: set, imports: set, ns: Namespace,
                    class_names: set[str]) -> tuple[list[_Class], dict[int, str]]:
     """One class per block, or more where instances of a block need different code: the grouping is the
-    checked network's (cnndsl.classes.block_classes, which the pins follow too); each instance's text must agree
+    checked network's (cnndsl.ir.classes.block_classes, which the pins follow too); each instance's text must agree
     with its class's. A class's names (emit.plan) are decided from all its instances, when its first instance
     is rendered: after the classes it calls (inner instances come first) have their names in `class_names`."""
     group = block_classes(net.instances)
@@ -142,7 +142,7 @@ def _block_classes(net: CheckedNetwork, helpers: set, imports: set, ns: Namespac
         if group[index] != index:  # an instance of an earlier instance's class
             c = next(c for c in classes if c.name == class_of[group[index]])
             if not (c.accepts(signature, body.init.lines, body.forward.lines, body.slots) and c.result == result):
-                raise AssertionError(f"block `{inst.block}`: an instance's code differs from its class's (cnndsl.classes)")
+                raise AssertionError(f"block `{inst.block}`: an instance's code differs from its class's (cnndsl.ir.classes)")
             c.absorb(body.slots)
             class_of[index] = c.name
         else:

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import Diagnostic, Source, Span
-from .network import (BlockInstance, Branch, CallStep, CheckedLayer, GroupStep, JoinStep, LayerStep, MergeStep, OutputStep, Step,
-                      StepVisitor, UseStep, ValueStep)
-from .ops import REGISTRY
-from .values import value
+from ..errors import Diagnostic, Source, Span
+from ..ir.network import BlockInstance, Branch, CallStep, CheckedLayer, GroupStep, JoinStep, LayerStep, MergeStep, OutputStep, Step, StepVisitor, UseStep, ValueStep
+from ..ops import REGISTRY
+from ..ir.values import value
 
 
 @dataclass(eq=False)

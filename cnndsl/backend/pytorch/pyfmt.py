@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from .pyexpr import number_code, val_code, whole_tuple
-from .values import Val
+from ...ir.values import Val
 
 LINE_LENGTH = 88
 INDENT = "    "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
-from .errors import Span
+from ..errors import Span
 
 _SPAN = Span()  # the default span (a Span is never changed, so one serves every node without a place)
 

@@ -14,9 +14,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import ast, limits
+from . import ast
+from .. import limits
 from .ast import Node
-from .errors import ParseError, Source, Span
+from ..errors import ParseError, Source, Span
 
 if TYPE_CHECKING:
     from lark import Lark
@@ -120,7 +121,7 @@ _GRAMMAR_NAME = "cnndsl.lark"
 
 def _grammar_path() -> Path:
     here = Path(__file__).resolve().parent
-    for candidate in (here / "grammar" / _GRAMMAR_NAME, here.parent / "grammar" / _GRAMMAR_NAME):
+    for candidate in (here.parent / "grammar" / _GRAMMAR_NAME, here.parent.parent / "grammar" / _GRAMMAR_NAME):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"{_GRAMMAR_NAME} is missing from the cnndsl installation")
@@ -395,7 +396,7 @@ def _single_callback(build, terminal: bool):
             v = raw[0]
             if v.__class__ is _Seq:  # a parenthesised expression: the span covers the parentheses
                 if len(v.items) != 1:
-                    raise AssertionError(f"cnndsl.parser: one value expected, got {len(v.items)}")
+                    raise AssertionError(f"cnndsl.syntax.parser: one value expected, got {len(v.items)}")
                 span = Span(v.line, v.col, v.end_line, v.end_col)
                 v = v.items[0]
             else:
@@ -621,7 +622,7 @@ def _callbacks_for(rules) -> dict:
         elif name.startswith("_"):
             out[rule] = _seq_callback(plan)
         else:
-            raise AssertionError(f"cnndsl.parser: no callback for the rule {rule}")
+            raise AssertionError(f"cnndsl.syntax.parser: no callback for the rule {rule}")
     return out
 
 
@@ -1129,7 +1130,7 @@ def network_name_from_file(name: str) -> str:
         return "Net"
     import builtins
 
-    from .names import MODULE_NAMES, identifier_problem
+    from ..names import MODULE_NAMES, identifier_problem
 
     stem = Path(name).name.split(".")[0]
     parts = [p for p in "".join(c if c.isalnum() and c.isascii() else " " for c in stem).split() if p]

@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import Diagnostic, Span
-from .ops.common import fmt_shape
+from ..errors import Diagnostic, Span
+from ..ops.common import fmt_shape
 from .values import Expr
 from .visitor import StepVisitor  # noqa: F401 - the tools' base class, beside the steps it visits
 
@@ -230,7 +230,7 @@ class CheckedNetwork(BaseModel):
     init_rules: tuple[InitRule, ...] = ()
     warnings: tuple[Diagnostic, ...] = ()
     # (name, why) for each parameter whose compiled value the generated code does not recompute: the network
-    # refuses any other value (cnndsl.pins.pinned_params: the checker passes what its own check recorded)
+    # refuses any other value (cnndsl.semantics.pins.pinned_params: the checker passes what its own check recorded)
     pinned: tuple[tuple[str, str], ...] = ()
 
     @property

@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from . import parse
-from .errors import Source
-from .parser import lark_parser
+from .. import parse
+from ..errors import Source
+from ..syntax.parser import lark_parser
 
 INDENT = "    "
 _OPENS = {"LPAR", "CALL"}  # a call token is the name and its "("

@@ -1,0 +1,1 @@
+"""Backends: what the checked IR becomes."""

@@ -1,0 +1,1 @@
+"""Tools over the checked network and the syntax tree: summary, graph, ONNX export, and the formatter."""
