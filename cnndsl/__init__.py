@@ -207,8 +207,9 @@ def _input_shape(input: Any) -> tuple[int, ...] | None:
 def check(src: SourceLike, *, network: str | None = None, input: Any = None, import_root: str | os.PathLike | None = None,
           **params: Any) -> CheckedNetwork:
     """The checked network: per-layer name, op, output shape and parameter count; `.output_shape`.
-    `import_root`: a folder that every import must resolve into (symbolic links followed)."""
-    return _check_with_files(src, network, input, import_root, params)
+    `import_root`: a folder that every import must resolve into (symbolic links followed). The network is
+    validated whole (its fields and invariants: CheckedNetwork.validated) before it is returned."""
+    return _check_with_files(src, network, input, import_root, params).validated()
 
 
 def _check_with_files(src: SourceLike, network: str | None, input: Any, import_root: Any, params: dict[str, Any],
@@ -231,7 +232,7 @@ def compile(src: SourceLike, *, network: str | None = None, input: Any = None,  
     """The generated Python source of a network."""
     from .backend.pytorch.codegen import generate
 
-    net = check(src, network=network, input=input, import_root=import_root, **params)
+    net = _check_with_files(src, network, input, import_root, params)  # code, not the network, reaches the user
     with _no_recursion_error(Source(name=net.file, text="")):
         return generate(net)
 

@@ -243,3 +243,23 @@ def test_binary_file_is_a_one_line_error(tmp_path):
     assert str(e.value).count("\n") == 0 and "not a text file" in str(e.value)
     with pytest.raises(cnndsl.UsageError):
         cnndsl.check(Path(tmp_path / "missing.cnn"))
+
+
+def test_the_checked_network_is_validated_whole_with_its_invariants():
+    """The checker builds the network unvalidated (fast); cnndsl.check validates it whole before a user has it:
+    a network whose layer does not take what the step before it produced, or that pins a name that is no
+    parameter, is refused by CheckedNetwork's own validation."""
+    from pydantic import ValidationError
+
+    net = cnndsl.check(NET)
+    assert net.validated() == net
+    steps = list(net.steps)
+    second = next(i for i, s in enumerate(steps) if s.kind == "layer" and s.layer.name == "conv2")
+    wrong = steps[second].layer.model_copy(update={"input_shape": (7, 16, 16)})
+    steps[second] = steps[second].model_copy(update={"layer": wrong})
+    with pytest.raises(ValidationError, match="`conv2` takes \\(7, 16, 16\\), but \\(8, 16, 16\\) reaches it"):
+        net.model_copy(update={"steps": tuple(steps)}).validated()
+    with pytest.raises(ValidationError, match="pinned `nope` is no parameter"):
+        net.model_copy(update={"pinned": (("nope", "why"),)}).validated()
+    with pytest.raises(ValidationError, match="layer names repeat"):
+        net.model_copy(update={"layers": net.layers + net.layers[:1]}).validated()

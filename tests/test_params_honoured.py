@@ -325,7 +325,7 @@ def test_pins_belong_to_the_check_that_recorded_them():
     thread.join()
     assert [name for name, _ in seen[0][0]] == ["k"] and seen[0][1] == ()
     cnndsl.check(KERNEL)
-    assert CheckedNetwork(name="F", file="<string>", params=(NetworkParam(name="k", value=3),), example_shape=(3, 16, 16)).pinned == ()
+    assert CheckedNetwork(name="F", file="<string>", params=(NetworkParam(name="k", value=3),), example_shape=(3, 16, 16), outputs=((3, 16, 16),)).pinned == ()
 
 
 def test_instances_share_a_class_as_the_checked_network_says():

@@ -1,5 +1,12 @@
 """The checked network: what the checker proves and the code generator emits (pydantic models).
 
+The checker builds the network unvalidated (`make`, pydantic's `model_construct`: building 20,000 validated
+objects was a tenth of a 10,000-layer check, and the first validation builds pydantic's validators and loads its
+plugins, a quarter of `cnndsl build`'s start). `cnndsl.check`, which hands the network to a user, validates it
+whole (`CheckedNetwork.validated`): every field's type, and the invariants of `_invariants` (a layer's input is
+what the step before it produced, layer names are unique, every call names an instance, pinned names are
+parameters). The tests check every network they build through `cnndsl.check`.
+
 A module's forward is a tuple of steps, one small frozen class per kind (LayerStep, CallStep, ..., each with
 only its own fields and a `kind` literal), joined in `Step`, a union discriminated by `kind`. They stay pydantic
 models, not dataclasses, because the checked network is: CheckedNetwork validates what it is given (a step
@@ -10,7 +17,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import Diagnostic, Span
 from ..ops.common import fmt_shape
@@ -20,34 +27,42 @@ from .visitor import StepVisitor  # noqa: F401 - the tools' base class, beside t
 Shape = Optional[tuple[Optional[int], ...]]
 
 
-class InitCallSpec(BaseModel):
+class _IR(BaseModel):
+    """What every class of the checked network shares: frozen, revalidated whole when validated, and `make`."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True, revalidate_instances="always")
+
+    @classmethod
+    def make(cls, **fields):
+        """An instance built as the checker builds it: unvalidated (lists passed as tuples, as validation would)."""
+        return cls.model_construct(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+
+class InitCallSpec(_IR):
     """One call into torch.nn.init: `kaiming_normal_(t, mode="fan_out")` is name, args, kwargs."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     name: str  # without the trailing underscore
     args: tuple[Any, ...] = ()
     kwargs: tuple[tuple[str, Any], ...] = ()
 
 
-class InitRule(BaseModel):
+class InitRule(_IR):
     """Apply `call` to the `target` tensor (weight or bias) of each named layer."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
 
     target: str
     call: InitCallSpec
     layers: tuple[str, ...]
 
 
-class CheckedLayer(BaseModel):
+class CheckedLayer(_IR):
     """One layer, checked: its module, its constructor arguments and the shape it produces.
 
     `name` is its path in the state_dict (`layer1.0.conv1`), `attr` its attribute in the module that
     declares it (`conv1`, or `0` inside a named group) and `access` the attributes and indices that reach it
     from the network (`("layer1", 0, "conv1")`; the backend prints `self.layer1[0].conv1`)."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     name: str
     attr: str = ""
@@ -69,11 +84,10 @@ class CheckedLayer(BaseModel):
     file: str = ""  # the source the span is in (an imported block's file for its layers)
 
 
-class Branch(BaseModel):
+class Branch(_IR):
     """One branch of a merge: its steps, or none for the identity; `condition` is an expression over the
     block's names (None: unconditional), and `active` says whether it held in this instance."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     steps: tuple["Step", ...] = ()
     identity: bool = False
@@ -82,10 +96,9 @@ class Branch(BaseModel):
     flag: Optional[str] = None  # a conditional branch without modules remembers its condition in this attribute
 
 
-class _Step(BaseModel):
+class _Step(_IR):
     """What every step has: its kind (the discriminator) and the shape it leaves (None: unknown, or none)."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     output_shape: Shape = None
 
@@ -194,10 +207,9 @@ class OutputStep(_Step):
 
 Step = Annotated[Union[LayerStep, CallStep, GroupStep, MergeStep, ValueStep, UseStep, JoinStep, OutputStep],
                  Field(discriminator="kind")]
-class BlockInstance(BaseModel):
+class BlockInstance(_IR):
     """One instantiation of a block: the steps it checked to, for one generated class."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     block: str
     file: str
@@ -206,17 +218,15 @@ class BlockInstance(BaseModel):
     steps: tuple[Step, ...] = ()
 
 
-class NetworkParam(BaseModel):
-    model_config = ConfigDict(frozen=True, defer_build=True)
+class NetworkParam(_IR):
 
     name: str
     value: Any
 
 
-class CheckedNetwork(BaseModel):
+class CheckedNetwork(_IR):
     """A network PyTorch will accept, with every shape inferred."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     name: str
     file: str
@@ -232,6 +242,17 @@ class CheckedNetwork(BaseModel):
     # (name, why) for each parameter whose compiled value the generated code does not recompute: the network
     # refuses any other value (cnndsl.semantics.pins.pinned_params: the checker passes what its own check recorded)
     pinned: tuple[tuple[str, str], ...] = ()
+
+    @model_validator(mode="after")
+    def _invariants(self) -> "CheckedNetwork":
+        problems = _problems(self)
+        if problems:
+            raise ValueError("; ".join(problems[:5]))
+        return self
+
+    def validated(self) -> "CheckedNetwork":
+        """The network validated whole (fields and invariants); ValueError (pydantic's) where it is not sound."""
+        return type(self).model_validate(self)
 
     @property
     def output_shape(self):
@@ -261,3 +282,31 @@ class CheckedNetwork(BaseModel):
         total = self.total_params
         lines.append(f"total parameters: {'unknown (lazy layers)' if total is None else f'{total:,}'}")
         return "\n".join(lines)
+
+
+def _problems(net: CheckedNetwork) -> list[str]:
+    """What is wrong with a checked network's structure (nothing, for anything the checker builds)."""
+    problems: list[str] = []
+    names = [layer.name for layer in net.layers]
+    if len(set(names)) != len(names):
+        problems.append(f"layer names repeat: {sorted({n for n in names if names.count(n) > 1})[:3]}")
+    params = {p.name for p in net.params}
+    problems += [f"pinned `{name}` is no parameter" for name, _ in net.pinned if name not in params]
+    if not net.outputs:
+        problems.append("no output")
+
+    def walk(steps, shape, where: str) -> None:
+        """Each layer's input is the shape before it (`shape`, where known)."""
+        for step in steps:
+            if isinstance(step, LayerStep) and shape is not None and step.layer.input_shape != shape:
+                problems.append(f"{where}: `{step.layer.name}` takes {step.layer.input_shape}, but {shape} reaches it")
+            if isinstance(step, CallStep) and not 0 <= step.instance < len(net.instances):
+                problems.append(f"{where}: a call to instance {step.instance}, of {len(net.instances)}")
+            for inner in step.nested():
+                walk(inner, None, where)  # a branch's or group's first input is its own
+            shape = step.output_shape if not isinstance(step, OutputStep) else shape
+
+    walk(net.steps, net.input_shape, net.name)
+    for i, inst in enumerate(net.instances):
+        walk(inst.steps, None, f"{inst.block} (instance {i})")
+    return problems

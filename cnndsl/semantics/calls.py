@@ -84,7 +84,7 @@ def call(scope: Scope, node: ast.Call) -> None:
     words |= decided
     params = [(name, d) for name, d in params if name not in decided]
     index = len(scope.prog.instances)
-    scope.prog.instances.append(BlockInstance(block=node.callee, file=source.name, params=tuple(params),
+    scope.prog.instances.append(BlockInstance.make(block=node.callee, file=source.name, params=tuple(params),
                                              defaults=tuple(defaults), steps=tuple(sub.steps)))
     mapping = {"in_channels": as_val(c_in), **{f"<dim{i}>": d for i, d in enumerate(scope.shape[1:], 1) if d is not None}}
     call_args = []
@@ -104,7 +104,7 @@ def call(scope: Scope, node: ast.Call) -> None:
     pin_lost(c_in, call_args)  # numbers this call prints for sizes the caller's class cannot name
     if scope.first_in is None:
         scope.first_in = value(c_in)
-    scope.steps.append(CallStep(name=attr, instance=index, call_args=tuple(call_args), in_channels=c_in, span=first_line(node.span),
+    scope.steps.append(CallStep.make(name=attr, instance=index, call_args=tuple(call_args), in_channels=c_in, span=first_line(node.span),
                            output_shape=plain(scope.shape)))
 
 def _names_printed(x, found: set[str] | None = None) -> set[str]:

@@ -96,7 +96,7 @@ class _Checker:
             bound = self._bind(p, raw, given, position, index)
             if bound is not None:
                 self.env[p.name], plain_value = bound
-                self.param_values.append(NetworkParam(name=p.name, value=plain_value))
+                self.param_values.append(NetworkParam.make(name=p.name, value=plain_value))
 
     def _bind(self, p: ast.Param, raw: Any, given: dict, position: dict, index: int) -> tuple[Any, Any] | None:
         """A parameter's value as the check sees it (a Val, a tuple of Vals, or a ChosenWord) and as the generated
@@ -208,7 +208,7 @@ class _Checker:
         outputs = scope.output_shapes or (scope.shape,)
         rank = scope.start_rank if self.input is None else len(self.input) - 1
         example = tuple(value(d) for d in self.input) if self.input is not None else (scope.first_in or 3, *(SMOKE_SIZES[0],) * rank)
-        return CheckedNetwork(
+        return CheckedNetwork.make(
             name=self.net.name,
             file=self.source.name,
             params=tuple(self.param_values),
@@ -253,7 +253,7 @@ class _Checker:
                     self.warn(f"this `init` rule for the {rule.key} matches no layer: no `{stmt.op}` here has a {rule.key}",
                               rule.key_span)
                 if targets and self._fits(call, rule.key, targets, rule.value.span, self.source):
-                    out.append(InitRule(target=rule.key, call=call, layers=targets))
+                    out.append(InitRule.make(target=rule.key, call=call, layers=targets))
         for name, rule, source in self.prog.layer_inits:
             try:
                 call = init_call(rule.value, self.env if source is self.source else {})
@@ -261,7 +261,7 @@ class _Checker:
                 self.prog.report(e, source)
                 continue
             if self._fits(call, "weight", (name,), rule.value.span, source):
-                out.append(InitRule(target="weight", call=call, layers=(name,)))
+                out.append(InitRule.make(target="weight", call=call, layers=(name,)))
         return tuple(out)
 
     def _fits(self, call, target: str, names: tuple[str, ...], span: Span, source: Source) -> bool:

@@ -42,10 +42,10 @@ def init_call(expr: ast.Expr, env: dict[str, Val]) -> InitCallSpec:
         x = evaluate(expr, env)
         if isinstance(x, Val) and not isinstance(x.v, bool):
             if x.v == 0 and not x.symbolic:
-                return InitCallSpec(name="zeros")
+                return InitCallSpec.make(name="zeros")
             if x.v == 1 and not x.symbolic:
-                return InitCallSpec(name="ones")
-            return InitCallSpec(name="constant", args=(x,))
+                return InitCallSpec.make(name="ones")
+            return InitCallSpec.make(name="constant", args=(x,))
         if not isinstance(x, Word):
             raise LocatedError("an initialiser is a number or a torch.nn.init function such as `xavier_normal`", expr.span)
         name, args = str(x), ()
@@ -78,7 +78,7 @@ def init_call(expr: ast.Expr, env: dict[str, Val]) -> InitCallSpec:
         raise LocatedError("`sparse` needs its sparsity", expr.span, "e.g. sparse(0.1)")
     if name == "constant" and "val" not in seen:
         raise LocatedError("`constant` needs its value", expr.span, "e.g. constant(0.5), or just write the number")
-    call = InitCallSpec(name=name, args=tuple(out_args), kwargs=tuple(out_kwargs))
+    call = InitCallSpec.make(name=name, args=tuple(out_args), kwargs=tuple(out_kwargs))
     problem = _argument_problem(call)
     if problem:
         raise LocatedError(problem, expr.span)

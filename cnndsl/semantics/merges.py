@@ -85,18 +85,18 @@ def merge(scope: Scope, stmt: ast.Labeled) -> None:
                 pin(x, reason=DECIDED)
                 if not active:  # decided here: the branch is the identity
                     scope.skip(line.pipeline)
-                    branches.append(Branch(identity=True, active=True))
+                    branches.append(Branch.make(identity=True, active=True))
                     if enabled or i == 0:
                         outputs.append((i, branch_in))
                     continue
         if _is_identity(line.pipeline):
-            branches.append(Branch(identity=True, condition=cond, active=active))
+            branches.append(Branch.make(identity=True, condition=cond, active=active))
             if enabled or i == 0:
                 outputs.append((i, branch_in))
             continue
         if not active:
             scope.skip(line.pipeline)
-            branches.append(Branch(condition=cond, active=False))
+            branches.append(Branch.make(condition=cond, active=False))
             if line.condition is not None and (enabled or i == 0):
                 outputs.append((i, branch_in))  # a false condition makes the branch the identity
             continue
@@ -110,7 +110,7 @@ def merge(scope: Scope, stmt: ast.Labeled) -> None:
         branch_flag = None
         if cond is not None and not any(s.declares for s in branch_steps):
             branch_flag = scope.condition_key()  # no module to test for None in forward: the backend names a flag
-        branches.append(Branch(steps=tuple(branch_steps), condition=cond, active=True, flag=branch_flag))
+        branches.append(Branch.make(steps=tuple(branch_steps), condition=cond, active=True, flag=branch_flag))
         outputs.append((i, scope.shape))
     scope.shape = _combine(scope, kind if enabled else "first", outputs, lines, head)
     if stmt.condition is not None and kind != "add" and not (enabled and all(map(same, scope.shape, outputs[0][1]))):
@@ -124,7 +124,7 @@ def merge(scope: Scope, stmt: ast.Labeled) -> None:
         if not first.identity:
             scope.steps.extend(first.steps)
         return
-    scope.steps.append(MergeStep(name=flag, merge=kind, parts=parts, branches=tuple(branches), condition=merge_cond,
+    scope.steps.append(MergeStep.make(name=flag, merge=kind, parts=parts, branches=tuple(branches), condition=merge_cond,
                            active=enabled, output_shape=plain(scope.shape), span=head))
 
 def _combine(scope: Scope, kind: str, outputs: list[tuple[int, tuple]], lines, head: Span,
@@ -214,7 +214,7 @@ def join(scope: Scope, node: ast.Call) -> None:
     outputs = [(0, scope.shape)] + [(i + 1, scope.values[n].shape) for i, n in enumerate(names)]
     labels = ("the pipeline", *(f"`{n}`" for n in names))  # rather than branch numbers
     scope.shape = _combine(scope, kind, outputs, [_LineLike(node)] * len(outputs), node.span, labels)
-    scope.steps.append(JoinStep(merge=kind, values=tuple(names), output_shape=plain(scope.shape), span=first_line(node.span)))
+    scope.steps.append(JoinStep.make(merge=kind, values=tuple(names), output_shape=plain(scope.shape), span=first_line(node.span)))
 
 
 def _called(i: int, labels: tuple[str, ...] | None) -> str:

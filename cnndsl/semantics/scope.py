@@ -208,7 +208,7 @@ class Scope:
         name_span = first_line(stmt.span).model_copy(update={"end_col": stmt.span.col + len(stmt.name)})
         self.values[stmt.name] = _Value(self.shape, name_span, used=self.shape is None)
         if self.shape is not None:
-            self.steps.append(ValueStep(name=stmt.name, output_shape=plain(self.shape)))
+            self.steps.append(ValueStep.make(name=stmt.name, output_shape=plain(self.shape)))
 
     def output(self, stmt: ast.Output) -> None:
         if self.on_statement is None:
@@ -221,7 +221,7 @@ class Scope:
             self.values[name].used = True
             shapes.append(self.values[name].shape)
         self.outputs = stmt.names
-        self.steps.append(OutputStep(values=stmt.names, span=first_line(stmt.span)))
+        self.steps.append(OutputStep.make(values=stmt.names, span=first_line(stmt.span)))
         self.output_shapes = tuple(shapes)
 
     def used_before(self, name: str) -> str:
@@ -242,7 +242,7 @@ class Scope:
             v = self.values[first.op]
             v.used = True
             self.shape = v.shape
-            self.steps.append(UseStep(name=first.op, output_shape=plain(v.shape)))
+            self.steps.append(UseStep.make(name=first.op, output_shape=plain(v.shape)))
             stages = stages[1:]
         for stage in stages:
             try:
@@ -341,7 +341,7 @@ class Scope:
         if result.forward != "call" and self.sequential:
             raise LocatedError(f"`{node.op}` is not a module, so it cannot be inside a named group", node.op_span,
                                "move it out of the group, or into a block")
-        layer = CheckedLayer(
+        layer = CheckedLayer.make(
             name=self.path + attr, attr=attr, access=self.child_access(attr), op=spec.name, module=result.module,
             args=result.args, kwargs=kwargs, forward=result.forward,
             input_shape=plain(self.shape), output_shape=plain(result.shape), params=result.params,
@@ -359,7 +359,7 @@ class Scope:
         found = limits.problem("layers", len(self.prog.layers), "the number of layers")
         if found:  # raised past the error list: repeating this error for every layer would take as long
             raise CheckError([*self.prog.errors, self.prog.diagnostic("error", *found[:1], node.span, self.source, found[1])])
-        self.steps.append(LayerStep(name=attr, layer=layer, indices=indices, output_shape=layer.output_shape))
+        self.steps.append(LayerStep.make(name=attr, layer=layer, indices=indices, output_shape=layer.output_shape))
         if spec.name == "maxpool":
             self.maxpools.append(attr)
         self.shape = result.shape
@@ -410,7 +410,7 @@ class Scope:
         if any(d is not None and t is not None and value(d) != value(t) for d, t in zip(default, spatial)):
             output_size = tuple(value(t) for t in spatial)
         module_kwargs = tuple((key, ctx[key]) for key in ("stride", "padding") if key in ctx.given)
-        layer = CheckedLayer(
+        layer = CheckedLayer.make(
             name=self.path + attr, attr=attr, access=self.child_access(attr), op="unpool", module=f"nn.MaxUnpool{n}d",
             args=(ctx["kernel_size"],), kwargs=module_kwargs, input_shape=plain(self.shape),
             output_shape=plain((self.shape[0], *spatial)), params=0, span=node.span, file=self.source.name,
@@ -419,7 +419,7 @@ class Scope:
         found = limits.problem("layers", len(self.prog.layers), "the number of layers")
         if found:  # raised past the error list: repeating this error for every layer would take as long
             raise CheckError([*self.prog.errors, self.prog.diagnostic("error", *found[:1], node.span, self.source, found[1])])
-        self.steps.append(LayerStep(name=attr, layer=layer, unpool=pool["indices"], output_size=output_size,
+        self.steps.append(LayerStep.make(name=attr, layer=layer, unpool=pool["indices"], output_size=output_size,
                                output_shape=layer.output_shape))
         self.shape = (self.shape[0], *spatial)
 
@@ -529,7 +529,7 @@ class Scope:
             raise LocatedError(f"the group `{attr}` is empty", span)
         self.shape = group.shape
         self.first_in = self.first_in if self.first_in is not None else group.first_in
-        self.steps.append(GroupStep(name=attr, children=tuple(group.steps), output_shape=plain(self.shape)))
+        self.steps.append(GroupStep.make(name=attr, children=tuple(group.steps), output_shape=plain(self.shape)))
 
 
 _CHANNEL_OPTIONS = ("in", "out", "num_parameters")
