@@ -16,9 +16,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from .syntax import ast
 from . import limits
 from .errors import CheckError, CnnDslError, ParseError, Source, UsageError
+from .syntax import ast
 
 if TYPE_CHECKING:
     from .errors import Diagnostic

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import EXAMPLES
 
 import cnndsl
-from conftest import EXAMPLES
 
 NET = """network Net(c=8, classes=10):
     input 3x16x16

@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from lark import __version__ as lark_version
-
 from conftest import EXAMPLES, ROOT
+from lark import __version__ as lark_version
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "geteuid"), reason="owners and modes are POSIX's")
 

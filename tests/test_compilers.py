@@ -9,9 +9,9 @@ import torch
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
 
-import cnndsl
-
 from conftest import EXAMPLES
+
+import cnndsl
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.cnn"))
 SMALL = {"oneliner", "lenet5", "ecg1d", "unet", "segnet", "mobile_block", "resnet18"}

@@ -13,10 +13,9 @@ import re
 
 import black
 import pytest
+from conftest import EXAMPLES
 
 import cnndsl
-
-from conftest import EXAMPLES
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

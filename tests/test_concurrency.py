@@ -18,10 +18,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from conftest import EXAMPLES, ROOT
 
 import cnndsl
-
-from conftest import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
 VALID = sorted(EXAMPLES.glob("*.cnn")) + sorted((GOLDEN / "ok").glob("*.cnn"))  # blocks, merges, imports

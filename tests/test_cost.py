@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from conftest import check_cost
 
 from cnndsl import limits
-from conftest import check_cost
 
 GB = 1 << 30
 MAX_MEMORY, MAX_SECONDS = 1 * GB, 60

@@ -13,10 +13,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import EXAMPLES
 
 import cnndsl
-
-from conftest import EXAMPLES
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.cnn"))
 IDS = [p.stem for p in EXAMPLE_FILES]

@@ -14,12 +14,11 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+from conftest import EXAMPLES
 
 import cnndsl
 from cnndsl import cli
 from cnndsl.tools.export import export_onnx, output_names
-
-from conftest import EXAMPLES
 
 TOLERANCE = 1e-4
 

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import cnndsl
-from cnndsl.syntax import ast
-from cnndsl.semantics.resolve import LocatedError, evaluate
 from cnndsl import limits
 from cnndsl.backend.pytorch.pyexpr import val_code
 from cnndsl.ir.values import Val
+from cnndsl.semantics.resolve import LocatedError, evaluate
+from cnndsl.syntax import ast
 
 NAMES = ("a", "b", "c")
 

@@ -13,8 +13,8 @@ import pytest
 
 import cnndsl
 from cnndsl import cli, files
-from cnndsl.tools import export
 from cnndsl.syntax.parser import network_name_from_file
+from cnndsl.tools import export
 
 NET = "network N:\n    input 3x8x8\n    conv 4 k1\n"
 

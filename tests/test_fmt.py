@@ -17,8 +17,8 @@ from test_fuzz import PROFILE, files, mutated
 import cnndsl
 from cnndsl.backend.pytorch.codegen import generate
 from cnndsl.errors import Source
-from cnndsl.tools.fmt import format_source
 from cnndsl.syntax.parser import lark_parser
+from cnndsl.tools.fmt import format_source
 
 CASES = {
     "spacing": (

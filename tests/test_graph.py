@@ -10,12 +10,11 @@ import sys
 from collections import Counter
 
 import pytest
+from conftest import EXAMPLES
 
 import cnndsl
 from cnndsl.errors import UsageError
 from cnndsl.tools.graph import quote, render_svg, to_dot
-
-from conftest import EXAMPLES
 
 STRING = r'"((?:[^"\\]|\\.)*)"'
 NODE = re.compile(rf"^\s*(n\d+) \[label={STRING}, class=\"(\w+)\"", re.M)

@@ -36,10 +36,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import cnndsl
-from cnndsl.tools.graph import op_text, to_dot
 from cnndsl.ops import REGISTRY
 from cnndsl.ops.catalog import FORMS, doc_table, fact, missing_facts, spec_of, specs
 from cnndsl.ops.facts import FACTS, MissingFact
+from cnndsl.tools.graph import op_text, to_dot
 from cnndsl.tools.summary import summarize
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -309,9 +309,9 @@ def test_pins_belong_to_the_check_that_recorded_them():
     another thread, or a network built by hand never sees another check's pins."""
     import threading
 
-    from cnndsl.semantics import pins
     from cnndsl.ir.network import CheckedNetwork, NetworkParam
     from cnndsl.ir.values import Val
+    from cnndsl.semantics import pins
 
     free = "network F(k=3):\n    input 3x16x16\n    conv k k1\n"  # k is a channel count: not pinned
     with pins.recording() as outer:

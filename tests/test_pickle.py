@@ -14,10 +14,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import EXAMPLES, ROOT
 
 import cnndsl
-
-from conftest import EXAMPLES, ROOT
 
 torch = pytest.importorskip("torch")
 

@@ -10,10 +10,9 @@ model has mean 0, variance 1, weight 1, bias 0, which would hide a wrong `eps` o
 from __future__ import annotations
 
 import pytest
+from conftest import EXAMPLES
 
 import cnndsl
-
-from conftest import EXAMPLES
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")

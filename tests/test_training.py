@@ -12,7 +12,6 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
 from conftest import EXAMPLES
 
 sys.path.insert(0, str(EXAMPLES))

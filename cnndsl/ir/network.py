@@ -1,41 +1,87 @@
-"""The checked network: what the checker proves and the code generator emits (pydantic models).
+"""The checked network: what the checker proves and the code generator emits.
 
-The checker builds the network unvalidated (`make`, pydantic's `model_construct`: building 20,000 validated
-objects was a tenth of a 10,000-layer check, and the first validation builds pydantic's validators and loads its
-plugins, a quarter of `cnndsl build`'s start). `cnndsl.check`, which hands the network to a user, validates it
-whole (`CheckedNetwork.validated`): every field's type, and the invariants of `_invariants` (a layer's input is
-what the step before it produced, layer names are unique, every call names an instance, pinned names are
-parameters). The tests check every network they build through `cnndsl.check`.
+Its classes are frozen dataclasses, not pydantic models: `cnndsl build` must not pay for pydantic's import and
+validator building (about a third of its start), and the checker builds 20,000 objects for 10,000 layers. They
+are validated by pydantic all the same, where a user receives the network: `cnndsl.check` returns
+`CheckedNetwork.validated()`, which validates every field of every object (pydantic validates dataclasses; each
+class says `revalidate_instances`) and then the network's invariants (`_problems`: each layer takes what the step
+before it produced, layer names are unique, every call names an instance, pinned names are parameters). They
+keep the part of pydantic's interface that callers use: `model_copy(update=...)`, `model_dump()`,
+`model_fields`, `model_validate`. The tests check every network they build through `cnndsl.check`.
 
 A module's forward is a tuple of steps, one small frozen class per kind (LayerStep, CallStep, ..., each with
-only its own fields and a `kind` literal), joined in `Step`, a union discriminated by `kind`. They stay pydantic
-models, not dataclasses, because the checked network is: CheckedNetwork validates what it is given (a step
-of an unknown kind is refused) and `model_dump()` keeps working, each step dumping its kind. Tools walk steps
+only its own fields and a `kind` literal), joined in `Step`, a union told apart by `kind`. Tools walk steps
 with a StepVisitor (a method per kind; a kind without one raises)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+import dataclasses
+import functools
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from ..errors import Diagnostic, Span
+from ..errors import Span
 from ..ops.common import fmt_shape
 from .values import Expr
 from .visitor import StepVisitor  # noqa: F401 - the tools' base class, beside the steps it visits
 
+if TYPE_CHECKING:
+    from ..errors import (
+        Diagnostic,  # a pydantic model, made on first use: the build needs none
+    )
+
 Shape = Optional[tuple[Optional[int], ...]]
 
 
-class _IR(BaseModel):
-    """What every class of the checked network shares: frozen, revalidated whole when validated, and `make`."""
+class _IR:
+    """What every class of the checked network shares: a frozen dataclass of keyword fields (each subclass is
+    made one), pydantic's configuration for validating it, and pydantic's interface."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True, revalidate_instances="always")
+    __pydantic_config__ = {"arbitrary_types_allowed": True, "revalidate_instances": "always"}
+    model_fields: dict = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+        cls.model_fields = {f.name: f for f in dataclasses.fields(cls)}
 
     @classmethod
     def make(cls, **fields):
-        """An instance built as the checker builds it: unvalidated (lists passed as tuples, as validation would)."""
-        return cls.model_construct(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+        """An instance as the checker builds it (lists passed as the tuples validation would make of them)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+    model_construct = make
+
+    def model_copy(self, *, update: dict | None = None, deep: bool = False):
+        """A copy with the fields in `update` replaced."""
+        return dataclasses.replace(self, **(update or {}))
+
+    def model_dump(self, **_options) -> dict:
+        """The fields as a dict, the checked network's objects (and spans) inside it as dicts too."""
+        return {name: _dump(getattr(self, name)) for name in self.model_fields}
+
+    @classmethod
+    def model_validate(cls, value):
+        """`value` (an instance, or a mapping of fields) validated by pydantic: ValidationError where it is wrong."""
+        return _adapter(cls).validate_python(value)
+
+
+def _dump(x):
+    if isinstance(x, tuple):
+        return tuple(_dump(i) for i in x)
+    return x.model_dump() if hasattr(x, "model_dump") else x
+
+
+@functools.lru_cache(maxsize=None)
+def _adapter(cls):
+    from typing import Annotated
+
+    from pydantic import TypeAdapter
+    from pydantic.functional_validators import AfterValidator
+
+    from .. import errors
+
+    globals().setdefault("Diagnostic", errors.Diagnostic)  # the warnings' annotation, for pydantic to resolve
+    return TypeAdapter(Annotated[cls, AfterValidator(_invariants)] if cls is CheckedNetwork else cls)
 
 
 class InitCallSpec(_IR):
@@ -205,8 +251,7 @@ class OutputStep(_Step):
     span: Optional[Span] = None
 
 
-Step = Annotated[Union[LayerStep, CallStep, GroupStep, MergeStep, ValueStep, UseStep, JoinStep, OutputStep],
-                 Field(discriminator="kind")]
+Step = Union[LayerStep, CallStep, GroupStep, MergeStep, ValueStep, UseStep, JoinStep, OutputStep]
 class BlockInstance(_IR):
     """One instantiation of a block: the steps it checked to, for one generated class."""
 
@@ -243,15 +288,9 @@ class CheckedNetwork(_IR):
     # refuses any other value (cnndsl.semantics.pins.pinned_params: the checker passes what its own check recorded)
     pinned: tuple[tuple[str, str], ...] = ()
 
-    @model_validator(mode="after")
-    def _invariants(self) -> "CheckedNetwork":
-        problems = _problems(self)
-        if problems:
-            raise ValueError("; ".join(problems[:5]))
-        return self
-
     def validated(self) -> "CheckedNetwork":
-        """The network validated whole (fields and invariants); ValueError (pydantic's) where it is not sound."""
+        """The network validated whole (every field, then the invariants); pydantic's ValidationError where it is
+        not sound."""
         return type(self).model_validate(self)
 
     @property
@@ -282,6 +321,13 @@ class CheckedNetwork(_IR):
         total = self.total_params
         lines.append(f"total parameters: {'unknown (lazy layers)' if total is None else f'{total:,}'}")
         return "\n".join(lines)
+
+
+def _invariants(net: CheckedNetwork) -> CheckedNetwork:
+    problems = _problems(net)
+    if problems:
+        raise ValueError("; ".join(problems[:5]))
+    return net
 
 
 def _problems(net: CheckedNetwork) -> list[str]:

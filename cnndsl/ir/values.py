@@ -30,8 +30,6 @@ from contextvars import ContextVar
 from math import gcd
 from typing import Callable, Union
 
-
-
 # -- expressions ----------------------------------------------------------------------------------
 
 

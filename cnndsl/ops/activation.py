@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..semantics.pins import equal
 from ..ir.values import value
-from .base import Ctx, LayerError, Opt, OpSpec, Result, register
+from ..semantics.pins import equal
+from .base import Ctx, LayerError, OpSpec, Opt, Result, register
 from .common import INPLACE, _symbolic, fmt_shape, kw
 from .facts import POINTWISE, Label, Window, kwargs, rank, statistics_over
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..semantics.pins import pin_lost
 from ..ir.values import Val, expression_problem, largest, with_expressions
+from ..semantics.pins import pin_lost
 from .facts import Label, MissingFact, Window, check_doc
 
 if TYPE_CHECKING:

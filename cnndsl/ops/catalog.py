@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import pool
-from .base import REGISTRY, Opt, OpSpec
+from .base import REGISTRY, OpSpec, Opt
 from .facts import FACTS, MissingFact, literal
 
 if TYPE_CHECKING:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..semantics.shapes import prod
-from ..semantics.pins import divides, equal
 from ..ir.values import value
+from ..semantics.pins import divides, equal
+from ..semantics.shapes import prod
 from .base import Ctx, LayerError, Opt, written_rank
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")

@@ -5,12 +5,39 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+from ..ir.values import value
 from ..semantics import shapes
 from ..semantics.pins import SPATIAL, divides, pin
-from ..ir.values import value
-from .base import Ctx, LayerError, Opt, OpSpec, Result, register
-from .common import BIAS, DILATION, FAMILY, GROUPS, KERNEL, PADDING, PADDING_MODES, STRIDE, at_least, check_groups, check_in_channels, conv_params, fmt_shape, kw, need_out, need_spatial
-from .facts import UNKNOWN, Label, Window, conv_macs, convt_macs, kwargs, per_axis, rank, window
+from .base import Ctx, LayerError, OpSpec, Opt, Result, register
+from .common import (
+    BIAS,
+    DILATION,
+    FAMILY,
+    GROUPS,
+    KERNEL,
+    PADDING,
+    PADDING_MODES,
+    STRIDE,
+    at_least,
+    check_groups,
+    check_in_channels,
+    conv_params,
+    fmt_shape,
+    kw,
+    need_out,
+    need_spatial,
+)
+from .facts import (
+    UNKNOWN,
+    Label,
+    Window,
+    conv_macs,
+    convt_macs,
+    kwargs,
+    per_axis,
+    rank,
+    window,
+)
 
 PADDING_MODE = Opt("padding_mode", "enum", "zeros", choices=PADDING_MODES)
 OUTPUT_PADDING = Opt("output_padding", "ints", 0, short="op", aliases=("op",))

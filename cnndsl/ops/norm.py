@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..semantics.shapes import prod
-from ..semantics.pins import divides, equal
 from ..ir.values import value
-from .base import Ctx, LayerError, Opt, OpSpec, Result, register, written_rank
+from ..semantics.pins import divides, equal
+from ..semantics.shapes import prod
+from .base import Ctx, LayerError, OpSpec, Opt, Result, register, written_rank
 from .common import FAMILY, at_least, fmt_shape, kw
 from .facts import POINTWISE, Label, Window, kwargs, per_axis, rank, statistics_over
 

@@ -6,11 +6,22 @@ import math
 from dataclasses import replace
 from fractions import Fraction
 
+from ..ir.values import value
 from ..semantics import shapes
 from ..semantics.pins import SPATIAL, pin
-from ..ir.values import value
-from .base import Ctx, LayerError, Opt, OpSpec, Result, register
-from .common import CEIL, DILATION, FAMILY, KERNEL, PADDING, STRIDE, at_least, fmt_shape, kw, need_spatial
+from .base import Ctx, LayerError, OpSpec, Opt, Result, register
+from .common import (
+    CEIL,
+    DILATION,
+    FAMILY,
+    KERNEL,
+    PADDING,
+    STRIDE,
+    at_least,
+    fmt_shape,
+    kw,
+    need_spatial,
+)
 from .facts import GLOBAL, UNKNOWN, Label, Window, kwargs, per_axis, rank, sizes, window
 
 

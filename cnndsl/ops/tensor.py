@@ -5,12 +5,24 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from ..semantics.shapes import prod, upsample_out
-from ..semantics.pins import LAYOUT, SPATIAL, divides, equal, pin
 from ..ir.values import value
-from .base import Ctx, LayerError, Opt, OpSpec, Result, register
+from ..semantics.pins import LAYOUT, SPATIAL, divides, equal, pin
+from ..semantics.shapes import prod, upsample_out
+from .base import Ctx, LayerError, OpSpec, Opt, Result, register
 from .common import BIAS, at_least, fmt_shape, kw, need_out, need_spatial
-from .facts import GLOBAL, POINTWISE, UNKNOWN, Label, Window, kwargs, linear_macs, per_axis, rank, sizes, window
+from .facts import (
+    GLOBAL,
+    POINTWISE,
+    UNKNOWN,
+    Label,
+    Window,
+    kwargs,
+    linear_macs,
+    per_axis,
+    rank,
+    sizes,
+    window,
+)
 
 UPSAMPLE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
 _LINEAR_FAMILY = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}

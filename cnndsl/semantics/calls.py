@@ -3,18 +3,29 @@ block's own; its steps keep the block's parameters symbolic, and its output read
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
-from ..syntax import ast
 from .. import limits
 from ..errors import did_you_mean, first_line, listing
 from ..ir.network import BlockInstance, CallStep
-from .pins import pin_lost
+from ..ir.values import (
+    Expr,
+    Val,
+    as_val,
+    expression_problem,
+    hidden,
+    largest,
+    local,
+    plain,
+    substitute,
+    tuple_name,
+    value,
+)
 from ..ops import REGISTRY
+from ..syntax import ast
+from .pins import pin_lost
 from .resolve import ChosenWord, LocatedError, Word, evaluate, kind_mismatch, shown
-from ..ir.values import Expr, Val, as_val, expression_problem, hidden, largest, local, plain, substitute, tuple_name, value
 
 if TYPE_CHECKING:
     from .scope import Scope
@@ -119,7 +130,7 @@ def _names_printed(x, found: set[str] | None = None) -> set[str]:
     elif isinstance(x, (tuple, list)):
         for item in x:
             _names_printed(item, found)
-    elif isinstance(x, BaseModel):
+    elif dataclasses.is_dataclass(x):  # a step, a branch, a layer
         for name in type(x).model_fields:
             _names_printed(getattr(x, name), found)
     return found

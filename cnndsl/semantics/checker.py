@@ -6,23 +6,46 @@ from __future__ import annotations
 import keyword
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .. import errors as _errors
+from .. import limits
+from ..errors import (
+    QUOTE_WIDTH,
+    CheckError,
+    ParseError,
+    Source,
+    Span,
+    did_you_mean,
+    first_line,
+    listing,
+    quote,
+)
+from ..ir import values
+from ..ir.network import CheckedNetwork, InitRule, NetworkParam
+from ..ir.values import Val, tuple_name, value
+from ..names import identifier_problem
+from ..ops import REGISTRY
 from ..syntax import ast
 from . import inplace, pins
-from .. import limits
-from ..ir import values
-from ..errors import QUOTE_WIDTH, CheckError, Diagnostic, ParseError, Source, Span, did_you_mean, first_line, listing, quote
 from .inits import arguments, init_call, rank_problem
-from ..names import identifier_problem
-from ..ir.network import CheckedNetwork, InitRule, NetworkParam
-from ..ops import REGISTRY
-from .resolve import FAILED, ChosenWord, LocatedError, Word, evaluate, kind_mismatch, kind_of, shown
+from .resolve import (
+    FAILED,
+    ChosenWord,
+    LocatedError,
+    Word,
+    evaluate,
+    kind_mismatch,
+    kind_of,
+    shown,
+)
 from .scope import Program, Scope
-from ..ir.values import Val, tuple_name, value
 
 SMOKE_SIZES = (32, 64, 128, 224, 512)
 _NORMS = ("bn", "gn", "instnorm")
+
+if TYPE_CHECKING:
+    from ..errors import Diagnostic  # pydantic, made on first use
 
 
 class _Checker:
@@ -323,7 +346,7 @@ def check_network(source: Source, net: ast.Network, params: dict[str, Any] | Non
 
 
 def _diagnostic(source: Source, message: str, span: Span, hint: str | None = None) -> Diagnostic:
-    return Diagnostic(message=message, file=source.name, span=span, line_text=source.line_text(span.line), hint=hint)
+    return _errors.Diagnostic(message=message, file=source.name, span=span, line_text=source.line_text(span.line), hint=hint)
 
 
 def collect_blocks(source: Source, file: ast.File, read, *, import_root: str | os.PathLike | None = None,
@@ -374,7 +397,7 @@ def collect_blocks(source: Source, file: ast.File, read, *, import_root: str | o
             ordered.append((src, tree))
             continue
         found = _open_import(src, imp, root)
-        if isinstance(found, Diagnostic):
+        if isinstance(found, _errors.Diagnostic):
             errors.append(found)
             continue
         shown, real, key = found
@@ -468,7 +491,7 @@ def pick_network(source: Source, file: ast.File, name: str | None) -> ast.Networ
     if errors:
         raise CheckError(errors)
     if not nets:
-        raise CheckError([Diagnostic(message="the file defines no network", file=source.name, span=Span(),
+        raise CheckError([_errors.Diagnostic(message="the file defines no network", file=source.name, span=Span(),
                                      hint="write `network Name:` and an indented body, or a bare pipeline such as `conv 3->16 k3 | relu`")])
     if name is None:
         if len(nets) > 1:
@@ -477,7 +500,7 @@ def pick_network(source: Source, file: ast.File, name: str | None) -> ast.Networ
                                           first_line(second.span), "pass --network NAME (or network=NAME in Python)")])
         return file.networks[0]
     if name not in nets:
-        raise CheckError([Diagnostic(
+        raise CheckError([_errors.Diagnostic(
             message=f"the file defines no network `{name}`", file=source.name, span=Span(),
             hint=did_you_mean(name, nets) or f"it defines: {listing(nets)}",
         )])

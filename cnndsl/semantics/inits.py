@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..syntax import ast
 from ..errors import did_you_mean
 from ..ir.network import InitCallSpec
-from .resolve import LocatedError, Word, evaluate
 from ..ir.values import Val, value
+from ..syntax import ast
+from .resolve import LocatedError, Word, evaluate
 
 NONLINEARITIES = (
     "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",

@@ -18,11 +18,30 @@ either way, which tests/test_inplace.py checks on thousands of generated network
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ..errors import Diagnostic, Source, Span
-from ..ir.network import BlockInstance, Branch, CallStep, CheckedLayer, GroupStep, JoinStep, LayerStep, MergeStep, OutputStep, Step, StepVisitor, UseStep, ValueStep
-from ..ops import REGISTRY
+from .. import errors as _errors
+from ..errors import Source, Span
+from ..ir.network import (
+    BlockInstance,
+    Branch,
+    CallStep,
+    CheckedLayer,
+    GroupStep,
+    JoinStep,
+    LayerStep,
+    MergeStep,
+    OutputStep,
+    Step,
+    StepVisitor,
+    UseStep,
+    ValueStep,
+)
 from ..ir.values import value
+from ..ops import REGISTRY
+
+if TYPE_CHECKING:
+    from ..errors import Diagnostic  # pydantic, made on first use
 
 
 @dataclass(eq=False)
@@ -216,11 +235,11 @@ def apply(steps: tuple[Step, ...], instances: tuple[BlockInstance, ...], layers:
             "keeps": f"the output of {said}, which that layer's backward needs",
         }[how] + "; it runs out of place"
         notes = tuple(
-            Diagnostic(message=f"in `{block}`, called here", file=caller, span=at or Span(),
+            _errors.Diagnostic(message=f"in `{block}`, called here", file=caller, span=at or Span(),
                        line_text=sources[caller].line_text(at.line) if caller in sources and at is not None else "")
             for block, at, caller in reversed(calls)
         )
-        warnings.append(Diagnostic(severity="warning", message=message, file=where, span=layer.span,
+        warnings.append(_errors.Diagnostic(severity="warning", message=message, file=where, span=layer.span,
                                    line_text=src.line_text(layer.span.line) if src else "",
                                    hint="drop `inplace` here (the result is the same either way)", notes=notes))
     return (_rewrite(steps, fixed), tuple(i.model_copy(update={"steps": _rewrite(i.steps, fixed)}) for i in instances),

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..syntax import ast
 from ..errors import Span, did_you_mean, first_line
 from ..ir.network import Branch, JoinStep, MergeStep
+from ..ir.values import Val, as_val, plain, same, value
 from ..ops.common import fmt_shape
+from ..syntax import ast
 from .pins import DECIDED, EQUAL, LITERAL, MERGE, divides, equal, pin
 from .resolve import LocatedError, condition, condition_deps, evaluate
-from ..ir.values import Val, as_val, plain, same, value
 
 MERGES = ("add", "cat", "mul", "split")
 JOINS = ("add", "cat", "mul")

@@ -5,12 +5,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..syntax import ast
 from .. import limits
 from ..errors import Span, did_you_mean, quote
-from ..ops.base import REPEAT, SHORT, Ctx, Opt, OpSpec
+from ..ir.values import (
+    Expr,
+    Val,
+    compare,
+    deps,
+    expression_problem,
+    logical,
+    logical_not,
+    value,
+)
+from ..ops.base import REPEAT, SHORT, Ctx, OpSpec, Opt
+from ..syntax import ast
 from .pins import CHOSEN, pin
-from ..ir.values import Expr, Val, compare, deps, expression_problem, logical, logical_not, value
 
 
 class LocatedError(Exception):

@@ -5,22 +5,43 @@ with the caller's values; their steps keep the block's parameters symbolic for t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from ..syntax import ast
+from .. import errors as _errors
 from .. import limits
-from .calls import call as block_call
-from ..errors import MAX_ERRORS, CheckError, Diagnostic, Source, Span, did_you_mean, first_line
-from .merges import JOINS, MERGES, join, merge, truth
+from ..errors import MAX_ERRORS, CheckError, Source, Span, did_you_mean, first_line
+from ..ir.network import (
+    BlockInstance,
+    CheckedLayer,
+    GroupStep,
+    LayerStep,
+    OutputStep,
+    Step,
+    UseStep,
+    ValueStep,
+)
+from ..ir.values import Val, plain, value
 from ..names import identifier_problem, value_problem
-from ..ir.network import BlockInstance, CheckedLayer, GroupStep, LayerStep, OutputStep, Step, UseStep, ValueStep
 from ..ops import REGISTRY, Ctx, LayerError
 from ..ops.base import written_rank
 from ..ops.common import fmt_shape
+from ..syntax import ast
+from .calls import call as block_call
+from .merges import JOINS, MERGES, join, merge, truth
 from .pins import DECIDED, pin
-from .resolve import ChosenWord, LocatedError, chosen, condition_deps, evaluate, resolve, split_repeat
+from .resolve import (
+    ChosenWord,
+    LocatedError,
+    chosen,
+    condition_deps,
+    evaluate,
+    resolve,
+    split_repeat,
+)
 from .shapes import pool_stray_index, unpool_out
-from ..ir.values import Val, plain, value
+
+if TYPE_CHECKING:
+    from ..errors import Diagnostic  # pydantic, made on first use
 
 
 @dataclass
@@ -39,10 +60,10 @@ class Program:
 
     def diagnostic(self, severity: str, message: str, span: Span, source: Source, hint: str | None) -> Diagnostic:
         notes = tuple(
-            Diagnostic(message=f"in `{name}`, called here", file=src.name, span=at, line_text=src.line_text(at.line))
+            _errors.Diagnostic(message=f"in `{name}`, called here", file=src.name, span=at, line_text=src.line_text(at.line))
             for name, at, src in reversed(self.calls)
         )
-        return Diagnostic(severity=severity, message=message, file=source.name, span=span,
+        return _errors.Diagnostic(severity=severity, message=message, file=source.name, span=span,
                           line_text=source.line_text(span.line), hint=hint, notes=notes)
 
     def error(self, message: str, span: Span, source: Source, hint: str | None = None) -> None:

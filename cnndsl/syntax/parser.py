@@ -14,10 +14,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import ast
 from .. import limits
-from .ast import Node
 from ..errors import ParseError, Source, Span
+from . import ast
+from .ast import Node
 
 if TYPE_CHECKING:
     from lark import Lark

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lark import Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+)
 
 from ..errors import Source, Span
 
@@ -69,7 +74,9 @@ def _expected(names, terminals) -> str:
 
 def diagnostic(source: Source, line: int, col: int, width: int, message: str, hint: str | None = None) -> Diagnostic:
     """A one-line diagnostic at (line, col), `width` characters wide."""
-    from ..errors import Diagnostic  # pydantic, imported only when there is something to report
+    from ..errors import (
+        Diagnostic,  # pydantic, imported only when there is something to report
+    )
 
     span = Span(line=line, col=col, end_line=line, end_col=col + max(1, width))
     return Diagnostic(message=message, file=source.name, span=span, line_text=source.line_text(line), hint=hint)

@@ -16,9 +16,23 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
 from ..errors import UsageError
-from ..ir.network import CallStep, CheckedLayer, CheckedNetwork, GroupStep, JoinStep, LayerStep, MergeStep, OutputStep, Shape, Step, StepVisitor, UseStep, ValueStep
-from ..ops.catalog import fact
+from ..ir.network import (
+    CallStep,
+    CheckedLayer,
+    CheckedNetwork,
+    GroupStep,
+    JoinStep,
+    LayerStep,
+    MergeStep,
+    OutputStep,
+    Shape,
+    Step,
+    StepVisitor,
+    UseStep,
+    ValueStep,
+)
 from ..ir.values import value
+from ..ops.catalog import fact
 
 _HEADER = (
     'rankdir=TB; fontname="Helvetica"; fontsize=11; nodesep=0.3; ranksep=0.35; labeljust=l;',

@@ -32,7 +32,19 @@ from typing import Optional, Union
 
 from pydantic import BaseModel
 
-from ..ir.network import CallStep, CheckedLayer, CheckedNetwork, GroupStep, JoinStep, LayerStep, MergeStep, OutputStep, StepVisitor, UseStep, ValueStep
+from ..ir.network import (
+    CallStep,
+    CheckedLayer,
+    CheckedNetwork,
+    GroupStep,
+    JoinStep,
+    LayerStep,
+    MergeStep,
+    OutputStep,
+    StepVisitor,
+    UseStep,
+    ValueStep,
+)
 from ..ops.catalog import fact
 from ..ops.common import fmt_shape
 from ..ops.facts import Window

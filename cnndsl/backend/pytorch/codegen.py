@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 from ... import __version__
 from ...ir.classes import block_classes
-from .emit import Body, Plan, Uses, fill, plan
-from ...names import MODULE_NAMES, Namespace
 from ...ir.network import CheckedNetwork, OutputStep
+from ...names import MODULE_NAMES, Namespace
 from ...ops.common import fmt_shape
+from .emit import Body, Plan, Uses, fill, plan
 from .pyexpr import expr_code, path_code
 from .pyfmt import Call, Writer, lit
 

@@ -14,13 +14,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ...ir.network import (
+    CallStep,
+    CheckedLayer,
+    GroupStep,
+    JoinStep,
+    LayerStep,
+    MergeStep,
+    OutputStep,
+    Step,
+    StepVisitor,
+    UseStep,
+    ValueStep,
+)
+from ...ir.values import Val
 from ...names import BUILTINS, PARAMETER_RESERVED, RESERVED, Namespace
-from ...ir.network import CallStep, CheckedLayer, GroupStep, JoinStep, LayerStep, MergeStep, OutputStep, Step, StepVisitor, UseStep, ValueStep
 from ...ops.common import fmt_shape
 from .pyexpr import expr_code, val_code, whole_tuple
 from .pyfmt import Call, Writer, lit
-from ...ir.values import Val
-
 
 FORWARD_GLOBALS = ("self", "torch", "nn", *BUILTINS)  # what a forward reads besides its own variables
 

@@ -10,7 +10,22 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from ...ir.values import BoolOp, Cmp, Expr, FConst, FloorDiv, Fn, Item, Items, Neg, Not, Op, Poly, Sym, Val
+from ...ir.values import (
+    BoolOp,
+    Cmp,
+    Expr,
+    FConst,
+    FloorDiv,
+    Fn,
+    Item,
+    Items,
+    Neg,
+    Not,
+    Op,
+    Poly,
+    Sym,
+    Val,
+)
 
 IFELSE, OR, AND, NOT, CMP, ADD, MUL, UNARY, ATOM = -4, -3, -2, -1, 0, 1, 2, 3, 4  # precedence of printed Python, loosest first
 MAKE_DIVISIBLE = "_make_divisible"  # the function a generated file defines where an expression uses it (cnndsl.backend.pytorch.codegen)

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Union
 
-from .pyexpr import number_code, val_code, whole_tuple
 from ...ir.values import Val
+from .pyexpr import number_code, val_code, whole_tuple
 
 LINE_LENGTH = 88
 INDENT = "    "
