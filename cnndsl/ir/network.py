@@ -164,8 +164,8 @@ class LayerStep(_Step):
     kind: Literal["layer"] = "layer"
     name: str  # the attribute
     layer: CheckedLayer
-    indices: Optional[str] = None  # a max pool that also returns indices: their variable
-    unpool: Optional[str] = None  # an unpool: the indices variable it reads
+    indices: Optional[str] = None  # a max pool that also returns indices: its own name (the backend names them)
+    unpool: Optional[str] = None  # an unpool: the name of the max pool whose indices it reads
     output_size: Optional[tuple[int, ...]] = None  # an unpool's explicit output size
 
     @property

@@ -357,7 +357,7 @@ class Scope:
         kwargs, indices = result.kwargs, None
         if attr in self.unpooled and spec.name == "maxpool":
             kwargs = kwargs + (("return_indices", Val(True)),)
-            indices = f"{attr}_indices"
+            indices = attr  # the pool whose indices are kept: the backend names their variable
             self.pools[attr] = {"ctx": ctx, "input": self.shape, "output": result.shape, "indices": indices}
         if result.forward != "call" and self.sequential:
             raise LocatedError(f"`{node.op}` is not a module, so it cannot be inside a named group", node.op_span,

@@ -288,10 +288,11 @@ class Body(StepVisitor):
         return self.ns.fresh(stem)
 
     def local(self, name: str, kind: str = "value") -> str:
-        """The variable that holds the user's value `name` (kind "value") or a pool's indices (kind "indices")."""
+        """The variable that holds the user's value `name` (kind "value") or the indices of the max pool `name`
+        (kind "indices": `pool1_indices`)."""
         key = f"{kind}:{name}"
         if key not in self.locals:
-            self.locals[key] = self.ns.claim(name)
+            self.locals[key] = self.ns.claim(name if kind == "value" else f"{name}_indices")
         return self.locals[key]
 
     def comment(self, step: Step) -> str:
