@@ -180,3 +180,91 @@ def test_a_parameter_that_decides_an_optional_line_is_pinned_and_a_block_is_a_cl
     assert "if use_bn != True:" in code and "it decides a condition" in code
     assert "class Stage(nn.Module):\n    def __init__(self, in_channels, out):" in code  # se, use_bn: the class's choice
     assert "self.stage2 = Stage_2(32, 32)" in code and "self.se_gate = nn.Sequential(" in code
+
+
+def test_functions_indexing_and_conditional_values_print_generic_code():
+    """The language's functions, tuple items and `a if c else b` are the numbers the module computes: the
+    generated class computes them from its parameters, for other values too (checked against a fresh compile)."""
+    source = """network N(w=1.0, layers=(2, 3), extra=false):
+    input 3x16x16
+    conv max(8, int(16*w)) k3 p1 | bn
+    conv make_divisible(24*w, 8) k1
+    conv (16 if extra else 8) k1
+    conv layers[1] * 4 k1
+    gap | flatten | linear round(sqrt(100))
+"""
+    code = cnndsl.compile(source)
+    assert "max(8, int(16 * w))" in code and "_make_divisible(24 * w, 8)" in code or "make_divisible" in code
+    assert "16 if extra else 8" in code and "layers[1] * 4" in code
+    for params in ({}, {"w": 0.75}, {"w": 1.4, "layers": (1, 5), "extra": True}):
+        model = cnndsl.load(source, **params)
+        check = cnndsl.check(source, **params)
+        assert [tuple(m.weight.shape) for m in model.modules() if isinstance(m, torch.nn.Conv2d)] == \
+            [(layer.args[1].v if hasattr(layer.args[1], "v") else layer.args[1], layer.args[0].v if hasattr(layer.args[0], "v") else layer.args[0], *((layer.kwargs[0][1].v,) * 2)) for layer in check.layers if layer.op == "conv"]
+        assert model(torch.randn(1, 3, 16, 16)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("depth, copies", [(8, 1), (20, 3), (2, 0)])
+def test_a_repetition_count_is_an_expression_and_the_index_numbers_the_copies(depth, copies):
+    source = f"""block Basic(planes, stride=1):
+    add:
+        conv planes k3 s=stride p1 nobias | bn | relu | conv planes k3 p1 nobias | bn
+        (conv planes k1 s=stride nobias | bn) as downsample if stride != 1 or in != planes
+    relu
+
+network R(depth={depth}):
+    input 3x32x32
+    conv 16 k3 p1 nobias | bn | relu
+    Basic(16) x((depth - 2) // 6)
+    layer2: Basic(32, stride=(2 if i == 0 else 1)) x(max(1, (depth - 2) // 6), i)
+    gap | flatten | linear 10
+"""
+    model = cnndsl.load(source)
+    blocks = [name for name, _ in model.named_children() if name.startswith("basic")]
+    assert len(blocks) == copies and len(model.layer2) == max(1, copies)
+    assert model.layer2[0].conv1.stride == (2, 2) and all(b.conv1.stride == (1, 1) for b in list(model.layer2)[1:])
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+    assert "it sets how many times a part repeats" in cnndsl.compile(source)
+
+
+def test_defaults_apply_below_and_into_called_blocks():
+    source = """block B(c):
+    conv c k3 p1 | bn
+    defaults bn momentum=0.5
+    bn
+
+network N:
+    input 3x8x8
+    defaults bn eps=0.001 momentum=0.01
+    defaults conv nobias
+    conv 8 k3 | bn
+    B(8)
+    bn eps=0.1
+    conv 8 k1 bias=true
+"""
+    model = cnndsl.load(source)
+    assert (model.bn1.eps, model.bn1.momentum, model.conv1.bias) == (0.001, 0.01, None)
+    assert (model.b1.bn1.eps, model.b1.bn1.momentum) == (0.001, 0.01) and model.b1.bn2.momentum == 0.5
+    assert (model.bn2.eps, model.bn2.momentum) == (0.1, 0.01) and model.conv2.bias is not None
+
+
+@pytest.mark.parametrize("line, message", [
+    ("relu x(2.5)", "a repetition's count must be an integer, found `2.5`"),
+    ("relu x(-1)", "a repetition's count must be at least 0, found -1"),
+    ("relu x(layers[2])", "index 2 is out of range: the tuple has 2 items"),
+    ("relu x(layers[0], k)", "`k` already names a parameter or index here"),
+    ("conv sqrt(-4) k1", "cannot compute the square root of a negative number"),
+    ("conv maxx(1, 2) k1", "`maxx` is no function of numbers"),
+    ("conv max(1) k1", "`max` takes 2 to 8 arguments, found 1"),
+    ("conv k[0] k1", "only a tuple has items, found `3`"),
+    ("defaults bn epz=1", "`bn` has no option `epz`"),
+    ("defaults conv 16", "`defaults` takes options by name (`eps=0.001`) or flags (`nobias`)"),
+    ("relu x n", "a repetition is `x` and a number in one word, such as `x2`, or `x(n)`"),
+])
+def test_the_new_forms_have_located_diagnostics(line, message):
+    source = f"network N(layers=(1, 2), k=3):\n    input 3x8x8\n    {line}\n"
+    with pytest.raises(cnndsl.CheckError) as e:
+        cnndsl.check(source)
+    d = e.value.diagnostics[0]
+    assert d.message.startswith(message), d.message
+    assert d.line == 3 and "Val(" not in str(e.value)

@@ -81,7 +81,8 @@ def call(scope: Scope, node: ast.Call) -> None:
         env[p.name], chosen[p.name] = local(p.name, v), v
     # the other sizes of the input: numbers in the block, the caller's expressions again at its output
     inner_shape = (env["in"], *(hidden(f"dim{i}", d) for i, d in enumerate(scope.shape[1:], 1)))
-    sub = type(scope)(scope.prog, source, env, inner_shape, path=f"{scope.path}{attr}.", access=scope.child_access(attr))
+    sub = type(scope)(scope.prog, source, env, inner_shape, path=f"{scope.path}{attr}.", access=scope.child_access(attr),
+                      defaults=scope.defaults)
     scope.prog.calls.append((node.callee, first_line(node.span), scope.source))
     try:
         sub.body(block.body)

@@ -40,6 +40,7 @@ LAYOUT = "it decides which dimensions a layer reorders, flattens or scales"
 DIVIDES = "a size that must divide evenly depends on it"
 EXISTS = "it decides whether a layer or parameter that an init rule sets exists"
 CHOSEN = "it chooses a layer or an option's value"
+COUNT = "it sets how many times a part repeats"
 
 
 @contextmanager

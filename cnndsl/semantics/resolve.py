@@ -8,18 +8,22 @@ from typing import Any
 from .. import limits
 from ..errors import Span, did_you_mean, quote
 from ..ir.values import (
+    FUNCTIONS,
     Expr,
+    Items,
     Val,
+    apply_function,
     compare,
     deps,
     expression_problem,
+    item,
     logical,
     logical_not,
     value,
 )
 from ..ops.base import REPEAT, SHORT, Ctx, OpSpec, Opt
 from ..syntax import ast
-from .pins import CHOSEN, pin
+from .pins import CHOSEN, COUNT, DECIDED, pin
 
 
 class LocatedError(Exception):
@@ -114,7 +118,73 @@ def evaluate(expr: ast.Expr, env: dict[str, Val]) -> Any:
     if isinstance(expr, ast.Not):
         x, a = _truth_val(expr.operand, env)
         return _bounded(logical_not(x, not a), expr.span)
-    raise LocatedError("an initialiser call is only allowed in `init` rules and `init=`", expr.span)
+    if isinstance(expr, ast.Index):
+        return _index(expr, env)
+    if isinstance(expr, ast.IfExp):
+        return _if_else(expr, env)
+    if isinstance(expr, ast.InitCall) and expr.name in FUNCTIONS:
+        return _function(expr, env)
+    raise LocatedError(f"`{expr.name}` is no function of numbers", expr.span, did_you_mean(expr.name, FUNCTIONS) or
+                       f"the functions are {', '.join(f for f in FUNCTIONS if f != 'if')}; an initialiser such as "
+                       "`normal(0, 0.01)` goes in `init` rules and `init=`")
+
+
+def _function(expr: ast.InitCall, env) -> Val:
+    """`max(8, c // 4)` and the other functions of numbers (cnndsl.ir.values.FUNCTIONS)."""
+    f = FUNCTIONS[expr.name]
+    args = []
+    for arg in expr.args:
+        if not isinstance(arg, ast.Positional):
+            raise LocatedError(f"`{expr.name}` takes its arguments by position", arg.span)
+        args.append(_number(arg.value, env))
+    low, high = f.arity
+    if not low <= len(args) <= high:
+        takes = str(low) if low == high else f"{low} to {high}"
+        raise LocatedError(f"`{expr.name}` takes {takes} argument{'s' * (high != 1)}, found {len(args)}", expr.span)
+    try:
+        result = apply_function(expr.name, tuple(args))
+    except (ArithmeticError, ValueError) as e:
+        what = {"sqrt": "the square root of a negative number"}.get(expr.name, f"`{expr.name}` of these values")
+        raise LocatedError(f"cannot compute {what}" + (f" ({e})" if expr.name != "sqrt" else ""), expr.span) from None
+    if isinstance(result.v, complex):  # a negative number's ** 0.5
+        raise LocatedError("cannot compute the square root of a negative number", expr.span)
+    return _bounded(result, expr.span)
+
+
+def _index(expr: ast.Index, env) -> Val:
+    """`layers[2]`: an item of a tuple (a negative index counts from the end, as in Python)."""
+    base, i = evaluate(expr.base, env), _number(expr.index, env)
+    if not isinstance(base, tuple):
+        raise LocatedError(f"only a tuple has items, found {shown(expr.base, base)}", expr.base.span)
+    if type(i.v) is not int:
+        raise LocatedError(f"an index must be an integer, found {shown(expr.index, i)}", expr.index.span)
+    if not -len(base) <= i.v < len(base):
+        raise LocatedError(f"index {i.v} is out of range: the tuple has {len(base)} item{'s' * (len(base) != 1)}", expr.index.span,
+                           f"the items are numbered 0 to {len(base) - 1}")
+    found = base[i.v]
+    if i.e is None or not all(isinstance(x, Val) for x in base):
+        pin(i, reason=DECIDED)
+        return found
+    return _bounded(Val(found.v, item(Items(tuple(x.expr() for x in base)), i.e)), expr.span)
+
+
+def _if_else(expr: ast.IfExp, env) -> Any:
+    """`a if c else b`: the side the condition takes; the whole, for the code to print, where a parameter decides
+    the condition and both sides are numbers."""
+    c, taken = _truth_val(expr.condition, env)
+    chosen_side, other = (expr.then, expr.otherwise) if taken else (expr.otherwise, expr.then)
+    x = evaluate(chosen_side, env)
+    if c.e is None:
+        return x
+    try:
+        y = evaluate(other, env)
+    except LocatedError:
+        y = None
+    if isinstance(x, Val) and isinstance(y, Val):
+        a, b = (x, y) if taken else (y, x)
+        return _bounded(apply_function("if", (c, a, b)), expr.span)
+    pin(c, reason=DECIDED)  # words, tuples, or a side that fails: the code writes the side taken
+    return x
 
 
 def _bounded(x: Val, span: Span) -> Val:
@@ -249,8 +319,11 @@ def _short_value(text: str, span: Span):
     return parts[0] if len(parts) == 1 else parts
 
 
-def resolve(ctx: Ctx, layer: ast.Layer, env: dict[str, Val], spans: dict[str, Span]) -> dict[str, ast.Keyword]:
-    """Fill ctx.opts from a layer's arguments. Returns keyword arguments the op does not own (init=)."""
+def resolve(ctx: Ctx, layer: ast.Layer, env: dict[str, Val], spans: dict[str, Span],
+            defaults: tuple = ()) -> dict[str, ast.Keyword]:
+    """Fill ctx.opts from a layer's arguments, then from `defaults` ((argument, the env it was written in) of the
+    `defaults` statements in force, the latest first) for the options the layer does not give. Returns keyword
+    arguments the op does not own (init=)."""
     spec = ctx.spec
     extra: dict[str, ast.Keyword] = {}
     slots = list(spec.positional)
@@ -300,6 +373,17 @@ def resolve(ctx: Ctx, layer: ast.Layer, env: dict[str, Val], spans: dict[str, Sp
             while key in ctx.given and slots:
                 key = slots.pop(0)
             put(key, convert(spec.option(key), x, expr, env), arg.span)
+    def put_default(key: str, val: Any, span: Span) -> None:
+        if key not in ctx.given:
+            put(key, val, span)
+
+    for arg, where in defaults:
+        if isinstance(arg, ast.Keyword):
+            opt = spec.option(arg.key)
+            if opt is not None and opt.name not in ctx.given:
+                put(opt.name, convert(opt, evaluate(arg.value, where), arg.value, where), arg.span)
+        else:
+            _word(ctx, evaluate(arg.value, where), arg.span, put_default)
     if spec.varargs and varargs:
         put(spec.varargs, tuple(varargs), varargs_span)
         for v in varargs:
@@ -390,22 +474,44 @@ def condition_deps(expr: ast.Expr, env: dict[str, Val]) -> frozenset[str]:
     return found
 
 
-def split_repeat(args: tuple) -> tuple[tuple, int, Span | None]:
-    """A stage's `xN` (repetition) taken out of its arguments: (the other arguments, N, its span)."""
-    rest, count, span = [], 1, None
+def split_repeat(args: tuple, env: dict | None = None) -> tuple[tuple, int, Span | None, str | None]:
+    """A stage's repetition taken out of its arguments: (the other arguments, the count, its span, the name of
+    the copy's index or None). `x2` is a count written out; `x(count)` and `x(count, i)` take an expression
+    (in `env`), which may be 0 (no copy: an empty stage), and `i` is each copy's index, 0, 1, ..."""
+    rest, count, span, index = [], 1, None, None
     for arg in args:
-        if isinstance(arg, ast.Positional) and isinstance(arg.value, ast.Name) and REPEAT.match(arg.value.id):
+        written = isinstance(arg, ast.Positional) and isinstance(arg.value, ast.Name) and REPEAT.match(arg.value.id)
+        if written or isinstance(arg, ast.Repeat):
             if span is not None:
                 raise LocatedError("repetition is given twice", arg.span)
-            count, span = _literal(arg.value.id[1:], arg.span), arg.span
-            if count < 1:
-                raise LocatedError("repetition needs at least one copy, found x0", arg.span)
+            span = arg.span
+            if written:
+                count = _literal(arg.value.id[1:], arg.span)
+                if count < 1:
+                    raise LocatedError("repetition needs at least one copy, found x0", arg.span, "for no copy where a parameter says so, write `x(n)`")
+            else:
+                count, index = _count(arg, env or {})
             found = limits.problem("repeat", count, "this repetition")
             if found:
                 raise LocatedError(found[0], arg.span, found[1])
         else:
             rest.append(arg)
-    return tuple(rest), count, span
+    return tuple(rest), count, span, index
+
+
+def _count(arg: ast.Repeat, env: dict) -> tuple[int, str | None]:
+    """The count of `x(count, i)` (an integer, at least 0) and the index's name; the count's parameters pinned (the
+    generated code writes each copy)."""
+    x = evaluate(arg.count, env)
+    if not (isinstance(x, Val) and type(x.v) is int):
+        raise LocatedError(f"a repetition's count must be an integer, found {shown(arg.count, x)}", arg.count.span,
+                           "round it: `x(int(n))`, `x(round(n))`" if isinstance(x, Val) and isinstance(x.v, float) else None)
+    if x.v < 0:
+        raise LocatedError(f"a repetition's count must be at least 0, found {x.v}", arg.count.span)
+    if arg.index is not None and arg.index in env:
+        raise LocatedError(f"`{arg.index}` already names a parameter or index here", arg.span, "choose another name for the index")
+    pin(x, reason=COUNT)
+    return x.v, arg.index
 
 
 def _literal(digits: str, span: Span) -> int:

@@ -108,7 +108,7 @@ class Scope:
 
     def __init__(self, prog: Program, source: Source, env: dict[str, Val], shape: tuple | None, *,
                  path: str = "", access: tuple = (), sequential: bool = False,
-                 on_statement: Callable[[ast.Statement], bool] | None = None):
+                 on_statement: Callable[[ast.Statement], bool] | None = None, defaults: dict | None = None):
         # where the module is, and what it sees
         self.prog, self.source, self.env = prog, source, env  # the whole check; this file; names in scope
         self.path, self.access, self.sequential = path, access, sequential  # state_dict prefix; attribute path
@@ -131,6 +131,9 @@ class Scope:
         self.output_shapes: tuple = ()
         self.conditions = 0  # the conditions kept so far (condition_key)
         self.decided: set[str] = set()  # a block's parameters that decided its optional lines (cnndsl.semantics.calls)
+        # the `defaults` in force, by op: ((argument, the names it was written with), ...), the latest first; a
+        # group and a called block start with their caller's, and their own stay theirs
+        self.defaults: dict[str, tuple] = dict(defaults or {})
 
     # -- reporting --------------------------------------------------------------------------------
 
@@ -203,6 +206,26 @@ class Scope:
                 self.labeled_group(stmt)
         elif isinstance(stmt, ast.Output):
             self.output(stmt)
+        elif isinstance(stmt, ast.Defaults):
+            self.set_defaults(stmt)
+
+    def set_defaults(self, stmt: ast.Defaults) -> None:
+        """`defaults bn eps=0.001 momentum=0.01`: options every later `bn` here (in groups and the blocks it calls
+        too) takes where it gives none of its own; checked here as the op's options."""
+        spec = REGISTRY.get(stmt.op)
+        if spec is None:
+            raise LocatedError(f"unknown op `{stmt.op}`", stmt.op_span, did_you_mean(stmt.op, REGISTRY) or "see the op catalog in docs/LANGUAGE.md")
+        for arg in stmt.args:
+            if isinstance(arg, ast.Positional) and not isinstance(arg.value, ast.Name) or isinstance(arg, (ast.Channels, ast.Repeat)):
+                raise LocatedError("`defaults` takes options by name (`eps=0.001`) or flags (`nobias`)", arg.span)
+            if isinstance(arg, ast.Keyword) and arg.key == "init":
+                raise LocatedError("an initialiser is no default option: write an `init` rule", arg.span, f"e.g. `init {stmt.op} weight=...`")
+        trial = Ctx(spec=spec, op=stmt.op, shape=None)
+        resolve(trial, ast.Layer(stmt.op, stmt.op_span, stmt.args, None, stmt.span), self.env, {})  # its mistakes, here
+        if spec.positional and any(isinstance(a, ast.Positional) and trial.given & set(spec.positional) for a in stmt.args):
+            raise LocatedError("`defaults` takes options by name (`eps=0.001`) or flags (`nobias`)", stmt.op_span)
+        env = dict(self.env)
+        self.defaults[spec.name] = tuple((arg, env) for arg in stmt.args) + self.defaults.get(spec.name, ())
 
     def present(self, stmt: ast.Line) -> bool:
         """Whether an optional line (`bn if use_bn`, outside a merge) is there: decided here, the parameters its
@@ -285,7 +308,7 @@ class Scope:
     def stage(self, node) -> None:
         if isinstance(node, ast.Layer):
             node = self.chosen_op(node)
-            args, count, _ = split_repeat(node.args)
+            args, count, _, index = split_repeat(node.args, self.env)
             if node.op in self.values:
                 raise LocatedError(f"the value `{node.op}` can only start a pipeline", node.op_span,
                                    f"merge it here with cat({node.op}), add({node.op}) or mul({node.op})")
@@ -295,23 +318,25 @@ class Scope:
                                    f"write `{node.op}(...)` with no space before `(`" if spaced else f"write `{node.op}(...)`")
             if node.op == "unpool":
                 return self.unpool(node)
+            if "x" not in self.env:
+                _no_repeat_expression(args)
             layer = node if len(args) == len(node.args) else node.model_copy(update={"args": args})
             limits.charge(self, node, count - 1)
-            for i in range(count):
-                if count > 1 and node.name is not None:
-                    raise LocatedError("a repeated layer cannot take one name", node.span, "name a group instead: `(...) x2 as name`")
+            if count > 1 and node.name is not None:
+                raise LocatedError("a repeated layer cannot take one name", node.span, "name a group instead: `(...) x2 as name`")
+            for _ in self.copies(count, index):
                 self.layer(layer)
         elif isinstance(node, ast.Call):
-            args, count, _ = split_repeat(node.args)
+            args, count, _, index = split_repeat(node.args, self.env)
             if node.callee in JOINS:
                 return join(self, node)
             if node.callee in self.prog.blocks:
                 if args:
                     _no_repeat_expression(args)
                     raise LocatedError("a block call takes its arguments in parentheses", args[0].span)
-                for _ in range(count):
-                    if count > 1 and node.name is not None:
-                        raise LocatedError("a repeated block cannot take one name", node.span, "name a group instead: `layer1: Block(...) x2`")
+                if count > 1 and node.name is not None:
+                    raise LocatedError("a repeated block cannot take one name", node.span, "name a group instead: `layer1: Block(...) x2`")
+                for _ in self.copies(count, index):
                     block_call(self, node)
                 return
             if node.callee in REGISTRY:
@@ -339,7 +364,7 @@ class Scope:
             self.shape = (None,) * (self.start_rank + 1)
         ctx = Ctx(spec=spec, op=node.op, shape=self.shape)
         spans: dict[str, Span] = {}
-        extra = resolve(ctx, node, self.env, spans)
+        extra = resolve(ctx, node, self.env, spans, self.defaults.get(spec.name, ()))
         _within_limits(ctx, spans, node.op_span)
         attr = self.child_name(node.name, spec.kind or spec.name, node.span)
         if self.shape is None:  # an earlier error left the shape unknown
@@ -475,6 +500,18 @@ class Scope:
         self.auto_names.add(f"{kind}{sep}{n}")
         return f"{kind}{sep}{n}"
 
+    def copies(self, count: int, index: str | None):
+        """Each copy of a repeated part, with its index bound to `index` (a plain number: the code writes each
+        copy) while it is checked."""
+        for i in range(count):
+            if index is not None:
+                self.env[index] = Val(i)
+            try:
+                yield i
+            finally:
+                if index is not None:
+                    del self.env[index]
+
     def condition_key(self) -> str:
         """A key for a condition the module keeps (a conditional merge or branch): the backend names its attribute
         (`use_res_connect`, cnndsl.backend.pytorch.emit), around the layers' names; no identifier, so it takes no user's name."""
@@ -492,7 +529,7 @@ class Scope:
                 stage = self.chosen_op(stage)
             if isinstance(stage, ast.Layer) and stage.name is None and stage.op in REGISTRY:
                 spec = REGISTRY[stage.op]
-                _, count, _ = split_repeat(stage.args)
+                _, count, _, _ = split_repeat(stage.args, self.env)
                 limits.charge(self, stage, count - 1)
                 for _ in range(count):
                     self.child_name(None, spec.kind or spec.name, stage.span)
@@ -508,22 +545,25 @@ class Scope:
     # -- groups and blocks ------------------------------------------------------------------------
 
     def group(self, node: ast.Group) -> None:
-        args, count, _ = split_repeat(node.args)
+        args, count, _, index = split_repeat(node.args, self.env)
         if args:
             _no_repeat_expression(args)
             raise LocatedError("a group takes only a repetition (`x2`) and a name (`as name`)", args[0].span)
         limits.charge(self, node, count - 1)
         if node.name is None and not self.sequential:
-            for _ in range(count):  # an unnamed group is no scope of its own
+            for _ in self.copies(count, index):  # an unnamed group is no scope of its own
                 self.pipeline(node.pipeline)
             return
         if node.name is not None and count > 1 and self.sequential:
             raise LocatedError("the stages of a named group are numbered; they take no names", node.span)
-        if node.name is not None and count > 1:
+        if node.name is not None and count != 1:
             # (stages) x2 as name: one group holding the repeated stages
-            inner = ast.Pipeline.model_construct(stages=tuple(st for _ in range(count) for st in node.pipeline.stages), span=node.pipeline.span)
-            return self.sequential_group(node.name, node.span, lambda g: g.pipeline(inner))
-        for _ in range(count):
+            def fill(g: Scope) -> None:
+                for _ in g.copies(count, index):
+                    g.pipeline(node.pipeline)
+
+            return self.sequential_group(node.name, node.span, fill)
+        for _ in self.copies(count, index):
             self.sequential_group(node.name, node.span, lambda g: g.pipeline(node.pipeline))
 
     def labeled_group(self, stmt: ast.Labeled) -> None:
@@ -543,7 +583,7 @@ class Scope:
     def sequential_group(self, name: str | None, span: Span, fill: Callable[["Scope"], None]) -> None:
         attr = self.child_name(name, "sequential", span)
         group = Scope(self.prog, self.source, self.env, self.shape, path=f"{self.path}{attr}.",
-                      access=self.child_access(attr), sequential=True)
+                      access=self.child_access(attr), sequential=True, defaults=self.defaults)
         group.unpooled = set()
         fill(group)
         if not group.steps and group.shape is not None:
@@ -588,12 +628,16 @@ def _shape_within_limits(shape, at: Span) -> None:
 
 
 def _no_repeat_expression(args) -> None:
-    """`x n` or `x 2` where `x2` was meant: say that a repetition is a number written in the source."""
-    first = args[0]
-    if isinstance(first, ast.Positional) and isinstance(first.value, ast.Name) and first.value.id == "x" and len(args) > 1:
-        raise LocatedError("a repetition is `x` and a number in one word, such as `x2`", first.span.model_copy(
-            update={"end_line": args[1].span.end_line, "end_col": args[1].span.end_col}),
-            "the count cannot be a parameter or an expression: repeat where the number is known")
+    """`x n` or `x 2` where `x2` or `x(n)` was meant (a word `x` followed by another argument)."""
+    for first, second in zip(args, args[1:]):
+        if not (isinstance(first, ast.Positional) and isinstance(first.value, ast.Name) and first.value.id == "x"):
+            continue
+        written = second.value if isinstance(second, ast.Positional) else None
+        count = written.id if isinstance(written, ast.Name) else str(written.value) if isinstance(written, ast.Num) else "n"
+        raise LocatedError("a repetition is `x` and a number in one word, such as `x2`, or `x(n)` for a count that is "
+                           "a parameter or an expression", first.span.model_copy(
+                               update={"end_line": second.span.end_line, "end_col": second.span.end_col}),
+                           f"write `x{count}`" if count.isdigit() else f"write `x({count})`")
 
 
 def _restarting(statements) -> dict[str, str]:

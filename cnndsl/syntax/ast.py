@@ -181,7 +181,8 @@ class Not(Node):
 
 
 class InitCall(Node):
-    """An initialiser with its arguments, as in `weight=normal(0, 0.01)`."""
+    """A call in an expression: an initialiser with its arguments, as in `weight=normal(0, 0.01)`, or a function
+    of numbers, as in `max(8, c // 4)` (cnndsl.ir.values.FUNCTIONS); the checker tells them apart by name."""
 
     __slots__ = ("name", "args")
     name: str
@@ -193,7 +194,35 @@ class InitCall(Node):
         self.span = span
 
 
-Expr = Union[Num, Name, Str, Tuple, BinOp, Neg, Compare, BoolOp, Not, InitCall]
+class Index(Node):
+    """`layers[2]`: an item of a tuple."""
+
+    __slots__ = ("base", "index")
+    base: "Expr"
+    index: "Expr"
+
+    def __init__(self, base, index, span=_SPAN):
+        self.base = base
+        self.index = index
+        self.span = span
+
+
+class IfExp(Node):
+    """`a if condition else b`, inside parentheses (a call's arguments, a parameter's default, `( ... )`)."""
+
+    __slots__ = ("condition", "then", "otherwise")
+    condition: "Expr"
+    then: "Expr"
+    otherwise: "Expr"
+
+    def __init__(self, condition, then, otherwise, span=_SPAN):
+        self.condition = condition
+        self.then = then
+        self.otherwise = otherwise
+        self.span = span
+
+
+Expr = Union[Num, Name, Str, Tuple, BinOp, Neg, Compare, BoolOp, Not, InitCall, Index, IfExp]
 
 
 # -- layer arguments -----------------------------------------------------------------------------
@@ -234,7 +263,20 @@ class Positional(Node):
         self.span = span
 
 
-Arg = Union[Keyword, Channels, Positional]
+class Repeat(Node):
+    """`x(count)` or `x(count, i)`: a repetition whose count is an expression; `index` names the copy's index."""
+
+    __slots__ = ("count", "index")
+    count: Expr
+    index: Optional[str]
+
+    def __init__(self, count, index=None, span=_SPAN):
+        self.count = count
+        self.index = index
+        self.span = span
+
+
+Arg = Union[Keyword, Channels, Positional, Repeat]
 
 
 # -- pipelines -----------------------------------------------------------------------------------
@@ -382,7 +424,22 @@ class Line(Node):
         self.span = span
 
 
-Statement = Union[Input, Init, Output, Assign, Labeled, Line]
+class Defaults(Node):
+    """`defaults bn eps=0.001 momentum=0.01`: options every `bn` below takes unless it gives its own."""
+
+    __slots__ = ("op", "op_span", "args")
+    op: str
+    op_span: Span
+    args: tuple[Arg, ...]
+
+    def __init__(self, op, op_span=_SPAN, args=(), span=_SPAN):
+        self.op = op
+        self.op_span = op_span
+        self.args = args
+        self.span = span
+
+
+Statement = Union[Input, Init, Defaults, Output, Assign, Labeled, Line]
 
 
 # -- files ---------------------------------------------------------------------------------------

@@ -68,8 +68,8 @@ def _define_indenter() -> type:
         """Python-style indentation; a line ending in `|` continues on the next line."""
 
         NL_type = "_NL"
-        OPEN_PAREN_types = ["LPAR", "CALL"]
-        CLOSE_PAREN_types = ["RPAR"]
+        OPEN_PAREN_types = ["LPAR", "CALL", "REPEAT", "LSQB"]
+        CLOSE_PAREN_types = ["RPAR", "RSQB"]
         INDENT_type = "_INDENT"
         DEDENT_type = "_DEDENT"
         tab_len = 8
@@ -568,6 +568,9 @@ _BUILDERS = {  # rule (or alias) -> build(children, span): a node
     "and_": lambda c, s: ast.BoolOp("and", c[0], c[1], s),
     "not_": lambda c, s: ast.Not(c[0], s),
     "init_call": lambda c, s: ast.InitCall(str(c[0])[:-1], tuple(x for x in c[1:] if x is not None), s),
+    "index": lambda c, s: ast.Index(c[0], c[1], s),
+    "ifexp": lambda c, s: ast.IfExp(c[1], c[0], c[2], s),
+    "repeat": lambda c, s: ast.Repeat(c[1], c[2] and str(c[2]), s),
     # arguments
     "keyword": lambda c, s: ast.Keyword(str(c[0]), _token_span(c[0]), c[1], s),
     "channels": lambda c, s: ast.Channels(c[0], c[1], s),
@@ -579,6 +582,7 @@ _BUILDERS = {  # rule (or alias) -> build(children, span): a node
     # statements
     "input_stmt": lambda c, s: ast.Input(c[0], s),
     "init_stmt": lambda c, s: ast.Init(str(c[0]), _token_span(c[0]), tuple(c[1:]), s),
+    "defaults_stmt": lambda c, s: ast.Defaults(str(c[0]), _token_span(c[0]), _items(c[1]), s),
     "output_stmt": lambda c, s: ast.Output(tuple(str(x) for x in c), s),
     "assign": lambda c, s: ast.Assign(str(c[0]), c[1], s),
     "labeled": lambda c, s: _labeled(str(c[0]), _token_span(c[0]), _items(c[1]), c[2:], None, s),

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 _TOKEN_NAMES = {
     "NAME": "a name",
     "CALL": "a call such as `Name(`",
+    "REPEAT": "a repetition such as `x(n)`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "_ELSE": "`else`",
     "INT": "an integer",
     "FLOAT": "a number",
     "DIMS": "a size such as `3x32x32`",

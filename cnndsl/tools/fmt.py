@@ -15,11 +15,13 @@ from ..errors import Source
 from ..syntax.parser import lark_parser
 
 INDENT = "    "
-_OPENS = {"LPAR", "CALL"}  # a call token is the name and its "("
-_OPERAND_ENDS = {"NAME", "IN", "INT", "FLOAT", "DIMS", "STRING", "RPAR"}  # a "-" after these is binary
+_OPENS = {"LPAR", "CALL", "REPEAT", "LSQB"}  # a call token is the name and its "(", a repetition's is `x(`
+_CLOSES = {"RPAR", "RSQB"}
+_OPERAND_ENDS = {"NAME", "IN", "INT", "FLOAT", "DIMS", "STRING", "RPAR", "RSQB"}  # a "-" after these is binary
 _DEFINITIONS = {"NETWORK", "BLOCK"}
 _GLUE = {  # (no space before, no space after)
-    "LPAR": (False, True), "CALL": (False, True), "RPAR": (True, False), "COMMA": (True, False),
+    "LPAR": (False, True), "CALL": (False, True), "REPEAT": (False, True), "RPAR": (True, False), "COMMA": (True, False),
+    "LSQB": (True, True), "RSQB": (True, False),
     "COLON": (True, False), "PLUS": (True, True), "MUL_OP": (True, True),
 }
 
@@ -73,7 +75,7 @@ def _tokens(text: str) -> list[_Token]:
         else:
             tok = _Token(t.type, str(t), t.start_pos, t.end_pos, level, depth, at_start)
             tok.glue = _glue(tok, tokens)
-            depth += (t.type in _OPENS) - (t.type == "RPAR")
+            depth += (t.type in _OPENS) - (t.type in _CLOSES)
             tokens.append(tok)
             at_start = False
     return tokens
@@ -149,7 +151,7 @@ class _Layout:
         if tok.starts_statement:
             self.columns[tok.level:] = [gap.indent]
             return INDENT * tok.level
-        extra = tok.depth - 1 if tok.type == "RPAR" else max(tok.depth, 1)
+        extra = tok.depth - 1 if tok.type in _CLOSES else max(tok.depth, 1)
         return INDENT * (tok.level + extra)
 
     def _between(self, prev: _Token | None, tok: _Token | None, gap: _Gap) -> list[str]:

@@ -12,7 +12,7 @@ from ...ir.network import CheckedNetwork, OutputStep
 from ...names import MODULE_NAMES, Namespace
 from ...ops.common import fmt_shape
 from .emit import Body, Plan, Uses, fill, plan
-from .pyexpr import expr_code, path_code
+from .pyexpr import MAKE_DIVISIBLE, expr_code, path_code
 from .pyfmt import Call, Writer, lit
 
 _DEFORM_HELPER = '''
@@ -65,6 +65,17 @@ class DeformConv(nn.Module):
             o1, o2, mask = torch.chunk(self.offset(x), 3, dim=1)
             return self.conv(x, torch.cat((o1, o2), dim=1), torch.sigmoid(mask))
         return self.conv(x, self.offset(x))
+'''
+
+_MAKE_DIVISIBLE_HELPER = f'''
+def {MAKE_DIVISIBLE}(v, divisor, min_value=None):
+    """v rounded to a multiple of divisor, at least min_value, and never below 90% of v (torchvision's)."""
+    if min_value is None:
+        min_value = divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
 '''
 
 _HELPERS = {"DeformConv": (_DEFORM_HELPER, ("DeformConv2d",))}
@@ -282,6 +293,7 @@ def generate(net: CheckedNetwork) -> str:
     for helper in sorted(helpers):
         w.line()
         w.lines.extend(_HELPERS[helper][0].rstrip("\n").split("\n"))
+    functions_at = len(w.lines)  # the functions the expressions call go here (cnndsl.backend.pytorch.pyexpr)
     w.line()
     w.line()
     for c in classes:
@@ -332,4 +344,6 @@ def generate(net: CheckedNetwork) -> str:
             w.line(f'print(f"{net.name}: {{tuple(x.shape)}} -> {{[tuple(t.shape) for t in y]}}")')
         else:
             w.line(f'print(f"{net.name}: {{tuple(x.shape)}} -> {{tuple(y.shape)}}")')
+    if any(f"{MAKE_DIVISIBLE}(" in line for line in w.lines[functions_at:]):
+        w.lines[functions_at:functions_at] = ["", *_MAKE_DIVISIBLE_HELPER.rstrip("\n").split("\n")]
     return w.text()
