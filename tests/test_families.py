@@ -268,3 +268,20 @@ def test_the_new_forms_have_located_diagnostics(line, message):
     d = e.value.diagnostics[0]
     assert d.message.startswith(message), d.message
     assert d.line == 3 and "Val(" not in str(e.value)
+
+
+@pytest.mark.parametrize("depth", [18, 34, 50, pytest.param(101, marks=pytest.mark.slow), pytest.param(152, marks=pytest.mark.slow)])
+def test_the_resnet_family_is_torchvisions_weight_for_weight(depth):
+    """examples/resnet.cnn with `depth` loads torchvision's resnet{depth} state_dict strictly and computes its
+    outputs (eval, random weights)."""
+    import torchvision
+
+    from conftest import EXAMPLES
+
+    model = cnndsl.load(EXAMPLES / "resnet.cnn", depth=depth, device="cpu").eval()
+    ref = getattr(torchvision.models, f"resnet{depth}")(weights=None).eval()
+    model.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), ref(x), atol=1e-5, rtol=1e-4)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters())

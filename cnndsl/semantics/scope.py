@@ -238,7 +238,7 @@ class Scope:
         if isinstance(x, Val) and x.e is not None:  # a block's parameters that decide it: its code has no use for them
             self.decided |= {s.name for s in x.e.syms() if s.kind == "local" and s.name != "in_channels"}
         if not there and not self.sequential:
-            self.skip(stmt.pipeline)
+            self.skip(stmt.pipeline, named=False)
         return there
 
     def assign(self, stmt: ast.Assign) -> None:
@@ -522,8 +522,10 @@ class Scope:
         """The path to a child: an attribute, or an index inside a named group (an nn.Sequential)."""
         return (*self.access, int(attr) if self.sequential else attr)
 
-    def skip(self, pipeline: ast.Pipeline) -> None:
-        """An inactive branch: its layers still take their names, so that names do not depend on conditions."""
+    def skip(self, pipeline: ast.Pipeline, named: bool = True) -> None:
+        """An inactive branch: its layers still take their names, so that names do not depend on conditions;
+        with `named` false (an absent optional line), only the names given automatically: a name written out may
+        be another line's, the one present (`(Basic(64) x2) as layer1 if small` and the same `layer1` for large)."""
         for stage in pipeline.stages:
             if isinstance(stage, ast.Layer):
                 stage = self.chosen_op(stage)
@@ -534,11 +536,13 @@ class Scope:
                 for _ in range(count):
                     self.child_name(None, spec.kind or spec.name, stage.span)
             elif isinstance(stage, ast.Layer) and stage.name is not None:
-                self.names.add(stage.name)
+                if named:
+                    self.names.add(stage.name)
             elif isinstance(stage, ast.Group) and stage.name is None and not self.sequential:
-                self.skip(stage.pipeline)
+                self.skip(stage.pipeline, named)
             elif isinstance(stage, (ast.Call, ast.Group)) and stage.name is not None:
-                self.names.add(stage.name)
+                if named:
+                    self.names.add(stage.name)
             elif isinstance(stage, ast.Call) and stage.callee in self.prog.blocks:
                 self.child_name(None, stage.callee.lower(), stage.span)
 

@@ -53,6 +53,11 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# the tokens that open and close brackets, inside which line breaks are free (the indenter's, and the tables')
+_OPEN_BRACKETS = ("LPAR", "CALL", "REPEAT", "LSQB")
+_CLOSE_BRACKETS = ("RPAR", "RSQB")
+
+
 def _indenter_class() -> type:
     with _indenter_lock:
         if "CnnIndenter" not in globals():
@@ -68,8 +73,8 @@ def _define_indenter() -> type:
         """Python-style indentation; a line ending in `|` continues on the next line."""
 
         NL_type = "_NL"
-        OPEN_PAREN_types = ["LPAR", "CALL", "REPEAT", "LSQB"]
-        CLOSE_PAREN_types = ["RPAR", "RSQB"]
+        OPEN_PAREN_types = list(_OPEN_BRACKETS)
+        CLOSE_PAREN_types = list(_CLOSE_BRACKETS)
         INDENT_type = "_INDENT"
         DEDENT_type = "_DEDENT"
         tab_len = 8
@@ -816,7 +821,8 @@ def _tables_file(grammar: str) -> Path | None:
     folder = _cache_folder()
     if folder is None:
         return None
-    h = hashlib.sha256(f"{grammar}\0{sys.version_info[:2]}\0{_TABLES_FORMAT}\0".encode())
+    brackets = f"{_OPEN_BRACKETS}\0{_CLOSE_BRACKETS}"  # the indenter's, which the tables hold too
+    h = hashlib.sha256(f"{grammar}\0{sys.version_info[:2]}\0{_TABLES_FORMAT}\0{brackets}\0".encode())
     h.update(_lark_stamp())
     return folder / f"tables-{h.hexdigest()[:24]}.marshal"
 
