@@ -285,3 +285,21 @@ def test_the_resnet_family_is_torchvisions_weight_for_weight(depth):
     with torch.no_grad():
         assert torch.allclose(model(x), ref(x), atol=1e-5, rtol=1e-4)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters())
+
+
+def test_a_parameter_may_name_the_block_a_stage_calls():
+    source = """block A(c):
+    conv c k1
+
+block B(c):
+    conv c k3 p1 | relu
+
+network N(block=A):
+    input 3x8x8
+    stage: block(8) x2
+"""
+    assert isinstance(cnndsl.load(source).stage[0].conv1, torch.nn.Conv2d)
+    assert cnndsl.load(source, block="B").stage[1].conv1.kernel_size == (3, 3)
+    with pytest.raises(cnndsl.CheckError, match="`block` is `C`, which is no block"):
+        cnndsl.check(source, block="C")
+    assert 'if block != "A":' in cnndsl.compile(source)  # the class writes A's calls: another block is refused

@@ -305,6 +305,18 @@ class Scope:
         chosen(word)
         return node.model_copy(update={"op": str(word)})
 
+    def chosen_block(self, node: ast.Call) -> ast.Call:
+        """A call whose callee is a parameter holding a word (`block(64)` with `block=Bottleneck`): a call of that
+        block, the parameter pinned."""
+        word = self.env.get(node.callee)
+        if not isinstance(word, ChosenWord):
+            return node
+        if word not in self.prog.blocks:
+            hint = did_you_mean(word, self.prog.blocks) or "define it with `block Name(...):` or import it"
+            raise LocatedError(f"`{node.callee}` is `{word}`, which is no block", first_line(node.span), hint)
+        chosen(word)
+        return node.model_copy(update={"callee": str(word)})
+
     def stage(self, node) -> None:
         if isinstance(node, ast.Layer):
             node = self.chosen_op(node)
@@ -327,6 +339,7 @@ class Scope:
             for _ in self.copies(count, index):
                 self.layer(layer)
         elif isinstance(node, ast.Call):
+            node = self.chosen_block(node)
             args, count, _, index = split_repeat(node.args, self.env)
             if node.callee in JOINS:
                 return join(self, node)
@@ -529,6 +542,8 @@ class Scope:
         for stage in pipeline.stages:
             if isinstance(stage, ast.Layer):
                 stage = self.chosen_op(stage)
+            elif isinstance(stage, ast.Call):
+                stage = self.chosen_block(stage)
             if isinstance(stage, ast.Layer) and stage.name is None and stage.op in REGISTRY:
                 spec = REGISTRY[stage.op]
                 _, count, _, _ = split_repeat(stage.args, self.env)
