@@ -303,3 +303,19 @@ network N(block=A):
     with pytest.raises(cnndsl.CheckError, match="`block` is `C`, which is no block"):
         cnndsl.check(source, block="C")
     assert 'if block != "A":' in cnndsl.compile(source)  # the class writes A's calls: another block is refused
+
+
+@pytest.mark.parametrize("width", [0.5, 1.0, pytest.param(0.75, marks=pytest.mark.slow), pytest.param(1.4, marks=pytest.mark.slow)])
+def test_the_mobilenet_v2_family_is_torchvisions_weight_for_weight(width):
+    """examples/mobilenet_v2.cnn with `width_mult` (torchvision's _make_divisible rounding) loads
+    torchvision's mobilenet_v2(width_mult=...) state_dict strictly and computes its outputs."""
+    import torchvision
+
+    from conftest import EXAMPLES
+
+    model = cnndsl.load(EXAMPLES / "mobilenet_v2.cnn", width_mult=width, device="cpu").eval()
+    ref = torchvision.models.mobilenet_v2(weights=None, width_mult=width).eval()
+    model.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), ref(x), atol=1e-5, rtol=1e-4)
