@@ -319,3 +319,45 @@ def test_the_mobilenet_v2_family_is_torchvisions_weight_for_weight(width):
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(model(x), ref(x), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("depth, paper", [(20, 0.27e6), (32, 0.46e6), (44, 0.66e6), (56, 0.85e6), (110, 1.7e6)])
+def test_the_cifar_resnets_have_the_papers_parameter_counts(depth, paper):
+    """He et al. 2016, Table 6 (identity shortcuts); with projection shortcuts where the shape changes, as
+    examples/resnet_cifar.cnn has them, within 2%."""
+    from conftest import EXAMPLES
+
+    total = cnndsl.check(EXAMPLES / "resnet_cifar.cnn", depth=depth).total_params
+    assert abs(total / paper - 1) < 0.02, total
+
+
+def test_the_depth_20_cifar_resnet_learns_the_digits():
+    """ResNet-20 from examples/resnet_cifar.cnn, on scikit-learn's digits at their own 8x8 (the input given at
+    load), six epochs of Adam: at least 0.97 on the held-out fifth."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from conftest import EXAMPLES
+
+    torch.manual_seed(0)
+    data = load_digits()
+    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    x = (x - x.mean()) / x.std()
+    y = torch.tensor(data.target)
+    train, test = train_test_split(range(len(y)), test_size=0.2, random_state=0, stratify=data.target)
+    model = cnndsl.load(EXAMPLES / "resnet_cifar.cnn", depth=20, input=(1, 8, 8), device="cpu")
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    epochs = 6
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[train], y[train]), batch_size=64, shuffle=True)
+    for _ in range(epochs):
+        model.train()
+        for xb, yb in loader:
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(xb), yb).backward()
+            optimizer.step()
+        schedule.step()
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(x[test]).argmax(1) == y[test]).float().mean().item()
+    assert accuracy >= 0.97, accuracy
