@@ -46,6 +46,16 @@ PARTS: dict[str, list[tuple[str, list[str]]]] = {
     "squeezenet1_1": [("torchvision.models.squeezenet", ["Fire", "SqueezeNet"])],
 }
 
+# families: one .cnn file, the members its parameters choose, and what torchvision needs for all of them (for
+# ResNet, its builders too: `resnet18()` ... `resnet152()` and `_resnet()` are where the member is chosen)
+FAMILIES: dict[str, tuple[str, list[tuple[str, list[str]]]]] = {
+    "resnet": ("depth 18, 34, 50, 101, 152", [("torchvision.models.resnet", [
+        "conv3x3", "conv1x1", "BasicBlock", "Bottleneck", "ResNet", "_resnet",
+        "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"])]),
+    "mobilenet_v2": ("width_mult 0.5, 0.75, 1.0, 1.4", PARTS["mobilenet_v2"]),
+    "resnet_cifar": ("depth 20, 32, 44, 56, 110 (not in torchvision)", []),
+}
+
 _NOT_CODE = {
     tokenize.COMMENT,
     tokenize.NL,
@@ -112,6 +122,12 @@ def main() -> None:
         theirs = sum(python_lines(module, names) for module, names in parts)
         params = cnndsl.check(path).total_params
         print(f"| {name} | {cnn_lines(path)} | {theirs} | {params:,} |")
+    print()
+    print(f"| family | members | lines of .cnn | lines of torchvision {version} Python |")
+    print("| --- | --- | ---: | ---: |")
+    for name, (members, parts) in FAMILIES.items():
+        theirs = sum(python_lines(module, names) for module, names in parts)
+        print(f"| {name} | {members} | {cnn_lines(ROOT / 'examples' / f'{name}.cnn')} | {theirs if parts else '-'} |")
 
 
 if __name__ == "__main__":
