@@ -96,6 +96,8 @@ class _Gen:
                 lines.append(f"    {self.pipeline()}")
         if r.random() < 0.4:
             lines += ["    add:", "        identity", f"        {self.pipeline()} if on"]
+        if r.random() < 0.3:  # an optional line, decided per call
+            lines.append(f"    {self.pipeline()} if {r.choice(['on', 'not on'])}")
         return lines
 
     def source(self) -> str:
@@ -113,8 +115,9 @@ class _Gen:
             if choice < 0.3:
                 body += self.merge("    ")
             elif choice < 0.45 and self.blocks:
-                call = f"{r.choice(self.blocks)}(4{', on=false' if r.random() < 0.3 else ''})"
-                body.append(f"    {call}{' x2' if r.random() < 0.3 else ''}")
+                call = f"{r.choice(self.blocks)}(4{', on=false' if r.random() < 0.3 else ', on=(i == 0)' if r.random() < 0.2 else ''})"
+                count = r.choice([" x2", " x(n, i)", " x(n - 1, i)"]) if r.random() < 0.4 else ""
+                body.append(f"    {call}{count if 'i ==' not in call or 'i)' in count else ' x(n, i)'}")
             elif choice < 0.6:
                 name = f"v{len(values)}"
                 body.append(f"    {name} = {self.pipeline()}")
@@ -125,13 +128,15 @@ class _Gen:
             elif choice < 0.8 and values:
                 body.append(f"    {r.choice(values)} | {self.pipeline()}")
             elif choice < 0.88:
-                body.append(f"    ({self.pipeline()}) x2")
+                body.append(f"    ({self.pipeline()}) {r.choice(['x2', 'x(n)', 'x(n - 1)'])}")
+            elif choice < 0.92:
+                body.append(f"    {self.pipeline()} if {r.choice(['on', 'not on'])}")  # an optional line
             else:
                 body.append(f"    {self.pipeline()}")
         if values and r.random() < 0.3:
             body.append(f"    last = {self.pipeline()}")
             outputs = [r.choice(values), "last"]
-        net = ["network T:"] + body
+        net = [f"network T(n={r.randint(1, 3)}, on={r.choice(['true', 'false'])}):"] + body
         if outputs:
             net.append(f"    output {', '.join(outputs)}")
         return "\n".join(out + net) + "\n"
