@@ -52,6 +52,9 @@ FAMILIES: dict[str, tuple[str, list[tuple[str, list[str]]]]] = {
     "resnet": ("depth 18, 34, 50, 101, 152", [("torchvision.models.resnet", [
         "conv3x3", "conv1x1", "BasicBlock", "Bottleneck", "ResNet", "_resnet",
         "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"])]),
+    "vgg": ("depth 11, 13, 16, 19; batch_norm", [("torchvision.models.vgg", [
+        "VGG", "make_layers", "cfgs", "_vgg", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19",
+        "vgg19_bn"])]),
     "mobilenet_v2": ("width_mult 0.5, 0.75, 1.0, 1.4", PARTS["mobilenet_v2"]),
     "resnet_cifar": ("depth 20, 32, 44, 56, 110 (not in torchvision)", []),
 }

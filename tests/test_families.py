@@ -361,3 +361,20 @@ def test_the_depth_20_cifar_resnet_learns_the_digits():
     with torch.no_grad():
         accuracy = (model(x[test]).argmax(1) == y[test]).float().mean().item()
     assert accuracy >= 0.97, accuracy
+
+
+@pytest.mark.parametrize("depth, batch_norm", [(11, False), (11, True), (13, False), (13, True),
+                                               *[pytest.param(d, b, marks=pytest.mark.slow) for d in (16, 19) for b in (False, True)]])
+def test_the_vgg_family_is_torchvisions_weight_for_weight(depth, batch_norm):
+    """examples/vgg.cnn with `depth` and `batch_norm`: torchvision's vgg{depth}[_bn], whose `features` numbers its
+    layers flat across the stages (the spliced groups `*( ... )`), loads strictly and computes the same."""
+    import torchvision
+
+    from conftest import EXAMPLES
+
+    model = cnndsl.load(EXAMPLES / "vgg.cnn", depth=depth, batch_norm=batch_norm, device="cpu").eval()
+    ref = getattr(torchvision.models, f"vgg{depth}{'_bn' if batch_norm else ''}")(weights=None).eval()
+    model.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x), ref(x), atol=1e-5, rtol=1e-4)

@@ -553,7 +553,7 @@ class Scope:
             elif isinstance(stage, ast.Layer) and stage.name is not None:
                 if named:
                     self.names.add(stage.name)
-            elif isinstance(stage, ast.Group) and stage.name is None and not self.sequential:
+            elif isinstance(stage, ast.Group) and stage.name is None and (stage.splice or not self.sequential):
                 self.skip(stage.pipeline, named)
             elif isinstance(stage, (ast.Call, ast.Group)) and stage.name is not None:
                 if named:
@@ -569,8 +569,8 @@ class Scope:
             _no_repeat_expression(args)
             raise LocatedError("a group takes only a repetition (`x2`) and a name (`as name`)", args[0].span)
         limits.charge(self, node, count - 1)
-        if node.name is None and not self.sequential:
-            for _ in self.copies(count, index):  # an unnamed group is no scope of its own
+        if node.name is None and (node.splice or not self.sequential):
+            for _ in self.copies(count, index):  # an unnamed group (or a splice) is no scope of its own
                 self.pipeline(node.pipeline)
             return
         if node.name is not None and count > 1 and self.sequential:

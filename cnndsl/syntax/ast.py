@@ -317,17 +317,19 @@ class Call(Node):
 
 
 class Group(Node):
-    """`(pipeline) [args] [as name]`."""
+    """`(pipeline) [args] [as name]`; `splice`: `*(pipeline) [args]`, whose stages land flat in a named group."""
 
-    __slots__ = ("pipeline", "args", "name")
+    __slots__ = ("pipeline", "args", "name", "splice")
     pipeline: "Pipeline"
     args: tuple[Arg, ...]
     name: Optional[str]
+    splice: bool
 
-    def __init__(self, pipeline, args=(), name=None, span=_SPAN):
+    def __init__(self, pipeline, args=(), name=None, splice=False, span=_SPAN):
         self.pipeline = pipeline
         self.args = args
         self.name = name
+        self.splice = splice
         self.span = span
 
 

@@ -582,7 +582,8 @@ _BUILDERS = {  # rule (or alias) -> build(children, span): a node
     # pipelines
     "layer": lambda c, s: ast.Layer(str(c[0]), _token_span(c[0]), _items(c[1]), c[2] and str(c[2]), s),
     "call": _call,
-    "group": lambda c, s: ast.Group(c[0], _items(c[1]), c[2] and str(c[2]), s),
+    "group": lambda c, s: ast.Group(c[0], _items(c[1]), c[2] and str(c[2]), False, s),
+    "splice": lambda c, s: ast.Group(c[1], _items(c[2]), None, True, s),
     "pipeline": lambda c, s: ast.Pipeline(tuple(x for x in c if not isinstance(x, str)), s),
     # statements
     "input_stmt": lambda c, s: ast.Input(c[0], s),

@@ -21,6 +21,7 @@ _TOKEN_NAMES = {
     "NAME": "a name",
     "CALL": "a call such as `Name(`",
     "REPEAT": "a repetition such as `x(n)`",
+    "SPLICE": "`*(` (stages spliced into a named group)",
     "LSQB": "`[`",
     "RSQB": "`]`",
     "_ELSE": "`else`",
@@ -56,14 +57,14 @@ def _found(token: Token, terminals) -> str:
     return f"`{token}`"
 
 
-_STATEMENT_STARTS = {"NETWORK", "BLOCK", "IMPORT", "INIT", "INPUT", "OUTPUT"}
+_STATEMENT_STARTS = {"NETWORK", "BLOCK", "IMPORT", "INIT", "INPUT", "OUTPUT", "DEFAULTS"}
 
 
 def _expected(names, terminals) -> str:
     names = set(names)
     summary = []
     if {"NAME", "CALL", "LPAR"} <= names:
-        names -= {"NAME", "CALL", "LPAR"} | _STATEMENT_STARTS
+        names -= {"NAME", "CALL", "LPAR", "SPLICE"} | _STATEMENT_STARTS
         summary.append("a layer")
     if {"INT", "FLOAT", "NAME"} <= names:
         names -= {"INT", "FLOAT", "DIMS", "STRING", "NAME", "LPAR", "MINUS", "IN", "_NOT", "NOT", "CALL"}

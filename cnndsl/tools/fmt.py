@@ -21,7 +21,7 @@ _OPERAND_ENDS = {"NAME", "IN", "INT", "FLOAT", "DIMS", "STRING", "RPAR", "RSQB"}
 _DEFINITIONS = {"NETWORK", "BLOCK"}
 _GLUE = {  # (no space before, no space after)
     "LPAR": (False, True), "CALL": (False, True), "REPEAT": (False, True), "RPAR": (True, False), "COMMA": (True, False),
-    "LSQB": (True, True), "RSQB": (True, False),
+    "LSQB": (True, True), "RSQB": (True, False), "SPLICE": (False, True),
     "COLON": (True, False), "PLUS": (True, True), "MUL_OP": (True, True),
 }
 
