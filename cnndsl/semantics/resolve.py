@@ -171,7 +171,12 @@ def _index(expr: ast.Index, env) -> Val:
 def _if_else(expr: ast.IfExp, env) -> Any:
     """`a if c else b`: the side the condition takes; the whole, for the code to print, where a parameter decides
     the condition and both sides are numbers."""
-    c, taken = _truth_val(expr.condition, env)
+    c = evaluate(expr.condition, env)
+    if not (isinstance(c, Val) and isinstance(c.v, bool)):  # as a merge's or an optional line's condition
+        found = f", found {shown(expr.condition, c)}" if not isinstance(c, Val) else f", found {c.v}"
+        raise LocatedError(f"a condition must be true or false{found}", expr.condition.span,
+                           "compare the number, e.g. `w > 1`" if isinstance(c, Val) else None)
+    taken = c.v
     chosen_side, other = (expr.then, expr.otherwise) if taken else (expr.otherwise, expr.then)
     x = evaluate(chosen_side, env)
     if c.e is None:
