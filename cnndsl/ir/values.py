@@ -401,8 +401,9 @@ def bool_op(op: str, left: Expr, right: Expr) -> Expr:
 
 
 def make_divisible(v, divisor, min_value=None):
-    """torchvision's `_make_divisible`: `v` rounded to the nearest multiple of `divisor` (at least `min_value`,
-    which defaults to `divisor`), one multiple more where rounding lost more than 10% of `v`."""
+    """torchvision's `_make_divisible`: v rounded to the nearest multiple of divisor
+    (at least min_value, which defaults to divisor), one multiple more where rounding
+    lost more than 10% of v."""
     if min_value is None:
         min_value = divisor
     new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -67,16 +68,16 @@ class DeformConv(nn.Module):
         return self.conv(x, self.offset(x))
 '''
 
-_MAKE_DIVISIBLE_HELPER = f'''
-def {MAKE_DIVISIBLE}(v, divisor, min_value=None):
-    """v rounded to a multiple of divisor, at least min_value, and never below 90% of v (torchvision's)."""
-    if min_value is None:
-        min_value = divisor
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
-'''
+@functools.lru_cache(maxsize=1)
+def _make_divisible_source() -> str:
+    """The definition a file that uses `make_divisible` carries: the checker's own function (one source for
+    the number the checker uses and the one the module computes), under the generated name."""
+    import inspect
+
+    from ...ir.values import make_divisible
+
+    return inspect.getsource(make_divisible).replace("def make_divisible(", f"def {MAKE_DIVISIBLE}(", 1)
+
 
 _HELPERS = {"DeformConv": (_DEFORM_HELPER, ("DeformConv2d",))}
 
@@ -345,5 +346,5 @@ def generate(net: CheckedNetwork) -> str:
         else:
             w.line(f'print(f"{net.name}: {{tuple(x.shape)}} -> {{tuple(y.shape)}}")')
     if any(f"{MAKE_DIVISIBLE}(" in line for line in w.lines[functions_at:]):
-        w.lines[functions_at:functions_at] = ["", *_MAKE_DIVISIBLE_HELPER.rstrip("\n").split("\n")]
+        w.lines[functions_at:functions_at] = ["", "", *_make_divisible_source().rstrip("\n").split("\n")]
     return w.text()
