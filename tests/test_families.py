@@ -378,3 +378,12 @@ def test_the_vgg_family_is_torchvisions_weight_for_weight(depth, batch_norm):
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(model(x), ref(x), atol=1e-5, rtol=1e-4)
+
+
+def test_defaults_take_flags_short_options_and_names_but_no_value_by_position():
+    head = "network N(c=4):\n    input 3x8x8\n"
+    model = cnndsl.load(head + "    defaults maxpool k3 s1 p1\n    defaults conv nobias out=16\n    conv k1 | maxpool\n")
+    assert model.conv1.out_channels == 16 and model.conv1.bias is None
+    assert (model.maxpool1.kernel_size, model.maxpool1.stride) == (3, 1)
+    with pytest.raises(cnndsl.CheckError, match="`defaults` takes options by name"):
+        cnndsl.check(head + "    defaults conv c\n    conv 8 k1\n")  # c is a value: it would fill conv's `out`

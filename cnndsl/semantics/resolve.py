@@ -409,18 +409,26 @@ def _initialiser(spec: OpSpec, expr: ast.Expr, env) -> bool:
 
 def _word(ctx: Ctx, word: str, span: Span, put) -> bool:
     """A bare word as a flag (`nobias`) or a short option (`k3`, `p1x2`); False when it is neither."""
-    for opt in ctx.spec.all_options:
+    found = word_option(ctx.spec, word, span)
+    if found is None:
+        return False
+    put(found[0].name, found[1], span)
+    return True
+
+
+def word_option(spec: OpSpec, word: str, span: Span) -> tuple[Opt, Any] | None:
+    """The option a bare word sets and its value: a flag (`nobias`: bias, false) or a short option (`k3`:
+    kernel_size, 3); None when the word is neither."""
+    for opt in spec.all_options:
         for flag, val in opt.flags:
             if word == flag:
-                put(opt.name, Val(val), span)
-                return True
+                return opt, Val(val)
     m = SHORT.match(word)
     if m:
-        for opt in ctx.spec.all_options:
+        for opt in spec.all_options:
             if opt.short == m.group(1):
-                put(opt.name, _short_value(m.group(2), span), span)
-                return True
-    return False
+                return opt, _short_value(m.group(2), span)
+    return None
 
 
 def _word_hint(spec: OpSpec, word: str, env) -> str:

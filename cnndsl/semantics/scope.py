@@ -37,6 +37,7 @@ from .resolve import (
     evaluate,
     resolve,
     split_repeat,
+    word_option,
 )
 from .shapes import pool_stray_index, unpool_out
 
@@ -216,14 +217,14 @@ class Scope:
         if spec is None:
             raise LocatedError(f"unknown op `{stmt.op}`", stmt.op_span, did_you_mean(stmt.op, REGISTRY) or "see the op catalog in docs/LANGUAGE.md")
         for arg in stmt.args:
-            if isinstance(arg, ast.Positional) and not isinstance(arg.value, ast.Name) or isinstance(arg, (ast.Channels, ast.Repeat)):
+            flag = isinstance(arg, ast.Positional) and isinstance(arg.value, ast.Name) and arg.value.id not in self.env \
+                and word_option(spec, arg.value.id, arg.span) is not None
+            if not (flag or isinstance(arg, ast.Keyword)):  # a value by position would fill the layer's own slot
                 raise LocatedError("`defaults` takes options by name (`eps=0.001`) or flags (`nobias`)", arg.span)
             if isinstance(arg, ast.Keyword) and arg.key == "init":
                 raise LocatedError("an initialiser is no default option: write an `init` rule", arg.span, f"e.g. `init {stmt.op} weight=...`")
         trial = Ctx(spec=spec, op=stmt.op, shape=None)
         resolve(trial, ast.Layer(stmt.op, stmt.op_span, stmt.args, None, stmt.span), self.env, {})  # its mistakes, here
-        if spec.positional and any(isinstance(a, ast.Positional) and trial.given & set(spec.positional) for a in stmt.args):
-            raise LocatedError("`defaults` takes options by name (`eps=0.001`) or flags (`nobias`)", stmt.op_span)
         env = dict(self.env)
         self.defaults[spec.name] = tuple((arg, env) for arg in stmt.args) + self.defaults.get(spec.name, ())
 
