@@ -143,10 +143,9 @@ def _function(expr: ast.InitCall, env) -> Val:
         raise LocatedError(f"`{expr.name}` takes {takes} argument{'s' * (high != 1)}, found {len(args)}", expr.span)
     try:
         result = apply_function(expr.name, tuple(args))
-    except (ArithmeticError, ValueError) as e:
-        what = {"sqrt": "the square root of a negative number"}.get(expr.name, f"`{expr.name}` of these values")
-        raise LocatedError(f"cannot compute {what}" + (f" ({e})" if expr.name != "sqrt" else ""), expr.span) from None
-    if isinstance(result.v, complex):  # a negative number's ** 0.5
+    except (ArithmeticError, ValueError) as e:  # int() or round() of inf or nan
+        raise LocatedError(f"cannot compute `{expr.name}` of these values ({e})", expr.span) from None
+    if isinstance(result.v, complex):  # a negative number's ** 0.5 (sqrt is printed as that)
         raise LocatedError("cannot compute the square root of a negative number", expr.span)
     return _bounded(result, expr.span)
 
