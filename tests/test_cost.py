@@ -47,6 +47,12 @@ SHAPES = {
     "blocks": lambda n: _numbered("block B{0}:\n    relu\n", n, "", HEAD + "    relu\n"),
     "unknown-ops": lambda n: _fill("    reluu\n", n),
     "comment-lines": lambda n: _fill("# c\n", n, HEAD + "    relu\n"),
+    # the forms of families: repetition counts, splices, functions, optional lines, defaults
+    "repeat-counts": lambda n: _fill("    relu x(n)\n", n, "network Net(n=1000):\n    input 3x8x8\n"),
+    "nested-splices": lambda n: _fill("    *(*(*(relu) x(n, i)) x(n)) x(n)\n", n, "network Net(n=30):\n    input 3x8x8\n"),
+    "functions": lambda n: _fill("    conv max(1, min(8, int(sqrt(n * 16)))) k1\n", n, "network Net(n=4):\n    input 3x8x8\n"),
+    "optional-lines": lambda n: _fill("    relu if n > 1\n", n, "network Net(n=2):\n    input 3x8x8\n"),
+    "defaults": lambda n: _fill("    defaults bn eps=0.001 momentum=0.01\n    bn\n", n),
 }
 
 def _cost(tmp_path, text: str) -> tuple[str, float, int]:

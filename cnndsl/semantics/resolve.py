@@ -324,10 +324,10 @@ def _short_value(text: str, span: Span):
 
 
 def resolve(ctx: Ctx, layer: ast.Layer, env: dict[str, Val], spans: dict[str, Span],
-            defaults: tuple = ()) -> dict[str, ast.Keyword]:
-    """Fill ctx.opts from a layer's arguments, then from `defaults` ((argument, the env it was written in) of the
-    `defaults` statements in force, the latest first) for the options the layer does not give. Returns keyword
-    arguments the op does not own (init=)."""
+            defaults=()) -> dict[str, ast.Keyword]:
+    """Fill ctx.opts from a layer's arguments, then from `defaults` ((argument, the env it was written in), one
+    for each option the `defaults` statements in force set) for the options the layer does not give. Returns
+    keyword arguments the op does not own (init=)."""
     spec = ctx.spec
     extra: dict[str, ast.Keyword] = {}
     slots = list(spec.positional)

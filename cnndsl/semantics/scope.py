@@ -132,9 +132,9 @@ class Scope:
         self.output_shapes: tuple = ()
         self.conditions = 0  # the conditions kept so far (condition_key)
         self.decided: set[str] = set()  # a block's parameters that decided its optional lines (cnndsl.semantics.calls)
-        # the `defaults` in force, by op: ((argument, the names it was written with), ...), the latest first; a
-        # group and a called block start with their caller's, and their own stay theirs
-        self.defaults: dict[str, tuple] = dict(defaults or {})
+        # the `defaults` in force, by op and option: (argument, the names it was written with); a group and a
+        # called block start with their caller's, and their own stay theirs
+        self.defaults: dict[str, dict[str, tuple]] = dict(defaults or {})
 
     # -- reporting --------------------------------------------------------------------------------
 
@@ -226,7 +226,9 @@ class Scope:
         trial = Ctx(spec=spec, op=stmt.op, shape=None)
         resolve(trial, ast.Layer(stmt.op, stmt.op_span, stmt.args, None, stmt.span), self.env, {})  # its mistakes, here
         env = dict(self.env)
-        self.defaults[spec.name] = tuple((arg, env) for arg in stmt.args) + self.defaults.get(spec.name, ())
+        own = {(spec.option(arg.key) if isinstance(arg, ast.Keyword) else word_option(spec, arg.value.id, arg.span)[0]).name: (arg, env)
+               for arg in stmt.args}
+        self.defaults[spec.name] = {**self.defaults.get(spec.name, {}), **own}  # a later default of an option replaces it
 
     def present(self, stmt: ast.Line) -> bool:
         """Whether an optional line (`bn if use_bn`, outside a merge) is there: decided here, the parameters its
@@ -378,7 +380,7 @@ class Scope:
             self.shape = (None,) * (self.start_rank + 1)
         ctx = Ctx(spec=spec, op=node.op, shape=self.shape)
         spans: dict[str, Span] = {}
-        extra = resolve(ctx, node, self.env, spans, self.defaults.get(spec.name, ()))
+        extra = resolve(ctx, node, self.env, spans, self.defaults[spec.name].values() if spec.name in self.defaults else ())
         _within_limits(ctx, spans, node.op_span)
         attr = self.child_name(node.name, spec.kind or spec.name, node.span)
         if self.shape is None:  # an earlier error left the shape unknown
