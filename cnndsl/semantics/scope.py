@@ -607,9 +607,7 @@ class Scope:
         group = Scope(self.prog, self.source, self.env, self.shape, path=f"{self.path}{attr}.",
                       access=self.child_access(attr), sequential=True, defaults=self.defaults)
         group.unpooled = set()
-        fill(group)
-        if not group.steps and group.shape is not None:
-            raise LocatedError(f"the group `{attr}` is empty", span)
+        fill(group)  # a group may hold no stage (`x(0)`, absent lines): an empty nn.Sequential, the identity
         self.shape = group.shape
         self.first_in = self.first_in if self.first_in is not None else group.first_in
         self.steps.append(GroupStep.make(name=attr, children=tuple(group.steps), output_shape=plain(self.shape)))
