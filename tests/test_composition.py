@@ -743,7 +743,7 @@ network N:
 network N:
     input 8x16x16
     A(8)
-""", 1, 14, ["found the name `e`"]),
+""", 1, 14, ["`e` is not defined here"]),
     "output_unknown_value": ("""network N:
     input 8x16x16
     a = conv 8 k1

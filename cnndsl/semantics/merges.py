@@ -12,7 +12,7 @@ from ..ir.values import Val, as_val, plain, same, value
 from ..ops.common import fmt_shape
 from ..syntax import ast
 from .pins import DECIDED, EQUAL, LITERAL, MERGE, divides, equal, pin
-from .resolve import LocatedError, condition, condition_deps, evaluate
+from .resolve import LocatedError, condition, condition_deps, evaluate, truth
 
 MERGES = ("add", "cat", "mul", "split")
 JOINS = ("add", "cat", "mul")
@@ -51,7 +51,7 @@ def merge(scope: Scope, stmt: ast.Labeled) -> None:
             raise LocatedError("`split` takes no condition: without the merge its branches would see only part of the channels",
                                stmt.condition.span, "put the condition on a branch, or call a block conditionally")
         x = evaluate(stmt.condition, scope.env)
-        enabled = truth(x, stmt.condition.span)
+        enabled = truth(stmt.condition, x, scope.env)
         merge_cond = condition(stmt.condition, scope.env, x)
         if merge_cond is None:  # no parameter in it: decided here, and the class needs no `if`
             pin(x, reason=DECIDED)
@@ -77,7 +77,7 @@ def merge(scope: Scope, stmt: ast.Labeled) -> None:
                 raise LocatedError("a branch of `mul` takes no condition: a false branch would be the identity and square the input",
                                    line.condition.span, "make the whole merge conditional: `mul if condition:`")
             x = evaluate(line.condition, scope.env)
-            active = active and truth(x, line.condition.span)
+            active = active and truth(line.condition, x, scope.env)
             cond = condition(line.condition, scope.env, x)
             if kind == "cat":  # the branch or its input: the concatenation's channels follow the condition
                 pin(condition_deps(line.condition, scope.env), reason=MERGE)
@@ -230,14 +230,6 @@ class _LineLike:
     @property
     def pipeline(self):
         return self.node
-
-
-def truth(x, span: Span) -> bool:
-    """A condition's value, which must be true or false."""
-    if isinstance(x, Val) and isinstance(x.v, bool):
-        return x.v
-    found = f", found {x.v}" if isinstance(x, Val) else ""
-    raise LocatedError(f"a condition must be true or false{found}", span, "compare the number, e.g. `c > 0`" if found else None)
 
 
 def _is_identity(p: ast.Pipeline) -> bool:

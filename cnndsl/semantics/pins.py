@@ -33,7 +33,7 @@ _TABLE: ContextVar[dict | None] = ContextVar("cnndsl_pins", default=None)  # the
 SPATIAL = "it sets a spatial size"
 LITERAL = "it sets a number this file writes as a literal"
 EQUAL = "two sizes that must agree depend on it"
-DECIDED = "it decides a condition that this file does not test"
+DECIDED = "it decides a condition that was settled when this file was compiled"
 BRANCH = "it decides a branch whose layers this file does not contain"
 MERGE = "it decides a conditional merge's shape"
 LAYOUT = "it decides which dimensions a layer reorders, flattens or scales"

@@ -97,6 +97,9 @@ def evaluate(expr: ast.Expr, env: dict[str, Val]) -> Any:
         a, b = value(left), value(right)  # tuples of numbers compare as tuples
         ops = {"==": a == b, "!=": a != b}
         if expr.op in ops:
+            if isinstance(left, Word) != isinstance(right, Word):  # `j == 0` with no `j`: an error, not false
+                undefined(expr.left, left, env)
+                undefined(expr.right, right, env)
             return _bounded(compare(expr.op, left, right, ops[expr.op]), expr.span)
         if not all(isinstance(x, (int, float)) for x in (a, b)):  # words and tuples have no order here
             texts = [f"({', '.join(map(str, x))})" if isinstance(x, tuple) else str(x) for x in (a, b)]
@@ -154,6 +157,7 @@ def _index(expr: ast.Index, env) -> Val:
     """`layers[2]`: an item of a tuple (a negative index counts from the end, as in Python)."""
     base, i = evaluate(expr.base, env), _number(expr.index, env)
     if not isinstance(base, tuple):
+        undefined(expr.base, base, env)
         raise LocatedError(f"only a tuple has items, found {shown(expr.base, base)}", expr.base.span)
     if type(i.v) is not int:
         raise LocatedError(f"an index must be an integer, found {shown(expr.index, i)}", expr.index.span)
@@ -171,11 +175,7 @@ def _if_else(expr: ast.IfExp, env) -> Any:
     """`a if c else b`: the side the condition takes; the whole, for the code to print, where a parameter decides
     the condition and both sides are numbers."""
     c = evaluate(expr.condition, env)
-    if not (isinstance(c, Val) and isinstance(c.v, bool)):  # as a merge's or an optional line's condition
-        found = f", found {shown(expr.condition, c)}" if not isinstance(c, Val) else f", found {c.v}"
-        raise LocatedError(f"a condition must be true or false{found}", expr.condition.span,
-                           "compare the number, e.g. `w > 1`" if isinstance(c, Val) else None)
-    taken = c.v
+    taken = truth(expr.condition, c, env)
     chosen_side, other = (expr.then, expr.otherwise) if taken else (expr.otherwise, expr.then)
     x = evaluate(chosen_side, env)
     if c.e is None:
@@ -204,11 +204,36 @@ def _bounded(x: Val, span: Span) -> Val:
     return x
 
 
+def undefined(expr: ast.Expr, x: Any, env) -> None:
+    """Raise where a bare name that is no parameter, index or value in scope stands for a number, a tuple or a
+    condition: a word is only ever the value of an option or a parameter."""
+    if isinstance(expr, ast.Name) and isinstance(x, Word) and not isinstance(x, ChosenWord) and expr.id not in env:
+        names = [n for n in env if n.isidentifier()]
+        hint = did_you_mean(expr.id, names)
+        if hint is None and expr.id in ("k", "s", "p", "d", "g"):
+            hint = _unknown_name_hint(x, env)
+        raise LocatedError(f"`{expr.id}` is not defined here", expr.span,
+                           hint or "name a parameter, the index of a repetition `x(count, i)`, or write a number",
+                           names=(expr.id,))
+
+
+def truth(expr: ast.Expr, x: Any, env) -> bool:
+    """A condition's value (`x`, evaluated from `expr`), which must be true or false."""
+    if isinstance(x, Val) and isinstance(x.v, bool):
+        return x.v
+    undefined(expr, x, env)
+    found = f", found {x.v}" if isinstance(x, Val) else f", found {shown(expr, x)}"
+    raise LocatedError(f"a condition must be true or false{found}", expr.span,
+                       "compare the number, e.g. `c > 0`" if isinstance(x, Val) else None)
+
+
 def _number(expr: ast.Expr, env) -> Val:
     x = evaluate(expr, env)
     if isinstance(x, Val) and not isinstance(x.v, bool):
         return x
-    raise LocatedError(f"expected a number, found {shown(expr, x)}", expr.span, _unknown_name_hint(x, env), names=_names((expr, x)))
+    undefined(expr, x, env)
+    hint = f"take one of its items: `{expr.id}[0]`" if isinstance(x, tuple) and isinstance(expr, ast.Name) else _unknown_name_hint(x, env)
+    raise LocatedError(f"expected a number, found {shown(expr, x)}", expr.span, hint, names=_names((expr, x)))
 
 
 def _truth(expr: ast.Expr, env) -> bool:
@@ -219,6 +244,7 @@ def _truth_val(expr: ast.Expr, env) -> tuple[Val, bool]:
     x = evaluate(expr, env)
     if isinstance(x, Val):
         return x, bool(x.v)
+    undefined(expr, x, env)
     raise LocatedError(f"expected a condition, found {shown(expr, x)}", expr.span, _unknown_name_hint(x, env), names=_names((expr, x)))
 
 
@@ -247,17 +273,22 @@ def kind_of(x: Any) -> str | None:
     v = x.v if isinstance(x, Val) else x
     if isinstance(v, str):
         return "a word" if v.isascii() and v.isidentifier() else None
-    return "a number" if isinstance(v, (int, float, bool)) else None
+    if isinstance(v, bool):
+        return "true or false"
+    return "a number" if isinstance(v, (int, float)) else None
+
+
+_NUMBERS = {"a number", "true or false"}  # either may stand for the other, as in Python (`-D use_bn=1`)
 
 
 def kind_mismatch(want: str | None, given: Any) -> str | None:
     """Why a value given for a parameter does not fit the kind of its default (`want`, as kind_of says it), in
     words; None where it does."""
     got = kind_of(given)
-    if want is None or got is None or want == got:
+    if want is None or got is None or want == got or {want, got} <= _NUMBERS:
         return None
-    shown = (f"the word {quote(given)}" if got == "a word" else "a tuple" if got == "a tuple" else "a number")
-    return f"takes {want} (its default is one), found {shown}"
+    shown = f"the word {quote(given)}" if got == "a word" else got
+    return f"takes {want} ({'its default is one' if want != 'true or false' else 'like its default'}), found {shown}"
 
 
 def _unknown_name_hint(x: Any, env) -> str | None:
@@ -285,6 +316,7 @@ def convert(opt: Opt, x: Any, expr: ast.Expr, env) -> Any:
         if kind == "float" and isinstance(x, Val) and type(x.v) in (int, float):
             return x
         want = {"int": "an integer", "float": "a number", "bool": "true or false"}[kind]
+        undefined(expr, x, env)
         raise LocatedError(f"{where} must be {want}, found {shown(expr, x)}", expr.span, _unknown_name_hint(x, env) if kind != "bool" else None)
     if kind in ("ints", "floats", "padding", "dims"):
         if kind == "padding" and isinstance(x, Word):
@@ -516,8 +548,10 @@ def _count(arg: ast.Repeat, env: dict) -> tuple[int, str | None]:
     generated code writes each copy)."""
     x = evaluate(arg.count, env)
     if not (isinstance(x, Val) and type(x.v) is int):
-        raise LocatedError(f"a repetition's count must be an integer, found {shown(arg.count, x)}", arg.count.span,
-                           "round it: `x(int(n))`, `x(round(n))`" if isinstance(x, Val) and isinstance(x.v, float) else None)
+        undefined(arg.count, x, env)
+        hint = ("round it: `x(int(n))`, `x(round(n))`" if isinstance(x, Val) and isinstance(x.v, float) else
+                f"take one of its items: `{arg.count.id}[0]`" if isinstance(x, tuple) and isinstance(arg.count, ast.Name) else None)
+        raise LocatedError(f"a repetition's count must be an integer, found {shown(arg.count, x)}", arg.count.span, hint)
     if x.v < 0:
         raise LocatedError(f"a repetition's count must be at least 0, found {x.v}", arg.count.span)
     if arg.index is not None and arg.index in env:

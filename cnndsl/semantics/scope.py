@@ -27,7 +27,7 @@ from ..ops.base import written_rank
 from ..ops.common import fmt_shape
 from ..syntax import ast
 from .calls import call as block_call
-from .merges import JOINS, MERGES, join, merge, truth
+from .merges import JOINS, MERGES, join, merge
 from .pins import DECIDED, pin
 from .resolve import (
     ChosenWord,
@@ -37,6 +37,7 @@ from .resolve import (
     evaluate,
     resolve,
     split_repeat,
+    truth,
     word_option,
 )
 from .shapes import pool_stray_index, unpool_out
@@ -236,7 +237,7 @@ class Scope:
         0, 1, ... as torchvision's conditional `layers.append` numbers them); elsewhere its layers keep their names,
         so that the names of the others do not depend on the condition."""
         x = evaluate(stmt.condition, self.env)
-        there = truth(x, stmt.condition.span)
+        there = truth(stmt.condition, x, self.env)
         pin(condition_deps(stmt.condition, self.env), reason=DECIDED)
         if isinstance(x, Val) and x.e is not None:  # a block's parameters that decide it: its code has no use for them
             self.decided |= {s.name for s in x.e.syms() if s.kind == "local" and s.name != "in_channels"}

@@ -229,7 +229,8 @@ def _pinned_check(w: Writer, net: CheckedNetwork) -> None:
         message = (f"{name}: this module was compiled with {name}={shown} ({why}); recompile with "
                    f"`cnndsl build -D {name}=...` or `cnndsl.load(..., {name}=...)`")
         assert '"' not in message and "\\" not in message, message
-        w.line(f"if {name} == {name}:" if v != v else f"if {name} != {lit(v)}:")  # a NaN equals nothing
+        given = f"tuple({name})" if isinstance(v, tuple) else name  # a list of the same items is the same value
+        w.line(f"if {name} == {name}:" if v != v else f"if {given} != {lit(v)}:")  # a NaN equals nothing
         with w.indent():
             w.call("raise ", Call("ValueError", [f'"{message}"']))
 
