@@ -215,6 +215,11 @@ class _Checker:
         self.scope = scope = Scope(self.prog, self.source, self.env, self.input if self.input is not None else (),
                                    on_statement=self._statement)
         scope.body(self.net.body)
+        for stmt, op, source in self.prog.defaults_seen.values():
+            if not any(id(arg) in self.prog.defaults_used for arg in stmt.args):
+                self.prog.warn(f"`defaults {op}` applies to no layer", stmt.op_span, source,
+                               f"no `{op}` below it (here, in its groups or the blocks they call) takes its options, or a later "
+                               f"`defaults {op}` replaces them first")
         if not self.prog.layers and not self.prog.errors:
             self.error(f"network `{self.net.name}` has no layers", first_line(self.net.span), "add a pipeline such as `conv 16 k3 | relu`")
         rules = self._init_rules()

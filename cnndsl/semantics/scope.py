@@ -59,6 +59,8 @@ class Program:
     work: limits.Budget = field(default_factory=limits.Budget)  # the work of this check, against the `work` limit
     layer_inits: list[tuple[str, ast.Keyword, Source]] = field(default_factory=list)
     warned: set[tuple[str, Span, str]] = field(default_factory=set)  # (file, span, message) of each warning
+    defaults_seen: dict[int, tuple[ast.Defaults, str, Source]] = field(default_factory=dict)  # id(stmt) -> its op
+    defaults_used: set[int] = field(default_factory=set)  # id() of each `defaults` option a layer was given
 
     def diagnostic(self, severity: str, message: str, span: Span, source: Source, hint: str | None) -> Diagnostic:
         notes = tuple(
@@ -214,18 +216,24 @@ class Scope:
     def set_defaults(self, stmt: ast.Defaults) -> None:
         """`defaults bn eps=0.001 momentum=0.01`: options every later `bn` here (in groups and the blocks it calls
         too) takes where it gives none of its own; checked here as the op's options."""
-        spec = REGISTRY.get(stmt.op)
+        op = self.chosen_op(ast.Layer(stmt.op, stmt.op_span, (), None, stmt.span)).op  # `defaults act inplace`
+        spec = REGISTRY.get(op)
         if spec is None:
-            raise LocatedError(f"unknown op `{stmt.op}`", stmt.op_span, did_you_mean(stmt.op, REGISTRY) or "see the op catalog in docs/LANGUAGE.md")
+            raise LocatedError(f"unknown op `{op}`", stmt.op_span, did_you_mean(op, REGISTRY) or "see the op catalog in docs/LANGUAGE.md")
         for arg in stmt.args:
             flag = isinstance(arg, ast.Positional) and isinstance(arg.value, ast.Name) and arg.value.id not in self.env \
                 and word_option(spec, arg.value.id, arg.span) is not None
             if not (flag or isinstance(arg, ast.Keyword)):  # a value by position would fill the layer's own slot
+                if isinstance(arg, ast.Positional) and isinstance(arg.value, ast.Name) and arg.value.id not in self.env:
+                    of = f" (the value of `{stmt.op}`)" if op != stmt.op else ""
+                    raise LocatedError(f"`{op}`{of} has no option `{arg.value.id}`", arg.span,
+                                       did_you_mean(arg.value.id, [f for o in spec.all_options for f, _ in o.flags]))
                 raise LocatedError("`defaults` takes options by name (`eps=0.001`) or flags (`nobias`)", arg.span)
             if isinstance(arg, ast.Keyword) and arg.key == "init":
-                raise LocatedError("an initialiser is no default option: write an `init` rule", arg.span, f"e.g. `init {stmt.op} weight=...`")
-        trial = Ctx(spec=spec, op=stmt.op, shape=None)
-        resolve(trial, ast.Layer(stmt.op, stmt.op_span, stmt.args, None, stmt.span), self.env, {})  # its mistakes, here
+                raise LocatedError("an initialiser is no default option: write an `init` rule", arg.span, f"e.g. `init {op} weight=...`")
+        trial = Ctx(spec=spec, op=op, shape=None)
+        resolve(trial, ast.Layer(op, stmt.op_span, stmt.args, None, stmt.span), self.env, {})  # its mistakes, here
+        self.prog.defaults_seen.setdefault(id(stmt), (stmt, op, self.source))
         env = dict(self.env)
         own = {(spec.option(arg.key) if isinstance(arg, ast.Keyword) else word_option(spec, arg.value.id, arg.span)[0]).name: (arg, env)
                for arg in stmt.args}
@@ -381,7 +389,10 @@ class Scope:
             self.shape = (None,) * (self.start_rank + 1)
         ctx = Ctx(spec=spec, op=node.op, shape=self.shape)
         spans: dict[str, Span] = {}
-        extra = resolve(ctx, node, self.env, spans, self.defaults[spec.name].values() if spec.name in self.defaults else ())
+        given = self.defaults.get(spec.name)
+        if given:
+            self.prog.defaults_used.update(id(arg) for arg, _ in given.values())
+        extra = resolve(ctx, node, self.env, spans, given.values() if given else ())
         _within_limits(ctx, spans, node.op_span)
         attr = self.child_name(node.name, spec.kind or spec.name, node.span)
         if self.shape is None:  # an earlier error left the shape unknown
