@@ -33,6 +33,8 @@ def value(text: str, where: str) -> Any:
     """A -D value: true/false, an integer within the `integer` limit, a float, a word (str), or a tuple of
     numbers (`3,4,6,3`, `1x7`); UsageError naming `where`."""
     t = text.strip()
+    if len(t) >= 2 and (t[0], t[-1]) in (("(", ")"), ("[", "]")):  # as written in a .cnn file or in Python
+        t = t[1:-1].strip() + ("," if "," not in t else "")
     if "," in t or (t.isascii() and _DIMS.fullmatch(t)):
         parts = t.split(",") if "," in t else t.split("x")
         if parts[-1].strip() == "" and len(parts) > 1:  # `3,` is a tuple of one
@@ -40,13 +42,13 @@ def value(text: str, where: str) -> Any:
         found = limits.problem("expression", len(parts), "the number of values")
         if found:
             raise UsageError(f"{where}: {found[0]}; {found[1]}")
-        return tuple(_number(part, where) for part in parts)
+        return tuple(_number(part, where, text) for part in parts)
     if t.isascii() and _WORD.fullmatch(t) and t.lower() not in ("inf", "infinity", "nan", "true", "false"):
         return t
     return _number(t, where)
 
 
-def _number(text: str, where: str) -> Any:
+def _number(text: str, where: str, whole: str | None = None) -> Any:
     t = text.strip()
     if t.lower() in ("true", "false"):
         return t.lower() == "true"
@@ -58,7 +60,9 @@ def _number(text: str, where: str) -> Any:
         return _within_limit(int(t), where)
     if t.isascii() and _FLOAT.fullmatch(t):
         return float(t)
-    raise UsageError(f"{where}: the value {quote(text)} is not a number, true/false, a word, or numbers such as 3,4,6,3")
+    within = f" (in {quote(whole.strip())})" if whole is not None else ""
+    raise UsageError(f"{where}: the value {quote(text)}{within} is not a number, true/false, a word, or numbers "
+                     "such as 3,4,6,3 or (3, 4, 6, 3)")
 
 
 def _within_limit(n: int, where: str) -> int:

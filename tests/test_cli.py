@@ -377,8 +377,8 @@ def test_define_last_one_wins(lenet):
 @pytest.mark.parametrize(
     "define, message",
     [
-        ("num_classes=a+b", "-D num_classes: the value 'a+b' is not a number, true/false, a word, or numbers such as 3,4,6,3"),
-        ("num_classes=", "-D num_classes: the value '' is not a number, true/false, a word, or numbers such as 3,4,6,3"),
+        ("num_classes=a+b", "-D num_classes: the value 'a+b' is not a number, true/false, a word, or numbers such as 3,4,6,3 or (3, 4, 6, 3)"),
+        ("num_classes=", "-D num_classes: the value '' is not a number, true/false, a word, or numbers such as 3,4,6,3 or (3, 4, 6, 3)"),
         ("num_classes", "-D expects NAME=VALUE, got 'num_classes'"),
         ("=3", "-D expects NAME=VALUE, got '=3'"),
         ("2x=3", "-D expects NAME=VALUE, got '2x=3'"),
@@ -597,7 +597,7 @@ def test_compile_path_never_imports_torch(lenet):
 
 
 @pytest.mark.parametrize("define, message", [
-    ("num_classes=\u0664", "-D num_classes: the value '\u0664' is not a number, true/false, a word, or numbers such as 3,4,6,3"),
+    ("num_classes=\u0664", "-D num_classes: the value '\u0664' is not a number, true/false, a word, or numbers such as 3,4,6,3 or (3, 4, 6, 3)"),
     ("num_classes=" + "9" * 5000, "-D num_classes: an integer of 5,000 digits exceeds the limit"),
     ("num_classes=99999999999999999999", "-D num_classes: the integer (99,999,999,999,999,999,999) exceeds the limit"),
 ], ids=["other-digits", "long-integer", "too-large"])

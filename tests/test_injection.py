@@ -278,13 +278,13 @@ def test_the_corpus_covers_every_place():
             "keyword", "params", "file", "import", "input", "name", "condition"} <= places
 
 
-@pytest.mark.parametrize("value", [SHELL, "8; import os", "[8]", "lambda: 8", "0xff", "os.system", ""])
+@pytest.mark.parametrize("value", [SHELL, "8; import os", "[8", "lambda: 8", "0xff", "os.system", ""])
 def test_define_values_that_are_not_numbers_are_usage_errors(value, tmp_path):
     (tmp_path / "net.cnn").write_text(_net("conv a k3", HEAD), encoding="utf-8")
     proc = subprocess.run([sys.executable, "-m", "cnndsl", "build", "net.cnn", "-D", f"a={value}"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.startswith("cnndsl: error: -D a: the value ") and proc.stderr.endswith("is not a number, true/false, a word, or numbers such as 3,4,6,3\n")
+    assert proc.stderr.startswith("cnndsl: error: -D a: the value ") and proc.stderr.endswith("is not a number, true/false, a word, or numbers such as 3,4,6,3 or (3, 4, 6, 3)\n")
     _no_marker(tmp_path)
 
 
