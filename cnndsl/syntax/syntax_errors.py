@@ -124,6 +124,8 @@ def syntax_error(source: Source, e: UnexpectedInput, terminals) -> Diagnostic:
         hint = "indent the lines of the body under the line that ends with `:`"
     elif tok.type == "MINUS" and "MINUS" not in expected:
         hint = "a negative number in a layer's arguments is written in parentheses, e.g. (-1)"
+    elif tok.type == "_ELSE" and "_ELSE" not in expected:
+        hint = "a value chosen by a condition is written in parentheses: `(a if c else b)`"
     if "RPAR" in expected and hint is None:
         opened = _unclosed_paren(source.text, line, col)
         if opened is not None:
