@@ -387,3 +387,36 @@ def test_defaults_take_flags_short_options_and_names_but_no_value_by_position():
     assert (model.maxpool1.kernel_size, model.maxpool1.stride) == (3, 1)
     with pytest.raises(cnndsl.CheckError, match="`defaults` takes options by name"):
         cnndsl.check(head + "    defaults conv c\n    conv 8 k1\n")  # c is a value: it would fill conv's `out`
+
+
+def test_a_parameter_that_only_chooses_a_called_blocks_class_is_the_callers_choice_too():
+    """Found by a new-user trial: `Outer(se)` passed `se` on to `Inner`, whose optional line it decides; `Outer`
+    kept a parameter `se` that its code no longer used (another value would have done nothing)."""
+    src = """block Inner(out, se=false):
+    conv out k1
+    bn if se
+
+block Outer(out, se=false):
+    Inner(out, se=se)
+    relu
+
+network N(use_se=true):
+    input 3x8x8
+    Outer(8, se=use_se)
+    Outer(8)
+"""
+    code = cnndsl.compile(src)
+    assert "def __init__(self, in_channels, out):" in code and "se=" not in code.split("class N(")[0]
+    model = cnndsl.load(src)
+    assert type(model.outer1.inner1.bn1).__name__ == "BatchNorm2d" and not hasattr(model.outer2.inner1, "bn1")
+
+
+def test_a_depthwise_conv_does_not_pin_its_width():
+    """A depthwise conv's groups are its input channels: they divide its output channels for every width, so
+    the width stays a parameter of the generated class (a new-user trial found it pinned)."""
+    src = "network N(w=1.0):\n    input 3x8x8\n    conv make_divisible(16*w, 8) k3 | dwconv k3 | bn\n"
+    ns: dict = {}
+    exec(cnndsl.compile(src), ns)  # noqa: S102 - our own generated code
+    generic = ns["N"](w=2.0)
+    direct = cnndsl.load(src, w=2.0)
+    assert {k: v.shape for k, v in generic.state_dict().items()} == {k: v.shape for k, v in direct.state_dict().items()}

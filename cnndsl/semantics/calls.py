@@ -95,6 +95,10 @@ def call(scope: Scope, node: ast.Call) -> None:
     decided = sub.decided - _names_printed(sub.steps) - _names_printed([e for _, e in defaults])
     words |= decided
     params = [(name, d) for name, d in params if name not in decided]
+    for name in decided & given.keys():  # the caller's own parameters that chose this class: its choice too
+        v = given[name][1]
+        if isinstance(v, Val) and v.e is not None:
+            scope.decided |= {s.name for s in v.e.syms() if s.kind == "local" and s.name != "in_channels"}
     index = len(scope.prog.instances)
     scope.prog.instances.append(BlockInstance.make(block=node.callee, file=source.name, params=tuple(params),
                                              defaults=tuple(defaults), steps=tuple(sub.steps)))

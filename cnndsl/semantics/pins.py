@@ -86,8 +86,8 @@ def divides(d, x) -> bool:
     ok = dv != 0 and xv % dv == 0
     if ok and (getattr(d, "e", None) is not None or getattr(x, "e", None) is not None):  # else numbers: exact
         e, k = as_val(x).expr().outer(), as_val(d).expr().outer()
-        exact = isinstance(k, Poly) and k.is_const and isinstance(e, Poly) and k.const > 0 and \
-            e.const % k.const == 0 and all(c % k.const == 0 for _, c in e.terms)
+        exact = same(d, x) or (isinstance(k, Poly) and k.is_const and isinstance(e, Poly) and k.const > 0 and
+                               e.const % k.const == 0 and all(c % k.const == 0 for _, c in e.terms))
         if not exact:
             pin(d, x, reason=DIVIDES)
     return ok
