@@ -146,8 +146,9 @@ def _function(expr: ast.InitCall, env) -> Val:
         raise LocatedError(f"`{expr.name}` takes {takes} argument{'s' * (high != 1)}, found {len(args)}", expr.span)
     try:
         result = apply_function(expr.name, tuple(args))
-    except (ArithmeticError, ValueError) as e:  # int() or round() of inf or nan
-        raise LocatedError(f"cannot compute `{expr.name}` of these values ({e})", expr.span) from None
+    except (ArithmeticError, ValueError):  # int() or round() of inf or nan
+        raise LocatedError(f"cannot compute `{expr.name}({', '.join(str(a.v) for a in args)})`", expr.span,
+                           "infinity and nan have no integer value") from None
     if isinstance(result.v, complex):  # a negative number's ** 0.5 (sqrt is printed as that)
         raise LocatedError("cannot compute the square root of a negative number", expr.span)
     return _bounded(result, expr.span)

@@ -30,6 +30,7 @@ from .calls import call as block_call
 from .merges import JOINS, MERGES, join, merge
 from .pins import DECIDED, pin
 from .resolve import (
+    FAILED,
     ChosenWord,
     LocatedError,
     chosen,
@@ -309,6 +310,8 @@ class Scope:
     def chosen_op(self, node: ast.Layer) -> ast.Layer:
         """A layer whose op is a parameter holding a word (`act` with `act=relu`): that op, the parameter pinned."""
         word = self.env.get(node.op)
+        if word is FAILED:  # a parameter whose value was refused: that error is the one to fix
+            raise LocatedError(f"`{node.op}` is a parameter whose definition failed", node.op_span, reported=True)
         if not isinstance(word, ChosenWord):
             return node
         if word not in REGISTRY:
@@ -321,6 +324,8 @@ class Scope:
         """A call whose callee is a parameter holding a word (`block(64)` with `block=Bottleneck`): a call of that
         block, the parameter pinned."""
         word = self.env.get(node.callee)
+        if word is FAILED:
+            raise LocatedError(f"`{node.callee}` is a parameter whose definition failed", first_line(node.span), reported=True)
         if not isinstance(word, ChosenWord):
             return node
         if word not in self.prog.blocks:
