@@ -72,6 +72,7 @@ SAMPLES: dict[str, list[tuple[str, str]]] = {
     "pixelunshuffle": [(I2, "pixelunshuffle 2")],
     "shuffle": [(I2, "shuffle 2")],
     "permute": [(I2, "permute 0 2 3 1"), (I2, "permute 0 1 2 3")],
+    "crop": [(I2, "crop 20x17"), (I1, "crop 5"), (I3, "crop 9")],
     "layerscale": [(I2, "layerscale 0.5"), (I2, "layerscale 0.5 dim=-1")],
     "droppath": [(I2, "droppath 0.2")],
     "bn": [(I2, "bn"), (I1, "bn")],

@@ -42,6 +42,19 @@ class Permute(nn.Module):
         return x.permute(*self.dims)
 
 
+class CenterCrop(nn.Module):
+    """The centre of the last dimensions, the lower offset where a margin is odd (written here without cnndsl)."""
+
+    def __init__(self, size: tuple[int, ...]):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x):
+        starts = [(have - want) // 2 for have, want in zip(x.shape[-len(self.size):], self.size)]
+        index = tuple(slice(s, s + n) for s, n in zip(starts, self.size))
+        return x[(..., *index)]
+
+
 class Scale(nn.Module):
     """Layer scale: x * gamma, gamma a learnable tensor that broadcasts against x."""
 
@@ -375,6 +388,12 @@ case("shuffle", "8x4x4", "shuffle 2", lambda: [nn.ChannelShuffle(2)])
 case("shuffle_key", "8x4x4", "shuffle groups=4", lambda: [nn.ChannelShuffle(4)])
 case("shuffle1d", "6x5", "shuffle 3", lambda: [nn.ChannelShuffle(3)])
 case("shuffle3d", "4x2x3x3", "shuffle 2", lambda: [nn.ChannelShuffle(2)])
+
+# crop: the centre, every rank, odd and even margins
+case("crop2d", "3x12x11", "crop 5x8", lambda: [CenterCrop((5, 8))])
+case("crop2d_square", "3x9x9", "crop 4 | conv 2 k1", lambda: [CenterCrop((4, 4)), nn.Conv2d(3, 2, 1)])
+case("crop1d", "3x12", "crop 7", lambda: [CenterCrop((7,))])
+case("crop3d", "2x6x7x8", "crop size=(3, 3, 8)", lambda: [CenterCrop((3, 3, 8))])
 
 # permute (then ln and linear act on the last dim)
 case("permute_ln_linear", "4x5x6", "permute 0 2 3 1 | ln | linear 8",

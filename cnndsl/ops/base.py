@@ -29,7 +29,7 @@ class Opt:
     """One option: its PyTorch name (the long form), how its value is read, and its short forms."""
 
     name: str
-    kind: str  # int | ints | float | bool | enum | padding | dims | name
+    kind: str  # int | ints | float | bool | enum | padding | dims | value (a named tensor: `like=e1`)
     default: Any = None
     choices: tuple = ()
     short: str | None = None  # `k` in k3, `s` in s2 ...
@@ -91,6 +91,11 @@ class OpSpec:
 
     def option(self, key: str) -> Opt | None:
         return self._by_key.get(key)
+
+    @cached_property
+    def reads_values(self) -> bool:
+        """Whether an option names a tensor value (`like=e1`), whose shape the rule reads."""
+        return any(o.kind == "value" for o in self.options)
 
     @cached_property
     def all_options(self) -> tuple[Opt, ...]:
@@ -157,6 +162,15 @@ class Ctx:
     shape: tuple | None  # (C, *spatial) without the batch dimension; None when unknown after an error
     opts: dict[str, Any] = field(default_factory=dict)
     given: set[str] = field(default_factory=set)
+    values: dict[str, tuple | None] = field(default_factory=dict)  # the shapes of the named values in scope (`like=`)
+
+    def value_shape(self, key: str) -> tuple | None:
+        """The shape of the named value an option (`like=e1`) names; a LayerError where there is none."""
+        name = self.opts.get(key)
+        if name not in self.values:
+            raise LayerError(f"`{name}` is not a value here", at=key,
+                             hint="a value is named with `name = pipeline` on an earlier line of this network or block")
+        return self.values[name]
 
     def __getitem__(self, key: str) -> Any:
         return self.opts.get(key)

@@ -83,17 +83,36 @@ def identity(ctx: Ctx) -> Result:
     return Result(module="nn.Identity", shape=ctx.shape)
 
 
+def _like(ctx: Ctx, n: int, what: str, *others: str) -> tuple | None:
+    """The spatial sizes of the value `like=` names (None where the layer has no `like`), refusing `others`
+    beside it and a value of another rank."""
+    if ctx["like"] is None:
+        return None
+    given = [o for o in others if ctx[o] is not None]
+    if given:
+        raise LayerError(f"`{what} like={ctx['like']}` takes its size from the value; give no `{given[0]}` beside it", at=given[0])
+    other = ctx.value_shape("like")
+    if len(other) != n + 1:
+        raise LayerError(f"`{ctx['like']}` is {fmt_shape(other)}, which has {len(other) - 1} spatial dimension"
+                         f"{'s' * (len(other) != 2)}; the input {fmt_shape(ctx.shape)} has {n}", at="like")
+    return tuple(other[1:])
+
+
 def upsample(ctx: Ctx) -> Result:
     n = need_spatial(ctx, "upsample")
     scale, size = ctx["scale_factor"], ctx["size"]
-    if (scale is None) == (size is None):
-        raise LayerError("`upsample` needs exactly one of a scale factor and a size", at="size" if size is not None else None,
-                         hint="e.g. `upsample 2` or `upsample size=64x64`")
+    like = _like(ctx, n, "upsample", "scale_factor", "size", "recompute_scale_factor")
+    if like is None and (scale is None) == (size is None):
+        raise LayerError("`upsample` needs exactly one of a scale factor, a size and a value to match (`like=e1`)",
+                         at="size" if size is not None else None, hint="e.g. `upsample 2`, `upsample size=64x64` or `upsample like=e1`")
     mode = ctx["mode"] or "nearest"
     if mode in _LINEAR_FAMILY and _LINEAR_FAMILY[mode] != n:
         raise LayerError(f"mode={mode} needs a {_LINEAR_FAMILY[mode] + 2}-D input, found {n + 2}-D input {fmt_shape(ctx.shape)}", at="mode")
     if ctx["align_corners"] is not None and mode not in _LINEAR_FAMILY:
         raise LayerError(f"align_corners applies only to the linear modes (linear, bilinear, bicubic, trilinear), not mode={mode}", at="align_corners")
+    if like is not None:  # F.interpolate to the value's size, read in forward: right for every input size
+        return Result(module=None, shape=(ctx.channels, *like), args=(ctx["like"],),
+                      kwargs=(("mode", chosen_mode(ctx)),) + kw(ctx, "align_corners"), forward="interpolate")
     if size is not None:
         if value(ctx["recompute_scale_factor"]):
             raise LayerError("recompute_scale_factor is not meaningful with an explicit size", at="recompute_scale_factor")
@@ -109,6 +128,28 @@ def upsample(ctx: Ctx) -> Result:
         if any(o is not None and o < 1 for o in out):
             raise LayerError(f"output size is too small: input {fmt_shape(ctx.shape)} gives spatial size {out}", at="scale_factor")
     return Result(module="nn.Upsample", shape=(ctx.channels, *out), kwargs=kw(ctx, "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor"))
+
+
+def chosen_mode(ctx: Ctx) -> str:
+    """The interpolation mode as the code writes it (always: torchvision's FPN spells out `mode="nearest"`)."""
+    return ctx["mode"] or "nearest"
+
+
+def crop(ctx: Ctx) -> Result:
+    n = need_spatial(ctx, "crop")
+    like = _like(ctx, n, "crop", "size")
+    if like is None and ctx["size"] is None:
+        raise LayerError("`crop` needs a size or a value to match (`like=e1`)", hint="e.g. `crop 64x64` or `crop like=e1`")
+    target = like if like is not None else tuple(ctx.per_dim("size", n))
+    if like is None:
+        at_least(ctx, "size", target, 1)
+    for j, (have, want) in enumerate(zip(ctx.shape[1:], target)):
+        if have is not None and want is not None and value(want) > value(have):
+            raise LayerError(f"`crop` cannot enlarge: the input {fmt_shape(ctx.shape)} is smaller than the target "
+                             f"({', '.join(str(value(t)) for t in target)}) in spatial axis {j + 1}",
+                             at="like" if like is not None else "size", hint="a crop only cuts: to grow, use `upsample like=...` or `pad`")
+    args = (ctx["like"],) if like is not None else (tuple(ctx.per_dim("size", n)),)
+    return Result(module=None, shape=(ctx.channels, *target), args=args, forward="crop", helper="center_crop")
 
 
 def pixelshuffle(ctx: Ctx) -> Result:
@@ -238,6 +279,12 @@ def upsample_window(layer) -> Window:
     return window(tuple(taps), steps, exact=exact)
 
 
+def _crop_target(layer) -> dict:
+    """`crop 5x7` or `crop like=e1`, from what the layer was given."""
+    (target,) = layer.args
+    return {"size": value(target)} if isinstance(target, tuple) else {"like": str(target)}
+
+
 def pixelshuffle_window(layer) -> Window:
     """pixelshuffle r: each output reads one input, the outputs r times denser, unevenly; pixelunshuffle r: each
     output reads an r x r block (across its channels), an exact window of r, stride r."""
@@ -272,10 +319,14 @@ register(
            label=Label(), **_EACH),
     OpSpec("upsample", upsample,
            (Opt("scale_factor", "floats"), Opt("size", "ints"), Opt("mode", "enum", "nearest", choices=UPSAMPLE_MODES),
-            Opt("align_corners", "bool"), Opt("recompute_scale_factor", "bool")),
+            Opt("align_corners", "bool"), Opt("recompute_scale_factor", "bool"), Opt("like", "value")),
            positional=("scale_factor",), kind="upsample",
-           doc="resampling by a scale factor or to a size, exactly one of them: `nn.Upsample`",
-           window=upsample_window, macs=0, buffers=0, label=Label()),
+           doc="resampling by a scale factor or to a size, exactly one of them: `nn.Upsample`; or to the size of a "
+               "value, `like=e1`: `nn.functional.interpolate(x, size=e1.shape[2:])` in `forward`",
+           window=upsample_window, macs=0, buffers=0, label=Label(args=("like",))),
+    OpSpec("crop", crop, (Opt("size", "ints"), Opt("like", "value")), positional=("size",), kind="crop", returns_input=True,
+           doc="the centre of the input, cut to a size (`crop 64x64`) or to a value's size (`crop like=e1`), in `forward`",
+           window=POINTWISE, macs=0, buffers=0, label=Label(args=(None,), derive=_crop_target)),
     OpSpec("pixelshuffle", pixelshuffle, (Opt("upscale_factor", "int"),), positional=("upscale_factor",), kind="pixelshuffle",
            doc="(C·r², H, W) to (C, H·r, W·r), 4-D inputs only: `nn.PixelShuffle`",
            window=pixelshuffle_window, macs=0, buffers=0, label=Label(args=("upscale_factor",))),

@@ -334,6 +334,11 @@ def convert(opt: Opt, x: Any, expr: ast.Expr, env) -> Any:
                 want = ("integers" if kind != "floats" else "numbers") if isinstance(x, tuple) else ("an integer" if kind != "floats" else "a number")
                 raise LocatedError(f"{where} must be {want}, found {shown(expr, i)}", expr.span, _unknown_name_hint(i, env))
         return x
+    if kind == "value":  # `like=e1`: a named tensor value of the network or block, looked up by the scope
+        if isinstance(expr, ast.Name) and isinstance(x, Word) and not isinstance(x, ChosenWord):
+            return x
+        raise LocatedError(f"{where} takes the name of a value, such as `{opt.name}=e1`, found {shown(expr, x)}", expr.span,
+                           "name a tensor with `e1 = ...` on an earlier line")
     if kind == "enum":
         if isinstance(x, Word) and x in opt.choices:
             return chosen(x)

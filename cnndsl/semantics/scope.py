@@ -399,6 +399,8 @@ class Scope:
             self.prog.defaults_used.update(id(arg) for arg, _ in given.values())
         extra = resolve(ctx, node, self.env, spans, given.values() if given else ())
         _within_limits(ctx, spans, node.op_span)
+        if spec.reads_values:
+            self.read_values(ctx, spans)
         attr = self.child_name(node.name, spec.kind or spec.name, node.span)
         if self.shape is None:  # an earlier error left the shape unknown
             return
@@ -442,6 +444,18 @@ class Scope:
         if spec.name == "maxpool":
             self.maxpools.append(attr)
         self.shape = result.shape
+
+    def read_values(self, ctx: Ctx, spans: dict[str, Span]) -> None:
+        """The named values a layer's options read (`upsample like=e1`): their shapes for its rule, each marked used."""
+        for opt in ctx.spec.all_options:
+            name = ctx[opt.name] if opt.kind == "value" else None
+            if name is None:
+                continue
+            if name not in self.values and name in self.later:
+                raise LocatedError(self.used_before(name), spans[opt.name], "move the line that defines it above this one")
+            if name in self.values:
+                self.values[name].used = True
+                ctx.values[name] = self.values[name].shape
 
     def unpool(self, node: ast.Layer) -> None:
         args = [a for a in node.args]

@@ -79,7 +79,16 @@ def _make_divisible_source() -> str:
     return inspect.getsource(make_divisible).replace("def make_divisible(", f"def {MAKE_DIVISIBLE}(", 1)
 
 
-_HELPERS = {"DeformConv": (_DEFORM_HELPER, ("DeformConv2d",))}
+_CENTER_CROP_HELPER = '''
+def _center_crop(x, size):
+    """The centre of x, its last len(size) dimensions cut to `size` (where a margin is
+    odd, the extra element is cut at the end)."""
+    for dim, n in enumerate(size, start=x.dim() - len(size)):
+        x = x.narrow(dim, (x.shape[dim] - n) // 2, n)
+    return x
+'''
+
+_HELPERS = {"DeformConv": (_DEFORM_HELPER, ("DeformConv2d",)), "center_crop": (_CENTER_CROP_HELPER, ())}
 
 
 def safe_file_name(name: str) -> str:

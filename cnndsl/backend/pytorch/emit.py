@@ -305,7 +305,9 @@ class Body(StepVisitor):
         return self._modules.visit(step)
 
     def declare(self, w: Writer, step: LayerStep | CallStep | GroupStep) -> None:
-        if isinstance(step, LayerStep) and step.layer.forward == "permute":
+        if isinstance(step, LayerStep) and step.layer.module is None:  # permute, interpolate, crop: no module
+            if step.layer.helper:
+                self.helpers.add(step.layer.helper)
             return
         if isinstance(step, LayerStep) and step.layer.forward == "mul":
             shape, init = step.layer.args
@@ -341,6 +343,13 @@ class Body(StepVisitor):
         layer = step.layer
         if layer.forward == "permute":
             call = f"{cur}.permute({', '.join(lit(d) for d in layer.args)})"
+        elif layer.forward == "interpolate":  # to a value's size, read when it runs
+            extra = "".join(f", {k}={lit(v)}" for k, v in layer.kwargs)
+            call = f"nn.functional.interpolate({cur}, size={self.local(layer.args[0])}.shape[2:]{extra})"
+        elif layer.forward == "crop":
+            (target,) = layer.args
+            size = lit(target) if isinstance(target, tuple) else f"{self.local(target)}.shape[2:]"
+            call = f"_center_crop({cur}, {size})"
         elif layer.forward == "mul":
             call = f"{cur} * self.{step.name}"
         elif step.unpool is not None:

@@ -1,0 +1,79 @@
+"""Dataflow beyond a pipeline: resizing and cropping to another value's size, torch as the oracle."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.nn import functional as F
+
+import cnndsl
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+LIKE = """network Net(mode=nearest):
+    input 3x{h}x{w}
+    e1 = conv 8 k3 p1 | relu
+    e2 = e1 | maxpool 2 | conv 16 k3 p1 | relu
+    d1 = e2 | upsample like=e1 mode=mode | conv 8 k1 | cat(e1)
+    d1 | crop like=e2 | conv 2 k1
+"""
+
+
+class Direct(nn.Module):
+    """LIKE written with torch alone."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+        self.conv1, self.conv2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)
+        self.conv3, self.conv4 = nn.Conv2d(16, 8, 1), nn.Conv2d(16, 2, 1)
+
+    def forward(self, x):
+        e1 = F.relu(self.conv1(x))
+        e2 = F.relu(self.conv2(F.max_pool2d(e1, 2)))
+        d1 = torch.cat([self.conv3(F.interpolate(e2, size=e1.shape[-2:], mode=self.mode)), e1], dim=1)
+        top, left = (d1.shape[2] - e2.shape[2]) // 2, (d1.shape[3] - e2.shape[3]) // 2
+        return self.conv4(d1[:, :, top:top + e2.shape[2], left:left + e2.shape[3]])
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(h=st.integers(2, 40), w=st.integers(2, 40), mode=st.sampled_from(["nearest", "bilinear", "bicubic", "area", "nearest-exact"]),
+       run_h=st.integers(2, 40), run_w=st.integers(2, 40))
+def test_resize_and_crop_to_a_value_equal_torch_at_every_input_size(h, w, mode, run_h, run_w):
+    """Compiled at one input size, the module computes torch's result at any other: the sizes are read when it runs."""
+    ours = cnndsl.load(LIKE.format(h=h, w=w), mode=mode).eval()
+    theirs = Direct(mode).eval()
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    for size in ((h, w), (run_h, run_w)):
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            torch.testing.assert_close(ours(x), theirs(x))
+    net = cnndsl.check(LIKE.format(h=h, w=w), mode=mode)
+    assert net.output_shape == (2, h // 2, w // 2)
+
+
+def test_the_code_reads_the_values_size_when_it_runs():
+    code = cnndsl.compile(LIKE.format(h=37, w=45))
+    assert 'x = nn.functional.interpolate(e2, size=e1.shape[2:], mode="nearest")  # (N, 16, 37, 45)' in code
+    assert "x = _center_crop(d1, e2.shape[2:])  # (N, 16, 18, 22)" in code
+    assert code.count("def _center_crop(") == 1
+
+
+@pytest.mark.parametrize("line, message", [
+    ("e2 | upsample like=e9", "`e9` is not a value here"),
+    ("e2 | upsample like=e3", "the value `e3` is used before it is defined (on line 6)"),
+    ("e2 | upsample 2 like=e1", "`upsample like=e1` takes its size from the value; give no `scale_factor` beside it"),
+    ("e2 | upsample like=3", "`like` takes the name of a value, such as `like=e1`, found `3`"),
+    ("e1 | crop like=e2 | crop like=e1", "`crop` cannot enlarge: the input (N, 8, 8, 8) is smaller than the target (16, 16) in spatial axis 1"),
+    ("e2 | flatten | upsample like=e1", "`upsample` needs a 3-D or 4-D or 5-D input (N, C, ...), found 2-D input (N, 512)"),
+])
+def test_mistakes_are_located(line, message):
+    src = f"network N:\n    input 3x16x16\n    e1 = conv 8 k3 p1\n    e2 = e1 | maxpool 2\n    {line}\n    e3 = e2 | relu\n    e3\n"
+    with pytest.raises(cnndsl.CheckError) as info:
+        cnndsl.check(src)
+    d = info.value.diagnostics[0]
+    assert d.message.startswith(message), d.message
+    assert d.line == 5
