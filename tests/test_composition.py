@@ -679,15 +679,15 @@ network N:
 network N:
     input 8x16x16
     A(4)
-""", 2, 5, ["`input` belongs to a network"]),
-    "output_in_block": ("""block A(c):
+""", 2, 11, ["a block's `input` names its inputs"]),
+    "output_keys_in_block": ("""block A(c):
     a = conv c k1
-    output a
+    output a as first
 
 network N:
     input 8x16x16
     A(4)
-""", 3, 5, ["`output` belongs to a network"]),
+""", 3, 5, ["a block returns its values in order"]),
     "as_forward": ("""network N:
     input 8x16x16
     conv 8 k1 as forward

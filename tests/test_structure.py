@@ -77,3 +77,101 @@ def test_mistakes_are_located(line, message):
     d = info.value.diagnostics[0]
     assert d.message.startswith(message), d.message
     assert d.line == 5
+
+
+FPN = """block Lateral(out=8):
+    input top, skip
+    t = top | upsample like=skip
+    skip | conv out k1 | add(t)
+
+block Heads(c):
+    a = conv c k3 p1
+    b = a | maxpool 1 s2
+    output a, b
+
+network FPNLike:
+    input 3x{h}x{w}
+    c1 = conv 8 k3 p1 | relu
+    c2 = c1 | conv 16 k3 s2 p1 | relu
+    c3 = c2 | conv 32 k3 s2 p1 | relu
+    i3 = c3 | conv 8 k1
+    i2 = i3 | Lateral(skip=c2)
+    i1 = i2 | Lateral(skip=c1)
+    p1, pool = i1 | Heads(8)
+    output p1 as "0", i2 as "1", pool
+"""
+
+
+class _Lateral(nn.Module):
+    def __init__(self, c_skip):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_skip, 8, 1)
+
+    def forward(self, top, skip):
+        return self.conv1(skip) + F.interpolate(top, size=skip.shape[-2:], mode="nearest")
+
+
+class _Heads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x):
+        a = self.conv1(x)
+        return a, F.max_pool2d(a, 1, 2)
+
+
+class DirectFPN(nn.Module):
+    """FPN written with torch alone: a top-down pathway over three levels, a dict of outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.conv3, self.conv4 = nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.Conv2d(32, 8, 1)
+        self.lateral1, self.lateral2, self.heads1 = _Lateral(16), _Lateral(8), _Heads()
+
+    def forward(self, x):
+        c1 = F.relu(self.conv1(x))
+        c2 = F.relu(self.conv2(c1))
+        c3 = F.relu(self.conv3(c2))
+        i2 = self.lateral1(self.conv4(c3), c2)
+        p1, pool = self.heads1(self.lateral2(i2, c1))
+        return {"0": p1, "1": i2, "pool": pool}
+
+
+@pytest.mark.parametrize("h, w", [(32, 32), (29, 23)])
+def test_blocks_with_several_inputs_and_outputs_and_a_dict_of_outputs_equal_torch(h, w):
+    ours = cnndsl.load(FPN.format(h=h, w=w)).eval()
+    theirs = DirectFPN().eval()
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    for size in ((h, w), (40, 37)):
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            got, want = ours(x), theirs(x)
+        assert list(got) == ["0", "1", "pool"]
+        for key in want:
+            torch.testing.assert_close(got[key], want[key])
+    net = cnndsl.check(FPN.format(h=h, w=w))
+    assert net.output_keys == ("0", "1", "pool") and len(net.outputs) == 3
+
+
+def test_the_generated_code_passes_inputs_and_unpacks_outputs():
+    code = cnndsl.compile(FPN.format(h=32, w=32))
+    assert "def forward(self, top, skip):" in code and "return a, b" in code
+    assert "x = self.lateral1(i3, c2)" in code and "p1, pool = self.heads1(i1)" in code
+    assert 'return {"0": p1, "1": i2, "pool": pool}' in code
+
+
+@pytest.mark.parametrize("network, message", [
+    ("    p1 = conv 8 k1 | Heads(8)\n", "the block gives 2 values, but 1 name is given"),
+    ("    a, b = conv 8 k1\n", "2 names, but this line gives one value"),
+    ("    a, b, c = Heads(8)\n", "the block gives 2 values, but 3 names are given"),
+    ("    i = conv 8 k1\n    Lateral(top=i)\n", "`Lateral` needs a value for its input `skip`"),
+    ("    i = conv 8 k1\n    Lateral(skip=j)\n", "the input `skip` of `Lateral` takes a named value: `j` is not a value here"),
+    ("    a = conv 8 k1\n    output a as x, a as x\n", "the key `x` is given twice"),
+])
+def test_inputs_and_outputs_mistakes_are_located(network, message):
+    blocks = FPN.split("network")[0]
+    with pytest.raises(cnndsl.CheckError) as info:
+        cnndsl.check(blocks + "network N:\n    input 3x16x16\n" + network)
+    assert info.value.diagnostics[0].message.startswith(message), info.value.diagnostics[0].message

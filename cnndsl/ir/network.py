@@ -180,6 +180,8 @@ class CallStep(_Step):
     name: str
     instance: int
     call_args: tuple[Any, ...] = ()  # (keyword or None, value) after the input channels
+    inputs: tuple[str, ...] = ()  # a block with named inputs: the caller's value for each ("": the flowing tensor)
+    outputs: tuple[str, ...] = ()  # a block with several outputs: the caller's names for them, in order
     in_channels: Any = None
     span: Optional[Span] = None  # where the call was written (its file is the scope's)
 
@@ -248,6 +250,7 @@ class OutputStep(_Step):
 
     kind: Literal["output"] = "output"
     values: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()  # a dict's keys, one per value (`output p2 as "0"`); empty: a tuple
     span: Optional[Span] = None
 
 
@@ -259,6 +262,7 @@ class BlockInstance(_IR):
     block: str
     file: str
     params: tuple[tuple[str, Any], ...]  # (name, default as a constant, or None when it is an expression)
+    inputs: tuple[str, ...] = ()  # the block's named inputs (`input high, low`); empty: one unnamed input
     defaults: tuple[tuple[str, Expr], ...] = ()  # (name, expression) for defaults that are expressions
     steps: tuple[Step, ...] = ()
 
@@ -282,6 +286,7 @@ class CheckedNetwork(_IR):
     steps: tuple[Step, ...] = ()
     instances: tuple[BlockInstance, ...] = ()
     outputs: tuple[Shape, ...] = ()
+    output_keys: tuple[str, ...] = ()  # `output p2 as "0", pool`: the forward returns a dict with these keys
     init_rules: tuple[InitRule, ...] = ()
     warnings: tuple[Diagnostic, ...] = ()
     # (name, why) for each parameter whose compiled value the generated code does not recompute: the network

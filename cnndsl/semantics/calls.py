@@ -24,7 +24,7 @@ from ..ir.values import (
 )
 from ..ops import REGISTRY
 from ..syntax import ast
-from .pins import pin_lost
+from .pins import LITERAL, pin, pin_lost
 from .resolve import ChosenWord, LocatedError, Word, evaluate, kind_mismatch, shown
 
 if TYPE_CHECKING:
@@ -40,12 +40,26 @@ def call(scope: Scope, node: ast.Call) -> None:
     if found:
         raise LocatedError(found[0], first_line(node.span), found[1])
     limits.charge(scope, block, span=node.span)
-    given = _call_args(scope, node, block)  # checked even after an earlier error, like a layer's own arguments
-    if scope.shape is None:
+    try:
+        inputs = block_inputs(block)
+    except LocatedError as e:  # a mistake in the block's definition: reported in its file, with this call
+        scope.prog.calls.append((node.callee, first_line(node.span), scope.source))
+        scope.prog.report(e, source)
+        scope.prog.calls.pop()
+        scope.shape = None
         return
-    if len(scope.shape) < 1 or scope.shape[0] is None:
+    given, sources = _call_args(scope, node, block, inputs)  # checked even after an earlier error, like a layer's own arguments
+    missing = [name for name in inputs[1:] if name not in sources]
+    if missing:
+        raise LocatedError(f"`{node.callee}` needs a value for its input `{missing[0]}`", first_line(node.span),
+                           f"name one of this network's or block's values: `{node.callee}({missing[0]}=e1)`")
+    first_shape = scope.values[sources[inputs[0]]].shape if inputs and inputs[0] in sources else scope.shape
+    if first_shape is None or any(scope.values[v].shape is None for v in sources.values()):
+        scope.shape = None
+        return
+    if len(first_shape) < 1 or first_shape[0] is None:
         raise LocatedError(f"cannot infer the input channels of `{node.callee}`", first_line(node.span), "declare the network's `input`")
-    c_in = scope.shape[0]
+    c_in = first_shape[0]
     env: dict[str, Val] = {"in": local("in_channels", c_in)}  # the block's names, bound to this call's values
     chosen: dict[str, Val] = {}
     params, defaults = [], []
@@ -80,9 +94,17 @@ def call(scope: Scope, node: ast.Call) -> None:
             continue
         env[p.name], chosen[p.name] = local(p.name, v), v
     # the other sizes of the input: numbers in the block, the caller's expressions again at its output
-    inner_shape = (env["in"], *(hidden(f"dim{i}", d) for i, d in enumerate(scope.shape[1:], 1)))
+    inner_shape = (env["in"], *(hidden(f"dim{i}", d) for i, d in enumerate(first_shape[1:], 1)))
     sub = type(scope)(scope.prog, source, env, inner_shape, path=f"{scope.path}{attr}.", access=scope.child_access(attr),
                       defaults=scope.defaults)
+    if inputs:  # the first input flows in; the others' sizes are numbers in the block's code (its class per shape)
+        sub.inputs = inputs
+        span = first_line(block.body[0].span)
+        sub.bind_input(inputs[0], inner_shape, span, used=True)
+        for name in inputs[1:]:
+            shape = scope.values[sources[name]].shape
+            pin(shape, reason=LITERAL)
+            sub.bind_input(name, tuple(Val(value(d)) for d in shape), span, used=False)
     scope.prog.calls.append((node.callee, first_line(node.span), scope.source))
     try:
         sub.body(block.body)
@@ -100,9 +122,9 @@ def call(scope: Scope, node: ast.Call) -> None:
         if isinstance(v, Val) and v.e is not None:
             scope.decided |= {s.name for s in v.e.syms() if s.kind == "local" and s.name != "in_channels"}
     index = len(scope.prog.instances)
-    scope.prog.instances.append(BlockInstance.make(block=node.callee, file=source.name, params=tuple(params),
+    scope.prog.instances.append(BlockInstance.make(block=node.callee, file=source.name, params=tuple(params), inputs=inputs,
                                              defaults=tuple(defaults), steps=tuple(sub.steps)))
-    mapping = {"in_channels": as_val(c_in), **{f"<dim{i}>": d for i, d in enumerate(scope.shape[1:], 1) if d is not None}}
+    mapping = {"in_channels": as_val(c_in), **{f"<dim{i}>": d for i, d in enumerate(first_shape[1:], 1) if d is not None}}
     call_args = []
     for p in block.params:
         if p.name in words:
@@ -113,7 +135,9 @@ def call(scope: Scope, node: ast.Call) -> None:
             call_args.append((keyword, v))
         else:
             mapping[p.name] = substitute(chosen[p.name], mapping)  # a default, in the caller's terms
-    scope.shape = tuple(substitute(d, mapping) for d in sub.shape)
+    returned = [tuple(substitute(d, mapping) for d in shape) for shape in (sub.output_shapes if sub.outputs else (sub.shape,))]
+    scope.shape = returned[-1]
+    scope.returned = tuple(returned) if len(returned) > 1 else None  # several outputs: the line unpacks them
     found = expression_problem(largest(scope.shape, c_in, call_args), "an expression for this call's sizes")
     if found:
         raise LocatedError(found[0], first_line(node.span), found[1])
@@ -121,7 +145,21 @@ def call(scope: Scope, node: ast.Call) -> None:
     if scope.first_in is None:
         scope.first_in = value(c_in)
     scope.steps.append(CallStep.make(name=attr, instance=index, call_args=tuple(call_args), in_channels=c_in, span=first_line(node.span),
-                           output_shape=plain(scope.shape)))
+                                     inputs=tuple(sources.get(name, "") for name in inputs), output_shape=plain(scope.shape)))
+
+
+def block_inputs(block: ast.Block) -> tuple[str, ...]:
+    """A block's named inputs, from its first line `input high, low` (empty: one unnamed input)."""
+    first = block.body[0] if block.body else None
+    if not isinstance(first, ast.Input):
+        return ()
+    names = []
+    for v in first.values:
+        if not isinstance(v, ast.Name) or v.id in ("in", "true", "false") or v.id in names:
+            raise LocatedError("a block's `input` names its inputs, each once: `input high, low`", v.span,
+                               "the shape of a block's input is its caller's")
+        names.append(v.id)
+    return tuple(names)
 
 def _names_printed(x, found: set[str] | None = None) -> set[str]:
     """The block-local names that the code of steps prints (in any value, condition or nested step)."""
@@ -151,11 +189,24 @@ def _written_kind(expr: ast.Expr, names: set[str]) -> str | None:
     return "a number" if isinstance(expr, ast.Num) else None
 
 
-def _call_args(scope: Scope, node: ast.Call, block: ast.Block) -> dict[str, tuple[str | None, Any]]:
+def _call_args(scope: Scope, node: ast.Call, block: ast.Block,
+               inputs: tuple[str, ...]) -> tuple[dict[str, tuple[str | None, Any]], dict[str, str]]:
+    """The call's arguments: (parameter -> (keyword or None, value)), and (block input -> the caller's value)."""
     names = [p.name for p in block.params]
     given: dict[str, tuple[str | None, Any]] = {}
+    sources: dict[str, str] = {}
     positional = 0
     for arg in node.call_args:
+        if isinstance(arg, ast.Keyword) and arg.key in inputs:
+            if not (isinstance(arg.value, ast.Name) and arg.value.id in scope.values):
+                found = f"`{arg.value.id}` is not a value here" if isinstance(arg.value, ast.Name) else "this is not a value's name"
+                raise LocatedError(f"the input `{arg.key}` of `{node.callee}` takes a named value: {found}", arg.value.span,
+                                   did_you_mean(arg.value.id, scope.values) if isinstance(arg.value, ast.Name) else None)
+            if arg.key in sources:
+                raise LocatedError(f"`{arg.key}` is given twice", arg.span)
+            scope.values[arg.value.id].used = True
+            sources[arg.key] = arg.value.id
+            continue
         if isinstance(arg, ast.Keyword):
             if arg.key not in names:
                 raise LocatedError(f"`{node.callee}` has no parameter `{arg.key}`", arg.key_span,
@@ -186,7 +237,7 @@ def _call_args(scope: Scope, node: ast.Call, block: ast.Block) -> dict[str, tupl
         if p.name not in given and p.default is None:
             raise LocatedError(f"`{node.callee}` needs a value for `{p.name}`", first_line(node.span),
                                f"e.g. `{node.callee}({', '.join(names)})`")
-    return given
+    return given, sources
 
 
 

@@ -246,6 +246,7 @@ class _Checker:
             steps=steps,
             instances=instances,
             outputs=tuple(None if s is None else tuple(value(d) for d in s) for s in outputs),
+            output_keys=scope.output_keys,
             init_rules=rules,
             warnings=tuple(self.prog.warnings),
         )

@@ -133,7 +133,10 @@ class Scope:
         self.maxpools: list[str] = []  # the attributes of the max pools so far, for an unpool's hint
         self.unpooled: set[str] = set()  # the names that an unpool reads
         self.outputs: tuple[str, ...] = ()  # `output a, b`: the values the module returns
+        self.output_keys: tuple[str, ...] = ()  # `output p2 as "0", pool`: the dict's keys (empty: a tuple)
         self.output_shapes: tuple = ()
+        self.inputs: tuple[str, ...] = ()  # a block's named inputs (`input high, low`), bound by its call
+        self.returned: tuple | None = None  # the shapes a call of a block with several outputs gave, to unpack
         self.conditions = 0  # the conditions kept so far (condition_key)
         self.decided: set[str] = set()  # a block's parameters that decided its optional lines (cnndsl.semantics.calls)
         # the `defaults` in force, by op and option: (argument, the names it was written with); a group and a
@@ -195,9 +198,15 @@ class Scope:
     def statement(self, stmt) -> None:
         if self.on_statement is not None and self.on_statement(stmt):
             return
+        if isinstance(stmt, ast.Input) and self.inputs:  # a block's `input high, low`: bound by its call
+            return
+        if isinstance(stmt, ast.Input) and not self.sequential:
+            raise LocatedError("a block's `input` is its first line", first_line(stmt.span), "`input high, low` names its inputs, in order")
         if isinstance(stmt, (ast.Input, ast.Init)):
             what = "input" if isinstance(stmt, ast.Input) else "init"
             raise LocatedError(f"`{what}` belongs to a network, not to a block or group", first_line(stmt.span))
+        if self.returned is not None and not isinstance(stmt, ast.Assign):
+            self.returned = None
         if isinstance(stmt, ast.Line):
             if stmt.condition is not None and not self.present(stmt):
                 return
@@ -256,20 +265,51 @@ class Scope:
 
     def assign(self, stmt: ast.Assign) -> None:
         self._no_values_here(stmt.span)
-        problem = value_problem(stmt.name)
-        if problem or stmt.name in self.values:
-            raise LocatedError(problem or f"the value `{stmt.name}` is already defined", first_line(stmt.span),
-                               "choose another name" if problem else "each named value is defined once")
+        for name in stmt.names:
+            problem = value_problem(name)
+            if problem or name in self.values or stmt.names.count(name) > 1:
+                raise LocatedError(problem or f"the value `{name}` is already defined", first_line(stmt.span),
+                                   "choose another name" if problem else "each named value is defined once")
+        self.returned = None
         self.pipeline(stmt.pipeline)
-        # after an error the value still exists (shape unknown), so that its uses report nothing more
+        returned, self.returned = self.returned, None
         name_span = first_line(stmt.span).model_copy(update={"end_col": stmt.span.col + len(stmt.name)})
-        self.values[stmt.name] = _Value(self.shape, name_span, used=self.shape is None)
+        if returned is None and len(stmt.names) > 1:
+            raise LocatedError(f"{len(stmt.names)} names, but this line gives one value", name_span,
+                               "name several values only where a block call with several outputs (`output a, b`) ends the line")
+        if returned is not None and len(returned) != len(stmt.names) and self.shape is not None:
+            raise LocatedError(f"the block gives {len(returned)} values, but {len(stmt.names)} "
+                               f"name{'s are' if len(stmt.names) != 1 else ' is'} given", name_span,
+                               f"name each: `{', '.join(f'v{i + 1}' for i in range(len(returned)))} = ...`")
+        # after an error the value still exists (shape unknown), so that its uses report nothing more
+        if returned is not None and self.shape is not None:
+            for name, shape in zip(stmt.names, returned):
+                self.values[name] = _Value(shape, name_span, used=False)
+            self.steps[-1] = self.steps[-1].model_copy(update={"outputs": stmt.names})
+            return
+        for name in stmt.names:
+            self.values[name] = _Value(self.shape, name_span, used=self.shape is None)
         if self.shape is not None:
             self.steps.append(ValueStep.make(name=stmt.name, output_shape=plain(self.shape)))
 
+    def bind_input(self, name: str, shape: tuple, span: Span, used: bool) -> None:
+        """A block's named input, as a value of its body (`input high, low`; the first one flows in)."""
+        self.values[name] = _Value(shape, span, used=used)
+
     def output(self, stmt: ast.Output) -> None:
-        if self.on_statement is None:
-            raise LocatedError("`output` belongs to a network", first_line(stmt.span), "a block has one output: its last tensor")
+        if self.sequential:
+            raise LocatedError("`output` belongs to a network or block, not to a named group", first_line(stmt.span))
+        if self.outputs:
+            raise LocatedError("a second `output`", first_line(stmt.span), "one `output` line names every value returned")
+        keys = tuple(k if k is not None else n for n, k in zip(stmt.names, stmt.keys))
+        if any(k is not None for k in stmt.keys):
+            if self.on_statement is None:
+                raise LocatedError("a block returns its values in order; keys (`as`) belong to a network's `output`",
+                                   first_line(stmt.span), "the caller names them: `a, b = Block(...)`")
+            twice = next((k for k in keys if keys.count(k) > 1), None)
+            if twice is not None:
+                raise LocatedError(f"the key `{twice}` is given twice", first_line(stmt.span), "each output has its own key")
+            self.output_keys = keys
         shapes = []
         for name in stmt.names:
             if name not in self.values:
@@ -278,7 +318,7 @@ class Scope:
             self.values[name].used = True
             shapes.append(self.values[name].shape)
         self.outputs = stmt.names
-        self.steps.append(OutputStep.make(values=stmt.names, span=first_line(stmt.span)))
+        self.steps.append(OutputStep.make(values=stmt.names, keys=self.output_keys, span=first_line(stmt.span)))
         self.output_shapes = tuple(shapes)
 
     def used_before(self, name: str) -> str:
@@ -302,6 +342,7 @@ class Scope:
             self.steps.append(UseStep.make(name=first.op, output_shape=plain(v.shape)))
             stages = stages[1:]
         for stage in stages:
+            self.returned = None  # several outputs only where the call ends the line
             try:
                 self.stage(stage)
             except LocatedError as e:

@@ -349,12 +349,20 @@ class Pipeline(Node):
 
 
 class Input(Node):
-    __slots__ = ("value",)
-    value: Expr
+    """`input 3x224x224` (a network's), or `input high, low` (the names of a block's inputs, in order)."""
 
-    def __init__(self, value, span=_SPAN):
+    __slots__ = ("value", "more")
+    value: Expr
+    more: tuple[Expr, ...]
+
+    def __init__(self, value, span=_SPAN, more=()):
         self.value = value
         self.span = span
+        self.more = more
+
+    @property
+    def values(self) -> tuple[Expr, ...]:
+        return (self.value, *self.more)
 
 
 class Init(Node):
@@ -372,24 +380,49 @@ class Init(Node):
         self.span = span
 
 
-class Output(Node):
-    __slots__ = ("names",)
-    names: tuple[str, ...]
+class OutputItem(Node):
+    """One value of `output`, with its key where it has one (`p2 as "0"`)."""
 
-    def __init__(self, names, span=_SPAN):
+    __slots__ = ("name", "key")
+    name: str
+    key: Optional[str]
+
+    def __init__(self, name, key=None, span=_SPAN):
+        self.name = name
+        self.key = key
+        self.span = span
+
+
+class Output(Node):
+    """`output a, b` (a tuple), or with keys, `output p2 as "0", pool` (a dict; a value without `as` is its own key)."""
+
+    __slots__ = ("names", "keys")
+    names: tuple[str, ...]
+    keys: tuple[Optional[str], ...]
+
+    def __init__(self, names, span=_SPAN, keys=None):
         self.names = names
         self.span = span
+        self.keys = keys if keys is not None else (None,) * len(names)
 
 
 class Assign(Node):
-    __slots__ = ("name", "pipeline")
+    """`name = pipeline`, or `a, b = Block(...)` for a block with several outputs (`more` are the names after the first)."""
+
+    __slots__ = ("name", "pipeline", "more")
     name: str
     pipeline: Pipeline
+    more: tuple[str, ...]
 
-    def __init__(self, name, pipeline, span=_SPAN):
+    def __init__(self, name, pipeline, span=_SPAN, more=()):
         self.name = name
         self.pipeline = pipeline
         self.span = span
+        self.more = more
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.more)
 
 
 class Labeled(Node):

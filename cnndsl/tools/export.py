@@ -170,8 +170,9 @@ def _to_onnx(net: CheckedNetwork, program, opset: int | None):
 
 
 def output_names(net: CheckedNetwork) -> list[str]:
-    """The ONNX outputs' names: those of the file's `output a, b`, else `output`, or `output_0`, `output_1`, ..."""
-    named = next((list(step.values) for step in net.steps if isinstance(step, OutputStep)), [])
+    """The ONNX outputs' names: the keys of `output p2 as "0", pool`, the names of `output a, b`, else `output`, or
+    `output_0`, `output_1`, ..."""
+    named = next((list(step.keys or step.values) for step in net.steps if isinstance(step, OutputStep)), [])
     if len(named) == len(net.outputs) and len(set(named)) == len(named):  # `output a, a` is allowed
         return named
     return ["output"] if len(net.outputs) == 1 else [f"output_{i}" for i in range(len(net.outputs))]

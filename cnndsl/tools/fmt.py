@@ -88,11 +88,21 @@ def _glue(tok: _Token, before: list[_Token]) -> tuple[bool, bool]:
         return (True, True)
     if tok.type == "MINUS":  # binary arithmetic is tight (`c*2`, `c-1`); a unary minus binds to its operand
         return (True, True) if prev is not None and prev.type in _OPERAND_ENDS else (False, True)
-    if tok.type == "EQUAL":  # `e1 = conv ...` assigns; `k=3`, `c=16`, `stride=2` name a value
-        return (False, False) if prev is not None and prev.starts_statement else (True, True)
+    if tok.type == "EQUAL":  # `e1 = conv ...` and `a, b = Two()` assign; `k=3`, `c=16`, `stride=2` name a value
+        return (False, False) if prev is not None and _assigns(before) else (True, True)
     if tok.type == "LPAR" and len(before) > 1 and before[-2].type in _DEFINITIONS:  # `network Net(c=16):`
         return (True, True)
     return _GLUE.get(tok.type, (False, False))
+
+
+def _assigns(before: list[_Token]) -> bool:
+    """Whether the tokens since the statement began are names separated by commas (`e1`, `a, b`)."""
+    for i, tok in enumerate(reversed(before)):
+        if tok.type != ("NAME" if i % 2 == 0 else "COMMA"):
+            return False
+        if tok.starts_statement:
+            return True
+    return False
 
 
 def _gap(text: str, start: int, end: int, line_start: bool) -> _Gap:

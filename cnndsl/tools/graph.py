@@ -178,10 +178,23 @@ class _Dot(StepVisitor):
     def visit_call(self, step: CallStep, cur: Tensor, prefix: str) -> Tensor:
         instance = self.net.instances[step.instance]
         path, called = prefix + step.name, call_text(instance.block, step.call_args)
+        inputs = [self.values[v] if v else cur for v in step.inputs] or [cur]  # a block's named inputs
         if not self.expand:
-            return self.link(cur, f"{path}\n{called}", "block", step.output_shape)
-        with self.cluster(f"{path}: {called}", "block"), self.scope():
-            return self.steps(instance.steps, cur, path + ".")
+            out = self.link(inputs[0], f"{path}\n{called}", "block", step.output_shape)
+            for extra in inputs[1:]:
+                self.edge(extra, out.node)
+        else:
+            with self.cluster(f"{path}: {called}", "block"), self.scope():
+                for name, tensor in zip(instance.inputs, inputs):
+                    self.values[name] = tensor._replace(name=name)
+                out = self.steps(instance.steps, inputs[0], path + ".")
+                returned = next((s.values for s in instance.steps if isinstance(s, OutputStep)), ())
+                results = [self.values[v] for v in returned]
+        if step.outputs:  # `a, b = Two()`: each output a value of the caller
+            for i, name in enumerate(step.outputs):
+                self.values[name] = (results[i] if self.expand else out)._replace(name=name)
+            return self.values[step.outputs[-1]]
+        return out
 
     def visit_merge(self, step: MergeStep, cur: Tensor, prefix: str) -> Tensor:
         """A merge node fed by each branch; an identity branch (or a conditional one that did not hold) is

@@ -106,8 +106,8 @@ class _Class:
     signature: tuple
     init: list[str]
     forward: list[str]
-    result: str
-    main: str  # the forward's argument
+    result: list[str]  # the `return` lines
+    main: str  # the forward's arguments
     slots: dict = field(default_factory=dict)
     defs: list = field(default_factory=list)  # the `__init__`'s locals naming repeated expressions (emit.Plan)
 
@@ -156,13 +156,16 @@ def _block_classes(net: CheckedNetwork, helpers: set, imports: set, ns: Namespac
             params = [name for name, _ in inst.params]
             plans[index] = plan([Uses(net.instances[i].steps) for i in members[index]], params, class_names)
         body = Body(Writer(2), Writer(2), class_of, comments=False, plan=plans[group[index]])
-        result = body.steps(inst.steps, body.init, body.forward, body.main, body.main)
+        args = [body.local(name) for name in inst.inputs] or [body.main]  # `input high, low`: the forward's arguments
+        result = body.steps(inst.steps, body.init, body.forward, args[0], body.main)
+        returned = Writer(2)
+        _return(returned, body, inst.steps, result)
         helpers |= body.helpers
         imports |= body.imports
         signature = (inst.params, inst.defaults)
         if group[index] != index:  # an instance of an earlier instance's class
             c = next(c for c in classes if c.name == class_of[group[index]])
-            if not (c.accepts(signature, body.init.lines, body.forward.lines, body.slots) and c.result == result):
+            if not (c.accepts(signature, body.init.lines, body.forward.lines, body.slots) and c.result == returned.lines):
                 raise AssertionError(f"block `{inst.block}`: an instance's code differs from its class's (cnndsl.ir.classes)")
             c.absorb(body.slots)
             class_of[index] = c.name
@@ -170,7 +173,7 @@ def _block_classes(net: CheckedNetwork, helpers: set, imports: set, ns: Namespac
             same = [c for c in classes if c.block == inst.block]
             name = first[inst.block] if not same else ns.claim(f"{inst.block}_{len(same) + 1}")
             class_names.add(name)
-            classes.append(_Class(name, inst.block, signature, body.init.lines, body.forward.lines, result, body.main,
+            classes.append(_Class(name, inst.block, signature, body.init.lines, body.forward.lines, returned.lines, ", ".join(args),
                                   dict(body.slots), plans[index].defs))
             class_of[index] = name
     return classes, class_of
@@ -201,10 +204,28 @@ def _write_block(w: Writer, c: _Class) -> None:
         w.line()
         w.line(f"def forward(self, {c.main}):")
         w.lines.extend(fill(c.forward, c.slots))
-        with w.indent():
-            w.line(f"return {c.result}")
+        w.lines.extend(c.result)
     w.line()
     w.line()
+
+
+def _return(w: Writer, body: Body, steps, result: str) -> None:
+    """`return x`; `return a, b` for `output a, b`; a dict for `output p2 as "0", pool`."""
+    output = next((s for s in reversed(steps) if isinstance(s, OutputStep)), None)
+    if output is None:
+        w.line(f"return {result}")
+    elif not output.keys:
+        w.line(f"return {', '.join(body.local(v) for v in output.values)}")
+    else:
+        items = [f"{lit(k)}: {body.local(v)}" for k, v in zip(output.keys, output.values)]
+        if w.fits(f"return {{{', '.join(items)}}}"):
+            w.line(f"return {{{', '.join(items)}}}")
+        else:
+            w.line("return {")
+            with w.indent():
+                for item in items:
+                    w.line(f"{item},")
+            w.line("}")
 
 
 def _locals(w: Writer, defs) -> None:
@@ -330,8 +351,7 @@ def generate(net: CheckedNetwork) -> str:
             w.line(f"# {body.main}: {fmt_shape(net.input_shape, 'unknown')}")
         w.lines.extend(fill(body.forward.lines, body.slots))
         with w.indent():
-            outputs = [s for s in net.steps if isinstance(s, OutputStep)]
-            w.line(f"return {', '.join(body.local(v) for v in outputs[-1].values) if outputs else result}")
+            _return(w, body, net.steps, result)
     w.line()
     w.line()
     w.line("def build(device=None, **params):")
@@ -351,7 +371,9 @@ def generate(net: CheckedNetwork) -> str:
         w.line("with torch.no_grad():")
         with w.indent():
             w.line("y = model(x)")
-        if len(net.outputs) > 1:
+        if any(isinstance(s, OutputStep) and s.keys for s in net.steps):
+            w.line(f'print(f"{net.name}: {{tuple(x.shape)}} -> {{ {{k: tuple(t.shape) for k, t in y.items()}} }}")')
+        elif len(net.outputs) > 1:
             w.line(f'print(f"{net.name}: {{tuple(x.shape)}} -> {{[tuple(t.shape) for t in y]}}")')
         else:
             w.line(f'print(f"{net.name}: {{tuple(x.shape)}} -> {{tuple(y.shape)}}")')

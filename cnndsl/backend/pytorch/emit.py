@@ -363,8 +363,12 @@ class Body(StepVisitor):
 
     def visit_call(self, step: CallStep | GroupStep, cur: str, w_init: Writer, w_fwd: Writer, dst: str) -> str:
         self.declare(w_init, step)
-        w_fwd.line(f"{dst} = self.{step.name}({cur}){self.comment(step)}")
-        return dst
+        inputs = getattr(step, "inputs", ())
+        args = ", ".join(self.local(v) if v else cur for v in inputs) if inputs else cur
+        outputs = getattr(step, "outputs", ())
+        target = ", ".join(self.local(v) for v in outputs) if outputs else dst
+        w_fwd.line(f"{target} = self.{step.name}({args}){self.comment(step) if not outputs else ''}")
+        return self.local(outputs[-1]) if outputs else dst
 
     visit_group = visit_call
 
