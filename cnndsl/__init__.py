@@ -181,7 +181,8 @@ def parse(src: SourceLike, *, import_root: str | os.PathLike | None = None) -> a
 
 def _input_shape(input: Any) -> tuple[int, ...] | None:
     """The one reader of an input shape given from outside (`input=`, `--input`): `3x32x32`, `3,32,32` or a
-    sequence of integers; channels and 1 to 3 spatial sizes within the limits, else a UsageError."""
+    sequence of integers; features (a flat input) or channels and 1 to 3 spatial sizes within the limits, else a
+    UsageError."""
     import re
 
     from .errors import quote
@@ -193,10 +194,10 @@ def _input_shape(input: Any) -> tuple[int, ...] | None:
         if text is not None and not re.fullmatch(r"[0-9]{1,30}(?:[x,][0-9]{1,30})*", text):
             raise ValueError
         dims = tuple(int(d) for d in (text.replace(",", "x").split("x") if text is not None else input))
-        if not 2 <= len(dims) <= 4 or min(dims) < 1:
+        if not 1 <= len(dims) <= 4 or min(dims) < 1:
             raise ValueError
     except (TypeError, ValueError):
-        raise UsageError(f"input must be channels and 1 to 3 spatial sizes such as 3x32x32, got {quote(input)}") from None
+        raise UsageError(f"input must be features, or channels and 1 to 3 spatial sizes, such as 100 or 3x32x32, got {quote(input)}") from None
     for axis, d in enumerate(dims):
         found = limits.problem("channels" if axis == 0 else "spatial", d, "the input's channels" if axis == 0 else "an input size")
         if found:

@@ -337,7 +337,7 @@ def test_input_that_does_not_fit_is_a_diagnostic(lenet):
 def test_bad_input_is_a_usage_error(lenet, bad):
     proc = run("check", "lenet5.cnn", "--input", bad, cwd=lenet.parent)
     assert proc.returncode == 2
-    assert proc.stderr == f"cnndsl: error: input must be channels and 1 to 3 spatial sizes such as 3x32x32, got {bad!r}\n"
+    assert proc.stderr == f"cnndsl: error: input must be features, or channels and 1 to 3 spatial sizes, such as 100 or 3x32x32, got {bad!r}\n"
 
 
 # -- -D and --params ---------------------------------------------------------------------------------

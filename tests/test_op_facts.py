@@ -28,7 +28,8 @@ SAMPLES = {
     "upsample": ("4x6x6", "upsample 2"), "pixelshuffle": ("4x6x6", "pixelshuffle 2"), "pixelunshuffle": ("4x6x6", "pixelunshuffle 2"),
     "shuffle": ("4x6x6", "shuffle 2"), "permute": ("4x6x6", "permute 0 2 3 1"), "layerscale": ("4x6x6", "layerscale 0.5"),
     "crop": ("4x6x6", "crop 3x4"),
-    "droppath": ("4x6x6", "droppath 0.5"),
+    "droppath": ("4x6x6", "droppath 0.5"), "unflatten": ("4x36", "unflatten 6x6 dim=2"), "pad": ("4x6x6", "pad 1"),
+    "frozenbn": ("4x6x6", "frozenbn"), "ln2d": ("4x6x6", "ln2d"),
 }
 SPECS = sorted({spec.name: spec for spec in REGISTRY.values()}.values(), key=lambda s: s.name)
 

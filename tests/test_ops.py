@@ -20,7 +20,8 @@ from typing import Any, Callable
 import pytest
 import torch
 from torch import nn
-from torchvision.ops import DeformConv2d, StochasticDepth
+from torchvision.models.convnext import LayerNorm2d
+from torchvision.ops import DeformConv2d, FrozenBatchNorm2d, StochasticDepth
 
 import cnndsl
 
@@ -281,6 +282,32 @@ case("ln_tuple", "4x6x7", "ln normalized_shape=(6, 7)", lambda: [nn.LayerNorm((6
 case("ln_positional_tuple", "4x6x7", "ln 4x6x7", lambda: [nn.LayerNorm((4, 6, 7))])
 case("ln_after_flatten", "3x4x4", "flatten | ln", lambda: [nn.Flatten(), nn.LayerNorm(48)])
 case("ln_no_affine", "4x6x7", "ln elementwise_affine=false", lambda: [nn.LayerNorm(7, elementwise_affine=False)])
+case("ln2d", "4x6x7", "ln2d", lambda: [LayerNorm2d(4)])
+case("ln2d_options", "4x6x7", "ln2d eps=1e-6 bias=false", lambda: [LayerNorm2d(4, eps=1e-6, bias=False)])
+case("ln2d_no_affine", "4x6x7", "ln2d elementwise_affine=false", lambda: [LayerNorm2d(4, elementwise_affine=False)])
+case("frozenbn", "4x6x7", "frozenbn", lambda: [FrozenBatchNorm2d(4)])
+case("frozenbn_eps", "4x6x7", "conv 8 k3 nobias | frozenbn eps=0.001", lambda: [nn.Conv2d(4, 8, 3, bias=False), FrozenBatchNorm2d(8, eps=0.001)])
+# a flat input (N, F): the ops that need no spatial dimensions
+case("flat_input", "100", "linear 32 | bn | relu | dropout 0.1 | ln | linear 10 | softmax",
+     lambda: [nn.Linear(100, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.1), nn.LayerNorm(32), nn.Linear(32, 10), nn.Softmax(dim=1)])
+case("flat_input_unflatten", "100", "linear 48 | unflatten 3x4x4 | conv 4 k3",
+     lambda: [nn.Linear(100, 48), nn.Unflatten(1, (3, 4, 4)), nn.Conv2d(3, 4, 3)])
+case("unflatten_dim2", "4x12", "unflatten 3x4 dim=2", lambda: [nn.Unflatten(2, (3, 4))])
+case("unflatten_negative_dim", "4x12", "unflatten 2x6 dim=-1", lambda: [nn.Unflatten(-1, (2, 6))])
+case("unflatten_inferred", "48", "unflatten sizes=(3, -1, 4)", lambda: [nn.Unflatten(1, (3, -1, 4))])
+case("unflatten_one", "48", "unflatten 48", lambda: [nn.Unflatten(1, (48,))])
+# pad: every mode, one number or per side, 1-d/2-d/3-d, cropping
+case("pad", "3x5x6", "pad 1", lambda: [nn.ZeroPad2d(1)])
+case("pad_sides", "3x5x6", "pad (1, 2, 0, 3)", lambda: [nn.ZeroPad2d((1, 2, 0, 3))])
+case("pad_last_dim", "3x5x6", "pad (1, 2)", lambda: [nn.ZeroPad2d((1, 2))])
+case("pad_value", "3x5x6", "pad 2 value=0.5", lambda: [nn.ConstantPad2d(2, 0.5)])
+case("pad_crop", "3x5x6", "pad (-1, -1, 0, -2)", lambda: [nn.ZeroPad2d((-1, -1, 0, -2))])
+case("pad1d_value", "3x7", "pad1d (2, -1) mode=constant value=-1", lambda: [nn.ConstantPad1d((2, -1), -1.0)])
+case("pad1d_reflect", "3x7", "pad 2 mode=reflect", lambda: [nn.ReflectionPad1d(2)])
+case("pad2d_replicate", "3x5x6", "pad2d (1, 0, 2, 3) mode=replicate", lambda: [nn.ReplicationPad2d((1, 0, 2, 3))])
+case("pad3d_circular", "2x3x4x5", "pad3d 1 mode=circular", lambda: [nn.CircularPad3d(1)])
+case("pad3d_reflect", "2x3x4x5", "pad (1, 2, 0, 1, 2, 0) mode=reflect", lambda: [nn.ReflectionPad3d((1, 2, 0, 1, 2, 0))])
+case("pad3d_zero", "2x3x4x5", "pad 1x0x2x1x0x1", lambda: [nn.ZeroPad3d((1, 0, 2, 1, 0, 1))])
 case("ln_no_bias", "4x6x7", "ln eps=1e-6 bias=false", lambda: [nn.LayerNorm(7, eps=1e-6, bias=False)])
 case("ln1d", "4x9", "ln", lambda: [nn.LayerNorm(9)])
 case("instnorm2d", "4x6x6", "instnorm", lambda: [nn.InstanceNorm2d(4)])

@@ -32,7 +32,7 @@ def fact(layer: "CheckedLayer", name: str) -> Any:
     return spec_of(layer.op).fact(name, layer)
 
 
-FAMILIES = ("conv", "pool", "tensor", "norm", "activation")  # the order of the op table: cnndsl/ops/<family>.py
+FAMILIES = ("conv", "pool", "tensor", "reshape", "norm", "activation")  # the order of the op table: cnndsl/ops/<family>.py
 
 
 def specs() -> list[OpSpec]:

@@ -42,7 +42,7 @@ def need_spatial(ctx: Ctx, what: str, ranks=(1, 2, 3)) -> int:
         allowed = " or ".join(f"{r + 2}-D" for r in ranks)
         raise LayerError(
             f"`{ctx.op}` needs a {allowed} input (N, C, ...), found {n + 2}-D input {fmt_shape(ctx.shape)}",
-            hint="a flattened tensor has no spatial dimensions left" if n == 0 else None,
+            hint="a flat tensor (N, F) has no spatial dimensions: `unflatten` gives it channels and sizes (`unflatten 16x8x8`)" if n == 0 else None,
         )
     return n
 

@@ -1,4 +1,4 @@
-"""Normalisation: bn, gn, ln, instnorm."""
+"""Normalisation: bn, frozenbn, gn, ln, ln2d, instnorm."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from ..ir.values import value
 from ..semantics.pins import divides, equal
 from ..semantics.shapes import prod
 from .base import Ctx, LayerError, OpSpec, Opt, Result, register, written_rank
-from .common import FAMILY, at_least, fmt_shape, kw
+from .common import FAMILY, at_least, fmt_shape, kw, need_spatial
 from .facts import POINTWISE, Label, Window, kwargs, per_axis, rank, statistics_over
 
 EPS = Opt("eps", "float", 1e-5)
@@ -54,6 +54,28 @@ def bn(ctx: Ctx) -> Result:
     fam = _family(ctx, (0, 1, 2, 3))
     c = _channels(ctx)
     return _per_channel(ctx, f"nn.BatchNorm{fam}", c)
+
+
+def frozenbn(ctx: Ctx) -> Result:
+    """torchvision.ops.FrozenBatchNorm2d: batch norm with its statistics and affine transform as buffers (no
+    parameters, nothing tracked), 4-D inputs only (its forward reshapes to (1, C, 1, 1))."""
+    need_spatial(ctx, ctx.op, ranks=(2,))  # (no check of eps: torchvision takes any, as rsqrt(running_var + eps))
+    c = _channels(ctx)
+    return Result(module="FrozenBatchNorm2d", shape=ctx.shape, args=(c,), kwargs=kw(ctx, "eps"), params=0,
+                  helper="FrozenBatchNorm2d")
+
+
+def ln2d(ctx: Ctx) -> Result:
+    """torchvision's LayerNorm2d (models/convnext.py): nn.LayerNorm over the channels of (N, C, H, W), as one module
+    whose forward permutes to channels-last and back."""
+    _eps(ctx)
+    if ctx.rank != 2:
+        raise LayerError(f"`ln2d` normalises the channels of a 4-D input (N, C, H, W), found {ctx.rank + 2}-D input {fmt_shape(ctx.shape)}",
+                         hint="`ln` normalises the last dimension of any input")
+    c = _channels(ctx)
+    per = int(bool(value(ctx["elementwise_affine"]))) * (1 + int(bool(value(ctx["bias"]))))
+    return Result(module="LayerNorm2d", shape=ctx.shape, args=(c,), kwargs=kw(ctx, "eps", "elementwise_affine", "bias"),
+                  params=per * value(c), weights=True, helper="LayerNorm2d")
 
 
 def instnorm(ctx: Ctx) -> Result:
@@ -162,6 +184,12 @@ register(
            positional=("normalized_shape",), kind="ln",
            doc="layer normalisation over the last dimension, or over the trailing normalized_shape: `nn.LayerNorm`",
            window=ln_window, macs=0, buffers=0, label=Label(args=("normalized_shape",), implied=_last_dimension)),
+    OpSpec("frozenbn", frozenbn, (EPS,), kind="bn",
+           doc="batch norm with frozen statistics and affine transform, all four buffers, 4-D inputs: `FrozenBatchNorm2d` (section 6), torchvision.ops' own",
+           window=POINTWISE, macs=0, buffers=lambda layer: 4 * value(layer.args[0]), label=Label(args=(None,))),
+    OpSpec("ln2d", ln2d, (EPS, Opt("elementwise_affine", "bool", True), Opt("bias", "bool", True)), kind="ln",
+           doc="layer normalisation over the channels of (N, C, H, W), one module with `weight` and `bias`: `LayerNorm2d` (section 6), torchvision's (ConvNeXt)",
+           window=POINTWISE, macs=0, buffers=0, label=Label(args=(None,))),
     OpSpec("instnorm", instnorm, (EPS, MOMENTUM, Opt("affine", "bool", False), Opt("track_running_stats", "bool", False)),
            aliases=("instnorm1d", "instnorm2d", "instnorm3d"), kind="instnorm",
            doc="instance normalisation: `nn.InstanceNorm1d/2d/3d`",

@@ -190,11 +190,11 @@ class _Checker:
             self.report(e)
             return True
         dims = x if isinstance(x, tuple) else (x,)
-        if not 2 <= len(dims) <= 4 or not all(isinstance(d, Val) and type(d.v) is int and d.v >= 1 for d in dims):
+        if not 1 <= len(dims) <= 4 or not all(isinstance(d, Val) and type(d.v) is int and d.v >= 1 for d in dims):
             self.error(
-                "`input` must be channels and 1 to 3 spatial sizes, all positive integers, such as 3x32x32",
+                "`input` must be features, or channels and 1 to 3 spatial sizes, all positive integers, such as 100 or 3x32x32",
                 stmt.value.span,
-                "write CxL for 1-d, CxHxW for 2-d or CxDxHxW for 3-d networks",
+                "write F for a flat input (N, F), CxL for 1-d, CxHxW for 2-d or CxDxHxW for 3-d networks",
             )
             return True
         for axis, d in enumerate(dims):

@@ -13,6 +13,7 @@ from ...ir.network import CheckedNetwork, OutputStep
 from ...names import MODULE_NAMES, Namespace
 from ...ops.common import fmt_shape
 from .emit import Body, Plan, Uses, fill, plan
+from .helpers import HELPERS
 from .pyexpr import MAKE_DIVISIBLE, expr_code, path_code
 from .pyfmt import Call, Writer, lit
 
@@ -79,16 +80,7 @@ def _make_divisible_source() -> str:
     return inspect.getsource(make_divisible).replace("def make_divisible(", f"def {MAKE_DIVISIBLE}(", 1)
 
 
-_CENTER_CROP_HELPER = '''
-def _center_crop(x, size):
-    """The centre of x, its last len(size) dimensions cut to `size` (where a margin is
-    odd, the extra element is cut at the end)."""
-    for dim, n in enumerate(size, start=x.dim() - len(size)):
-        x = x.narrow(dim, (x.shape[dim] - n) // 2, n)
-    return x
-'''
-
-_HELPERS = {"DeformConv": (_DEFORM_HELPER, ("DeformConv2d",)), "center_crop": (_CENTER_CROP_HELPER, ())}
+_HELPERS = {"DeformConv": (_DEFORM_HELPER, ("DeformConv2d",)), **HELPERS}
 
 
 def safe_file_name(name: str) -> str:

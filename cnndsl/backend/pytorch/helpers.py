@@ -1,0 +1,59 @@
+"""Modules and functions the generated file defines where it uses them, for ops torch.nn lacks: torchvision's
+own modules, copied, so that the file still imports only torch (docs/DESIGN.md), and the centre crop. Each is
+its text and the names it imports from torchvision.ops (none here)."""
+
+FROZEN_BATCH_NORM = '''
+class FrozenBatchNorm2d(nn.Module):
+    """Batch norm with fixed statistics and affine transform, all four of them buffers:
+    torchvision.ops.FrozenBatchNorm2d.
+    """
+
+    def __init__(self, num_features, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a BatchNorm2d's state_dict loads: its counter has nothing to set here
+        state_dict.pop(prefix + "num_batches_tracked", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x):
+        w = self.weight.reshape(1, -1, 1, 1)
+        b = self.bias.reshape(1, -1, 1, 1)
+        rv = self.running_var.reshape(1, -1, 1, 1)
+        rm = self.running_mean.reshape(1, -1, 1, 1)
+        scale = w * (rv + self.eps).rsqrt()
+        bias = b - rm * scale
+        return x * scale + bias
+
+    def __repr__(self):
+        return f"{self.__class__.__name__}({self.weight.shape[0]}, eps={self.eps})"
+'''
+
+LAYER_NORM_2D = '''
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels of (N, C, H, W): torchvision's LayerNorm2d."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(
+            x, self.normalized_shape, self.weight, self.bias, self.eps
+        )
+        x = x.permute(0, 3, 1, 2)
+        return x
+'''
+
+CENTER_CROP = '''
+def _center_crop(x, size):
+    """The centre of x, its last len(size) dimensions cut to `size` (where a margin is
+    odd, the extra element is cut at the end)."""
+    for dim, n in enumerate(size, start=x.dim() - len(size)):
+        x = x.narrow(dim, (x.shape[dim] - n) // 2, n)
+    return x
+'''
+
+HELPERS = {"FrozenBatchNorm2d": (FROZEN_BATCH_NORM, ()), "LayerNorm2d": (LAYER_NORM_2D, ()), "center_crop": (CENTER_CROP, ())}

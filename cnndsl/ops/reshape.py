@@ -1,0 +1,137 @@
+"""Ops that give a tensor another shape without computing with it: unflatten and pad."""
+
+from __future__ import annotations
+
+from ..ir.values import value
+from ..semantics.pins import LAYOUT, SPATIAL, divides, equal, pin
+from ..semantics.shapes import prod
+from .base import Ctx, LayerError, OpSpec, Opt, Result, register
+from .common import FAMILY, fmt_shape, need_spatial
+from .facts import POINTWISE, UNKNOWN, Label, Window
+
+MAX_RANK = 5  # (N, C, D, H, W): the most dimensions any cnndsl tensor has
+
+
+def unflatten(ctx: Ctx) -> Result:
+    """nn.Unflatten(dim, sizes): one dimension becomes several whose product is its size (one size may be -1,
+    inferred, as torch infers it)."""
+    full = len(ctx.shape) + 1
+    sizes = ctx["unflattened_size"]
+    if sizes is None:
+        raise LayerError("`unflatten` needs the sizes to unflatten into", hint="e.g. `unflatten 64x7x7` for (N, 64, 7, 7)")
+    pin(ctx["dim"], reason=LAYOUT)
+    dim = value(ctx["dim"])
+    if not -full <= dim < full:
+        raise LayerError(f"dim={dim} is out of range for a {full}-D input {fmt_shape(ctx.shape)}", at="dim")
+    d = dim % full
+    if d == 0:
+        raise LayerError("unflattening the batch dimension is not supported", at="dim", hint="use dim=1 (the default)")
+    items = sizes if isinstance(sizes, tuple) else (sizes,)
+    written = "x".join(str(value(s)) for s in items) if all(value(s) >= 0 for s in items) else str(tuple(value(items)))
+    inferred = [i for i, s in enumerate(items) if value(s) == -1]
+    if len(inferred) > 1:
+        raise LayerError(f"only one size of `unflatten` can be -1 (inferred), found {written}", at="unflattened_size")
+    if any(value(s) < 1 for i, s in enumerate(items) if i not in inferred):
+        raise LayerError(f"the sizes of `unflatten` must be positive (one may be -1, inferred), found {written}", at="unflattened_size")
+    if full - 1 + len(items) > MAX_RANK:
+        raise LayerError(f"`unflatten {written}` would make a {full - 1 + len(items)}-D tensor from {fmt_shape(ctx.shape)}, and "
+                         f"cnndsl's tensors have at most {MAX_RANK} dimensions (N, C, D, H, W)", at="unflattened_size")
+    have = ctx.shape[d - 1]
+    known = prod([s for i, s in enumerate(items) if i not in inferred])
+    out = list(items)
+    if have is not None and inferred:
+        if not divides(known, have):
+            raise LayerError(f"`unflatten {written}` needs dimension {d} divisible by {value(known)} (the product of the other "
+                             f"sizes), but the input {fmt_shape(ctx.shape)} has {value(have)} there", at="unflattened_size")
+        out[inferred[0]] = have // known
+    elif inferred:
+        out[inferred[0]] = None
+    elif have is not None and not equal(known, have):
+        raise LayerError(f"`unflatten {written}` needs {value(known)} values in dimension {d} (the product of its sizes), but the input "
+                         f"{fmt_shape(ctx.shape)} has {value(have)} there", at="unflattened_size",
+                         hint=f"the sizes must multiply to {value(have)}")
+    shape = (*ctx.shape[: d - 1], *out, *ctx.shape[d:])
+    return Result(module="nn.Unflatten", shape=shape, args=(ctx["dim"], tuple(items)))
+
+
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+_PAD_MODULES = {"reflect": "ReflectionPad", "replicate": "ReplicationPad", "circular": "CircularPad"}
+_SIDES = ("left", "right", "top", "bottom", "front", "back")
+
+
+def pad(ctx: Ctx) -> Result:
+    """nn.ZeroPad/ConstantPad/ReflectionPad/ReplicationPad/CircularPad 1d-3d by the input's rank. The padding is one
+    number for every side, or F.pad's pairs from the last dimension (left, right, top, bottom, front, back)."""
+    n = need_spatial(ctx, ctx.op)
+    padding, mode, fill = ctx["padding"], ctx["mode"], ctx["value"]
+    if padding is None:
+        raise LayerError("`pad` needs its padding", hint="e.g. `pad 1` on every side, or `pad (1, 2, 0, 1)`: left, right, top, bottom")
+    if "value" in ctx.given and mode != "constant":
+        raise LayerError(f"`value` is the fill of mode=constant; mode={mode} fills from the input", at="value")
+    pads = padding if isinstance(padding, tuple) else (padding,) * (2 * n)
+    sides = ", ".join(_SIDES[: 2 * n])
+    if len(pads) % 2 or len(pads) > 2 * n:
+        raise LayerError(f"`padding` takes one number, or two per padded dimension from the last ({sides}); found {len(pads)} "
+                         f"numbers for the {n + 2}-D input {fmt_shape(ctx.shape)}", at="padding")
+    if mode != "constant" and len(pads) != 2 * n:
+        raise LayerError(f"mode={mode} pads every spatial dimension: `padding` needs one number, or {2 * n} ({sides}) for the "
+                         f"{n + 2}-D input {fmt_shape(ctx.shape)}, found {len(pads)}", at="padding")
+    pin(pads, reason=SPATIAL)
+    out = list(ctx.shape[1:])
+    for j in range(len(pads) // 2):  # F.pad's pairs: the last dimension first
+        left, right, axis = value(pads[2 * j]), value(pads[2 * j + 1]), n - 1 - j
+        where = f"spatial dimension {axis + 1} of {fmt_shape(ctx.shape)}"
+        if mode != "constant" and min(left, right) < 0:
+            raise LayerError(f"mode={mode} takes no negative padding (cropping), found ({left}, {right}) for {where}", at="padding",
+                             hint="crop with the constant mode first, e.g. `pad (-1, -1, 0, 0) | pad 1 mode=reflect`")
+        size = out[axis]
+        if size is None:
+            continue
+        size = value(size)
+        if mode == "reflect" and max(left, right) >= size:
+            raise LayerError(f"mode=reflect needs each padding smaller than the size it pads, but ({left}, {right}) pads a size "
+                             f"of {size} ({where})", at="padding")
+        if mode == "circular" and max(left, right) > size:
+            raise LayerError(f"mode=circular wraps around at most once: each padding must be at most the size it pads, but "
+                             f"({left}, {right}) pads a size of {size} ({where})", at="padding")
+        if size + min(left, 0) + min(right, 0) < 0:
+            raise LayerError(f"padding ({left}, {right}) crops {-min(left, 0) - min(right, 0)} from a size of {size} ({where})",
+                             at="padding")
+        if size + left + right < 1:
+            raise LayerError(f"padding ({left}, {right}) leaves nothing of a size of {size} ({where})", at="padding")
+        out[axis] = size + left + right
+    if mode != "constant":
+        return Result(module=f"nn.{_PAD_MODULES[mode]}{FAMILY[n]}", shape=(ctx.channels, *out), args=(padding,))
+    if value(fill) == 0 and not getattr(fill, "symbolic", False):
+        return Result(module=f"nn.ZeroPad{FAMILY[n]}", shape=(ctx.channels, *out), args=(padding,))
+    return Result(module=f"nn.ConstantPad{FAMILY[n]}", shape=(ctx.channels, *out), args=(padding,), kwargs=(("value", fill),))
+
+
+# -- facts (cnndsl/ops/facts.py) --------------------------------------------------------------------------
+
+
+def unflatten_window(layer) -> Window:
+    """The new axes are not the input's axes; an unflatten into one size changes nothing."""
+    if layer.input_shape is not None and layer.output_shape is not None and len(layer.input_shape) == len(layer.output_shape):
+        return POINTWISE
+    return UNKNOWN
+
+
+def _pad_mode(layer) -> dict:
+    """The mode, from the module's class (nn.ReflectionPad2d: reflect; nn.ZeroPad2d, nn.ConstantPad2d: constant)."""
+    name = layer.module.removeprefix("nn.")[:-2]
+    return {"mode": next((m for m, cls in _PAD_MODULES.items() if cls == name), "constant")}
+
+
+register(
+    OpSpec("unflatten", unflatten, (Opt("unflattened_size", "ints", aliases=("sizes",)), Opt("dim", "int", 1)),
+           positional=("unflattened_size",), kind="unflatten", returns_input=True,
+           doc="one dimension (dim, default 1: the features) becomes several whose product is its size, `unflatten 64x7x7`: `nn.Unflatten`",
+           window=unflatten_window, macs=0, buffers=0, label=Label(args=("dim", "unflattened_size"))),
+    OpSpec("pad", pad,
+           (Opt("padding", "ints"), Opt("mode", "enum", "constant", choices=PAD_MODES), Opt("value", "float", 0)),
+           positional=("padding",), aliases=("pad1d", "pad2d", "pad3d"), kind="pad",
+           doc="padding as a layer, one number for every side or (left, right, top, bottom, front, back) as F.pad: "
+               "`nn.ZeroPad1d/2d/3d`, `nn.ConstantPad*` (`value`), `nn.ReflectionPad*`, `nn.ReplicationPad*`, `nn.CircularPad*` by mode",
+           window=POINTWISE, macs=0, buffers=0, label=Label(args=("padding",), derive=_pad_mode)),
+)
