@@ -41,6 +41,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torchvision.models.convnext import LayerNorm2d
+from torchvision.ops import FrozenBatchNorm2d
 
 import cnndsl
 from cnndsl import CnnDslError
@@ -593,6 +595,121 @@ def linear_cases(draw):
     return Case("linear", inp, [flat, lin])
 
 
+PAD = {"reflect": "ReflectionPad", "replicate": "ReplicationPad", "circular": "CircularPad"}
+
+
+@st.composite
+def pad_cases(draw):
+    """pad: one number or F.pad's pairs (sometimes an odd count, or more pairs than spatial dimensions), negative
+    numbers (cropping) now and then, every mode, `value` now and then (also where the mode has none)."""
+    dim = draw(st.sampled_from([1, 2, 2, 3]))
+    mode = draw(st.sampled_from(["constant", "constant", "reflect", "replicate", "circular"]))
+    low = -4 if draw(st.integers(0, 3)) == 0 else 0
+    if draw(st.booleans()):
+        padding = draw(st.integers(low, 4))
+    else:
+        n = 2 * draw(st.integers(1, dim)) if draw(st.integers(0, 7)) else draw(st.integers(2, 2 * dim + 2))  # (no 1-tuple in .cnn)
+        padding = tuple(draw(st.integers(low, 4)) for _ in range(n))
+    fill = draw(st.sampled_from([None, None, 0, 0.5, -2]))
+    words = [family_op(draw, "pad", dim) if draw(st.integers(0, 3)) == 0 else "pad"]
+    words.append((f"({padding})" if padding < 0 else str(padding)) if isinstance(padding, int) else tup(padding))
+    if mode != "constant" or draw(st.integers(0, 3)) == 0:
+        words.append(f"mode={mode}")
+    if fill is not None:
+        words.append(f"value={fill}")
+    pads = padding if isinstance(padding, tuple) else (padding,)
+    deliberate = None
+    if mode != "constant" and min(pads) < 0:
+        deliberate = "cnndsl takes no negative padding outside mode=constant"
+    elif len(pads) > 2 * dim:
+        deliberate = "cnndsl pads the spatial dimensions only (torch would pad the channels too)"
+
+    def make(shape):
+        if fill is not None and mode != "constant":
+            raise TypeError(f"{PAD[mode]}{dim}d takes no value")  # what torch's constructor would say
+        if mode == "constant":
+            return getattr(nn, f"ConstantPad{dim}d")(padding, fill or 0.0)
+        return getattr(nn, f"{PAD[mode]}{dim}d")(padding)
+
+    c = draw(st.integers(1, 3))
+    return Case("pad", (c, *spatial(draw, dim)), [Stage(" ".join(words), make, deliberate=deliberate)])
+
+
+@st.composite
+def unflatten_cases(draw):
+    """A flat input (N, F) through `linear` now and then, or a tensor with spatial dimensions, unflattened at a random
+    dim into random sizes (their product right most of the time, one of them -1 now and then), then a conv where
+    the result has spatial dimensions."""
+    stages = []
+    if draw(st.booleans()):
+        inp = (draw(st.integers(1, 60)),)
+        if draw(st.booleans()):
+            out = draw(st.sampled_from([12, 16, 24, 36, 48]))
+            stages.append(Stage(f"linear {out}", lambda shape: nn.Linear(shape[-1], out)))
+            size = out
+        else:
+            size = inp[0]
+    else:
+        inp = (draw(st.integers(1, 4)), *spatial(draw, draw(st.sampled_from([1, 2]))))
+        size = None
+    rank = len(inp) + 1
+    dim = draw(st.integers(-rank - 1, rank)) if draw(st.integers(0, 3)) == 0 else 1
+    current = (size,) if size is not None else inp
+    target = current[dim % rank - 1] if -rank <= dim < rank and dim % rank else None
+    n = draw(st.integers(1, 4))
+    if target is not None and draw(st.integers(0, 5)):
+        sizes = _factors(draw, target, n)
+    else:
+        sizes = [draw(st.integers(1, 6)) for _ in range(n)]
+    if draw(st.integers(0, 4)) == 0:
+        sizes[draw(st.integers(0, n - 1))] = -1
+    if draw(st.integers(0, 15)) == 0:
+        sizes[0] = draw(st.sampled_from([0, -1, -2]))
+    sizes = tuple(sizes)
+    text = f"unflatten {'x'.join(map(str, sizes))}" if min(sizes) >= 0 else f"unflatten sizes={tup(sizes)}"
+    if dim != 1 or draw(st.integers(0, 5)) == 0:
+        text += f" dim={dim}"
+    deliberate = "unflattening the batch is refused" if dim in (0, -rank) else None
+    if deliberate is None and rank - 1 + len(sizes) > 5:
+        deliberate = "cnndsl's tensors have at most 5 dimensions"
+    stages.append(Stage(text, lambda shape: nn.Unflatten(dim, sizes), deliberate=deliberate))
+    if draw(st.booleans()):
+        stages.append(Stage("conv 2 k1", lambda shape: CONV[len(shape) - 2](shape[1], 2, 1) if 3 <= len(shape) <= 5 else nn.Conv2d(shape[1], 2, 1)))
+    return Case("unflatten", inp, stages)
+
+
+def _factors(draw, total: int, n: int) -> list[int]:
+    """n numbers whose product is total."""
+    out = []
+    for _ in range(n - 1):
+        divisors = [d for d in range(1, total + 1) if total % d == 0]
+        d = draw(st.sampled_from(divisors))
+        out.append(d)
+        total //= d
+    return out + [total]
+
+
+@st.composite
+def frozen_ln2d_cases(draw):
+    """frozenbn and ln2d (torchvision's FrozenBatchNorm2d and LayerNorm2d) on inputs of every rank, after a conv so
+    that their inputs are not all alike."""
+    dim = draw(st.sampled_from([0, 1, 2, 2, 2, 3]))
+    c = draw(st.integers(1, 6))
+    inp = (c, *spatial(draw, dim)) if dim else (c,)
+    eps = draw(st.sampled_from([None, 1e-3, 1e-6]))
+    kw = {} if eps is None else {"eps": eps}
+    words = [] if eps is None else [f"eps={eps}"]
+    if draw(st.booleans()):
+        deliberate = None if dim == 2 else "frozenbn takes 4-D inputs only (torchvision's broadcasts others into a 4-D tensor)"
+        stage = Stage(" ".join(["frozenbn", *words]), lambda shape: FrozenBatchNorm2d(shape[1], **kw), deliberate=deliberate)
+    else:
+        if draw(st.integers(0, 3)) == 0:
+            words.append("bias=false")
+            kw["bias"] = False
+        stage = Stage(" ".join(["ln2d", *words]), lambda shape: LayerNorm2d(shape[1], **kw))
+    return Case("frozen_ln2d", inp, [stage])
+
+
 # chains: several layers on a 2-d input, each built by torch from torch's own running shape
 
 CHAIN_OPS = ["conv", "conv", "convt", "bn", "gn", "act", "maxpool", "avgpool", "upsample", "pixelshuffle", "pixelunshuffle", "dropout", "adaptive", "dwconv"]
@@ -658,6 +775,9 @@ FAMILIES = {
     "norm": (norm_cases(), 500),
     "linear": (linear_cases(), 400),
     "chain": (chain_cases(), 300),
+    "pad": (pad_cases(), 600),
+    "unflatten": (unflatten_cases(), 400),
+    "frozen_ln2d": (frozen_ln2d_cases(), 200),
 }
 
 

@@ -57,6 +57,7 @@ def unflatten(ctx: Ctx) -> Result:
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
 _PAD_MODULES = {"reflect": "ReflectionPad", "replicate": "ReplicationPad", "circular": "CircularPad"}
 _SIDES = ("left", "right", "top", "bottom", "front", "back")
+_AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 
 def pad(ctx: Ctx) -> Result:
@@ -80,25 +81,25 @@ def pad(ctx: Ctx) -> Result:
     out = list(ctx.shape[1:])
     for j in range(len(pads) // 2):  # F.pad's pairs: the last dimension first
         left, right, axis = value(pads[2 * j]), value(pads[2 * j + 1]), n - 1 - j
-        where = f"spatial dimension {axis + 1} of {fmt_shape(ctx.shape)}"
+        pair = f"({left}, {right}) ({_SIDES[2 * j]}, {_SIDES[2 * j + 1]})"
         if mode != "constant" and min(left, right) < 0:
-            raise LayerError(f"mode={mode} takes no negative padding (cropping), found ({left}, {right}) for {where}", at="padding",
+            raise LayerError(f"mode={mode} takes no negative padding (cropping), found {pair}", at="padding",
                              hint="crop with the constant mode first, e.g. `pad (-1, -1, 0, 0) | pad 1 mode=reflect`")
         size = out[axis]
         if size is None:
             continue
         size = value(size)
+        where = f"the {_AXES[n][axis]} of {fmt_shape(ctx.shape)} is {size}"
         if mode == "reflect" and max(left, right) >= size:
-            raise LayerError(f"mode=reflect needs each padding smaller than the size it pads, but ({left}, {right}) pads a size "
-                             f"of {size} ({where})", at="padding")
-        if mode == "circular" and max(left, right) > size:
-            raise LayerError(f"mode=circular wraps around at most once: each padding must be at most the size it pads, but "
-                             f"({left}, {right}) pads a size of {size} ({where})", at="padding")
-        if size + min(left, 0) + min(right, 0) < 0:
-            raise LayerError(f"padding ({left}, {right}) crops {-min(left, 0) - min(right, 0)} from a size of {size} ({where})",
+            raise LayerError(f"mode=reflect needs each padding smaller than the size it pads, but {where} and its padding is {pair}",
                              at="padding")
+        if mode == "circular" and max(left, right) > size:
+            raise LayerError(f"mode=circular wraps around at most once, so each padding must be at most the size it pads, but {where} "
+                             f"and its padding is {pair}", at="padding")
+        if size + min(left, 0) + min(right, 0) < 0:
+            raise LayerError(f"padding {pair} crops {-min(left, 0) - min(right, 0)}, but {where}", at="padding")
         if size + left + right < 1:
-            raise LayerError(f"padding ({left}, {right}) leaves nothing of a size of {size} ({where})", at="padding")
+            raise LayerError(f"padding {pair} leaves nothing: {where}", at="padding")
         out[axis] = size + left + right
     if mode != "constant":
         return Result(module=f"nn.{_PAD_MODULES[mode]}{FAMILY[n]}", shape=(ctx.channels, *out), args=(padding,))
