@@ -106,6 +106,23 @@ def test_examples_agree_with_torch(tmp_path, name, input):
     assert_agrees(tmp_path / "net.onnx", reference(src, module.state_dict(), input=input), net.input_shape, 3)
 
 
+RESHAPING = """\
+network Reshaping:
+    input 24
+    linear 3*8*8 | unflatten 3x8x8
+    pad (1, 2, 0, 1) mode=reflect | conv 8 k3 nobias | frozenbn | relu
+    pad 1 mode=circular | pad (-1, 0, 1, 1) value=0.5 | pad 1 mode=replicate | ln2d eps=1e-6
+"""
+
+
+def test_flat_inputs_unflatten_pad_frozenbn_and_ln2d_export(tmp_path, tmp_cnn):
+    """Every pad mode, cropping, a flat input, and the helper classes (FrozenBatchNorm2d, LayerNorm2d)."""
+    src = tmp_cnn(RESHAPING)
+    module, net = export(src, tmp_path / "net.onnx")
+    assert dims(onnx.load(tmp_path / "net.onnx").graph.input[0]) == ["batch", 24]
+    assert_agrees(tmp_path / "net.onnx", reference(src, module.state_dict()), net.input_shape, 3)
+
+
 def test_two_outputs_are_named_as_in_the_file_at_the_opset_asked_for(tmp_path, tmp_cnn):
     src = tmp_cnn(TWO_HEADS)
     module, net = export(src, tmp_path / "heads.onnx", opset=19)
