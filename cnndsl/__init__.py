@@ -240,9 +240,10 @@ def compile(src: SourceLike, *, network: str | None = None, input: Any = None,  
 
 def load(src: SourceLike, *, device: Any = None, network: str | None = None, input: Any = None,
          import_root: str | os.PathLike | None = None, **params: Any):
-    """An nn.Module instance of the network, on `device` (CUDA when available)."""
-    from .backend.pytorch.codegen import generate
-    from .backend.pytorch.loader import instantiate
+    """An nn.Module instance of the network, on `device` (CUDA when available). External modules (`module`
+    declarations) are imported from the declaring file's folder (from `import_root`, else the working directory,
+    for source text), and each one's declared output shape is checked on a dry run (docs/LANGUAGE.md)."""
+    from .backend.pytorch.loader import load_checked
 
     net = check(src, network=network, input=input, import_root=import_root, **params)
-    return instantiate(generate(net), net.name, device)
+    return load_checked(net, device, _import_root(import_root))

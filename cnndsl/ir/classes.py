@@ -50,7 +50,8 @@ class _Key(StepVisitor):
     def visit_layer(self, step):
         layer = step.layer
         return ("layer", step.name, layer.module, _lit(layer.args), tuple((k, _lit(v)) for k, v in layer.kwargs),
-                layer.forward, layer.helper, layer.imports, step.indices, step.unpool, _lit(step.output_size))
+                layer.forward, layer.helper, layer.imports, step.indices, step.unpool, _lit(step.output_size),
+                layer.external and layer.external.path)
 
     def visit_call(self, step):
         return ("call", step.name, self.class_of[step.instance], _lit(step.in_channels),

@@ -102,6 +102,21 @@ class InitRule(_IR):
     layers: tuple[str, ...]
 
 
+class ExternalModule(_IR):
+    """What a layer that is an external module (`module Name(...) = package.module.Class(...) -> rule`) needs at
+    load: the class to import, and where it was declared, for the diagnostics `cnndsl.load` gives when the import
+    fails or the module's output is not the declared shape."""
+
+    name: str  # the declaration's name
+    path: str  # package.module.Class
+    rule: str  # same | channels | shape: how the declaration says the output's shape
+    file: str  # the file that declares it
+    path_span: Span = Span()
+    path_line: str = ""  # the source line of path_span
+    rule_span: Span = Span()
+    rule_line: str = ""
+
+
 class CheckedLayer(_IR):
     """One layer, checked: its module, its constructor arguments and the shape it produces.
 
@@ -128,6 +143,7 @@ class CheckedLayer(_IR):
     has_bias: bool = False
     span: Span = Span()
     file: str = ""  # the source the span is in (an imported block's file for its layers)
+    external: Optional[ExternalModule] = None  # a module from outside the catalog (its parameters are unknown: None)
 
 
 class Branch(_IR):
@@ -324,7 +340,11 @@ class CheckedNetwork(_IR):
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join((r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].ljust(widths[2]), r[3].rjust(widths[3]))).rstrip() for r in rows]
         total = self.total_params
-        lines.append(f"total parameters: {'unknown (lazy layers)' if total is None else f'{total:,}'}")
+        text = "unknown (lazy layers)" if total is None else f"{total:,}"
+        if total is None and all(layer.params is not None for layer in self.layers if layer.external is None):
+            known = sum(layer.params for layer in self.layers if layer.external is None)
+            text = f"{known:,} besides the external modules' (known only once loaded)"
+        lines.append(f"total parameters: {text}")
         return "\n".join(lines)
 
 

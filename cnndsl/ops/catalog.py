@@ -10,13 +10,39 @@ from typing import TYPE_CHECKING, Any
 
 from . import pool
 from .base import REGISTRY, OpSpec, Opt
-from .facts import FACTS, MissingFact, literal
+from ..ir.values import value
+from .facts import FACTS, UNKNOWN, MissingFact, literal
 
 if TYPE_CHECKING:
     from ..ir.network import CheckedLayer
 
 # ops the checker builds itself rather than through REGISTRY (`unpool`, which names a pool): facts only
 FORMS: dict[str, OpSpec] = {pool.UNPOOL.name: pool.UNPOOL}
+
+
+class _ExternalLabel:
+    """An external module's label in the graph: its declared name and its constructor's arguments."""
+
+    def text(self, spec: OpSpec, layer: "CheckedLayer") -> str:
+        args = [literal(value(a)) for a in layer.args] + [f"{k}={literal(value(v))}" for k, v in layer.kwargs]
+        return f"{layer.op}({', '.join(args)})"
+
+
+def _external_rule(ctx):  # pragma: no cover - the checker builds external layers itself (cnndsl/semantics/externs.py)
+    raise AssertionError("an external module has no rule of the catalog")
+
+
+# A module from outside the catalog (`module Name(...) = package.module.Class(...) -> rule`): what the tools may
+# assume of it without importing it. Nothing: its parameters, mult-adds and buffers are unknown (None), its
+# receptive field unknown, and for the in-place rule it may return its input and keep its output for backward.
+EXTERNAL = OpSpec("module", _external_rule, kind="module", keeps_output=True, returns_input=True,
+                  window=UNKNOWN, macs=lambda layer: None, buffers=lambda layer: None, label=_ExternalLabel(),
+                  doc="a module from outside the catalog, declared with `module Name(...) = package.module.Class(...) -> rule`")
+
+
+def layer_spec(layer: "CheckedLayer") -> OpSpec | None:
+    """The registered spec of a checked layer's op (EXTERNAL for an external module; None for a form such as unpool)."""
+    return EXTERNAL if layer.external is not None else REGISTRY.get(layer.op)
 
 
 def spec_of(op: str) -> OpSpec:
@@ -29,7 +55,7 @@ def spec_of(op: str) -> OpSpec:
 
 def fact(layer: "CheckedLayer", name: str) -> Any:
     """A fact about a checked layer (`window`, `macs`, `buffers`, `label`), from its op's spec."""
-    return spec_of(layer.op).fact(name, layer)
+    return (EXTERNAL if layer.external is not None else spec_of(layer.op)).fact(name, layer)
 
 
 FAMILIES = ("conv", "pool", "tensor", "reshape", "norm", "activation")  # the order of the op table: cnndsl/ops/<family>.py

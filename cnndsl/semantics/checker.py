@@ -39,6 +39,7 @@ from .resolve import (
     kind_of,
     shown,
 )
+from .externs import declaration_problems
 from .scope import Program, Scope
 
 SMOKE_SIZES = (32, 64, 128, 224, 512)
@@ -326,7 +327,7 @@ def _given_kind(v: object) -> str:
 def check_network(source: Source, net: ast.Network, params: dict[str, Any] | None = None,
                   input_shape: tuple[int, ...] | None = None, blocks: dict | None = None) -> CheckedNetwork:
     blocks = blocks or {}
-    if net.name in blocks:  # both would be classes of that name in the generated file
+    if net.name in blocks and isinstance(blocks[net.name][0], ast.Block):  # two classes of that name in the generated file
         block, src = blocks[net.name]
         at, where = (first_line(block.span), src) if net.implicit else (first_line(net.span), source)
         raise CheckError([_diagnostic(where, f"the network and a block are both named `{net.name}`", at,
@@ -372,13 +373,16 @@ def collect_blocks(source: Source, file: ast.File, read, *, import_root: str | o
     blocks: dict[str, tuple[ast.Block, Source]] = {}
     errors: list[Diagnostic] = []
 
-    def add(block: ast.Block, src: Source) -> None:
-        problem = identifier_problem(block.name, "block")
+    def add(block: ast.Block | ast.ModuleDecl, src: Source) -> None:
+        what = "module" if isinstance(block, ast.ModuleDecl) else "block"
+        problem = identifier_problem(block.name, what)
         if problem or block.name in REGISTRY or block.name in ("add", "cat", "mul", "split", "unpool"):
-            errors.append(_diagnostic(src, problem or f"`{block.name}` is an op and cannot name a block", first_line(block.span)))
+            errors.append(_diagnostic(src, problem or f"`{block.name}` is an op and cannot name a {what}", first_line(block.span)))
         elif block.name in blocks:
             other = blocks[block.name][1]
-            errors.append(_diagnostic(src, f"the block `{block.name}` is defined twice (also in {other.name})", first_line(block.span)))
+            errors.append(_diagnostic(src, f"the name `{block.name}` is defined twice (also in {other.name})"
+                                      if isinstance(blocks[block.name][0], ast.ModuleDecl) or what == "module" else
+                                      f"the block `{block.name}` is defined twice (also in {other.name})", first_line(block.span)))
         seen = set()
         for p in block.params:
             problem = identifier_problem(p.name, "parameter")
@@ -430,8 +434,10 @@ def collect_blocks(source: Source, file: ast.File, read, *, import_root: str | o
         active.add(key)
         stack.append((imported, parsed, iter(parsed.imports), key))
     for src, tree in ordered:
-        for block in tree.blocks:
+        for block in (*tree.blocks, *tree.modules):
             add(block, src)
+        for decl in tree.modules:
+            errors.extend(declaration_problems(decl, src))
     if errors:
         raise CheckError(errors)
     return blocks

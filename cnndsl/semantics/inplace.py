@@ -38,7 +38,7 @@ from ..ir.network import (
     ValueStep,
 )
 from ..ir.values import value
-from ..ops import REGISTRY
+from ..ops.catalog import layer_spec
 
 if TYPE_CHECKING:
     from ..errors import Diagnostic  # pydantic, made on first use
@@ -72,7 +72,7 @@ class _Event:
 
 
 def _spec(layer: CheckedLayer):
-    return REGISTRY.get(layer.op)
+    return layer_spec(layer)
 
 
 def _asks_in_place(layer: CheckedLayer) -> bool:

@@ -27,6 +27,7 @@ from ..ops.base import written_rank
 from ..ops.common import fmt_shape
 from ..syntax import ast
 from .calls import call as block_call
+from .externs import call as external_call
 from .merges import JOINS, MERGES, join, merge
 from .pins import DECIDED, pin
 from .resolve import (
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 class Program:
     """What a whole check shares: the blocks in reach, the diagnostics, every layer and block instance."""
 
-    blocks: dict[str, tuple[ast.Block, Source]]
+    blocks: dict[str, tuple[ast.Block | ast.ModuleDecl, Source]]  # blocks and external modules, by name
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
     layers: list[CheckedLayer] = field(default_factory=list)
@@ -384,7 +385,8 @@ class Scope:
                                    f"merge it here with cat({node.op}), add({node.op}) or mul({node.op})")
             if node.op in self.prog.blocks:
                 spaced = node.args and isinstance(node.args[0], ast.Positional) and node.args[0].span.col > node.op_span.end_col
-                raise LocatedError(f"`{node.op}` is a block: call it with parentheses", node.op_span,
+                kind = "a module" if isinstance(self.prog.blocks[node.op][0], ast.ModuleDecl) else "a block"
+                raise LocatedError(f"`{node.op}` is {kind}: call it with parentheses", node.op_span,
                                    f"write `{node.op}(...)` with no space before `(`" if spaced else f"write `{node.op}(...)`")
             if node.op == "unpool":
                 return self.unpool(node)
@@ -407,8 +409,9 @@ class Scope:
                     raise LocatedError("a block call takes its arguments in parentheses", args[0].span)
                 if count > 1 and node.name is not None:
                     raise LocatedError("a repeated block cannot take one name", node.span, "name a group instead: `layer1: Block(...) x2`")
+                run = external_call if isinstance(self.prog.blocks[node.callee][0], ast.ModuleDecl) else block_call
                 for _ in self.copies(count, index):
-                    block_call(self, node)
+                    run(self, node)
                 return
             if node.callee in REGISTRY:
                 raise LocatedError(f"`{node.callee}` is an op, not a block: write its arguments after a space",

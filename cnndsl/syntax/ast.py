@@ -528,16 +528,41 @@ class Import(Node):
         self.span = span
 
 
+class ModuleDecl(Node):
+    """`module Name(params) = package.module.Class(args) -> rule`: an nn.Module from outside the catalog, called
+    as a block is. `rule` is the output's shape: the word `same`, a channel count, or a tuple (the whole shape
+    without the batch)."""
+
+    __slots__ = ("name", "params", "path", "path_span", "args", "rule")
+    name: str
+    params: tuple[Param, ...]
+    path: str  # package.module.Class
+    path_span: Span
+    args: tuple[Arg, ...]  # the constructor's arguments: Positional or Keyword
+    rule: Expr
+
+    def __init__(self, name, params=(), path="", path_span=_SPAN, args=(), rule=None, span=_SPAN):
+        self.name = name
+        self.params = params
+        self.path = path
+        self.path_span = path_span
+        self.args = args
+        self.rule = rule
+        self.span = span
+
+
 class File(Node):
-    __slots__ = ("name", "networks", "blocks", "imports")
+    __slots__ = ("name", "networks", "blocks", "imports", "modules")
     name: str
     networks: tuple[Network, ...]
     blocks: tuple[Block, ...]
     imports: tuple[Import, ...]
+    modules: tuple[ModuleDecl, ...]
 
-    def __init__(self, name, networks=(), blocks=(), imports=(), span=_SPAN):
+    def __init__(self, name, networks=(), blocks=(), imports=(), modules=(), span=_SPAN):
         self.name = name
         self.networks = networks
         self.blocks = blocks
         self.imports = imports
+        self.modules = modules
         self.span = span

@@ -54,7 +54,7 @@ def __getattr__(name: str):
 
 
 # the tokens that open and close brackets, inside which line breaks are free (the indenter's, and the tables')
-_OPEN_BRACKETS = ("LPAR", "CALL", "REPEAT", "LSQB")
+_OPEN_BRACKETS = ("LPAR", "CALL", "REPEAT", "LSQB", "PATH_CALL")
 _CLOSE_BRACKETS = ("RPAR", "RSQB")
 
 
@@ -535,6 +535,14 @@ def _call(c, s):
     return ast.Call(str(c[0])[:-1], call_args, _items(args), name and str(name), s)
 
 
+def _module_def(c, s):
+    """`module Name(params) = package.module.Class(args) -> rule`."""
+    name, params, path, *rest, rule = c
+    args = tuple(x for x in rest if x is not None and not isinstance(x, str))
+    path_span = Span(path.line, path.column, path.end_line, path.end_column - 1)  # without its `(`
+    return ast.ModuleDecl(str(name), _items(params), str(path)[:-1], path_span, args, rule, s)
+
+
 def _labeled(label: str, label_span: Span, args: tuple, rest: list, condition, s: Span) -> ast.Labeled:
     if len(rest) == 1 and isinstance(rest[0], ast.Pipeline):
         return ast.Labeled(label, label_span, args, condition, rest[0], (), s)
@@ -600,6 +608,7 @@ _BUILDERS = {  # rule (or alias) -> build(children, span): a node
     "network": lambda c, s: ast.Network(str(c[0]), _items(c[1]), tuple(c[2:]), False, s),
     "block": lambda c, s: ast.Block(str(c[0]), _items(c[1]), tuple(c[2:]), s),
     "import_stmt": lambda c, s: ast.Import(str(c[0])[1:-1], s),
+    "module_def": _module_def,
 }
 
 _LEVELS = {  # rule -> build(children): the items of a level without a node
@@ -1158,9 +1167,9 @@ def network_name_from_file(name: str) -> str:
 def parse(source: Source) -> ast.File:
     """Parse a whole file: its networks, blocks and imports; top-level layers form a network of their own."""
     items = parse_tree(source)
-    networks, blocks, imports, bare = [], [], [], []
+    networks, blocks, imports, modules, bare = [], [], [], [], []
     for item in items:
-        {ast.Network: networks, ast.Block: blocks, ast.Import: imports}.get(type(item), bare).append(item)
+        {ast.Network: networks, ast.Block: blocks, ast.Import: imports, ast.ModuleDecl: modules}.get(type(item), bare).append(item)
     if bare:
         if networks:
             from .syntax_errors import diagnostic
@@ -1173,4 +1182,4 @@ def parse(source: Source) -> ast.File:
             )])
         span = Span(bare[0].span.line, bare[0].span.col, bare[-1].span.end_line, bare[-1].span.end_col)
         networks.append(ast.Network(network_name_from_file(source.name), (), tuple(bare), True, span))
-    return ast.File(source.name, tuple(networks), tuple(blocks), tuple(imports))
+    return ast.File(source.name, tuple(networks), tuple(blocks), tuple(imports), tuple(modules))

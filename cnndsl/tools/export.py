@@ -76,12 +76,11 @@ def _module(net: CheckedNetwork, weights: str | os.PathLike | None):
     """The network's module on the CPU, in eval mode, with `weights` or its own initialisation (seed 0)."""
     import torch
 
-    from ..backend.pytorch.codegen import generate
-    from ..backend.pytorch.loader import instantiate
+    from ..backend.pytorch.loader import load_checked
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        module = instantiate(generate(net), net.name, "cpu")
+        module = load_checked(net, "cpu")
     if weights is not None:
         _load_weights(module, weights, net.name)
     return module.eval()

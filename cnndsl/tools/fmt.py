@@ -15,12 +15,12 @@ from ..errors import Source
 from ..syntax.parser import lark_parser
 
 INDENT = "    "
-_OPENS = {"LPAR", "CALL", "REPEAT", "LSQB"}  # a call token is the name and its "(", a repetition's is `x(`
+_OPENS = {"LPAR", "CALL", "REPEAT", "LSQB", "PATH_CALL"}  # a call token is the name and its "(", a repetition's is `x(`
 _CLOSES = {"RPAR", "RSQB"}
 _OPERAND_ENDS = {"NAME", "IN", "INT", "FLOAT", "DIMS", "STRING", "RPAR", "RSQB"}  # a "-" after these is binary
 _DEFINITIONS = {"NETWORK", "BLOCK"}
 _GLUE = {  # (no space before, no space after)
-    "LPAR": (False, True), "CALL": (False, True), "REPEAT": (False, True), "RPAR": (True, False), "COMMA": (True, False),
+    "LPAR": (False, True), "CALL": (False, True), "PATH_CALL": (False, True), "REPEAT": (False, True), "RPAR": (True, False), "COMMA": (True, False),
     "LSQB": (True, True), "RSQB": (True, False), "SPLICE": (False, True),
     "COLON": (True, False), "PLUS": (True, True), "MUL_OP": (True, True),
 }
@@ -84,13 +84,16 @@ def _tokens(text: str) -> list[_Token]:
 def _glue(tok: _Token, before: list[_Token]) -> tuple[bool, bool]:
     """Whether a token is written without a space before it and after it."""
     prev = before[-1] if before else None
-    if tok.text == "->":  # channels, `3->16` (an anonymous terminal: Lark names it)
-        return (True, True)
+    declares = tok.depth == 0 and _head(before) == "MODULE"  # `module SE(r=4) = package.SE(in, in//r) -> same`
+    if tok.text == "->":  # channels, `3->16` (an anonymous terminal: Lark names it); a module's shape rule is spaced
+        return (False, False) if declares else (True, True)
+    if tok.type == "EQUAL" and declares:
+        return (False, False)
     if tok.type == "MINUS":  # binary arithmetic is tight (`c*2`, `c-1`); a unary minus binds to its operand
         return (True, True) if prev is not None and prev.type in _OPERAND_ENDS else (False, True)
     if tok.type == "EQUAL":  # `e1 = conv ...` and `a, b = Two()` assign; `k=3`, `c=16`, `stride=2` name a value
         return (False, False) if prev is not None and _assigns(before) else (True, True)
-    if tok.type == "LPAR" and len(before) > 1 and before[-2].type in _DEFINITIONS:  # `network Net(c=16):`
+    if tok.type == "LPAR" and len(before) > 1 and before[-2].type in (*_DEFINITIONS, "MODULE"):  # `network Net(c=16):`
         return (True, True)
     return _GLUE.get(tok.type, (False, False))
 
@@ -103,6 +106,14 @@ def _assigns(before: list[_Token]) -> bool:
         if tok.starts_statement:
             return True
     return False
+
+
+def _head(before: list[_Token]) -> str | None:
+    """The type of the first token of the statement the next token is in."""
+    for t in reversed(before):
+        if t.starts_statement:
+            return t.type
+    return None
 
 
 def _gap(text: str, start: int, end: int, line_start: bool) -> _Gap:

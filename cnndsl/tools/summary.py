@@ -63,6 +63,7 @@ class LayerSummary(BaseModel):
     receptive_field: Union[list[int], str, None]  # per spatial axis, "global", or None where not known
     jump: Optional[list[Union[int, float]]]
     exact: bool  # False where the receptive field is an estimate (after an op that spreads outputs unevenly)
+    external: bool = False  # a module from outside the catalog: its params, mult-adds and field are unknown (None)
 
 
 class Summary(BaseModel):
@@ -110,7 +111,8 @@ def _layer(layer: CheckedLayer, field: Field) -> LayerSummary:
     else:
         rf, jump, exact = field, None, field == GLOBAL
     return LayerSummary(name=layer.name, op=layer.op, module=layer.module, output_shape=_shape(layer.output_shape),
-                        params=layer.params, macs=macs(layer), receptive_field=rf, jump=jump, exact=exact)
+                        params=layer.params, macs=macs(layer), receptive_field=rf, jump=jump, exact=exact,
+                        external=layer.external is not None)
 
 
 def _number(x: Fraction) -> Union[int, float]:
@@ -253,9 +255,13 @@ def _table(s: Summary) -> str:
     lines.insert(1, "-" * len(lines[0]))
     macs = "?" if s.total_macs is None else f"{_si(s.total_macs)} ({s.total_macs:,})"
     size = "?" if s.weights_mb is None else f"{s.weights_mb:.2f} MB"
+    total = f"{_count(s.total_params)} (trainable {_count(s.trainable_params)}, non-trainable {s.non_trainable_params})"
+    if s.total_params is None and any(r.external for r in s.layers) and all(r.params is not None for r in s.layers if not r.external):
+        known = sum(r.params for r in s.layers if not r.external)
+        total = f"? ({known:,} besides the external modules', which are known only once loaded)"
     lines += [
         "-" * len(lines[0]),
-        f"total parameters:     {_count(s.total_params)} (trainable {_count(s.trainable_params)}, non-trainable {s.non_trainable_params})",
+        f"total parameters:     {total}",
         f"buffers:              {_count(s.buffers)} (norm running statistics)",
         f"mult-adds per sample: {macs}",
         f"weights size:         {size} (float32 parameters and buffers)",

@@ -125,8 +125,36 @@ def _module_names(net: CheckedNetwork) -> tuple[Namespace, str]:
     return ns, net_class
 
 
+def _external_names(net: CheckedNetwork, ns: Namespace) -> dict[str, str]:
+    """Each external module's class (by its import path) and the name the module imports it as: its own, or
+    the next free suffix where the module already uses that name (`from a import Block as Block_2`)."""
+    names: dict[str, str] = {}
+    for layer in net.layers:
+        if layer.external is not None and layer.external.path not in names:
+            names[layer.external.path] = ns.claim(layer.external.path.rsplit(".", 1)[1])
+    return names
+
+
+def _imports(w: Writer, vision: set[str], aliases: dict[str, str]) -> None:
+    """`from MODULE import A, B as B_2` for torchvision.ops and each external module's package, by module."""
+    froms: dict[str, set[str]] = {"torchvision.ops": set(vision)} if vision else {}
+    for path, name in aliases.items():
+        module, cls = path.rsplit(".", 1)
+        froms.setdefault(module, set()).add(cls if cls == name else f"{cls} as {name}")
+    for module in sorted(froms):
+        names = sorted(froms[module])
+        if w.fits(f"from {module} import {', '.join(names)}"):
+            w.line(f"from {module} import {', '.join(names)}")
+            continue
+        w.line(f"from {module} import (")  # as black splits an import: one name a line
+        with w.indent():
+            for name in names:
+                w.line(f"{name},")
+        w.line(")")
+
+
 def _block_classes(net: CheckedNetwork, helpers: set, imports: set, ns: Namespace,
-                   class_names: set[str]) -> tuple[list[_Class], dict[int, str]]:
+                   class_names: set[str], aliases: dict[str, str]) -> tuple[list[_Class], dict[int, str]]:
     """One class per block, or more where instances of a block need different code: the grouping is the
     checked network's (cnndsl.ir.classes.block_classes, which the pins follow too); each instance's text must agree
     with its class's. A class's names (emit.plan) are decided from all its instances, when its first instance
@@ -147,7 +175,7 @@ def _block_classes(net: CheckedNetwork, helpers: set, imports: set, ns: Namespac
         if group[index] == index:
             params = [name for name, _ in inst.params]
             plans[index] = plan([Uses(net.instances[i].steps) for i in members[index]], params, class_names)
-        body = Body(Writer(2), Writer(2), class_of, comments=False, plan=plans[group[index]])
+        body = Body(Writer(2), Writer(2), class_of, comments=False, plan=plans[group[index]], aliases=aliases)
         args = [body.local(name) for name in inst.inputs] or [body.main]  # `input high, low`: the forward's arguments
         result = body.steps(inst.steps, body.init, body.forward, args[0], body.main)
         returned = Writer(2)
@@ -294,11 +322,12 @@ def generate(net: CheckedNetwork) -> str:
     helpers: set[str] = set()
     imports: set[str] = set()
     ns, net_class = _module_names(net)
-    class_names = {net_class}
-    classes, class_of = _block_classes(net, helpers, imports, ns, class_names)
+    aliases = _external_names(net, ns)
+    class_names = {net_class, *aliases.values()}
+    classes, class_of = _block_classes(net, helpers, imports, ns, class_names, aliases)
     # without parameters, the network's class prints numbers only, and no condition: nothing to name
     net_plan = plan([Uses(net.steps)], [p.name for p in net.params], class_names) if net.params else Plan()
-    body = Body(Writer(2), Writer(2), class_of, comments=True, plan=net_plan)
+    body = Body(Writer(2), Writer(2), class_of, comments=True, plan=net_plan, aliases=aliases)
     result = body.steps(net.steps, body.init, body.forward, body.main, body.main)
     helpers |= body.helpers
     imports |= body.imports | {i for h in helpers for i in _HELPERS[h][1]}
@@ -312,8 +341,7 @@ def generate(net: CheckedNetwork) -> str:
     w.line()
     w.line("import torch")
     w.line("from torch import nn")
-    if imports:
-        w.line(f"from torchvision.ops import {', '.join(sorted(imports))}")
+    _imports(w, imports, aliases)
     for helper in sorted(helpers):
         w.line()
         w.lines.extend(_HELPERS[helper][0].rstrip("\n").split("\n"))
@@ -326,6 +354,9 @@ def generate(net: CheckedNetwork) -> str:
     with w.indent():
         total = net.total_params
         count = "parameters known after the first forward (lazy layers)" if total is None else f"{total:,} parameter{'s' * (total != 1)}"
+        if total is None and not any(layer.lazy for layer in net.layers):  # only external modules' are unknown
+            known = sum(layer.params for layer in net.layers if layer.params is not None)
+            count = f"{known:,} parameter{'s' * (known != 1)} besides those of its external modules"
         outputs = ", ".join(fmt_shape(s, "unknown") for s in net.outputs)
         given = fmt_shape(net.input_shape) if net.input_shape else "(N, " + ", ".join([str(net.example_shape[0])] + ["?"] * (len(net.example_shape) - 1)) + ")"
         w.line(f'"""Input {given} -> output {outputs}; {count}."""')

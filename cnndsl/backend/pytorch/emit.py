@@ -237,6 +237,8 @@ class _ModuleExpr(StepVisitor):
         if layer.helper:
             self.body.helpers.add(layer.helper)
         self.body.imports.update(layer.imports)
+        if layer.external is not None:  # the imported class, by the name the module gives it
+            return layer_expr(layer.model_copy(update={"module": self.body.aliases[layer.external.path]}), self.body.lit)
         return layer_expr(layer, self.body.lit)
 
     def visit_call(self, step: CallStep) -> Call:
@@ -261,6 +263,7 @@ class Body(StepVisitor):
     slots: dict[int, tuple[list[str], list[str]] | None] = field(default_factory=dict)
     helpers: set[str] = field(default_factory=set)
     imports: set[str] = field(default_factory=set)
+    aliases: dict[str, str] = field(default_factory=dict)  # an external module's path -> its class's name here
     # the forward's variables: the tensor flowing through (`x`), temporaries, and the user's values, each
     # with a name of its own (a value named `x` or `branch1` is renamed, never confused with a temporary)
     ns: Namespace = field(default_factory=lambda: Namespace(FORWARD_GLOBALS))
