@@ -167,12 +167,11 @@ def _evaluated(decl: ast.ModuleDecl, given: dict, shape: tuple) -> tuple[tuple, 
     rule = decl.rule
     if isinstance(rule, ast.Name) and rule.id == SAME:
         return tuple(args), tuple(kwargs), shape
-    out = evaluate(rule, env)
-    if isinstance(out, Val):
-        out = (out, *shape[1:])
+    found = evaluate(rule, env)
+    out = (found, *shape[1:]) if isinstance(found, Val) else found
     if not (isinstance(out, tuple) and out and all(isinstance(d, Val) and type(d.v) is int for d in out)):
-        raise LocatedError(f"the shape rule of `{decl.name}` must be `same`, a channel count or a tuple of sizes, found "
-                           f"{shown(rule, out)}", rule.span, "e.g. `-> same`, `-> out` or `-> (out, shape[1] // 2, shape[2] // 2)`")
+        raise LocatedError(f"the shape rule of `{decl.name}` must be `same`, a channel count or a tuple of whole sizes,"
+                           f" found {shown(rule, found)}", rule.span, "e.g. `-> same`, `-> out` or `-> (out, shape[1]//2, shape[2]//2)`")
     for axis, d in enumerate(out):
         if d.v < 1:
             raise LocatedError(f"the shape rule of `{decl.name}` gives a size of {d.v} in axis {axis + 1}", rule.span,

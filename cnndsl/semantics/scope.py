@@ -229,6 +229,10 @@ class Scope:
         too) takes where it gives none of its own; checked here as the op's options."""
         op = self.chosen_op(ast.Layer(stmt.op, stmt.op_span, (), None, stmt.span)).op  # `defaults act inplace`
         spec = REGISTRY.get(op)
+        if spec is None and op in self.prog.blocks:
+            kind = "a module" if isinstance(self.prog.blocks[op][0], ast.ModuleDecl) else "a block"
+            raise LocatedError(f"`defaults` sets the options of an op, and `{op}` is {kind}", stmt.op_span,
+                               "give its arguments where it is called, or a default to its parameter in its definition")
         if spec is None:
             raise LocatedError(f"unknown op `{op}`", stmt.op_span, did_you_mean(op, REGISTRY) or "see the op catalog in docs/LANGUAGE.md")
         for arg in stmt.args:
