@@ -92,15 +92,17 @@ def test_lenet5_is_a_valid_file_with_named_io_and_a_dynamic_batch(tmp_path):
         assert assert_agrees(path, same, net.input_shape, batch)[0].shape == (batch, 10)
 
 
-OTHERS = sorted({p.stem for p in EXAMPLES.glob("*.cnn")} - {"resnet18", "deform", "ecg1d", "oneliner", "lenet5", "segnet"})
+OTHERS = sorted({p.stem for p in EXAMPLES.glob("*.cnn")} - {"resnet18", "deform", "ecg1d", "oneliner", "lenet5", "segnet",
+                                                            "custom_module"})
 
 
-@pytest.mark.parametrize("name, input", [("resnet18", "3x64x64"), ("deform", None), ("ecg1d", None)] + [
+@pytest.mark.parametrize("name, input", [("resnet18", "3x64x64"), ("deform", None), ("ecg1d", None), ("custom_module", None)] + [
     pytest.param(name, "3x64x64" if name in ("resnet50", "vgg16_bn", "alexnet", "mobilenet_v2", "squeezenet1_1") else None,
                  marks=pytest.mark.slow) for name in OTHERS])
 def test_examples_agree_with_torch(tmp_path, name, input):
     """A residual network, torchvision's deformable convolution and a dilated 1-D `padding=same` conv (which the
-    TorchScript exporter writes in a form onnxruntime refuses); segnet's MaxUnpool is exported through the CLI."""
+    TorchScript exporter writes in a form onnxruntime refuses), external modules (torchvision's and our own);
+    segnet's MaxUnpool is exported through the CLI."""
     src = EXAMPLES / f"{name}.cnn"
     module, net = export(src, tmp_path / "net.onnx", input=input)
     assert_agrees(tmp_path / "net.onnx", reference(src, module.state_dict(), input=input), net.input_shape, 3)
