@@ -180,6 +180,12 @@ def test_class_names_give_way(tmp_path):
     assert "from layers import Permute as Permute_2\n" in code and "from other import Net as Net_2\n" in code
     assert "from torchvision.ops import Permute\n" in code
     assert "self.a1 = Permute((0, 1, 2, 3))" in code and "self.b1 = Permute_2(3)" in code and "self.c1 = Net_2(3)" in code
+    # a block and a parameter of the name: the block's class and the import give way to the parameter, in that order
+    code = cnndsl.compile("module A(n) = layers.Mix(in, n) -> same\nmodule B = layers.Attn(in) -> same\n"
+                          "block Attn:\n    B()\nnetwork Net(Mix=4):\n    input 3x8x8\n    A(Mix) | Attn()\n")
+    assert black.format_str(code, mode=black.Mode()) == code
+    assert "from layers import Attn, Mix as Mix_2\n" in code and "class Attn_2(nn.Module):" in code
+    assert "self.a1 = Mix_2(3, Mix)" in code and "self.attn1 = Attn_2(3)" in code and "self.b1 = Attn(in_channels)" in code
 
 
 def test_source_text_imports_from_the_import_root(tmp_path, monkeypatch):

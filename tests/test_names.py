@@ -115,8 +115,9 @@ EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.cnn") if _blocks(p.read
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
-def test_renaming_blocks_changes_nothing(path):
+def test_renaming_blocks_changes_nothing(path, monkeypatch):
     """Metamorphic: every block renamed to a name the generated code uses gives the same state_dict and outputs."""
+    monkeypatch.syspath_prepend(str(path.parent))  # the generated text is run as it is: custom_layers.py is there
     source = path.read_text()
     net = cnndsl.check(path, input=None)
     shape = net.input_shape
