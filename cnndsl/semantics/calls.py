@@ -48,7 +48,7 @@ def call(scope: Scope, node: ast.Call) -> None:
         scope.prog.calls.pop()
         scope.shape = None
         return
-    given, sources = _call_args(scope, node, block, inputs)  # checked even after an earlier error, like a layer's own arguments
+    given, sources = bind_args(scope, node, block, inputs)  # checked even after an earlier error, like a layer's own arguments
     missing = [name for name in inputs[1:] if name not in sources]
     if missing:
         raise LocatedError(f"`{node.callee}` needs a value for its input `{missing[0]}`", first_line(node.span),
@@ -189,8 +189,8 @@ def _written_kind(expr: ast.Expr, names: set[str]) -> str | None:
     return "a number" if isinstance(expr, ast.Num) else None
 
 
-def _call_args(scope: Scope, node: ast.Call, block: ast.Block,
-               inputs: tuple[str, ...]) -> tuple[dict[str, tuple[str | None, Any]], dict[str, str]]:
+def bind_args(scope: Scope, node: ast.Call, block: ast.Block,
+             inputs: tuple[str, ...] = ()) -> tuple[dict[str, tuple[str | None, Any]], dict[str, str]]:
     """The call's arguments: (parameter -> (keyword or None, value)), and (block input -> the caller's value)."""
     names = [p.name for p in block.params]
     given: dict[str, tuple[str | None, Any]] = {}

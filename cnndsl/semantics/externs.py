@@ -15,7 +15,7 @@ from ..errors import CheckError, Source, did_you_mean, first_line, listing
 from ..ir.network import CheckedLayer, ExternalModule, LayerStep
 from ..ir.values import FUNCTIONS, Val, as_val, expression_problem, largest, plain, value, with_expressions
 from ..syntax import ast
-from .calls import _call_args
+from .calls import bind_args
 from .pins import pin_lost
 from .resolve import LocatedError, Word, evaluate, shown
 
@@ -98,7 +98,7 @@ def call(scope: Scope, node: ast.Call) -> None:
     """`Name(args) [as name]`: one layer, the external module made with the declaration's arguments."""
     decl, source = scope.prog.blocks[node.callee]
     attr = scope.child_name(node.name, node.callee.lower(), node.span)
-    given = _call_args(scope, node, decl)
+    given, _ = bind_args(scope, node, decl)
     if scope.shape is None:
         return
     at = first_line(node.span)
