@@ -32,7 +32,7 @@ PARAMETER_RESERVED = frozenset({"self", "torch", "nn", "in_channels", "device"})
 # the names the generated module defines or reads at its top level, besides the classes
 MODULE_NAMES = frozenset({
     "torch", "nn", "build", "device", "params", "model", "x", "y", "self", "m", "in_channels",
-    "DeformConv", "DeformConv2d", "StochasticDepth", "_make_divisible", "_center_crop", "FrozenBatchNorm2d",
+    "DeformConv", "DeformConv2d", "StochasticDepth", "_make_divisible", "_center_crop", "_pad_to", "FrozenBatchNorm2d",
     "LayerNorm2d",
 }) | BUILTINS
 _SUFFIX = re.compile(r"^(.*?)_(\d+)$")

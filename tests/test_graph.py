@@ -96,7 +96,10 @@ def test_expanded_has_one_node_per_layer_and_edges_carry_the_checked_shapes(name
         layer = net.layer(g.name(node))
         assert g.out_of(node), layer.name
         for _, _, label, rest in g.out_of(node):
-            assert label.split(": ")[-1] == ("indices" if "dashed" in rest else dims(layer.output_shape)), layer.name
+            if "dashed" in rest:  # a pool's indices for an unpool, or a value's size for `pad`/`crop`/`upsample like=`
+                assert label in ("indices", "size"), layer.name
+            else:
+                assert label.split(": ")[-1] == dims(layer.output_shape), layer.name
     start = g.named("input")
     assert [e[2] for e in g.out_of(start)][0] == dims(net.input_shape)
     assert [e[2].split(": ")[-1] for e in g.into(g.named("output"))] == [dims(net.output_shape)]
@@ -174,9 +177,9 @@ def test_unet_named_values_are_edges_from_where_they_were_stored():
     cats = g.of("merge")
     assert len(cats) == 2
     assert [(g.name(e[0]), e[2]) for e in g.into(cats[0])] == [
-        ("up2", "32×32×32"), ("enc2", "e2: 32×32×32")]
+        ("pad1", "32×32×32"), ("enc2", "e2: 32×32×32")]
     assert [(g.name(e[0]), e[2]) for e in g.into(cats[1])] == [
-        ("up1", "16×64×64"), ("enc1", "e1: 16×64×64")]
+        ("pad2", "16×64×64"), ("enc1", "e1: 16×64×64")]
     assert [e[2] for e in g.out_of(cats[1])] == ["32×64×64"]
 
 

@@ -122,7 +122,8 @@ def test_renaming_blocks_changes_nothing(path, monkeypatch):
     net = cnndsl.check(path, input=None)
     shape = net.input_shape
     if shape is not None and len(shape) == 3:
-        shape = (shape[0], 32, 32) if path.stem not in ("unet", "segnet") else (shape[0], 64, 64)
+        side = {"unet": 64, "segnet": 64, "unet_original": 188}.get(path.stem, 32)
+        shape = (shape[0], side, side)
     renamed = source
     for block, new in zip(_blocks(source), HOSTILE):
         renamed = re.sub(rf"\b{block}\b", new, renamed)

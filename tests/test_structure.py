@@ -175,3 +175,26 @@ def test_inputs_and_outputs_mistakes_are_located(network, message):
     with pytest.raises(cnndsl.CheckError) as info:
         cnndsl.check(blocks + "network N:\n    input 3x16x16\n" + network)
     assert info.value.diagnostics[0].message.startswith(message), info.value.diagnostics[0].message
+
+
+def test_resizing_padding_and_cropping_to_a_value_script_with_torchscript():
+    """The helpers the file defines (`_pad_to`, `_center_crop`) are typed for TorchScript; scripted, the module
+    computes what it computes in eager mode, at another input size too."""
+    import warnings
+
+    src = """network N:
+    input 3x37x45
+    e1 = conv 8 k3 p1
+    e2 = e1 | maxpool 2 | conv 8 k3 p1
+    u = e2 | convt 8 k2 s2 | pad like=e1 mode=reflect | cat(e1) | crop 5x7
+    v = u | upsample like=e2 mode=bilinear | pad like=e1 value=0.5
+    v | crop like=u
+"""
+    model = cnndsl.load(src).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.script is deprecated, and still what many deploy with
+        scripted = torch.jit.script(model)
+    x = torch.randn(2, 3, 31, 29)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), model(x))
+    assert model(x).shape == (2, 16, 5, 7)

@@ -112,3 +112,18 @@ def _symbolic(x) -> bool:
     if isinstance(x, tuple):
         return any(_symbolic(i) for i in x)
     return getattr(x, "symbolic", False)
+
+
+def like_sizes(ctx: Ctx, n: int, what: str, *others: str) -> tuple | None:
+    """The spatial sizes of the value `like=` names (None where the layer has no `like`), refusing `others`
+    beside it and a value of another rank."""
+    if ctx["like"] is None:
+        return None
+    given = [o for o in others if ctx[o] is not None]
+    if given:
+        raise LayerError(f"`{what} like={ctx['like']}` takes its size from the value; give no `{given[0]}` beside it", at=given[0])
+    other = ctx.value_shape("like")
+    if len(other) != n + 1:
+        raise LayerError(f"`{ctx['like']}` is {fmt_shape(other)}, which has {len(other) - 1} spatial dimension"
+                         f"{'s' * (len(other) != 2)}; the input {fmt_shape(ctx.shape)} has {n}", at="like")
+    return tuple(other[1:])

@@ -6,8 +6,8 @@ from ..ir.values import value
 from ..semantics.pins import LAYOUT, SPATIAL, divides, equal, pin
 from ..semantics.shapes import prod
 from .base import Ctx, LayerError, OpSpec, Opt, Result, register
-from .common import FAMILY, fmt_shape, need_spatial
-from .facts import POINTWISE, UNKNOWN, Label, Window
+from .common import FAMILY, fmt_shape, like_sizes, need_spatial
+from .facts import POINTWISE, UNKNOWN, Label, Window, kwargs as layer_kwargs
 
 MAX_RANK = 5  # (N, C, D, H, W): the most dimensions any cnndsl tensor has
 
@@ -65,10 +65,14 @@ def pad(ctx: Ctx) -> Result:
     number for every side, or F.pad's pairs from the last dimension (left, right, top, bottom, front, back)."""
     n = need_spatial(ctx, ctx.op)
     padding, mode, fill = ctx["padding"], ctx["mode"], ctx["value"]
-    if padding is None:
-        raise LayerError("`pad` needs its padding", hint="e.g. `pad 1` on every side, or `pad (1, 2, 0, 1)`: left, right, top, bottom")
     if "value" in ctx.given and mode != "constant":
         raise LayerError(f"`value` is the fill of mode=constant; mode={mode} fills from the input", at="value")
+    like = like_sizes(ctx, n, "pad", "padding")
+    if like is not None:
+        return _pad_to(ctx, like)
+    if padding is None:
+        raise LayerError("`pad` needs its padding", hint="e.g. `pad 1` on every side, `pad (1, 2, 0, 1)`: left, right, top, bottom, "
+                         "or `pad like=e1`: to a value's size")
     pads = padding if isinstance(padding, tuple) else (padding,) * (2 * n)
     sides = ", ".join(_SIDES[: 2 * n])
     if len(pads) % 2 or len(pads) > 2 * n:
@@ -108,6 +112,19 @@ def pad(ctx: Ctx) -> Result:
     return Result(module=f"nn.ConstantPad{FAMILY[n]}", shape=(ctx.channels, *out), args=(padding,), kwargs=(("value", fill),))
 
 
+def _pad_to(ctx: Ctx, like: tuple) -> Result:
+    """`pad like=e1`: to a value's size, evenly on both sides (the extra row or column at the end), the margins
+    read when the module runs: right for every input size (a U-Net's skips after an odd size was halved)."""
+    for j, (have, want) in enumerate(zip(ctx.shape[1:], like)):
+        if have is not None and want is not None and value(want) < value(have):
+            raise LayerError(f"`pad` cannot shrink: the input {fmt_shape(ctx.shape)} is larger than `{ctx['like']}` "
+                             f"({', '.join(str(value(t)) for t in like)}) in spatial axis {j + 1}", at="like",
+                             hint="cut the centre with `crop like=...`")
+    mode = ctx["mode"]
+    kwargs = (("mode", mode),) if mode != "constant" else (("value", ctx["value"]),) if "value" in ctx.given else ()
+    return Result(module=None, shape=(ctx.channels, *like), args=(ctx["like"],), kwargs=kwargs, forward="pad_to", helper="pad_to")
+
+
 # -- facts (cnndsl/ops/facts.py) --------------------------------------------------------------------------
 
 
@@ -119,7 +136,10 @@ def unflatten_window(layer) -> Window:
 
 
 def _pad_mode(layer) -> dict:
-    """The mode, from the module's class (nn.ReflectionPad2d: reflect; nn.ZeroPad2d, nn.ConstantPad2d: constant)."""
+    """The mode, from the module's class (nn.ReflectionPad2d: reflect; nn.ZeroPad2d, nn.ConstantPad2d: constant);
+    `pad like=e1` has no module: its value and mode are its arguments."""
+    if layer.module is None:
+        return {"padding": None, "like": str(layer.args[0]), **layer_kwargs(layer)}
     name = layer.module.removeprefix("nn.")[:-2]
     return {"mode": next((m for m, cls in _PAD_MODULES.items() if cls == name), "constant")}
 
@@ -130,7 +150,7 @@ register(
            doc="one dimension (dim, default 1: the features) becomes several whose product is its size, `unflatten 64x7x7`: `nn.Unflatten`",
            window=unflatten_window, macs=0, buffers=0, label=Label(args=("dim", "unflattened_size"))),
     OpSpec("pad", pad,
-           (Opt("padding", "ints"), Opt("mode", "enum", "constant", choices=PAD_MODES), Opt("value", "float", 0)),
+           (Opt("padding", "ints"), Opt("mode", "enum", "constant", choices=PAD_MODES), Opt("value", "float", 0), Opt("like", "value")),
            positional=("padding",), aliases=("pad1d", "pad2d", "pad3d"), kind="pad",
            doc="padding as a layer, one number for every side or (left, right, top, bottom, front, back) as F.pad: "
                "`nn.ZeroPad1d/2d/3d`, `nn.ConstantPad*` (`value`), `nn.ReflectionPad*`, `nn.ReplicationPad*`, `nn.CircularPad*` by mode",

@@ -9,7 +9,7 @@ from ..ir.values import value
 from ..semantics.pins import LAYOUT, SPATIAL, divides, equal, pin
 from ..semantics.shapes import prod, upsample_out
 from .base import Ctx, LayerError, OpSpec, Opt, Result, register
-from .common import BIAS, at_least, fmt_shape, kw, need_out, need_spatial
+from .common import BIAS, at_least, fmt_shape, kw, like_sizes, need_out, need_spatial
 from .facts import (
     GLOBAL,
     POINTWISE,
@@ -83,25 +83,10 @@ def identity(ctx: Ctx) -> Result:
     return Result(module="nn.Identity", shape=ctx.shape)
 
 
-def _like(ctx: Ctx, n: int, what: str, *others: str) -> tuple | None:
-    """The spatial sizes of the value `like=` names (None where the layer has no `like`), refusing `others`
-    beside it and a value of another rank."""
-    if ctx["like"] is None:
-        return None
-    given = [o for o in others if ctx[o] is not None]
-    if given:
-        raise LayerError(f"`{what} like={ctx['like']}` takes its size from the value; give no `{given[0]}` beside it", at=given[0])
-    other = ctx.value_shape("like")
-    if len(other) != n + 1:
-        raise LayerError(f"`{ctx['like']}` is {fmt_shape(other)}, which has {len(other) - 1} spatial dimension"
-                         f"{'s' * (len(other) != 2)}; the input {fmt_shape(ctx.shape)} has {n}", at="like")
-    return tuple(other[1:])
-
-
 def upsample(ctx: Ctx) -> Result:
     n = need_spatial(ctx, "upsample")
     scale, size = ctx["scale_factor"], ctx["size"]
-    like = _like(ctx, n, "upsample", "scale_factor", "size", "recompute_scale_factor")
+    like = like_sizes(ctx, n, "upsample", "scale_factor", "size", "recompute_scale_factor")
     if like is None and (scale is None) == (size is None):
         raise LayerError("`upsample` needs exactly one of a scale factor, a size and a value to match (`like=e1`)",
                          at="size" if size is not None else None, hint="e.g. `upsample 2`, `upsample size=64x64` or `upsample like=e1`")
@@ -137,7 +122,7 @@ def chosen_mode(ctx: Ctx) -> str:
 
 def crop(ctx: Ctx) -> Result:
     n = need_spatial(ctx, "crop")
-    like = _like(ctx, n, "crop", "size")
+    like = like_sizes(ctx, n, "crop", "size")
     if like is None and ctx["size"] is None:
         raise LayerError("`crop` needs a size or a value to match (`like=e1`)", hint="e.g. `crop 64x64` or `crop like=e1`")
     target = like if like is not None else tuple(ctx.per_dim("size", n))

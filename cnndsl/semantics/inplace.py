@@ -123,7 +123,13 @@ class _Replay(StepVisitor):
 
     def visit_call(self, step: CallStep, cur: _Tensor, file: str, calls: tuple, env: dict) -> _Tensor:
         inst = self.instances[step.instance]
-        return self.steps(inst.steps, cur, inst.file, (*calls, (inst.block, step.span, file)), {})
+        inputs = [env[v] if v else cur for v in step.inputs] or [cur]  # `input top, skip`: the caller's tensors
+        inner = dict(zip(inst.inputs, inputs))
+        out = self.steps(inst.steps, inputs[0], inst.file, (*calls, (inst.block, step.span, file)), inner)
+        returned = [inner[v] for s in inst.steps if isinstance(s, OutputStep) for v in s.values] or [out]
+        for name, t in zip(step.outputs, returned):  # `a, b = Two()`
+            env[name] = t
+        return returned[-1]
 
     def visit_group(self, step: GroupStep, cur: _Tensor, file: str, calls: tuple, env: dict) -> _Tensor:
         return self.steps(step.children, cur, file, calls, env)

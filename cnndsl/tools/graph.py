@@ -171,7 +171,7 @@ class _Dot(StepVisitor):
             self.indices[step.indices] = out.node
         if step.unpool in self.indices:
             self.edges.append(f'{self.indices[step.unpool]} -> {out.node} [label="indices", style=dashed];')
-        if step.layer.forward in ("interpolate", "crop") and step.layer.args[0] in self.values:  # `like=e1`
+        if step.layer.forward in ("interpolate", "crop", "pad_to") and step.layer.args[0] in self.values:  # `like=e1`
             self.edges.append(f'{self.values[step.layer.args[0]].node} -> {out.node} [label="size", style=dashed];')
         return out
 

@@ -171,7 +171,14 @@ class _Fields(StepVisitor):
                         for branch in branches])
 
     def visit_call(self, step: CallStep, field: Field, values: dict[str, Field]) -> Field:
-        return self.flow(self.net.instances[step.instance].steps, field, {})
+        inst = self.net.instances[step.instance]
+        inputs = [values.get(v) if v else field for v in step.inputs] or [field]  # `input top, skip`
+        inner = dict(zip(inst.inputs, inputs))
+        out = self.flow(inst.steps, inputs[0], inner)
+        returned = [inner.get(v) for s in inst.steps if isinstance(s, OutputStep) for v in s.values] or [out]
+        for name, f in zip(step.outputs, returned):  # `a, b = Two()`
+            values[name] = f
+        return returned[-1]
 
     def visit_group(self, step: GroupStep, field: Field, values: dict[str, Field]) -> Field:
         return self.flow(step.children, field, values)

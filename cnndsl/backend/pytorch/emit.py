@@ -349,9 +349,12 @@ class Body(StepVisitor):
         elif layer.forward == "interpolate":  # to a value's size, read when it runs
             extra = "".join(f", {k}={lit(v)}" for k, v in layer.kwargs)
             call = f"nn.functional.interpolate({cur}, size={self.local(layer.args[0])}.shape[2:]{extra})"
+        elif layer.forward == "pad_to":
+            extra = "".join(f", {k}={lit(v)}" for k, v in layer.kwargs)
+            call = f"_pad_to({cur}, {self.local(layer.args[0])}.shape[2:]{extra})"
         elif layer.forward == "crop":
             (target,) = layer.args
-            size = lit(target) if isinstance(target, tuple) else f"{self.local(target)}.shape[2:]"
+            size = f"[{', '.join(lit(v) for v in target)}]" if isinstance(target, tuple) else f"{self.local(target)}.shape[2:]"
             call = f"_center_crop({cur}, {size})"
         elif layer.forward == "mul":
             call = f"{cur} * self.{step.name}"

@@ -48,12 +48,27 @@ class LayerNorm2d(nn.LayerNorm):
 '''
 
 CENTER_CROP = '''
-def _center_crop(x, size):
+def _center_crop(x, size: list[int]):
     """The centre of x, its last len(size) dimensions cut to `size` (where a margin is
     odd, the extra element is cut at the end)."""
-    for dim, n in enumerate(size, start=x.dim() - len(size)):
-        x = x.narrow(dim, (x.shape[dim] - n) // 2, n)
+    first = x.dim() - len(size)
+    for i in range(len(size)):
+        x = x.narrow(first + i, (x.shape[first + i] - size[i]) // 2, size[i])
     return x
 '''
 
-HELPERS = {"FrozenBatchNorm2d": (FROZEN_BATCH_NORM, ()), "LayerNorm2d": (LAYER_NORM_2D, ()), "center_crop": (CENTER_CROP, ())}
+PAD_TO = '''
+def _pad_to(x, size: list[int], mode: str = "constant", value: float = 0.0):
+    """x padded to `size`, its last len(size) dimensions, evenly on both sides (where a
+    margin is odd, the extra element goes at the end)."""
+    first = x.dim() - len(size)
+    pads: list[int] = []
+    for i in range(len(size) - 1, -1, -1):  # F.pad's order: the last dimension first
+        margin = size[i] - x.shape[first + i]
+        pads += [margin // 2, margin - margin // 2]
+    if mode == "constant":
+        return nn.functional.pad(x, pads, value=value)
+    return nn.functional.pad(x, pads, mode=mode)
+'''
+
+HELPERS = {"pad_to": (PAD_TO, ()), "FrozenBatchNorm2d": (FROZEN_BATCH_NORM, ()), "LayerNorm2d": (LAYER_NORM_2D, ()), "center_crop": (CENTER_CROP, ())}
