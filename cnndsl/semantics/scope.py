@@ -4,6 +4,7 @@ with the caller's values; their steps keep the block's parameters symbolic for t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -136,6 +137,7 @@ class Scope:
         self.outputs: tuple[str, ...] = ()  # `output a, b`: the values the module returns
         self.output_keys: tuple[str, ...] = ()  # `output p2 as "0", pool`: the dict's keys (empty: a tuple)
         self.output_shapes: tuple = ()
+        self.lists: dict[str, dict[int, Span]] = {}  # `as inner_blocks[3]`: each list's entries and where they are
         self.inputs: tuple[str, ...] = ()  # a block's named inputs (`input high, low`), bound by its call
         self.returned: tuple | None = None  # the shapes a call of a block with several outputs gave, to unpack
         self.conditions = 0  # the conditions kept so far (condition_key)
@@ -166,6 +168,10 @@ class Scope:
                 self.statement(stmt)
             except LocatedError as e:
                 self.fail(e)
+        try:
+            self.check_lists()
+        except LocatedError as e:
+            self.fail(e)
         self._discarded(statements)
         restarts = _restarting(statements)
         for name, v in self.values.items():
@@ -567,15 +573,29 @@ class Scope:
     # -- names ------------------------------------------------------------------------------------
 
     def child_name(self, name: str | None, kind: str, span: Span) -> str:
+        """The attribute of a child: its name, a list entry (`inner_blocks[3]` is "inner_blocks.3", the state_dict's
+        path), or the next automatic name; in a named group, its position or the name it was given."""
+        entry = _LIST_ENTRY.fullmatch(name) if name is not None else None
         if self.sequential:
-            if name is not None:
-                raise LocatedError("the stages of a named group are numbered; they take no names", span,
-                                   "drop `as ...`, or move the stage out of the group")
-            attr = str(self.counters.get("#", 0))
-            self.counters["#"] = int(attr) + 1
-            return attr
+            position = str(self.counters.get("#", 0))
+            self.counters["#"] = int(position) + 1
+            if name is None:
+                return position
+            if entry:
+                raise LocatedError("a stage of a named group takes a name, not a list entry", span,
+                                   "name it (`as conv0`), or move it out of the group")
+            _key_problem(name, span)
+            if name in self.names:
+                raise LocatedError(f"the name `{name}` is already taken in this group", span, "names must be unique")
+            self.names.add(name)
+            return name
+        if entry:
+            base, index = entry.group(1), int(entry.group(2))
+            self.list_entry(base, index, span)
+            return f"{base}.{index}"
         if name is not None:
-            problem = identifier_problem(name, "layer")
+            _key_problem(name, span)
+            problem = identifier_problem(name, "layer") if name.isidentifier() else None
             if problem:
                 raise LocatedError(problem, span, "choose another name after `as`")
             if name in self.names:
@@ -613,9 +633,39 @@ class Scope:
         self.conditions += 1
         return f"<condition {self.conditions}>"
 
+    def list_entry(self, base: str, index: int, span: Span) -> None:
+        """`as inner_blocks[3]`: an entry of the nn.ModuleList `inner_blocks`, each index once (checked whole at the
+        end of the body: 0, 1, ... without a gap)."""
+        problem = identifier_problem(base, "layer")
+        if problem:
+            raise LocatedError(problem, span, "choose another name after `as`")
+        entries = self.lists.get(base)
+        if entries is None:
+            if base in self.names:
+                raise LocatedError(f"the name `{base}` is already taken in this {'block' if self.path else 'network'}", span,
+                                   "a list's name is its own: choose another")
+            self.names.add(base)
+            entries = self.lists[base] = {}
+        if index in entries:
+            raise LocatedError(f"`{base}[{index}]` is given twice", span, "each entry of a list once")
+        entries[index] = span
+
+    def check_lists(self) -> None:
+        """Each list's entries are 0, 1, ... without a gap, as an nn.ModuleList numbers them."""
+        for base, entries in self.lists.items():
+            missing = sorted(set(range(max(entries) + 1)) - set(entries))
+            if missing:
+                first = entries[min(entries)]
+                raise LocatedError(f"the list `{base}` has entries {', '.join(map(str, sorted(entries)))}: "
+                                   f"`{base}[{missing[0]}]` is missing", first, "an nn.ModuleList numbers its entries 0, 1, ...")
+
     def child_access(self, attr: str) -> tuple[str | int, ...]:
-        """The path to a child: an attribute, or an index inside a named group (an nn.Sequential)."""
-        return (*self.access, int(attr) if self.sequential else attr)
+        """The path to a child: an attribute, a list's entry (`inner_blocks.3`: ("inner_blocks", 3)), or a position
+        inside a named group (an nn.Sequential), where a named child is its attribute."""
+        if self.sequential:
+            return (*self.access, int(attr) if attr.isdigit() else attr)
+        base, dot, index = attr.partition(".")
+        return (*self.access, base, int(index)) if dot else (*self.access, attr)
 
     def skip(self, pipeline: ast.Pipeline, named: bool = True) -> None:
         """An inactive branch: its layers still take their names, so that names do not depend on conditions;
@@ -724,6 +774,17 @@ def _shape_within_limits(shape, at: Span) -> None:
         found = limits.problem("channels" if axis == 0 else "spatial", n, "the output's channels" if axis == 0 else f"the output's size in dimension {axis}")
         if found:
             raise LocatedError(found[0], at, found[1])
+
+
+_LIST_ENTRY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\[([0-9]+)\]")
+_KEY = re.compile(r"[A-Za-z0-9_\-]+")
+
+
+def _key_problem(name: str, span: Span) -> None:
+    """A quoted key (`as "block1-0"`) must be one that nn.Module.add_module accepts and a state_dict can hold."""
+    if not _KEY.fullmatch(name):
+        raise LocatedError(f"`{name}` cannot be a module's key", span,
+                           "a key is letters, digits, `_` and `-` (`as \"block1-0\"`); torch refuses an empty key and one with a dot")
 
 
 def _no_repeat_expression(args) -> None:

@@ -380,6 +380,17 @@ class Init(Node):
         self.span = span
 
 
+class Alias(Node):
+    """What follows `as`: `conv1`, `inner_blocks[3]` (as that text), or a quoted key `"block1-0"` (its text)."""
+
+    __slots__ = ("text",)
+    text: str
+
+    def __init__(self, text, span=_SPAN):
+        self.text = text
+        self.span = span
+
+
 class OutputItem(Node):
     """One value of `output`, with its key where it has one (`p2 as "0"`)."""
 

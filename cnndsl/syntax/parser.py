@@ -532,7 +532,7 @@ def _dims(t, s):
 def _call(c, s):
     *rest, args, name = c[1:]
     call_args = tuple(x for x in rest if x is not None and not isinstance(x, str))
-    return ast.Call(str(c[0])[:-1], call_args, _items(args), name and str(name), s)
+    return ast.Call(str(c[0])[:-1], call_args, _items(args), name and name.text, s)
 
 
 def _module_def(c, s):
@@ -588,9 +588,10 @@ _BUILDERS = {  # rule (or alias) -> build(children, span): a node
     "keyword": lambda c, s: ast.Keyword(str(c[0]), _token_span(c[0]), c[1], s),
     "channels": lambda c, s: ast.Channels(c[0], c[1], s),
     # pipelines
-    "layer": lambda c, s: ast.Layer(str(c[0]), _token_span(c[0]), _items(c[1]), c[2] and str(c[2]), s),
+    "alias": lambda c, s: ast.Alias(str(c[0]).strip('"') if len(c) == 1 else f"{c[0]}[{c[1]}]", s),
+    "layer": lambda c, s: ast.Layer(str(c[0]), _token_span(c[0]), _items(c[1]), c[2] and c[2].text, s),
     "call": _call,
-    "group": lambda c, s: ast.Group(c[0], _items(c[1]), c[2] and str(c[2]), False, s),
+    "group": lambda c, s: ast.Group(c[0], _items(c[1]), c[2] and c[2].text, False, s),
     "splice": lambda c, s: ast.Group(c[1], _items(c[2]), None, True, s),
     "pipeline": lambda c, s: ast.Pipeline(tuple(x for x in c if not isinstance(x, str)), s),
     # statements

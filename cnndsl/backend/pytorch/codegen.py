@@ -180,7 +180,8 @@ def _block_classes(net: CheckedNetwork, helpers: set, imports: set, ns: Namespac
         result = body.steps(inst.steps, body.init, body.forward, args[0], body.main)
         returned = Writer(2)
         _return(returned, body, inst.steps, result)
-        helpers |= body.helpers
+        body.init.lines = body.finish(body.init.lines)
+        helpers |= body.helpers | ({"OrderedDict"} if body.ordered else set())
         imports |= body.imports
         signature = (inst.params, inst.defaults)
         if group[index] != index:  # an instance of an earlier instance's class
@@ -329,8 +330,9 @@ def generate(net: CheckedNetwork) -> str:
     net_plan = plan([Uses(net.steps)], [p.name for p in net.params], class_names) if net.params else Plan()
     body = Body(Writer(2), Writer(2), class_of, comments=True, plan=net_plan, aliases=aliases)
     result = body.steps(net.steps, body.init, body.forward, body.main, body.main)
-    helpers |= body.helpers
-    imports |= body.imports | {i for h in helpers for i in _HELPERS[h][1]}
+    body.init.lines = body.finish(body.init.lines)
+    helpers |= body.helpers | ({"OrderedDict"} if body.ordered else set())
+    imports |= body.imports | {i for h in helpers if h in _HELPERS for i in _HELPERS[h][1]}
 
     w = Writer()
     origin = "source text" if net.file == "<string>" else safe_file_name(net.file)
@@ -339,6 +341,10 @@ def generate(net: CheckedNetwork) -> str:
     w.line("Edit the .cnn source and rebuild rather than editing this file.")
     w.line('"""')
     w.line()
+    if "OrderedDict" in helpers:  # named stages of a named group, as torchvision writes them
+        helpers.discard("OrderedDict")
+        w.line("from collections import OrderedDict")
+        w.line()
     w.line("import torch")
     w.line("from torch import nn")
     _imports(w, imports, aliases)

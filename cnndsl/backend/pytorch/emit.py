@@ -247,7 +247,12 @@ class _ModuleExpr(StepVisitor):
         return Call(self.body.class_of[step.instance], args)
 
     def visit_group(self, step: GroupStep) -> Call:
-        return Call("nn.Sequential", [self.visit(child) for child in step.children])
+        children = [self.visit(child) for child in step.children]
+        if all(child.name == str(i) for i, child in enumerate(step.children)):
+            return Call("nn.Sequential", children)
+        self.body.ordered = True  # named stages (`conv0`, `"block1-0"`), as torchvision's OrderedDict
+        pairs = [Call("", [lit(child.name), expr], collection=True) for child, expr in zip(step.children, children)]
+        return Call("nn.Sequential", [Call("OrderedDict", [Call("", pairs, "[", "]", collection=True)])])
 
 
 @dataclass
@@ -269,6 +274,8 @@ class Body(StepVisitor):
     ns: Namespace = field(default_factory=lambda: Namespace(FORWARD_GLOBALS))
     locals: dict[str, str] = field(default_factory=dict)
     main: str = ""
+    lists: dict[str, dict[int, Call]] = field(default_factory=dict)  # `as inner_blocks[3]`: each list's entries
+    ordered: bool = False  # a named group with named stages: nn.Sequential(OrderedDict(...))
 
     def __post_init__(self):
         self.main = self.ns.claim("x")
@@ -316,7 +323,33 @@ class Body(StepVisitor):
             shape, init = step.layer.args
             w.call(f"self.{step.name} = ", Call("nn.Parameter", [Call("torch.full", [self.lit(shape), self.lit(init)])]))
             return
-        w.call(f"self.{step.name} = ", self.expr(step))
+        base, dot, index = step.name.partition(".")
+        if dot:  # `as inner_blocks[3]`: an entry of an nn.ModuleList, declared whole where its first entry is
+            if base not in self.lists:
+                self.lists[base] = {}
+                w.line(f"\x00list:{base}\x00")
+            self.lists[base][int(index)] = self.expr(step)
+        elif not step.name.isidentifier():  # `as "block1-0"`
+            w.call("", Call("self.add_module", [lit(step.name), self.expr(step)]))
+        else:
+            w.call(f"self.{step.name} = ", self.expr(step))
+
+    def finish(self, lines: list[str]) -> list[str]:
+        """`__init__` lines with each list's marker replaced by the list: `self.inner_blocks = nn.ModuleList()`
+        and its entries appended in order, as torchvision's FeaturePyramidNetwork builds its lists."""
+        out = []
+        for line in lines:
+            marker = line.strip()
+            if not marker.startswith("\x00list:"):
+                out.append(line)
+                continue
+            base = marker[len("\x00list:"):-1]
+            w = Writer((len(line) - len(line.lstrip())) // 4)
+            w.line(f"self.{base} = nn.ModuleList()")
+            for i in sorted(self.lists[base]):
+                w.call("", Call(f"self.{base}.append", [self.lists[base][i]]))
+            out.extend(w.lines)
+        return out
 
     # -- forward ----------------------------------------------------------------------------------
 
@@ -357,12 +390,12 @@ class Body(StepVisitor):
             size = f"[{', '.join(lit(v) for v in target)}]" if isinstance(target, tuple) else f"{self.local(target)}.shape[2:]"
             call = f"_center_crop({cur}, {size})"
         elif layer.forward == "mul":
-            call = f"{cur} * self.{step.name}"
+            call = f"{cur} * {attr_code(step.name)}"
         elif step.unpool is not None:
             extra = f", output_size={lit(step.output_size)}" if step.output_size else ""
-            call = f"self.{step.name}({cur}, {self.local(step.unpool, 'indices')}{extra})"
+            call = f"{attr_code(step.name)}({cur}, {self.local(step.unpool, 'indices')}{extra})"
         else:
-            call = f"self.{step.name}({cur})"
+            call = f"{attr_code(step.name)}({cur})"
         target = f"{dst}, {self.local(step.indices, 'indices')}" if step.indices else dst
         w_fwd.line(f"{target} = {call}{self.comment(step)}")
         return dst
@@ -373,7 +406,7 @@ class Body(StepVisitor):
         args = ", ".join(self.local(v) if v else cur for v in inputs) if inputs else cur
         outputs = getattr(step, "outputs", ())
         target = ", ".join(self.local(v) for v in outputs) if outputs else dst
-        w_fwd.line(f"{target} = self.{step.name}({args}){self.comment(step) if not outputs else ''}")
+        w_fwd.line(f"{target} = {attr_code(step.name)}({args}){self.comment(step) if not outputs else ''}")
         return self.local(outputs[-1]) if outputs else dst
 
     visit_group = visit_call
@@ -466,6 +499,15 @@ class Body(StepVisitor):
         result = self.steps(branch.steps, w_init, w_fwd, x, out)
         if result != out:
             w_fwd.line(f"{out} = {result}")
+
+
+def attr_code(name: str) -> str:
+    """How a forward reaches a child: `self.conv1`, `self.inner_blocks[3]` (a list's entry, "inner_blocks.3"), or
+    `getattr(self, "block1-0")` (a key that is no identifier)."""
+    base, dot, index = name.partition(".")
+    if dot:
+        return f"self.{base}[{index}]"
+    return f"self.{name}" if name.isidentifier() else f"getattr(self, {lit(name)})"
 
 
 def _branch_names(step: MergeStep) -> list[str | None]:

@@ -78,8 +78,12 @@ def whole_tuple(x: tuple) -> str | None:
 
 
 def path_code(path: tuple[str | int, ...], root: str = "self") -> str:
-    """The Python that reaches a module from `root`: ("layer1", 0, "conv1") is `self.layer1[0].conv1`."""
-    return root + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    """The Python that reaches a module from `root`: ("layer1", 0, "conv1") is `self.layer1[0].conv1`; a key that is
+    no identifier, `getattr(self.layer1, "block1-0")`."""
+    code = root
+    for p in path:
+        code = f"{code}[{p}]" if isinstance(p, int) else f"{code}.{p}" if p.isidentifier() else f'getattr({code}, "{p}")'
+    return code
 
 
 @lru_cache(maxsize=8192)
