@@ -7,6 +7,7 @@ Python subprocess (torch is imported once, not once per example), so the smoke r
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -36,7 +37,7 @@ for path in sys.argv[1:]:
     print(json.dumps({"path": path, "ok": ok, "output": buf.getvalue()}), flush=True)
 """
 
-SMOKE_LINE = re.compile(r"^(\w+): (\([\d, ]*\)) -> (\([\d, ]*\))$", re.M)
+SMOKE_LINE = re.compile(r"^(\w+): (\([\d, ]*\)) -> (.+)$", re.M)  # one shape, a list of them, or a dict
 
 
 def _tuple(text: str) -> tuple[int, ...]:
@@ -97,10 +98,11 @@ def test_example_builds_and_runs(path, built):
     net = cnndsl.check(path)
     match = SMOKE_LINE.search(run["output"])
     assert match, run["output"]
-    name, x_shape, y_shape = match.group(1), _tuple(match.group(2)), _tuple(match.group(3))
+    name, x_shape, y_shape = match.group(1), _tuple(match.group(2)), ast.literal_eval(match.group(3))
     assert name == net.name
     assert x_shape == (2, *net.example_shape)
-    assert y_shape == (2, *net.output_shape)
+    shapes = [(2, *s) for s in net.outputs]
+    assert y_shape == (dict(zip(net.output_keys, shapes)) if net.output_keys else shapes if len(shapes) > 1 else shapes[0])
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=IDS)
@@ -120,9 +122,9 @@ def test_example_loads_counts_and_trains(path):
 
     model.eval()
     with torch.no_grad():
-        y = model(x)
-    assert tuple(y.shape) == (2, *net.output_shape)
-    assert torch.isfinite(y).all()
+        ys = _tensors(model(x))
+    assert [tuple(y.shape) for y in ys] == [(2, *s) for s in net.outputs]
+    assert all(torch.isfinite(y).all() for y in ys)
 
     # after the first forward even lazy modules have their real parameters
     real = sum(p.numel() for p in model.parameters())
@@ -133,7 +135,7 @@ def test_example_loads_counts_and_trains(path):
 
     model.train()
     model.zero_grad()
-    loss = model(x).sum()
+    loss = sum(y.sum() for y in _tensors(model(x)))
     loss.backward()
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     assert params
@@ -146,3 +148,8 @@ def test_example_loads_counts_and_trains(path):
         for _, p in params:
             p -= 0.01 * p.grad
     assert any(not torch.equal(before[n], p) for n, p in params)
+
+
+def _tensors(y) -> list:
+    """A forward's outputs as a list: one tensor, a tuple of them, or a dict of them (its values in order)."""
+    return list(y.values()) if isinstance(y, dict) else list(y) if isinstance(y, tuple) else [y]

@@ -134,8 +134,8 @@ def test_renaming_blocks_changes_nothing(path, monkeypatch):
     ref, y0 = _run(plain, net.name, example)
     model, y1 = _run(hostile, net.name, example, ref.state_dict())
     assert list(model.state_dict()) == list(ref.state_dict())
-    y0, y1 = (y0,) if torch.is_tensor(y0) else y0, (y1,) if torch.is_tensor(y1) else y1
-    assert all(torch.equal(a, b) for a, b in zip(y0, y1))
+    y0, y1 = [list(y.values()) if isinstance(y, dict) else [y] if torch.is_tensor(y) else list(y) for y in (y0, y1)]
+    assert all(torch.equal(a, b) for a, b in zip(y0, y1, strict=True))
 
 
 @pytest.mark.parametrize("name", ["self", "torch", "nn", "in_channels", "device", "super", "isinstance", "float"])
