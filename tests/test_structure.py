@@ -198,3 +198,12 @@ def test_resizing_padding_and_cropping_to_a_value_script_with_torchscript():
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), model(x))
     assert model(x).shape == (2, 16, 5, 7)
+
+
+def test_an_error_behind_a_blocks_output_is_reported_once_without_a_crash():
+    """Found by the mutation fuzzer: a block's output whose value failed left a shape of None for the caller."""
+    src = FPN.split("network")[0] + "block Bad:\n    a = conv 8 k1\n    b = zz | relu\n    output a, b\n\n" + \
+        "network N:\n    input 3x8x8\n    p, q = Bad()\n    output p, q\n"
+    with pytest.raises(cnndsl.CheckError) as info:
+        cnndsl.check(src)
+    assert [d.message for d in info.value.diagnostics if d.severity == "error"] == ["unknown op `zz`"]

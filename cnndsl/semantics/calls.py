@@ -110,7 +110,7 @@ def call(scope: Scope, node: ast.Call) -> None:
         sub.body(block.body)
     finally:
         scope.prog.calls.pop()
-    if sub.shape is None:
+    if sub.shape is None or any(shape is None for shape in sub.output_shapes):  # after an error inside
         scope.shape = None
         return
     # a parameter that only decided optional lines is this class's choice, as a word is: no parameter of it

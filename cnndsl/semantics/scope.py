@@ -285,7 +285,7 @@ class Scope:
         self.pipeline(stmt.pipeline)
         returned, self.returned = self.returned, None
         name_span = first_line(stmt.span).model_copy(update={"end_col": stmt.span.col + len(stmt.name)})
-        if returned is None and len(stmt.names) > 1:
+        if returned is None and len(stmt.names) > 1 and self.shape is not None:  # (after an error: said already)
             raise LocatedError(f"{len(stmt.names)} names, but this line gives one value", name_span,
                                "name several values only where a block call with several outputs (`output a, b`) ends the line")
         if returned is not None and len(returned) != len(stmt.names) and self.shape is not None:
