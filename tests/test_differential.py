@@ -775,9 +775,9 @@ FAMILIES = {
     "norm": (norm_cases(), 500),
     "linear": (linear_cases(), 400),
     "chain": (chain_cases(), 300),
-    "pad": (pad_cases(), 600),
-    "unflatten": (unflatten_cases(), 400),
-    "frozen_ln2d": (frozen_ln2d_cases(), 200),
+    "pad": (pad_cases(), 300),
+    "unflatten": (unflatten_cases(), 200),
+    "frozen_ln2d": (frozen_ln2d_cases(), 100),
 }
 
 

@@ -77,7 +77,7 @@ bindings = st.fixed_dictionaries({name: st.integers(-9, 9) for name in NAMES})
 CASES = {"symbolic": 0, "pinned": 0}
 
 
-@settings(max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(st.one_of(numbers, conditions), bindings, bindings)
 def test_printed_code_computes_the_value_for_every_binding(tree, first, second):
     """The code printed for a value evaluated with one binding computes, with any binding, what the checker
