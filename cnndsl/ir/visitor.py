@@ -39,3 +39,17 @@ class StepVisitor:
 
     def _unhandled(self, step) -> NotImplementedError:
         return NotImplementedError(f"{type(self).__name__} does not handle `{step.kind}` steps (it has no visit_{step.kind})")
+
+
+def through_call(step, inst, cur, env: dict, run):
+    """A block call's data flow, for any pass: the caller's value for each of the block's named inputs (`input
+    top, skip`; the flowing `cur` where none is named), `run(first, inner)` over the block's steps with its inputs
+    bound in `inner`, and each of several outputs bound to the caller's name in `env` (`a, b = Two()`). Returns
+    what flows on after the call: its last output, or the block's result."""
+    inputs = [env[v] if v else cur for v in step.inputs] or [cur]
+    inner = dict(zip(inst.inputs, inputs))
+    out = run(inputs[0], inner)
+    returned = [inner[v] for s in inst.steps if s.kind == "output" for v in s.values] or [out]
+    for name, x in zip(step.outputs, returned):
+        env[name] = x
+    return returned[-1]

@@ -95,9 +95,9 @@ def upsample(ctx: Ctx) -> Result:
         raise LayerError(f"mode={mode} needs a {_LINEAR_FAMILY[mode] + 2}-D input, found {n + 2}-D input {fmt_shape(ctx.shape)}", at="mode")
     if ctx["align_corners"] is not None and mode not in _LINEAR_FAMILY:
         raise LayerError(f"align_corners applies only to the linear modes (linear, bilinear, bicubic, trilinear), not mode={mode}", at="align_corners")
-    if like is not None:  # F.interpolate to the value's size, read in forward: right for every input size
+    if like is not None:  # F.interpolate to the value's size, read in forward (the mode always written, as FPN's)
         return Result(module=None, shape=(ctx.channels, *like), args=(ctx["like"],),
-                      kwargs=(("mode", chosen_mode(ctx)),) + kw(ctx, "align_corners"), forward="interpolate")
+                      kwargs=(("mode", mode),) + kw(ctx, "align_corners"), forward="interpolate")
     if size is not None:
         if value(ctx["recompute_scale_factor"]):
             raise LayerError("recompute_scale_factor is not meaningful with an explicit size", at="recompute_scale_factor")
@@ -115,11 +115,6 @@ def upsample(ctx: Ctx) -> Result:
     return Result(module="nn.Upsample", shape=(ctx.channels, *out), kwargs=kw(ctx, "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor"))
 
 
-def chosen_mode(ctx: Ctx) -> str:
-    """The interpolation mode as the code writes it (always: torchvision's FPN spells out `mode="nearest"`)."""
-    return ctx["mode"] or "nearest"
-
-
 def crop(ctx: Ctx) -> Result:
     n = need_spatial(ctx, "crop")
     like = like_sizes(ctx, n, "crop", "size")
@@ -133,7 +128,7 @@ def crop(ctx: Ctx) -> Result:
             raise LayerError(f"`crop` cannot enlarge: the input {fmt_shape(ctx.shape)} is smaller than the target "
                              f"({', '.join(str(value(t)) for t in target)}) in spatial axis {j + 1}",
                              at="like" if like is not None else "size", hint="a crop only cuts: to grow, use `upsample like=...` or `pad`")
-    args = (ctx["like"],) if like is not None else (tuple(ctx.per_dim("size", n)),)
+    args = (ctx["like"],) if like is not None else (target,)
     return Result(module=None, shape=(ctx.channels, *target), args=args, forward="crop", helper="center_crop")
 
 

@@ -42,12 +42,8 @@ def call(scope: Scope, node: ast.Call) -> None:
     limits.charge(scope, block, span=node.span)
     try:
         inputs = block_inputs(block)
-    except LocatedError as e:  # a mistake in the block's definition: reported in its file, with this call
-        scope.prog.calls.append((node.callee, first_line(node.span), scope.source))
-        scope.prog.report(e, source)
-        scope.prog.calls.pop()
-        scope.shape = None
-        return
+    except LocatedError as e:
+        return _in_definition(scope, node, source, e)
     given, sources = bind_args(scope, node, block, inputs)  # checked even after an earlier error, like a layer's own arguments
     missing = [name for name in inputs[1:] if name not in sources]
     if missing:
@@ -69,12 +65,8 @@ def call(scope: Scope, node: ast.Call) -> None:
         # parameters before it is an expression (`mid=None`, computed in __init__), any other a constant
         try:
             default = None if p.default is None else evaluate(p.default, env)
-        except LocatedError as e:  # a mistake in the block's definition: reported in its file, with this call
-            scope.prog.calls.append((node.callee, first_line(node.span), scope.source))
-            scope.prog.report(e, source, "a default may use `in` and the parameters before it")
-            scope.prog.calls.pop()
-            scope.shape = None
-            return
+        except LocatedError as e:
+            return _in_definition(scope, node, source, e, "a default may use `in` and the parameters before it")
         if isinstance(default, Val) and default.symbolic:
             defaults.append((p.name, default.e))
             params.append((p.name, None))
@@ -146,6 +138,15 @@ def call(scope: Scope, node: ast.Call) -> None:
         scope.first_in = value(c_in)
     scope.steps.append(CallStep.make(name=attr, instance=index, call_args=tuple(call_args), in_channels=c_in, span=first_line(node.span),
                                      inputs=tuple(sources.get(name, "") for name in inputs), output_shape=plain(scope.shape)))
+
+
+def _in_definition(scope: Scope, node: ast.Call, source, e: LocatedError, hint: str | None = None) -> None:
+    """A mistake in the block's definition: reported in its file, with a note at this call; the shape after the
+    call is unknown."""
+    scope.prog.calls.append((node.callee, first_line(node.span), scope.source))
+    scope.prog.report(e, source, hint)
+    scope.prog.calls.pop()
+    scope.shape = None
 
 
 def block_inputs(block: ast.Block) -> tuple[str, ...]:

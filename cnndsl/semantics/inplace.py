@@ -38,6 +38,7 @@ from ..ir.network import (
     ValueStep,
 )
 from ..ir.values import value
+from ..ir.visitor import through_call
 from ..ops.catalog import layer_spec
 
 if TYPE_CHECKING:
@@ -123,13 +124,8 @@ class _Replay(StepVisitor):
 
     def visit_call(self, step: CallStep, cur: _Tensor, file: str, calls: tuple, env: dict) -> _Tensor:
         inst = self.instances[step.instance]
-        inputs = [env[v] if v else cur for v in step.inputs] or [cur]  # `input top, skip`: the caller's tensors
-        inner = dict(zip(inst.inputs, inputs))
-        out = self.steps(inst.steps, inputs[0], inst.file, (*calls, (inst.block, step.span, file)), inner)
-        returned = [inner[v] for s in inst.steps if isinstance(s, OutputStep) for v in s.values] or [out]
-        for name, t in zip(step.outputs, returned):  # `a, b = Two()`
-            env[name] = t
-        return returned[-1]
+        inner_calls = (*calls, (inst.block, step.span, file))
+        return through_call(step, inst, cur, env, lambda x, inner: self.steps(inst.steps, x, inst.file, inner_calls, inner))
 
     def visit_group(self, step: GroupStep, cur: _Tensor, file: str, calls: tuple, env: dict) -> _Tensor:
         return self.steps(step.children, cur, file, calls, env)

@@ -233,8 +233,13 @@ def _number(expr: ast.Expr, env) -> Val:
     if isinstance(x, Val) and not isinstance(x.v, bool):
         return x
     undefined(expr, x, env)
-    hint = f"take one of its items: `{expr.id}[0]`" if isinstance(x, tuple) and isinstance(expr, ast.Name) else _unknown_name_hint(x, env)
+    hint = _item_hint(expr, x) or _unknown_name_hint(x, env)
     raise LocatedError(f"expected a number, found {shown(expr, x)}", expr.span, hint, names=_names((expr, x)))
+
+
+def _item_hint(expr: ast.Expr, x: Any) -> str | None:
+    """Where a tuple parameter stands for a number: take one of its items."""
+    return f"take one of its items: `{expr.id}[0]`" if isinstance(x, tuple) and isinstance(expr, ast.Name) else None
 
 
 def _truth(expr: ast.Expr, env) -> bool:
@@ -555,8 +560,7 @@ def _count(arg: ast.Repeat, env: dict) -> tuple[int, str | None]:
     x = evaluate(arg.count, env)
     if not (isinstance(x, Val) and type(x.v) is int):
         undefined(arg.count, x, env)
-        hint = ("round it: `x(int(n))`, `x(round(n))`" if isinstance(x, Val) and isinstance(x.v, float) else
-                f"take one of its items: `{arg.count.id}[0]`" if isinstance(x, tuple) and isinstance(arg.count, ast.Name) else None)
+        hint = "round it: `x(int(n))`, `x(round(n))`" if isinstance(x, Val) and isinstance(x.v, float) else _item_hint(arg.count, x)
         raise LocatedError(f"a repetition's count must be an integer, found {shown(arg.count, x)}", arg.count.span, hint)
     if x.v < 0:
         raise LocatedError(f"a repetition's count must be at least 0, found {x.v}", arg.count.span)

@@ -212,8 +212,6 @@ class Scope:
         if isinstance(stmt, (ast.Input, ast.Init)):
             what = "input" if isinstance(stmt, ast.Input) else "init"
             raise LocatedError(f"`{what}` belongs to a network, not to a block or group", first_line(stmt.span))
-        if self.returned is not None and not isinstance(stmt, ast.Assign):
-            self.returned = None
         if isinstance(stmt, ast.Line):
             if stmt.condition is not None and not self.present(stmt):
                 return

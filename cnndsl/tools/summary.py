@@ -45,6 +45,7 @@ from ..ir.network import (
     UseStep,
     ValueStep,
 )
+from ..ir.visitor import through_call
 from ..ops.catalog import fact
 from ..ops.common import fmt_shape
 from ..ops.facts import Window
@@ -172,13 +173,7 @@ class _Fields(StepVisitor):
 
     def visit_call(self, step: CallStep, field: Field, values: dict[str, Field]) -> Field:
         inst = self.net.instances[step.instance]
-        inputs = [values.get(v) if v else field for v in step.inputs] or [field]  # `input top, skip`
-        inner = dict(zip(inst.inputs, inputs))
-        out = self.flow(inst.steps, inputs[0], inner)
-        returned = [inner.get(v) for s in inst.steps if isinstance(s, OutputStep) for v in s.values] or [out]
-        for name, f in zip(step.outputs, returned):  # `a, b = Two()`
-            values[name] = f
-        return returned[-1]
+        return through_call(step, inst, field, values, lambda x, inner: self.flow(inst.steps, x, inner))
 
     def visit_group(self, step: GroupStep, field: Field, values: dict[str, Field]) -> Field:
         return self.flow(step.children, field, values)

@@ -12,7 +12,7 @@ from ...ir.classes import block_classes
 from ...ir.network import CheckedNetwork, OutputStep
 from ...names import MODULE_NAMES, Namespace
 from ...ops.common import fmt_shape
-from .emit import Body, Plan, Uses, fill, plan
+from .emit import ORDERED_DICT, Body, Plan, Uses, fill, plan
 from .helpers import HELPERS
 from .pyexpr import MAKE_DIVISIBLE, expr_code, path_code
 from .pyfmt import Call, Writer, lit
@@ -181,7 +181,7 @@ def _block_classes(net: CheckedNetwork, helpers: set, imports: set, ns: Namespac
         returned = Writer(2)
         _return(returned, body, inst.steps, result)
         body.init.lines = body.finish(body.init.lines)
-        helpers |= body.helpers | ({"OrderedDict"} if body.ordered else set())
+        helpers |= body.helpers
         imports |= body.imports
         signature = (inst.params, inst.defaults)
         if group[index] != index:  # an instance of an earlier instance's class
@@ -331,8 +331,10 @@ def generate(net: CheckedNetwork) -> str:
     body = Body(Writer(2), Writer(2), class_of, comments=True, plan=net_plan, aliases=aliases)
     result = body.steps(net.steps, body.init, body.forward, body.main, body.main)
     body.init.lines = body.finish(body.init.lines)
-    helpers |= body.helpers | ({"OrderedDict"} if body.ordered else set())
-    imports |= body.imports | {i for h in helpers if h in _HELPERS for i in _HELPERS[h][1]}
+    helpers |= body.helpers
+    ordered = ORDERED_DICT in helpers
+    helpers.discard(ORDERED_DICT)
+    imports |= body.imports | {i for h in helpers for i in _HELPERS[h][1]}
 
     w = Writer()
     origin = "source text" if net.file == "<string>" else safe_file_name(net.file)
@@ -341,8 +343,7 @@ def generate(net: CheckedNetwork) -> str:
     w.line("Edit the .cnn source and rebuild rather than editing this file.")
     w.line('"""')
     w.line()
-    if "OrderedDict" in helpers:  # named stages of a named group, as torchvision writes them
-        helpers.discard("OrderedDict")
+    if ordered:  # named stages of a named group, as torchvision writes them
         w.line("from collections import OrderedDict")
         w.line()
     w.line("import torch")

@@ -34,6 +34,7 @@ from .pyexpr import expr_code, val_code, whole_tuple
 from .pyfmt import Call, Writer, lit
 
 FORWARD_GLOBALS = ("self", "torch", "nn", *BUILTINS)  # what a forward reads besides its own variables
+ORDERED_DICT = "OrderedDict"  # among a body's helpers: the file imports it from collections (no text of its own)
 
 
 def layer_expr(layer: CheckedLayer, lit=lit) -> Call:
@@ -250,7 +251,7 @@ class _ModuleExpr(StepVisitor):
         children = [self.visit(child) for child in step.children]
         if all(child.name == str(i) for i, child in enumerate(step.children)):
             return Call("nn.Sequential", children)
-        self.body.ordered = True  # named stages (`conv0`, `"block1-0"`), as torchvision's OrderedDict
+        self.body.helpers.add(ORDERED_DICT)  # named stages (`conv0`, `"block1-0"`), as torchvision's OrderedDict
         pairs = [Call("", [lit(child.name), expr], collection=True) for child, expr in zip(step.children, children)]
         return Call("nn.Sequential", [Call("OrderedDict", [Call("", pairs, "[", "]", collection=True)])])
 
@@ -275,7 +276,6 @@ class Body(StepVisitor):
     locals: dict[str, str] = field(default_factory=dict)
     main: str = ""
     lists: dict[str, dict[int, Call]] = field(default_factory=dict)  # `as inner_blocks[3]`: each list's entries
-    ordered: bool = False  # a named group with named stages: nn.Sequential(OrderedDict(...))
 
     def __post_init__(self):
         self.main = self.ns.claim("x")
