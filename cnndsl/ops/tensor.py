@@ -3,6 +3,7 @@ layerscale and droppath."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 from ..ir.values import value
@@ -188,6 +189,21 @@ def layerscale(ctx: Ctx) -> Result:
         raise LayerError("cannot infer the size of layerscale's parameter", hint="declare the network's `input`")
     shape = (size,) + (1,) * (len(ctx.shape) - dim % full)  # broadcasts over the dimensions after `dim`
     return Result(module="layerscale", shape=ctx.shape, args=(shape, ctx["init"]), params=value(size), forward="mul")
+
+
+# a tensor expression as a module, for a stage of a named group (an nn.Sequential calls modules only): the class
+# the generated file defines (cnndsl.backend.pytorch.helpers), by the expression's kind
+_STAGE_MODULES = {"permute": "Permute", "mul": "LayerScale", "crop": "CenterCrop"}
+
+
+def as_stage(result: Result) -> Result | None:
+    """`result` as a module that an nn.Sequential can hold: torchvision's `Permute` in ConvNeXt's blocks, a
+    `LayerScale` holding the scale, a `CenterCrop` to a fixed size; None where the op reads another value
+    (`like=e1`), which a stage, given one tensor, cannot."""
+    module = _STAGE_MODULES.get(result.forward)
+    if module is None or (result.forward == "crop" and not isinstance(result.args[0], tuple)):
+        return None
+    return replace(result, module=module, helper=module, forward="call")
 
 
 def droppath(ctx: Ctx) -> Result:

@@ -39,8 +39,9 @@ def merge(scope: Scope, stmt: ast.Labeled) -> None:
         raise LocatedError(f"`{kind}:` takes no arguments", stmt.args[0].span)
     lines = [s for s in stmt.body]
     for s in lines:
-        if not isinstance(s, ast.Line):
-            raise LocatedError(f"the body of `{kind}:` holds branches, one pipeline per line", first_line(s.span))
+        if not (isinstance(s, ast.Line) or _nested(s)):
+            raise LocatedError(f"the body of `{kind}:` holds branches, one pipeline or merge per line", first_line(s.span),
+                               "name a value before the merge, or put the lines in a block and call it")
     if kind == "split" and len(lines) != parts:
         raise LocatedError(f"`split {parts}:` needs {parts} branches, found {len(lines)}", head)
     if kind != "split" and len(lines) < 2:
@@ -72,6 +73,22 @@ def merge(scope: Scope, stmt: ast.Labeled) -> None:
     for i, line in enumerate(lines):
         active = enabled or i == 0
         cond = None
+        if _nested(line):  # a merge as a branch (`cat:` inside `cat:`): its condition is its own
+            if not active:
+                _skip_merge(scope, line)
+                branches.append(Branch.make(active=False))
+                continue
+            scope.steps, scope.shape = [], branch_in
+            try:
+                merge(scope, line)
+            finally:
+                branch_steps, scope.steps = scope.steps, saved
+            if scope.shape is None:
+                return
+            branches.append(Branch.make(steps=tuple(branch_steps), active=True))
+            outputs.append((i, scope.shape))
+            lines[i] = _LineLike(_At(first_line(line.span)))  # a mismatch points at its first line
+            continue
         if line.condition is not None:
             if kind == "mul":
                 raise LocatedError("a branch of `mul` takes no condition: a false branch would be the identity and square the input",
@@ -230,6 +247,24 @@ class _LineLike:
     @property
     def pipeline(self):
         return self.node
+
+
+@dataclass
+class _At:
+    span: Span
+
+
+def _nested(s) -> bool:
+    return isinstance(s, ast.Labeled) and s.label in MERGES and s.pipeline is None
+
+
+def _skip_merge(scope: Scope, stmt: ast.Labeled) -> None:
+    """A nested merge in a branch that is off: its layers keep their names, as a skipped pipeline's do."""
+    for s in stmt.body:
+        if _nested(s):
+            _skip_merge(scope, s)
+        elif isinstance(s, ast.Line):
+            scope.skip(s.pipeline)
 
 
 def _is_identity(p: ast.Pipeline) -> bool:

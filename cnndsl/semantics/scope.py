@@ -26,6 +26,7 @@ from ..names import identifier_problem, value_problem
 from ..ops import REGISTRY, Ctx, LayerError
 from ..ops.base import written_rank
 from ..ops.common import fmt_shape
+from ..ops.tensor import as_stage
 from ..syntax import ast
 from .calls import call as block_call
 from .externs import call as external_call
@@ -173,6 +174,8 @@ class Scope:
         except LocatedError as e:
             self.fail(e)
         self._discarded(statements)
+        if self.sequential:  # a group's taps are its enclosing module's values, checked for use there
+            return
         restarts = _restarting(statements)
         for name, v in self.values.items():
             if not v.used and name not in self.outputs:
@@ -273,7 +276,9 @@ class Scope:
         return there
 
     def assign(self, stmt: ast.Assign) -> None:
-        self._no_values_here(stmt.span)
+        if self.sequential and len(stmt.names) > 1:
+            raise LocatedError("a stage of a named group gives one value", first_line(stmt.span),
+                               "call a block with several outputs outside the group")
         for name in stmt.names:
             problem = value_problem(name)
             if problem or name in self.values or stmt.names.count(name) > 1:
@@ -333,10 +338,6 @@ class Scope:
     def used_before(self, name: str) -> str:
         return f"the value `{name}` is used before it is defined (on line {self.later[name]})"
 
-    def _no_values_here(self, span: Span) -> None:
-        if self.sequential:
-            raise LocatedError("named values belong to a network or block, not to a named group", first_line(span))
-
     # -- pipelines --------------------------------------------------------------------------------
 
     def pipeline(self, pipeline: ast.Pipeline) -> None:
@@ -345,6 +346,9 @@ class Scope:
         if isinstance(first, ast.Layer) and first.op not in self.values and first.op in self.later:
             raise LocatedError(self.used_before(first.op), first.op_span, "move the line that defines it above this one")
         if isinstance(first, ast.Layer) and first.op in self.values and not first.args and first.name is None:
+            if self.sequential:
+                raise LocatedError(f"the stages of a named group run one after another, so a line in it cannot start again from `{first.op}`",
+                                   first.op_span, f"a value named in a group (a tap) is read after the group: `{first.op}` there")
             v = self.values[first.op]
             v.used = True
             self.shape = v.shape
@@ -472,8 +476,9 @@ class Scope:
             indices = attr  # the pool whose indices are kept: the backend names their variable
             self.pools[attr] = {"ctx": ctx, "input": self.shape, "output": result.shape, "indices": indices}
         if result.forward != "call" and self.sequential:
-            raise LocatedError(f"`{node.op}` is not a module, so it cannot be inside a named group", node.op_span,
-                               "move it out of the group, or into a block")
+            result = as_stage(result)  # (an op that reads a value was refused by read_values)
+            if result is None:
+                raise LocatedError(f"`{node.op}` is not a module, so it cannot be a stage of a named group", node.op_span)
         layer = CheckedLayer.make(
             name=self.path + attr, attr=attr, access=self.child_access(attr), op=spec.name, module=result.module,
             args=result.args, kwargs=kwargs, forward=result.forward,
@@ -503,6 +508,9 @@ class Scope:
             name = ctx[opt.name] if opt.kind == "value" else None
             if name is None:
                 continue
+            if self.sequential:
+                raise LocatedError(f"`{ctx.op}` reads the value `{name}`, so it cannot be a stage of a named group, whose stages"
+                                   " take one tensor", spans[opt.name], "put it after the group: a tap (`c3 = ...`) in the group keeps what it needs")
             if name not in self.values and name in self.later:
                 raise LocatedError(self.used_before(name), spans[opt.name], "move the line that defines it above this one")
             if name in self.values:
@@ -735,6 +743,10 @@ class Scope:
                       access=self.child_access(attr), sequential=True, defaults=self.defaults)
         group.unpooled = set()
         fill(group)  # a group may hold no stage (`x(0)`, absent lines): an empty nn.Sequential, the identity
+        for name, v in group.values.items():  # its taps (`c3 = ...` on a line of the group): values here
+            if name in self.values:
+                raise LocatedError(f"the value `{name}` is already defined", v.span, "each named value is defined once")
+            self.values[name] = v
         self.shape = group.shape
         self.first_in = self.first_in if self.first_in is not None else group.first_in
         self.steps.append(GroupStep.make(name=attr, children=tuple(group.steps), output_shape=plain(self.shape)))

@@ -248,11 +248,12 @@ class _ModuleExpr(StepVisitor):
         return Call(self.body.class_of[step.instance], args)
 
     def visit_group(self, step: GroupStep) -> Call:
-        children = [self.visit(child) for child in step.children]
-        if all(child.name == str(i) for i, child in enumerate(step.children)):
+        stages = [child for child in step.children if child.declares]  # (not its taps)
+        children = [self.visit(child) for child in stages]
+        if all(child.name == str(i) for i, child in enumerate(stages)):
             return Call("nn.Sequential", children)
         self.body.helpers.add(ORDERED_DICT)  # named stages (`conv0`, `"block1-0"`), as torchvision's OrderedDict
-        pairs = [Call("", [lit(child.name), expr], collection=True) for child, expr in zip(step.children, children)]
+        pairs = [Call("", [lit(child.name), expr], collection=True) for child, expr in zip(stages, children)]
         return Call("nn.Sequential", [Call("OrderedDict", [Call("", pairs, "[", "]", collection=True)])])
 
 
@@ -409,7 +410,27 @@ class Body(StepVisitor):
         w_fwd.line(f"{target} = {attr_code(step.name)}({args}){self.comment(step) if not outputs else ''}")
         return self.local(outputs[-1]) if outputs else dst
 
-    visit_group = visit_call
+    def visit_group(self, step: GroupStep, cur: str, w_init: Writer, w_fwd: Writer, dst: str) -> str:
+        if not _tapped(step):
+            return self.visit_call(step, cur, w_init, w_fwd, dst)
+        self.declare(w_init, step)
+        return self.stepwise(step, attr_code(step.name), cur, w_fwd, dst)
+
+    def stepwise(self, step: GroupStep, module: str, cur: str, w_fwd: Writer, dst: str) -> str:
+        """A group with taps (`c3 = ...` on a line of it): its stages called one by one, `self.body[2](x)`, so that
+        the values between them can be kept, as torchvision's IntermediateLayerGetter runs a backbone."""
+        for child in step.children:
+            if isinstance(child, ValueStep):
+                cur = self.visit_value(child, cur, None, w_fwd, dst)
+                continue
+            path = f"{module}[{child.name}]" if child.name.isdigit() else \
+                f"{module}.{child.name}" if child.name.isidentifier() else f"getattr({module}, {lit(child.name)})"
+            if isinstance(child, GroupStep) and _tapped(child):
+                cur = self.stepwise(child, path, cur, w_fwd, dst)
+                continue
+            w_fwd.line(f"{dst} = {path}({cur}){self.comment(child)}")
+            cur = dst
+        return cur
 
     def visit_merge(self, step: MergeStep, cur: str, w_init: Writer, w_fwd: Writer, dst: str) -> str:
         return self.merge(step, w_init, w_fwd, cur, dst)
@@ -499,6 +520,10 @@ class Body(StepVisitor):
         result = self.steps(branch.steps, w_init, w_fwd, x, out)
         if result != out:
             w_fwd.line(f"{out} = {result}")
+
+
+def _tapped(step: GroupStep) -> bool:
+    return any(isinstance(c, ValueStep) or (isinstance(c, GroupStep) and _tapped(c)) for c in step.children)
 
 
 def attr_code(name: str) -> str:

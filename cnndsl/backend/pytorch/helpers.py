@@ -71,4 +71,46 @@ def _pad_to(x, size: list[int], mode: str = "constant", value: float = 0.0):
     return nn.functional.pad(x, pads, mode=mode)
 '''
 
-HELPERS = {"pad_to": (PAD_TO, ()), "FrozenBatchNorm2d": (FROZEN_BATCH_NORM, ()), "LayerNorm2d": (LAYER_NORM_2D, ()), "center_crop": (CENTER_CROP, ())}
+PERMUTE = '''
+class Permute(nn.Module):
+    """x.permute(*dims) as a module, a stage of nn.Sequential: torchvision.ops.misc.Permute."""
+
+    def __init__(self, *dims: int):
+        super().__init__()
+        self.dims = list(dims)
+
+    def forward(self, x):
+        return torch.permute(x, self.dims)
+'''
+
+LAYER_SCALE = '''
+class LayerScale(nn.Module):
+    """x times a learnt scale (torchvision's CNBlock.layer_scale) as a module, a stage of nn.Sequential."""
+
+    def __init__(self, shape: tuple[int, ...], init: float):
+        super().__init__()
+        self.layer_scale = nn.Parameter(torch.full(shape, init))
+
+    def forward(self, x):
+        return x * self.layer_scale
+'''
+
+CENTER_CROP_MODULE = '''
+class CenterCrop(nn.Module):
+    """The centre of x cut to `size` (its last dimensions; where a margin is odd, the
+    extra element is cut at the end), a stage of nn.Sequential."""
+
+    def __init__(self, size: tuple[int, ...]):
+        super().__init__()
+        self.size = list(size)
+
+    def forward(self, x):
+        first = x.dim() - len(self.size)
+        for i in range(len(self.size)):
+            margin = x.shape[first + i] - self.size[i]
+            x = x.narrow(first + i, margin // 2, self.size[i])
+        return x
+'''
+
+HELPERS = {"pad_to": (PAD_TO, ()), "FrozenBatchNorm2d": (FROZEN_BATCH_NORM, ()), "LayerNorm2d": (LAYER_NORM_2D, ()), "center_crop": (CENTER_CROP, ()),
+           "Permute": (PERMUTE, ()), "LayerScale": (LAYER_SCALE, ()), "CenterCrop": (CENTER_CROP_MODULE, ())}
