@@ -744,8 +744,9 @@ class Scope:
         group.unpooled = set()
         fill(group)  # a group may hold no stage (`x(0)`, absent lines): an empty nn.Sequential, the identity
         for name, v in group.values.items():  # its taps (`c3 = ...` on a line of the group): values here
-            if name in self.values:
-                raise LocatedError(f"the value `{name}` is already defined", v.span, "each named value is defined once")
+            if name in self.values:  # (the flow goes on: the group's output is known)
+                self.error(f"the value `{name}` is already defined", v.span, "each named value is defined once")
+                continue
             self.values[name] = v
         self.shape = group.shape
         self.first_in = self.first_in if self.first_in is not None else group.first_in
