@@ -63,9 +63,9 @@ class _Gen:
         n = n if n is not None else self.r.randint(1, 3)
         return " | ".join(self.op(channels) for _ in range(n))
 
-    def merge(self, indent: str, channels: int = 4, depth: int = 0) -> list[str]:
+    def merge(self, indent: str, channels: int = 4, depth: int = 0, nested: bool = False) -> list[str]:
         r = self.r
-        kind = r.choice(["add", "add", "cat", "mul", "split"])
+        kind = r.choice(["add", "mul"] if nested else ["add", "add", "cat", "mul", "split"])
         if kind == "split":
             lines = [f"{indent}split 2:"] + [f"{indent}    {self.pipeline(channels // 2).replace(f'conv {channels}', f'conv {channels // 2}')}"
                                               for _ in range(2)]
@@ -77,6 +77,9 @@ class _Gen:
                 branch = "identity"
             elif choice < 0.4 and self.blocks and depth < 2:
                 branch = f"{r.choice(self.blocks)}({channels})"
+            elif choice < 0.5 and depth < 2:  # a merge as a branch, keeping the channels
+                lines += self.merge(indent + "    ", channels, depth + 1, nested=True)
+                continue
             else:
                 branch = self.pipeline(channels)
             if kind != "mul" and i > 0 and r.random() < 0.2:
@@ -127,8 +130,14 @@ class _Gen:
                 body.append("    conv 4 k1")
             elif choice < 0.8 and values:
                 body.append(f"    {r.choice(values)} | {self.pipeline()}")
-            elif choice < 0.88:
+            elif choice < 0.84:
                 body.append(f"    ({self.pipeline()}) {r.choice(['x2', 'x(n)', 'x(n - 1)'])}")
+            elif choice < 0.88:  # a named group whose lines may be taps, values for the lines after it
+                body.append(f"    g{len(body)}:")
+                for _ in range(r.randint(1, 3)):
+                    tap = f"v{len(values)}" if r.random() < 0.5 else None
+                    body.append(f"        {tap + ' = ' if tap else ''}{self.pipeline()}")
+                    values += [tap] if tap else []
             elif choice < 0.92:
                 body.append(f"    {self.pipeline()} if {r.choice(['on', 'not on'])}")  # an optional line
             else:
