@@ -56,11 +56,14 @@ def _arguments(argv: list[str] | None = None) -> argparse.ArgumentParser:
         s.add_argument("--format", choices=("table", "json", "yaml"), default="table", help="the output format (default table)")
     g = sub.add_parser("graph", parents=[common] if wanted("graph") else [], help="draw the network (SVG through Graphviz, or DOT)",
                        description="Draw the network: layers as nodes, tensors as edges labelled with their shapes, "
-                                   "blocks as clusters. The output's suffix picks the format: .svg (needs Graphviz's "
-                                   "`dot`), or .dot/.gv for the DOT text.")
+                                   "blocks as clusters, copies of a layer or block drawn once with their count. The "
+                                   "output's suffix picks the format: .svg or .png (need Graphviz's `dot`), or .dot/.gv "
+                                   "for the DOT text (the default, to standard output).")
     if wanted("graph"):
-        g.add_argument("-o", "--output", required=True, metavar="OUT.svg|OUT.dot", help="the picture to write (- writes DOT to standard output)")
-        g.add_argument("--expand", action="store_true", help="draw the layers inside each block instead of one node per block")
+        g.add_argument("-o", "--output", default="-", metavar="OUT.svg|OUT.png|OUT.dot",
+                       help="the picture to write (default -: DOT to standard output)")
+        g.add_argument("--expand", action="store_true",
+                       help="draw the layers inside each block instead of one node per block, and every copy")
     e = sub.add_parser("export", parents=[common] if wanted("export") else [],
                        help="export the network to ONNX (needs torch, onnx and onnxscript)",
                        description="Export the network to an ONNX file with named inputs and outputs and a dynamic batch "
@@ -166,16 +169,17 @@ def _summary(args) -> int:
 
 
 def _graph(args) -> int:
-    from .tools.graph import render_svg, to_dot
+    from .tools.graph import render, to_dot
 
     suffix = Path(args.output).suffix.lower()
-    if args.output != "-" and suffix not in (".svg", ".dot", ".gv"):
-        raise UsageError(f"cnndsl graph writes SVG (.svg) or DOT (.dot, .gv, or - for standard output), not {args.output!r}; "
-                         "for another format, write the .dot and run Graphviz, e.g. `dot -Tpng net.dot -o net.png`")
+    if args.output != "-" and suffix not in (".svg", ".png", ".dot", ".gv"):
+        raise UsageError(f"cnndsl graph writes SVG (.svg), PNG (.png) or DOT (.dot, .gv, or - for standard output), not "
+                         f"{args.output!r}; for another format, write the .dot and run Graphviz, e.g. `dot -Tpdf net.dot -o net.pdf`")
     net = _checked(args)
     dot = to_dot(net, expand=args.expand)
-    _write(args.output, render_svg(dot) if suffix == ".svg" else dot, f"{net.name}, {'SVG' if suffix == '.svg' else 'DOT'}",
-           args.inputs)
+    fmt = suffix[1:] if suffix in (".svg", ".png") and args.output != "-" else None
+    _write(args.output, dot if fmt is None else render(dot, fmt) if fmt == "png" else render(dot, fmt).decode("utf-8"),
+           f"{net.name}, {(fmt or 'dot').upper()}", args.inputs)
     return EXIT_OK
 
 

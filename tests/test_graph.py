@@ -108,12 +108,41 @@ def test_expanded_has_one_node_per_layer_and_edges_carry_the_checked_shapes(name
 @pytest.mark.parametrize("name", CHECKED)
 def test_collapsed_draws_one_node_per_top_level_block_call(name):
     net, g = graph(name)
-    calls = top_level_calls(net.steps)
-    assert len(g.of("block")) == len(calls)
-    for node, call in zip(g.of("block"), calls):
-        assert g.label(node).split("\n")[1].startswith(net.instances[call.instance].block + "(")
-        assert [e[2].split(": ")[-1] for e in g.out_of(node)][0] == dims(call.output_shape)
+    calls = iter(top_level_calls(net.steps))
+    for node in g.of("block"):  # copies of a call are one node with their count: `Bottleneck(64) ×2`
+        text = g.label(node).split("\n")[1]
+        count = int(text.rsplit("×", 1)[1]) if "×" in text else 1
+        copies = [next(calls) for _ in range(count)]
+        assert all(text.startswith(net.instances[c.instance].block + "(") for c in copies)
+        assert [e[2].split(": ")[-1] for e in g.out_of(node)][0] == dims(copies[-1].output_shape)
+    assert next(calls, None) is None
     assert not any(style.startswith("rounded,filled") for _, style in g.clusters)  # no block cluster
+
+
+def test_copies_are_drawn_once_with_their_count_and_expand_draws_each():
+    _, g = graph("resnet50")
+    assert [g.label(n) for n in g.of("block")] == [
+        "layer1.0\nBottleneck(64)", "layer1.1 … layer1.2\nBottleneck(64) ×2",
+        "layer2.0\nBottleneck(128, stride=2)", "layer2.1 … layer2.3\nBottleneck(128) ×3",
+        "layer3.0\nBottleneck(256, stride=2)", "layer3.1 … layer3.5\nBottleneck(256) ×5",
+        "layer4.0\nBottleneck(512, stride=2)", "layer4.1 … layer4.2\nBottleneck(512) ×2"]
+    _, g = graph("resnet50", expand=True)
+    assert not any("×" in g.label(n) for n in g.nodes) and not any("×" in label for label, _ in g.clusters)
+    # a repeated run of layers is one cluster, its copies starting with the layer that has weights
+    _, g = graph("vgg16_bn")
+    assert ("features.17 … features.22 ×2", "rounded,bold") in g.clusters
+    assert ("features.34 … features.42 ×3", "rounded,bold") in g.clusters
+    assert len(g.of("layer")) == len(cnndsl.check(EXAMPLES / "vgg16_bn.cnn").layers) - 12  # 3 + 3 + 6 drawn once
+
+
+def test_png_and_dot_on_standard_output_by_default(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "cnndsl", "graph", str(EXAMPLES / "resnet18.cnn")], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith('digraph "ResNet18" {'), out.stderr
+    png = tmp_path / "net.png"
+    done = subprocess.run([sys.executable, "-m", "cnndsl", "graph", str(EXAMPLES / "resnet18.cnn"), "-o", str(png)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "(ResNet18, PNG)" in done.stderr
 
 
 def test_resnet18_labels_clusters_and_residual_adds():
@@ -121,7 +150,7 @@ def test_resnet18_labels_clusters_and_residual_adds():
     assert [g.label(n) for n in g.of("layer")] == [
         "conv1\nconv 64 k7 s2 p3", "bn1\nbn", "relu1\nrelu", "maxpool1\nmaxpool 3 s2 p1",
         "avgpool1\ngap", "flatten1\nflatten", "fc\nlinear 1000"]
-    assert g.label(g.of("block")[2]) == "layer2.0\nBasicBlock(128, stride=2)"
+    assert g.label(g.of("block")[1]) == "layer2.0\nBasicBlock(128, stride=2)"  # (layer1.0 … layer1.1 ×2 before it)
     assert [label for label, _ in g.clusters] == ["layer1", "layer2", "layer3", "layer4"]
 
     _, g = graph("resnet18", expand=True)
@@ -259,11 +288,10 @@ def test_cli_writes_svg_dot_and_standard_output_the_same_every_time(tmp_path):
 
 def test_cli_usage_and_source_errors(tmp_path):
     (tmp_path / "net.cnn").write_text("network Net:\n    input 3x32x32\n    cnov 16 k3\n", encoding="utf-8")
-    proc = run(str(EXAMPLES / "lenet5.cnn"), "-o", "net.png", cwd=tmp_path)
-    assert proc.returncode == 2 and "not 'net.png'" in proc.stderr and "dot -Tpng" in proc.stderr
+    proc = run(str(EXAMPLES / "lenet5.cnn"), "-o", "net.pdf", cwd=tmp_path)
+    assert proc.returncode == 2 and "not 'net.pdf'" in proc.stderr and "dot -Tpdf" in proc.stderr
     proc = run("net.cnn", "-o", "net.svg", cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr.startswith("net.cnn:3:5: error: unknown op `cnov`\n")
-    assert run(str(EXAMPLES / "lenet5.cnn"), cwd=tmp_path).returncode == 2  # -o is required
     assert list(tmp_path.iterdir()) == [tmp_path / "net.cnn"]
 
 

@@ -48,6 +48,7 @@ _NODE = {  # node kind -> its look (the kind is also the node's SVG class)
 }
 _CLUSTER = {  # cluster kind -> its look
     "group": 'style="rounded,dashed"; color="#888888"',
+    "repeat": 'style="rounded,bold"; color="#c98a2b"',
     "block": 'style="rounded,filled"; color="#b9a6dc"; fillcolor="#f6f2fc"',
 }
 def quote(text: str) -> str:
@@ -148,8 +149,30 @@ class _Dot(StepVisitor):
     # -- steps ------------------------------------------------------------------------------------
 
     def steps(self, steps: tuple[Step, ...], cur: Tensor, prefix: str) -> Tensor:
-        """Draw steps reading `cur`; `prefix` is the state_dict path of the module they are in."""
-        return self.flow(steps, cur, prefix)
+        """Draw steps reading `cur`; `prefix` is the state_dict path of the module they are in. Unless `expand`,
+        a run of copies (the same layers or block calls on the same shapes, one after another) is drawn once,
+        with its count: `layer1.1 … layer1.2` `Bottleneck(64) ×2`."""
+        if self.expand:
+            return self.flow(steps, cur, prefix)
+        for i, period, count in _runs(self.net, steps, cur.shape):
+            if count == 1:
+                cur = self.flow(steps[i:i + 1], cur, prefix)
+            else:
+                cur = self.folded(steps[i:i + period], steps[i + period * (count - 1):i + period * count], count, cur, prefix)
+        return cur
+
+    def folded(self, first: tuple[Step, ...], last: tuple[Step, ...], count: int, cur: Tensor, prefix: str) -> Tensor:
+        """`count` copies of `first` drawn once: one node for a single layer or call, else a cluster."""
+        if len(first) == 1 and isinstance(first[0], (LayerStep, CallStep)):
+            step, end = first[0], last[0]
+            text = op_text(step.layer) if isinstance(step, LayerStep) else \
+                call_text(self.net.instances[step.instance].block, step.call_args)
+            kind = "layer" if isinstance(step, LayerStep) else "block"
+            return self.link(cur, f"{prefix}{step.name} … {prefix}{end.name}\n{text} ×{count}", kind, step.output_shape)
+        names = [step.name for step in (*first, *last) if step.declares]
+        span = f"{prefix}{names[0]} … {prefix}{names[-1]} " if names else ""
+        with self.cluster(f"{span}×{count}", "repeat"):
+            return self.flow(first, cur, prefix)
 
     def visit_value(self, step: ValueStep, cur: Tensor, prefix: str) -> Tensor:
         cur = self.values[step.name] = cur._replace(name=step.name)
@@ -224,6 +247,66 @@ class _Dot(StepVisitor):
         return Tensor(node, step.output_shape)
 
 
+_MOST_PERIOD = 8  # the longest run of steps that is looked for as a repeated unit
+
+
+def _runs(net: CheckedNetwork, steps: tuple[Step, ...], shape: Shape) -> list[tuple[int, int, int]]:
+    """The steps as runs (start, period, count): copies of `period` steps that agree in their ops, arguments and
+    shapes (the input's included) drawn once, chosen to draw the fewest nodes; where two choices draw as many,
+    the one whose copies start with a layer that has weights or a block (VGG's `conv | bn | relu` x3, not
+    `bn | relu | conv`)."""
+    keys, at = [], shape
+    for step in steps:
+        keys.append(_key(net, step, at))
+        at = step.output_shape
+    n = len(keys)
+    best: list[tuple[float, list]] = [(0.0, [])] * (n + 1)  # from i to the end: (cost, runs)
+    for i in range(n - 1, -1, -1):
+        cost, runs = best[i + 1]
+        choice = (cost + 1, [(i, 1, 1), *runs])
+        for period in range(1, min(_MOST_PERIOD, (n - i) // 2) + 1):
+            unit = keys[i:i + period]
+            if any(k is None for k in unit):
+                break
+            count = 1
+            while keys[i + count * period:i + (count + 1) * period] == unit:
+                count += 1
+                cost, runs = best[i + count * period]
+                weighted = unit[0][0] != "layer" or unit[0][1]
+                total = cost + period + (0 if weighted else 0.01)
+                if total < choice[0]:
+                    choice = (total, [(i, period, count), *runs])
+        best[i] = choice
+    return best[0][1]
+
+
+def _key(net: CheckedNetwork, step: Step, shape: Shape):
+    """What two copies of a step share: its kind, op and arguments (a call's block and arguments), and its input
+    and output shapes; None for a step that cannot be folded (named values, calls with several inputs or outputs)."""
+    shapes = (shape_text(shape), shape_text(step.output_shape))
+    if isinstance(step, LayerStep) and step.indices is None and step.unpool is None and step.layer.forward == "call":
+        return ("layer", bool(step.layer.params), op_text(step.layer), *shapes)
+    if isinstance(step, CallStep) and not step.inputs and not step.outputs:
+        return ("call", call_text(net.instances[step.instance].block, step.call_args), *shapes)
+    if isinstance(step, GroupStep):
+        return ("group", _keys(net, step.children, shape), *shapes)
+    if isinstance(step, MergeStep):
+        branches = tuple((b.identity, b.active, b.condition is not None, _keys(net, b.steps, shape)) for b in step.branches)
+        return ("merge", step.merge, step.parts, step.active, branches, *shapes)
+    return None
+
+
+def _keys(net: CheckedNetwork, steps: tuple[Step, ...], shape: Shape):
+    keys = []
+    for step in steps:
+        key = _key(net, step, shape)
+        if key is None:
+            return object()  # never equal: a part that cannot be compared is never folded
+        keys.append(key)
+        shape = step.output_shape
+    return tuple(keys)
+
+
 def to_dot(net: CheckedNetwork, expand: bool = False) -> str:
     """The network as Graphviz DOT text; `expand` draws the layers inside each block call."""
     dot = _Dot(net, expand)
@@ -239,15 +322,20 @@ def to_dot(net: CheckedNetwork, expand: bool = False) -> str:
 
 def render_svg(dot: str) -> str:
     """SVG from DOT text, through Graphviz's `dot -Tsvg`; a UsageError when it is missing or fails."""
+    return render(dot, "svg").decode("utf-8")
+
+
+def render(dot: str, fmt: str) -> bytes:
+    """A picture in Graphviz's format `fmt` (svg, png) from DOT text; a UsageError when `dot` is missing or fails."""
     exe = shutil.which("dot")
     if exe is None:
         raise UsageError("drawing SVG needs Graphviz's `dot`, which is not installed: install Graphviz "
                          "(`apt-get install graphviz`, `brew install graphviz`), or write DOT with `-o net.dot`")
     try:
-        proc = subprocess.run([exe, "-Tsvg"], input=dot, capture_output=True, text=True, encoding="utf-8")
+        proc = subprocess.run([exe, f"-T{fmt}"], input=dot.encode("utf-8"), capture_output=True)
     except OSError as e:
         raise UsageError(f"cannot run Graphviz's dot ({exe}): {e.strerror or e}") from None
     if proc.returncode != 0:
-        problem = next(iter(proc.stderr.strip().splitlines()), f"exit status {proc.returncode}")
+        problem = next(iter(proc.stderr.decode("utf-8", "replace").strip().splitlines()), f"exit status {proc.returncode}")
         raise UsageError(f"Graphviz's dot failed: {problem}")
     return proc.stdout
