@@ -143,10 +143,27 @@ def test_output_names_fall_back_to_numbers_when_the_file_repeats_one(tmp_cnn):
     assert output_names(cnndsl.check(EXAMPLES / "lenet5.cnn")) == ["output"]
 
 
-def test_an_opset_torch_onnx_cannot_convert_to_is_an_error(tmp_path):
-    with pytest.raises(cnndsl.UsageError, match=r"cannot convert LeNet5 to ONNX opset 7 \(it made opset \d+\)"):
-        export(EXAMPLES / "lenet5.cnn", tmp_path / "old.onnx", opset=7)
-    assert list(tmp_path.iterdir()) == []
+@pytest.mark.parametrize("opset", [11, 13, 17, 18])
+def test_resnet18_exports_at_the_opsets_people_deploy_with(tmp_path, opset):
+    """Below 18 through the TorchScript exporter, from 18 through torch.export: the opset asked for, and onnxruntime
+    computes what the module does, with two outputs named and a batch size other than the one exported with."""
+    module, net = export(EXAMPLES / "resnet18.cnn", tmp_path / "r.onnx", input="3x32x32", opset=opset)
+    model = onnx.load(tmp_path / "r.onnx")
+    onnx.checker.check_model(model)
+    assert {o.domain: o.version for o in model.opset_import}[""] == opset
+    assert dims(model.graph.input[0]) == ["batch", 3, 32, 32]
+    assert_agrees(tmp_path / "r.onnx", reference(EXAMPLES / "resnet18.cnn", module.state_dict(), input="3x32x32"), net.input_shape, 3)
+
+
+def test_an_old_opset_that_would_compute_otherwise_or_not_run_is_an_error(tmp_path, tmp_cnn):
+    """The TorchScript exporter writes a dilated `padding=same` conv that onnxruntime refuses: checked, never written."""
+    src = tmp_cnn("network Dilated:\n    input 2x32\n    conv1d 4 k3 dilation=2 padding=same\n")
+    with pytest.raises(cnndsl.UsageError, match=r"cannot export Dilated to ONNX opset 13: onnxruntime cannot run .*"
+                                                 r"opset 18 or newer exports it another way"):
+        export(src, tmp_path / "old.onnx", opset=13)
+    with pytest.raises(cnndsl.UsageError, match=r"ONNX opset 5 is not one cnndsl exports: choose 7 to 23"):
+        export(EXAMPLES / "lenet5.cnn", tmp_path / "old.onnx", opset=5)
+    assert not (tmp_path / "old.onnx").exists()
 
 
 def export_command(capsys, folder, *options, file=EXAMPLES / "lenet5.cnn") -> tuple[int, str]:

@@ -9,7 +9,10 @@ deform, video3d, ecg1d), and onnxruntime's outputs agree with PyTorch's within 1
 The TorchScript exporter, deprecated since torch 2.9 ("the feature will be removed"), cannot export segnet
 (MaxUnpool2d's output size check fails while tracing) or deform (torchvision::deform_conv2d), and writes an ecg1d that
 onnxruntime refuses to run (a dilated `padding=same` conv becomes auto_pad=SAME_UPPER). The dynamo exporter
-costs a dependency, onnxscript, and time: seconds per network instead of under one.
+costs a dependency, onnxscript, and time: seconds per network instead of under one. It writes opset 18 and
+newer only (its conversion down fails for every CNN we tried), so an older opset asked for (11, 13, 17 are where
+deployments are) goes through the TorchScript exporter, and what that writes is run once in onnxruntime and compared
+with the module before it is written.
 
 torch.export runs first, on its own, so that a failure is blamed on its step, and an op that has no ONNX
 function is blamed on the layer that uses it (the failing op's node in the exported program knows its module
@@ -37,6 +40,7 @@ INPUT_NAME = "input"
 BATCH_NAME = "batch"
 EXAMPLE_BATCH = 2  # not 0 or 1, which torch.export would specialise the batch dimension to
 LISTED = 3  # keys named in a weights mismatch before "and N more"
+MIN_OPSET, DYNAMO_OPSET, MAX_OPSET = 7, 18, 23  # below 18 the TorchScript exporter writes the opset asked for
 
 
 def export_onnx(net: CheckedNetwork, path: str | os.PathLike, *, weights: str | os.PathLike | None = None,
@@ -55,11 +59,66 @@ def export_onnx(net: CheckedNetwork, path: str | os.PathLike, *, weights: str | 
                          "(or declare `input` in the file)")
     module = _module(net, weights)
     example = torch.randn(EXAMPLE_BATCH, *net.input_shape)
+    if opset is not None and not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UsageError(f"ONNX opset {opset} is not one cnndsl exports: choose {MIN_OPSET} to {MAX_OPSET}")
     with _quiet():
-        program = _exported_program(net, module, example)
-        onnx_program = _to_onnx(net, program, opset)
-    _write_bytes(path, _serialized(net, onnx_program))
+        if opset is not None and opset < DYNAMO_OPSET:
+            data = _traced_onnx(net, module, example, opset)
+        else:
+            program = _exported_program(net, module, example)
+            data = _serialized(net, _to_onnx(net, program, opset))
+    _write_bytes(path, data)
     return module
+
+
+def _traced_onnx(net: CheckedNetwork, module, example, opset: int) -> bytes:
+    """The ONNX file's bytes at an opset older than the dynamo exporter writes (it converts down from 18 only
+    where onnx's version converter can, which fails for every CNN we tried): through torch.onnx's TorchScript
+    exporter, which writes opsets 7 to 20 itself. What it writes is run once in onnxruntime (where installed)
+    and compared with the module, since that exporter is known to write files that differ or do not run."""
+    import torch
+
+    names = output_names(net)
+    axes = {name: {0: BATCH_NAME} for name in [INPUT_NAME, *names]}
+    f = io.BytesIO()
+    try:
+        torch.onnx.export(module, (example,), f, opset_version=opset, dynamo=False, input_names=[INPUT_NAME],
+                          output_names=names, dynamic_axes=axes)
+    except Exception as e:  # the TorchScript exporter raises many kinds (an unsupported op, a failed trace)
+        raise UsageError(f"cannot export {net.name} to ONNX opset {opset}: {_first_line(_root_cause(e)).rstrip('.')}; "
+                         f"opset {DYNAMO_OPSET} or newer exports it another way, through torch.export") from None
+    data = f.getvalue()
+    problem = _disagreement(module, data, example)
+    if problem:
+        raise UsageError(f"cannot export {net.name} to ONNX opset {opset}: {problem}; "
+                         f"opset {DYNAMO_OPSET} or newer exports it another way, through torch.export")
+    return data
+
+
+def _disagreement(module, data: bytes, example) -> str | None:
+    """Why the ONNX file `data` does not compute what `module` does on `example` (None where it does, or where
+    onnxruntime is not installed to run it)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    import numpy as np
+    import torch
+
+    try:
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 4  # its own log of the failure would reach the terminal: the message says it
+        session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        got = session.run(None, {INPUT_NAME: example.numpy()})
+    except Exception as e:  # onnxruntime refuses a model it cannot load or run
+        return f"onnxruntime cannot run what torch.onnx wrote ({_first_line(e)})"
+    with torch.no_grad():
+        expected = module(example)
+    expected = list(expected.values()) if isinstance(expected, dict) else list(expected) if isinstance(expected, tuple) else [expected]
+    for want, have in zip(expected, got):
+        if want.shape != have.shape or not np.allclose(have, want.numpy(), rtol=1e-3, atol=1e-4):
+            return "what torch.onnx wrote computes another result in onnxruntime"
+    return None
 
 
 def _require(*packages: str) -> None:
