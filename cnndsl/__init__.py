@@ -50,7 +50,8 @@ def __dir__():
 
 
 def read_source(src: SourceLike) -> Source:
-    """A Source from a path (a PathLike, or a one-line str ending in `.cnn`) or from source text.
+    """A Source from a path (a PathLike, a one-line str ending in `.cnn`, or one word with a dot or a slash in it,
+    such as the mistyped `net.cn`) or from source text.
 
     A path must name a `.cnn` file, and so must the file it resolves to through symbolic links: any other file
     is refused (UsageError) before it is read, so that no diagnostic ever shows a line of it."""
@@ -61,7 +62,10 @@ def read_source(src: SourceLike) -> Source:
 
     if isinstance(src, Source):
         return src
-    if isinstance(src, os.PathLike) or (isinstance(src, str) and "\n" not in src and src.strip().endswith(".cnn")):
+    # one word with a dot or a slash is a path, whatever it ends in (`net.cn`): no program is written so
+    if isinstance(src, os.PathLike) or (isinstance(src, str) and "\n" not in src and (
+            src.strip().endswith(".cnn") or (src.strip() and not any(c.isspace() for c in src.strip())
+                                             and any(c in src for c in "./\\")))):
         path = Path(src)
         try:
             real = _files.real_path(path)

@@ -77,3 +77,28 @@ def test_op_facts_agree_with_torch(spec):
         keeps_in_place, _ = _measure(shape, f"{layer} inplace")
         assert keeps_in_place == (spec.keeps_output or spec.keeps_output_in_place), (
             f"{spec.name} inplace: torch says keeps its output={keeps_in_place}")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_same_shape_agrees_with_torch_and_keeps_checking_after_a_mistake(spec):
+    """`same_shape`: the module's output has its input's shape (torch says, on the sample and on a second input
+    size); such an op's mistake leaves the shape known, so a later line's mistake is reported too."""
+    shape, layer = SAMPLES[spec.name]
+    sizes = [shape, "x".join(str(int(d) + 2 if i else int(d)) for i, d in enumerate(shape.split("x")))]
+    same = True
+    for size in sizes:
+        try:
+            model = cnndsl.load(f"network N:\n    input {size}\n    {layer}\n", device="cpu").eval()
+        except cnndsl.CheckError:
+            same = False  # (a layer made for one size only, such as a fixed unflatten)
+            break
+        x = torch.randn(2, *map(int, size.split("x")))
+        with torch.no_grad():
+            y = model(x)
+        same = same and tuple(y.shape) == tuple(x.shape)
+    if spec.same_shape:
+        assert same, f"{spec.name}: torch changes the shape"
+        src = f"network N:\n    input {shape}\n    {spec.name} nosuchoption=1\n    conv 4 k99\n"
+        with pytest.raises(cnndsl.CheckError) as info:
+            cnndsl.check(src)
+        assert [d.span.line for d in info.value.diagnostics] == [3, 4]

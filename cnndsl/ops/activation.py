@@ -109,7 +109,7 @@ def softmax_window(layer) -> Window:
 
 
 _P = Opt("p", "float", 0.5)
-_EACH = dict(window=POINTWISE, macs=0, buffers=0)  # element by element: no window, no products with weights
+_EACH = dict(window=POINTWISE, macs=0, buffers=0, same_shape=True)  # element by element: no window, no products with weights
 _DROP = dict(_EACH, label=Label(args=("p",)))
 
 register(

@@ -70,6 +70,7 @@ class OpSpec:
     keeps_output: bool = False  # its backward reads its own output, so nothing may overwrite that output
     keeps_output_in_place: bool = False  # the same, but only when it runs in place (leaky_relu_, elu_ ...)
     returns_input: bool = False  # may return its input itself or a view of it (flatten, identity, dropout in eval)
+    same_shape: bool = False  # its output has its input's shape, whatever its options (activations, dropout, norms)
     # what `cnndsl summary` and `cnndsl graph` need (cnndsl/ops/facts.py; measured against torch for every op by
     # tests/test_op_catalog.py). No defaults: a tool that asks for a fact an op lacks gets a MissingFact.
     window: Window | Callable[[CheckedLayer], Window] | None = None  # receptive-field geometry

@@ -171,7 +171,7 @@ def _last_dimension(layer, opts) -> dict:
 
 
 _BN = (EPS, MOMENTUM, Opt("affine", "bool", True), Opt("track_running_stats", "bool", True))
-_NORM = dict(window=_all_spatial, macs=0)
+_NORM = dict(window=_all_spatial, macs=0, same_shape=True)
 
 register(
     OpSpec("bn", bn, _BN, aliases=("bn1d", "bn2d", "bn3d", "batchnorm"), kind="bn",
@@ -183,13 +183,13 @@ register(
     OpSpec("ln", ln, (Opt("normalized_shape", "ints"), EPS, Opt("elementwise_affine", "bool", True), Opt("bias", "bool", True)),
            positional=("normalized_shape",), kind="ln",
            doc="layer normalisation over the last dimension, or over the trailing normalized_shape: `nn.LayerNorm`",
-           window=ln_window, macs=0, buffers=0, label=Label(args=("normalized_shape",), implied=_last_dimension)),
+           window=ln_window, macs=0, buffers=0, label=Label(args=("normalized_shape",), implied=_last_dimension), same_shape=True),
     OpSpec("frozenbn", frozenbn, (EPS,), kind="bn",
            doc="batch norm with frozen statistics and affine transform, all four buffers, 4-D inputs: `FrozenBatchNorm2d` (section 6), torchvision.ops' own",
-           window=POINTWISE, macs=0, buffers=lambda layer: 4 * value(layer.args[0]), label=Label(args=(None,))),
+           window=POINTWISE, macs=0, buffers=lambda layer: 4 * value(layer.args[0]), label=Label(args=(None,)), same_shape=True),
     OpSpec("ln2d", ln2d, (EPS, Opt("elementwise_affine", "bool", True), Opt("bias", "bool", True)), kind="ln",
            doc="layer normalisation over the channels of (N, C, H, W), one module with `weight` and `bias`: `LayerNorm2d` (section 6), torchvision's (ConvNeXt)",
-           window=POINTWISE, macs=0, buffers=0, label=Label(args=(None,))),
+           window=POINTWISE, macs=0, buffers=0, label=Label(args=(None,)), same_shape=True),
     OpSpec("instnorm", instnorm, (EPS, MOMENTUM, Opt("affine", "bool", False), Opt("track_running_stats", "bool", False)),
            aliases=("instnorm1d", "instnorm2d", "instnorm3d"), kind="instnorm",
            doc="instance normalisation: `nn.InstanceNorm1d/2d/3d`",

@@ -302,7 +302,7 @@ def _layerscale_dim(layer) -> dict:
     return {"dim": dim if dim == 1 or dim < full - 1 else -1}
 
 
-_EACH = dict(window=POINTWISE, macs=0, buffers=0)
+_EACH = dict(window=POINTWISE, macs=0, buffers=0, same_shape=True)
 
 register(
     OpSpec("linear", linear, (BIAS,), positional=("out",), channels=True, aliases=("fc",), kind="linear",

@@ -206,6 +206,13 @@ class _Checker:
         if self.input_override is None:
             self.input = tuple(dims)
             self.scope.shape = self.input
+        elif len(self.input_override) != len(dims):
+            spatial = lambda n: "a flat input" if n == 1 else f"{n - 1} spatial dimension{'s' if n > 2 else ''}"
+            given = "x".join(str(d) for d in self.input_override)
+            self.prog.warn(f"the input size given, {given}, has {spatial(len(self.input_override))} where this `input` has "
+                           f"{spatial(len(dims))}: the network is checked as a {_kind(len(self.input_override))} network",
+                           stmt.value.span, self.source, "give as many sizes as `input` has, e.g. "
+                           + "x".join(str(d.v) for d in dims))
         return True
 
     # -- the walk ---------------------------------------------------------------------------------
@@ -380,9 +387,10 @@ def collect_blocks(source: Source, file: ast.File, read, *, import_root: str | o
             errors.append(_diagnostic(src, problem or f"`{block.name}` is an op and cannot name a {what}", first_line(block.span)))
         elif block.name in blocks:
             other = blocks[block.name][1]
-            errors.append(_diagnostic(src, f"the name `{block.name}` is defined twice (also in {other.name})"
+            where = f"{other.name}:{blocks[block.name][0].span.line}"
+            errors.append(_diagnostic(src, f"the name `{block.name}` is defined twice (first at {where})"
                                       if isinstance(blocks[block.name][0], ast.ModuleDecl) or what == "module" else
-                                      f"the block `{block.name}` is defined twice (also in {other.name})", first_line(block.span)))
+                                      f"the block `{block.name}` is defined twice (first at {where})", first_line(block.span)))
         seen = set()
         for p in block.params:
             problem = identifier_problem(p.name, "parameter")
@@ -517,3 +525,8 @@ def pick_network(source: Source, file: ast.File, name: str | None) -> ast.Networ
             hint=did_you_mean(name, nets) or f"it defines: {listing(nets)}",
         )])
     return nets[name]
+
+
+def _kind(rank: int) -> str:
+    """A network's kind by its input's number of dimensions (without the batch): flat, 1-d, 2-d, 3-d."""
+    return "flat" if rank == 1 else f"{rank - 1}-d"

@@ -213,6 +213,9 @@ def undefined(expr: ast.Expr, x: Any, env) -> None:
         hint = did_you_mean(expr.id, names)
         if hint is None and expr.id in ("k", "s", "p", "d", "g"):
             hint = _unknown_name_hint(x, env)
+        if hint is None and expr.id in ("True", "False", "None"):
+            hint = f"true and false are written in lowercase: `{expr.id.lower()}`" if expr.id != "None" else \
+                "leave the option out for its default"
         raise LocatedError(f"`{expr.id}` is not defined here", expr.span,
                            hint or "name a parameter, the index of a repetition `x(count, i)`, or write a number",
                            names=(expr.id,))
@@ -366,6 +369,12 @@ def _short_value(text: str, span: Span):
     return parts[0] if len(parts) == 1 else parts
 
 
+def unknown_option(spec: OpSpec, op: str, arg: ast.Keyword) -> LocatedError:
+    """`conv 16 kernal_size=3`: the option the op lacks, with the one it has that is nearest."""
+    names = [o.name for o in spec.all_options] + [a for o in spec.all_options for a in o.aliases]
+    return LocatedError(f"`{op}` has no option `{arg.key}`", arg.key_span, did_you_mean(arg.key, names) or _options_hint(spec))
+
+
 def resolve(ctx: Ctx, layer: ast.Layer, env: dict[str, Val], spans: dict[str, Span],
             defaults=()) -> dict[str, ast.Keyword]:
     """Fill ctx.opts from a layer's arguments, then from `defaults` ((argument, the env it was written in), one
@@ -391,9 +400,7 @@ def resolve(ctx: Ctx, layer: ast.Layer, env: dict[str, Val], spans: dict[str, Sp
                 continue
             opt = spec.option(arg.key)
             if opt is None:
-                names = [o.name for o in spec.all_options] + [a for o in spec.all_options for a in o.aliases]
-                hint = did_you_mean(arg.key, names) or _options_hint(spec)
-                raise LocatedError(f"`{layer.op}` has no option `{arg.key}`", arg.key_span, hint)
+                raise unknown_option(spec, layer.op, arg)
             put(opt.name, convert(opt, evaluate(arg.value, env), arg.value, env), arg.span)
         elif isinstance(arg, ast.Channels):
             if not spec.channels:

@@ -42,6 +42,7 @@ from .resolve import (
     resolve,
     split_repeat,
     truth,
+    unknown_option,
     word_option,
 )
 from .shapes import pool_stray_index, unpool_out
@@ -142,6 +143,7 @@ class Scope:
         self.inputs: tuple[str, ...] = ()  # a block's named inputs (`input high, low`), bound by its call
         self.returned: tuple | None = None  # the shapes a call of a block with several outputs gave, to unpack
         self.conditions = 0  # the conditions kept so far (condition_key)
+        self.permuted = False  # a permute ran: a `linear` on a 4-d tensor may be meant (ConvNeXt's, channels last)
         self.decided: set[str] = set()  # a block's parameters that decided its optional lines (cnndsl.semantics.calls)
         # the `defaults` in force, by op and option: (argument, the names it was written with); a group and a
         # called block start with their caller's, and their own stay theirs
@@ -426,8 +428,14 @@ class Scope:
                     run(self, node)
                 return
             if node.callee in REGISTRY:
+                spec = REGISTRY[node.callee]
+                if not node.call_args:
+                    raise LocatedError(f"`{node.callee}` is an op, not a block: write it without parentheses", first_line(node.span),
+                                       f"`{node.callee}`" + (f", or with its arguments after a space: `{node.callee} {_example_args(spec)}`"
+                                                             if spec.positional else " alone: it takes no arguments"))
                 raise LocatedError(f"`{node.callee}` is an op, not a block: write its arguments after a space",
-                                   first_line(node.span), f"e.g. `{node.callee} 16`, not `{node.callee}(16)`")
+                                   first_line(node.span), f"e.g. `{node.callee} {_example_args(spec)}`, not `{node.callee}(...)`"
+                                   if spec.positional else f"`{node.callee}` takes no positional arguments: `{node.callee}`")
             raise LocatedError(f"unknown block `{node.callee}`", first_line(node.span),
                                did_you_mean(node.callee, [*self.prog.blocks, *JOINS]) or "define it with `block Name(...):` or import it")
         else:
@@ -453,23 +461,52 @@ class Scope:
         given = self.defaults.get(spec.name)
         if given:
             self.prog.defaults_used.update(id(arg) for arg, _ in given.values())
-        extra = resolve(ctx, node, self.env, spans, given.values() if given else ())
+        try:
+            extra = resolve(ctx, node, self.env, spans, given.values() if given else ())
+        except LocatedError as e:  # every option the op lacks, not only the first (`kernal_size=3 paddin=1`)
+            unknown = [a for a in node.args if isinstance(a, ast.Keyword) and a.key != "init" and spec.option(a.key) is None]
+            shape = self.shape
+            self.fail(e)
+            if unknown and unknown[0].key_span == e.span:
+                for arg in unknown[1:]:
+                    self.prog.report(unknown_option(spec, node.op, arg), self.source)
+            if spec.same_shape:  # (an activation, dropout, a norm): its output has its input's shape, so
+                self.shape = shape  # the lines after it are still checked (`bn 16`)
+            return
         _within_limits(ctx, spans, node.op_span)
         if spec.reads_values:
             self.read_values(ctx, spans)
         attr = self.child_name(node.name, spec.kind or spec.name, node.span)
         if self.shape is None:  # an earlier error left the shape unknown
+            if spec.same_shape:  # its options are still checked where they do not need the shape (`dropout 1.5`)
+                try:
+                    spec.rule(Ctx(spec=spec, op=node.op, shape=(None, None, None), opts=ctx.opts, given=ctx.given))
+                except LayerError as e:
+                    if e.at in spans:
+                        raise LocatedError(e.message, spans[e.at], e.hint) from None
+                except (TypeError, ValueError, IndexError, KeyError):  # a rule that needs the shape: nothing to say without it
+                    pass
             return
         try:
             result = spec.rule(ctx)
         except LayerError as e:
+            error = LocatedError(e.message, spans.get(e.at, node.op_span) if e.at else node.op_span, e.hint)
+            if spec.same_shape:  # (an activation, dropout, a norm): its output has its input's shape, so
+                self.prog.report(error, self.source)  # the lines after it are still checked (`dropout 1.5`)
+                return
             self.shape = None
-            raise LocatedError(e.message, spans.get(e.at, node.op_span) if e.at else node.op_span, e.hint) from None
+            raise error from None
         _shape_within_limits(result.shape, node.op_span)
         if self.first_in is None and ctx["in"] is not None:
             self.first_in = value(ctx["in"])
         for message, hint in result.warnings:
             self.warn(message, node.op_span, hint)
+        if spec.name == "permute":
+            self.permuted = True
+        elif spec.name == "linear" and len(self.shape) >= 3 and not self.permuted:  # conv | linear: the classic slip
+            self.warn(f"`{node.op}` acts on the last dimension only: on {fmt_shape(self.shape)} it maps each row of "
+                      f"{value(self.shape[-1]) if self.shape[-1] is not None else 'its'} values, and keeps the other axes",
+                      node.op_span, f"flatten first to use the whole map (`flatten | {node.op} ...`), or pool it (`gap | flatten`)")
         kwargs, indices = result.kwargs, None
         if attr in self.unpooled and spec.name == "maxpool":
             kwargs = kwargs + (("return_indices", Val(True)),)
@@ -728,6 +765,11 @@ class Scope:
             raise LocatedError(f"`{stmt.label}:` takes its branches on the indented lines below it", stmt.label_span,
                                "one branch per line")
         if stmt.args or stmt.condition is not None:
+            head = stmt.args[0] if stmt.args else None
+            if isinstance(head, ast.Positional) and isinstance(head.value, ast.Name) and stmt.condition is None and (
+                    stmt.label in _DEFINITION_WORDS or did_you_mean(stmt.label, ("network", "block"))):
+                raise LocatedError(f"`{stmt.label} {head.value.id}:` defines nothing: a network starts with `network`, a block "
+                                   "with `block`", stmt.label_span, f"`network {head.value.id}:`, or `block {head.value.id}(...):`")
             raise LocatedError("a named group takes no arguments; did you mean a merge (add, cat, mul, split)?", stmt.label_span,
                                did_you_mean(stmt.label, MERGES))
         if self.sequential:
@@ -742,6 +784,7 @@ class Scope:
         group = Scope(self.prog, self.source, self.env, self.shape, path=f"{self.path}{attr}.",
                       access=self.child_access(attr), sequential=True, defaults=self.defaults)
         group.unpooled = set()
+        group.permuted = self.permuted
         fill(group)  # a group may hold no stage (`x(0)`, absent lines): an empty nn.Sequential, the identity
         for name, v in group.values.items():  # its taps (`c3 = ...` on a line of the group): values here
             if name in self.values:  # (the flow goes on: the group's output is known)
@@ -749,11 +792,22 @@ class Scope:
                 continue
             self.values[name] = v
         self.shape = group.shape
+        self.permuted = self.permuted or group.permuted
         self.first_in = self.first_in if self.first_in is not None else group.first_in
         self.steps.append(GroupStep.make(name=attr, children=tuple(group.steps), output_shape=plain(self.shape)))
 
 
 _CHANNEL_OPTIONS = ("in", "out", "num_parameters")
+_DEFINITION_WORDS = ("model", "net", "class", "def", "layer", "sequential", "graph", "arch", "architecture")
+
+
+def _example_args(spec) -> str:
+    """Its first positional option, as a call of the op writes it: `16` for channels, `0.5` for a probability."""
+    opt = spec.option(spec.positional[0])
+    default = opt.default if opt is not None else None
+    if spec.channels or default is None:
+        return "16" if spec.channels or opt is None or opt.kind in ("int", "channels") else "2"
+    return str(default).lower() if isinstance(default, bool) else str(default)
 
 
 def _has_bias(ctx: Ctx) -> bool:

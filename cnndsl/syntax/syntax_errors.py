@@ -119,6 +119,9 @@ def syntax_error(source: Source, e: UnexpectedInput, terminals) -> Diagnostic:
                 "did the line above miss its `:`? (a line that ends with `|` continues on the next)")
         line = tok.end_line or line
         col = len(str(tok).replace("\t", " " * 8)) + 1
+        if _mixes_tabs(source.text, line):
+            message = "a tab in the indentation, where the lines around it indent with spaces"
+            hint = "indent with spaces only (a tab counts as 8 columns, so the line lands at another depth than it looks)"
     elif "_INDENT" in expected:
         message = f"expected an indented block, found {_found(tok, terminals)}"
         hint = "indent the lines of the body under the line that ends with `:`"
@@ -126,12 +129,30 @@ def syntax_error(source: Source, e: UnexpectedInput, terminals) -> Diagnostic:
         hint = "a negative number in a layer's arguments is written in parentheses, e.g. (-1)"
     elif tok.type == "_ELSE" and "_ELSE" not in expected:
         hint = "a value chosen by a condition is written in parentheses: `(a if c else b)`"
+    elif tok.type == "COMMA" and "COMMA" not in expected:
+        message = "a layer's arguments are separated by spaces, not commas"
+        hint = "e.g. `conv 16 k3 p1`; commas separate a block call's arguments, inside its parentheses"
+    elif tok.type == "RPAR" and "RPAR" not in expected and _unclosed_paren(source.text, line, col) is None:
+        message = "a `)` that no `(` opened"
+        hint = "remove it, or open the parenthesis where the group starts"
+    elif tok.type == "_IF" and "_IF" not in expected and _unclosed_paren(source.text, line, col) is not None:
+        message = "a condition (`if ...`) ends a whole line; it cannot stand inside parentheses"
+        hint = "put it after the closing `)`: `(conv 16 k1 | bn) if use_bn`, or choose a value with `(a if c else b)`"
     if "RPAR" in expected and hint is None:
         opened = _unclosed_paren(source.text, line, col)
         if opened is not None:
             found = "the end of the file" if tok.type in ("_DEDENT", "$END") else _found(tok, terminals)  # no line breaks inside ( )
             message = f"expected `)` to close the `(` at line {opened[0]}, column {opened[1]}, found {found}"
     return diagnostic(source, line, col, width, message, hint)
+
+
+def _mixes_tabs(text: str, line: int) -> bool:
+    """Whether line `line` indents with a tab where another line of the file indents with spaces."""
+    rows = text.splitlines()
+    if not 0 < line <= len(rows):
+        return False
+    lead = rows[line - 1][: len(rows[line - 1]) - len(rows[line - 1].lstrip())]
+    return "\t" in lead and any(r[:1] == " " for r in rows)
 
 
 def _unclosed_paren(text: str, line: int, col: int) -> tuple[int, int] | None:
