@@ -75,10 +75,11 @@ def _arguments(argv: list[str] | None = None) -> argparse.ArgumentParser:
     f = sub.add_parser("fmt", help="format .cnn files in place (canonical layout, comments kept)",
                        description="Rewrite .cnn files in their canonical layout, keeping every comment.")
     if wanted("fmt"):
-        f.add_argument("files", nargs="+", metavar="FILE", help="the .cnn files to format")
-        how = f.add_mutually_exclusive_group()
-        how.add_argument("--check", action="store_true", help="change nothing; exit 1 when a file would change")
-        how.add_argument("--diff", action="store_true", help="change nothing; print a unified diff of the changes")
+        f.add_argument("files", nargs="+", metavar="FILE", help="the .cnn files to format; a folder means every .cnn file "
+                       "under it (hidden folders skipped); - reads standard input and writes the result to standard output")
+        f.add_argument("--check", action="store_true", help="change nothing; exit 1 when a file would change")
+        f.add_argument("--diff", action="store_true", help="change nothing; print a unified diff of the changes "
+                       "(with --check, also exit 1 when there are some)")
     return p
 
 
@@ -199,9 +200,9 @@ def _fmt(args) -> int:
     """Format each file in place, or only say which would change (--check) or print the diff (--diff). A file
     that does not parse is left as it is and the others are still formatted; the exit status is the worst."""
     status = EXIT_OK
-    for path in args.files:
+    for path in _cnn_files(args.files):
         try:
-            status = max(status, _fmt_file(path, args.check, args.diff))
+            status = max(status, _fmt_stdin(args.check, args.diff) if path == "-" else _fmt_file(path, args.check, args.diff))
         except CnnDslError as e:
             _report(e)
             status = max(status, EXIT_DIAGNOSTICS)
@@ -211,8 +212,51 @@ def _fmt(args) -> int:
     return status
 
 
+def _cnn_files(names: list[str]) -> list[str]:
+    """The files named, a folder replaced by the .cnn files under it (sorted; hidden folders such as .git and
+    .venv skipped), each once."""
+    found: list[str] = []
+    for name in names:
+        path = Path(name)
+        if name != "-" and path.is_dir():
+            under = sorted(p for p in path.rglob("*.cnn")
+                           if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not under:
+                print(f"cnndsl: no .cnn files under {name}", file=sys.stderr)
+            found += [str(p) for p in under]
+        else:
+            found.append(name)
+    return list(dict.fromkeys(found))
+
+
+def _fmt_stdin(check: bool, diff: bool) -> int:
+    """`cnndsl fmt -`: standard input formatted to standard output (or only checked, or its diff)."""
+    from .tools.fmt import format_source
+
+    before = sys.stdin.read()
+    after = format_source(before, "<stdin>")
+    if not (check or diff):
+        sys.stdout.write(after)
+        return EXIT_OK
+    return _changed("-", before, after, check, diff)
+
+
+def _changed(path: str, before: str, after: str, check: bool, diff: bool) -> int:
+    """Report a file that would change: its diff (--diff) and/or a line and exit status 1 (--check)."""
+    from .tools.fmt import unified_diff
+
+    if before == after:
+        return EXIT_OK
+    if diff:
+        sys.stdout.write(unified_diff(path, before, after))
+    if check:
+        print(f"would reformat {path}", file=sys.stderr)
+        return EXIT_DIAGNOSTICS
+    return EXIT_OK
+
+
 def _fmt_file(path: str, check: bool, diff: bool) -> int:
-    from .tools.fmt import format_source, unified_diff
+    from .tools.fmt import format_source
 
     source = read_source(Path(path))  # what `cnndsl build` reads, with its checks (size, UTF-8, text)
     after = format_source(source.text, source.name)
@@ -222,12 +266,8 @@ def _fmt_file(path: str, check: bool, diff: bool) -> int:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
     if before == after:
         return EXIT_OK
-    if check:
-        print(f"would reformat {path}", file=sys.stderr)
-        return EXIT_DIAGNOSTICS
-    if diff:
-        sys.stdout.write(unified_diff(path, before, after))
-        return EXIT_OK
+    if check or diff:
+        return _changed(path, before, after, check, diff)
     try:
         write_atomically(path, after)
     except OSError as e:

@@ -258,16 +258,14 @@ def test_cli_leaves_a_file_that_does_not_parse_untouched_with_builds_diagnostic(
 
 def test_cli_usage_errors_exit_2_and_the_other_files_are_still_formatted(tmp_cnn):
     messy = tmp_cnn(MESSY, "messy.cnn")
-    run = _fmt("missing.cnn", "messy.cnn", ".", cwd=messy.parent)
+    run = _fmt("missing.cnn", "messy.cnn", "notes.txt", cwd=messy.parent)
     assert run.returncode == 2
     assert run.stderr.splitlines() == [
         "cnndsl: error: cannot read missing.cnn: No such file or directory",
         "reformatted messy.cnn",
-        "cnndsl: error: cannot read .: Is a directory",
+        "cnndsl: error: cannot read notes.txt: No such file or directory",
     ]
     assert messy.read_text(encoding="utf-8") == CANONICAL
-    run = _fmt("--check", "--diff", "messy.cnn", cwd=messy.parent)
-    assert run.returncode == 2 and "not allowed with argument" in run.stderr
 
 
 def test_fmt_never_imports_torch(tmp_cnn):
@@ -281,3 +279,26 @@ def test_fmt_never_imports_torch(tmp_cnn):
     run = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert path.read_text(encoding="utf-8") == CANONICAL
+
+
+def test_folders_standard_input_and_check_with_diff(tmp_path):
+    """A folder means its .cnn files (hidden folders skipped); `-` formats standard input to standard output;
+    --check --diff prints the diff and exits 1, as black does."""
+    messy = "network N:\n  input 3x8x8\n  relu\n"
+    for rel in ("a.cnn", "sub/b.cnn", ".venv/c.cnn", "notes.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(messy, encoding="utf-8")
+
+    def fmt(*args, stdin=None):
+        return subprocess.run([sys.executable, "-m", "cnndsl", "fmt", *args], input=stdin, capture_output=True, text=True,
+                              cwd=tmp_path)
+
+    both = fmt("--check", "--diff", ".")
+    assert both.returncode == 1 and both.stdout.count("+++ ") == 2 and "would reformat a.cnn" in both.stderr
+    assert "sub/b.cnn" in both.stderr and ".venv" not in both.stderr
+    piped = fmt("-", stdin=messy)
+    assert piped.returncode == 0 and piped.stdout == "network N:\n    input 3x8x8\n    relu\n"
+    assert fmt("--check", "-", stdin=piped.stdout).returncode == 0
+    assert fmt(".").returncode == 0
+    assert (tmp_path / "sub/b.cnn").read_text() == piped.stdout and (tmp_path / ".venv/c.cnn").read_text() == messy
+    assert (tmp_path / "notes.txt").read_text() == messy
