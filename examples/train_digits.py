@@ -2,6 +2,7 @@
 
     python examples/train_digits.py               # one process
     python examples/train_digits.py --nproc 2     # DistributedDataParallel, gloo, 2 processes on this machine
+    torchrun --nproc_per_node 2 examples/train_digits.py   # the same, started by torch's own launcher
 
 The digits are upsampled to LeNet-5's 28x28 input. The model comes straight from the .cnn file with
 `cnndsl.load`; nothing else about it is special: it is a plain nn.Module. The last line printed is
@@ -101,6 +102,20 @@ def _worker(rank: int, world: int, epochs: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
+def _launched(epochs: int, start: float) -> int:
+    """One of torchrun's processes: the process group from its environment; rank 0 prints the result."""
+    dist.init_process_group("gloo")
+    try:
+        rank, world = dist.get_rank(), dist.get_world_size()
+        accuracy = train(rank, world, epochs)
+    finally:
+        dist.destroy_process_group()
+    if rank == 0:
+        print(f"trained in {time.perf_counter() - start:.1f} s on {world} process{'es' * (world > 1)} (torchrun)", file=sys.stderr)
+        print(f"test accuracy: {accuracy:.4f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nproc", type=int, default=1, help="processes (DistributedDataParallel with gloo when > 1)")
@@ -109,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # a model this small runs fastest on one thread (and one per process under DDP)
     start = time.perf_counter()
+    if "LOCAL_RANK" in os.environ:  # started by torchrun, which set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT
+        return _launched(args.epochs, start)
     if args.nproc == 1:
         accuracy = train(epochs=args.epochs)
     else:

@@ -4,6 +4,7 @@ scikit-learn's bundled digits; and a model from cnndsl.load is an ordinary modul
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import socket
 import subprocess
 import sys
@@ -33,11 +34,18 @@ def test_single_process_training_reaches_its_accuracy():
     assert accuracy >= 0.97
 
 
-def test_the_script_prints_its_accuracy_last():
-    run = subprocess.run([sys.executable, str(EXAMPLES / "train_digits.py"), "--epochs", "2"], capture_output=True, text=True)
+def test_the_script_runs_under_torchrun_and_prints_its_accuracy_last_once():
+    """Started by torch's own launcher (2 processes, gloo): the process group comes from torchrun's environment,
+    and only rank 0 prints."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29541", str(EXAMPLES / "train_digits.py"),
+                          "--epochs", "1"], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
-    last = run.stdout.strip().splitlines()[-1]
-    assert last.startswith("test accuracy: ") and 0 <= float(last.split(": ")[1]) <= 1
+    lines = run.stdout.strip().splitlines()
+    assert lines[-1].startswith("test accuracy: ") and 0 <= float(lines[-1].split(": ")[1]) <= 1
+    assert sum(line.startswith("test accuracy") for line in lines) == 1
+    assert "on 2 processes (torchrun)" in run.stderr
 
 
 def _one_step(rank: int, world: int, port: int, out: str) -> None:

@@ -489,7 +489,8 @@ def _open_import(source: Source, imp: ast.Import, root: Path | None):
         st = os.stat(shown)
     except FileNotFoundError:
         return refuse("there is no such file", "check the path" if os.path.isabs(imp.path) else
-                      f"the path is relative to the importing file{'' if not source.name.startswith('<') else ' (here: to the import root or the working folder)'}: it names {shown}")
+                      (f"the path is relative to the importing file's folder: it names {shown}" if not source.name.startswith("<") else
+                       f"source text imports relative to the import root where one is given, else to the working directory: it names {shown}"))
     except OSError as e:
         if e.errno == errno.ELOOP:
             return refuse("a symbolic link in its path loops (too many levels of symbolic links)")
