@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .ir.network import CheckedLayer, CheckedNetwork
 
 __all__ = [
-    "parse", "check", "compile", "load", "read_source",
+    "parse", "check", "check_all", "compile", "load", "read_source",
     "CnnDslError", "ParseError", "CheckError", "UsageError", "Diagnostic", "CheckedNetwork", "CheckedLayer",
 ]
 
@@ -215,6 +215,42 @@ def check(src: SourceLike, *, network: str | None = None, input: Any = None, imp
     `import_root`: a folder that every import must resolve into (symbolic links followed). The network is
     validated whole (its fields and invariants: CheckedNetwork.validated) before it is returned."""
     return _check_with_files(src, network, input, import_root, params).validated()
+
+
+def check_all(src: SourceLike, *, input: Any = None, import_root: str | os.PathLike | None = None,
+              **params: Any) -> list[CheckedNetwork]:
+    """Every network of a file, checked (none for a file of blocks only, a library), and the file's blocks that
+    none of them calls, for what can be checked without a call (their ops, the blocks they call, their options).
+    Raises CheckError with the diagnostics of them all."""
+    return [net.validated() for net in _check_all_with_files(src, input, import_root, params)]
+
+
+def _check_all_with_files(src: SourceLike, input: Any, import_root: Any, params: dict[str, Any],
+                          files: list[Path] | None = None) -> list[CheckedNetwork]:
+    from .semantics.checker import check_network, collect_blocks, pick_network
+    from .semantics.library import check_uncalled
+    from .syntax.parser import parse as _parse
+
+    root = _import_root(import_root)
+    source = read_source(src)
+    with _no_gc(), _no_recursion_error(source):
+        file = _parse(source)
+        blocks = collect_blocks(source, file, read_source, import_root=root, files=files)
+        nets, errors, called = [], [], set()
+        names = list(dict.fromkeys(n.name for n in file.networks))
+        for name in names:
+            try:
+                net = check_network(source, pick_network(source, file, name), params, _input_shape(input), blocks)
+            except CheckError as e:
+                errors += e.diagnostics
+                called |= set(blocks)  # (a failed network's calls are unknown: no block is reported as uncalled)
+                continue
+            nets.append(net)
+            called |= {inst.block for inst in net.instances}
+        errors += check_uncalled(blocks, called, source)
+        if errors:  # (a file-wide mistake, such as a network defined twice, is said once)
+            raise CheckError(list({(d.file, d.span, d.message): d for d in errors}.values()))
+        return nets
 
 
 def _check_with_files(src: SourceLike, network: str | None, input: Any, import_root: Any, params: dict[str, Any],

@@ -156,9 +156,22 @@ def _build(args) -> int:
 
 
 def _check(args) -> int:
-    net = _checked(args)
-    print(net.table())
-    print(f"ok: {net.name}: {len(net.layers)} layers")
+    """One network (--network), or every network of the file and its blocks that none calls (a library: blocks only)."""
+    if args.network is not None:
+        nets = [_checked(args)]
+    else:
+        from . import _check_all_with_files
+        from .errors import MAX_ERRORS
+
+        args.inputs = []
+        nets = _check_all_with_files(Path(args.file), args.input, args.import_root, _params(args), args.inputs)
+        for w in [w for net in nets for w in net.warnings][:MAX_ERRORS]:
+            print(w.render(), file=sys.stderr)
+    for net in nets:
+        print(net.table())
+        print(f"ok: {net.name}: {len(net.layers)} layers")
+    if not nets:
+        print(f"ok: {args.file}: no network (its blocks checked as far as they can be without a call)")
     return EXIT_OK
 
 

@@ -27,3 +27,41 @@ def test_a_mistyped_path_says_the_file_does_not_exist(typo, tmp_path, monkeypatc
     with pytest.raises(cnndsl.UsageError, match=rf"cannot read {typo}: No such file or directory"):
         cnndsl.load(typo)
     assert cnndsl.check("relu | flatten", input="3x4x4").output_shape == (48,)  # one-line programs are still programs
+
+
+LIBRARY = """block A(c):
+    conv c k3 p1 | bn | reluu
+
+block B(c, act=relu):
+    e = conv c k1 paddin=1 | act
+    Unknwn(3)
+    e | A(c)
+"""
+
+
+def test_check_takes_every_network_and_a_library_of_blocks(tmp_cnn):
+    two = tmp_cnn("block A(c):\n    conv c k3 p1 | bn | relu\n\nnetwork One:\n    input 3x8x8\n    A(4)\n\n"
+                  "network Two:\n    input 3x8x8\n    conv 2 k1\n", "two.cnn")
+    proc = subprocess.run([sys.executable, "-m", "cnndsl", "check", str(two)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "ok: One: 3 layers" in proc.stdout and "ok: Two: 1 layers" in proc.stdout
+    assert [net.name for net in cnndsl.check_all(two)] == ["One", "Two"]
+    lib = tmp_cnn("block A(c):\n    conv c k3 p1 | bn | relu\n", "lib.cnn")
+    proc = subprocess.run([sys.executable, "-m", "cnndsl", "check", str(lib)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "ok: " in proc.stdout and "no network" in proc.stdout
+    assert cnndsl.check_all(lib) == []
+
+
+def test_a_block_nothing_calls_is_still_checked_for_its_ops_calls_and_options(tmp_cnn):
+    with pytest.raises(cnndsl.CheckError) as info:
+        cnndsl.check_all(tmp_cnn(LIBRARY, "lib.cnn"))
+    found = [(d.span.line, d.message, d.hint) for d in info.value.diagnostics]
+    assert found == [
+        (2, "unknown op `reluu`", "did you mean `relu`?"),
+        (5, "`conv` has no option `paddin`", "did you mean `padding`?"),
+        (6, "unknown block `Unknwn`", "define it with `block Name(...):` or import it"),
+    ]
+    # a called block is checked whole, by its call: nothing is said twice
+    called = LIBRARY.replace("reluu", "relu").replace(" paddin=1", "").replace("    Unknwn(3)\n", "") + \
+        "\nnetwork N:\n    input 3x8x8\n    A(4)\n"
+    assert [net.name for net in cnndsl.check_all(tmp_cnn(called, "ok.cnn"))] == ["N"]
