@@ -464,6 +464,11 @@ class Scope:
         try:
             extra = resolve(ctx, node, self.env, spans, given.values() if given else ())
         except LocatedError as e:  # every option the op lacks, not only the first (`kernal_size=3 paddin=1`)
+            if len(e.names) == 1 and e.names[0] in self.values and e.message.endswith("is not defined here"):
+                e = LocatedError(f"`{e.names[0]}` is a named value, a tensor, and a layer's arguments are numbers", e.span,
+                                 "they compute with numbers, parameters, `in`, a repetition's index and the functions min, max, "
+                                 "int, round, floor, ceil, sqrt, make_divisible; a tensor's size is read with `like=`"
+                                 f" (`upsample like={e.names[0]}`)")
             unknown = [a for a in node.args if isinstance(a, ast.Keyword) and a.key != "init" and spec.option(a.key) is None]
             shape = self.shape
             self.fail(e)
