@@ -46,8 +46,19 @@ def _arguments(argv: list[str] | None = None) -> argparse.ArgumentParser:
                        description="Check a .cnn file and write its PyTorch module.")
     if wanted("build"):
         b.add_argument("-o", "--output", default="-", metavar="OUT", help="the file to write (default -, standard output)")
-    sub.add_parser("check", parents=[common] if wanted("check") else [], help="check a file and print its layers and shapes",
-                   description="Check a .cnn file and print each layer's output shape and parameters.")
+    c = sub.add_parser("check", parents=[common] if wanted("check") else [], help="check a file and print its layers and shapes",
+                       description="Check a .cnn file and print each layer's output shape and parameters.")
+    if wanted("check"):
+        c.add_argument("--format", choices=("text", "json"), default="text",
+                       help="text (the layers, or the diagnostics on standard error) or json: the diagnostics as records on "
+                            "standard output (file, range, severity, message, hint, notes)")
+        c.add_argument("--werror", action="store_true", help="treat warnings as errors (exit 1 when there are any)")
+    ls = sub.add_parser("lsp", help="run the language server (LSP over standard input and output; needs the `lsp` extra)",
+                        description="Serve the Language Server Protocol on standard input and output, for editors: "
+                                    "diagnostics, hovers with shapes, inlay hints, navigation, completion, formatting.")
+    if wanted("lsp"):
+        ls.add_argument("--stdio", action="store_true", help="talk over standard input and output (the only transport; "
+                        "accepted because editors' clients pass it)")
     s = sub.add_parser("summary", parents=[common] if wanted("summary") else [],
                        help="a table of shapes, parameters, mult-adds and receptive fields",
                        description="Print each layer's output shape, parameters, mult-adds and receptive field, and the "
@@ -157,14 +168,12 @@ def _build(args) -> int:
 
 def _check(args) -> int:
     """One network (--network), or every network of the file and its blocks that none calls (a library: blocks only)."""
-    if args.network is not None:
-        nets = [_checked(args)]
-    else:
-        from . import _check_all_with_files
+    if args.format == "json":
+        return _check_json(args)
+    nets = _every_network(args)
+    if args.network is None:
         from .errors import MAX_ERRORS
 
-        args.inputs = []
-        nets = _check_all_with_files(Path(args.file), args.input, args.import_root, _params(args), args.inputs)
         for w in [w for net in nets for w in net.warnings][:MAX_ERRORS]:
             print(w.render(), file=sys.stderr)
     for net in nets:
@@ -172,7 +181,59 @@ def _check(args) -> int:
         print(f"ok: {net.name}: {len(net.layers)} layers")
     if not nets:
         print(f"ok: {args.file}: no network (its blocks checked as far as they can be without a call)")
+    count = sum(len(net.warnings) for net in nets)
+    if args.werror and count:
+        print(f"cnndsl: error: {count} warning{'s' * (count != 1)}, made errors by --werror", file=sys.stderr)
+        return EXIT_DIAGNOSTICS
     return EXIT_OK
+
+
+def _every_network(args) -> list:
+    """The network --network names (its warnings printed), or every network of the file (none for a library)."""
+    if args.network is not None:
+        return [_checked(args)]
+    from . import _check_all_with_files
+
+    args.inputs = []
+    return _check_all_with_files(Path(args.file), args.input, args.import_root, _params(args), args.inputs)
+
+
+def _check_json(args) -> int:
+    """The diagnostics as JSON records on standard output, for CI and other tools; exit 1 on any error (or any
+    warning, with --werror). Lines and columns are 1-based, the end column exclusive, as in the text output."""
+    import json
+
+    try:
+        if args.network is not None:
+            diagnostics = _check_with_files(Path(args.file), args.network, args.input, args.import_root, _params(args)).warnings
+        else:
+            from . import _check_all_with_files
+
+            nets = _check_all_with_files(Path(args.file), args.input, args.import_root, _params(args))
+            diagnostics = tuple(w for net in nets for w in net.warnings)
+    except CnnDslError as e:
+        diagnostics = e.diagnostics
+    print(json.dumps([_record(d) for d in diagnostics], indent=2))
+    failed = any(d.severity == "error" for d in diagnostics) or (args.werror and diagnostics)
+    return EXIT_DIAGNOSTICS if failed else EXIT_OK
+
+
+def _record(d) -> dict:
+    span = d.span
+    return {
+        "file": d.file,
+        "range": {"start": {"line": span.line, "column": span.col}, "end": {"line": span.end_line, "column": span.end_col}},
+        "severity": d.severity,
+        "message": d.message,
+        "hint": d.hint,
+        "notes": [_record(n) for n in d.notes],
+    }
+
+
+def _lsp(args) -> int:
+    from .lsp import main as serve
+
+    return serve()
 
 
 def _summary(args) -> int:
@@ -295,7 +356,7 @@ def _report(e: CnnDslError) -> None:
     print(f"{errors} error{'s' * (errors != 1)}", file=sys.stderr)
 
 
-COMMANDS = {"build": _build, "check": _check, "summary": _summary, "graph": _graph, "export": _export, "fmt": _fmt}
+COMMANDS = {"build": _build, "check": _check, "summary": _summary, "graph": _graph, "export": _export, "fmt": _fmt, "lsp": _lsp}
 
 
 def main(argv: list[str] | None = None) -> int:

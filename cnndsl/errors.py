@@ -216,7 +216,10 @@ class ParseError(CnnDslError):
 
 
 class CheckError(CnnDslError):
-    """The network is well formed but PyTorch would reject it."""
+    """The network is well formed but PyTorch would reject it. `layers`: those checked before the errors, when
+    check_network raised it (the language server hovers over them)."""
+
+    layers: tuple = ()
 
 
 class UsageError(Exception):

@@ -623,4 +623,6 @@ def test_the_parser_for_one_command_is_the_full_parser_for_it():
         argv = [name, "a.cnn", "b.cnn"] if name == "fmt" else [name, "a.cnn", "-o", "out.x", "-D", "c=1"]
         if name in ("check", "summary"):
             argv = argv[:2] + argv[4:]
+        if name == "lsp":
+            argv = [name, "--stdio"]
         assert vars(one.parse_args(argv)) == vars(full.parse_args(argv))

@@ -344,6 +344,9 @@ def check_network(source: Source, net: ast.Network, params: dict[str, Any] | Non
     try:
         with limits.held(), pins.recording() as pinned:  # this check's own pins, whatever runs around it
             checked = checker.run()
+    except CheckError as e:
+        e.layers = tuple(checker.prog.layers)  # the layers checked before the errors (the language server shows them)
+        raise
     finally:
         values.work_budget.reset(token)
     checked = checked.model_copy(update={"pinned": pins.pinned_params(checked, pinned)})

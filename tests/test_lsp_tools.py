@@ -1,0 +1,92 @@
+"""What the editor support rests on, without a server: `cnndsl check --format json` and `--werror`, the parser's
+recovery past syntax errors, and the server's modules importing no torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cnndsl.errors import Source
+
+ROOT = Path(__file__).resolve().parent.parent
+WARNS = "network N:\n    input 3x8x8\n    defaults bn eps=0.1\n    conv 4 k3\n"
+BROKEN = "network N:\n    input 3x8x8\n    conv 4 k3 | frob\n    linear 5 | relu6 foo=1\n"
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cnndsl", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_check_json_records_every_diagnostic(tmp_path: Path):
+    (tmp_path / "bad.cnn").write_text(BROKEN)
+    proc = cli("check", "bad.cnn", "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    records = json.loads(proc.stdout)
+    assert [(r["severity"], r["range"]["start"]["line"], r["range"]["start"]["column"]) for r in records] == [
+        ("error", 3, 17), ("error", 4, 22)]
+    assert records[0] == {"file": "bad.cnn", "range": {"start": {"line": 3, "column": 17}, "end": {"line": 3, "column": 21}},
+                          "severity": "error", "message": "unknown op `frob`", "hint": records[0]["hint"], "notes": []}
+    assert records[1]["hint"] == "`relu6` takes: inplace"
+
+
+def test_check_json_notes_name_the_calls(tmp_path: Path):
+    (tmp_path / "net.cnn").write_text("block B:\n    conv 4 k3 | frob\nnetwork N:\n    input 3x8x8\n    B() as b\n")
+    records = json.loads(cli("check", "net.cnn", "--format", "json", cwd=tmp_path).stdout)
+    assert records[0]["notes"][0]["message"] == "in `B`, called here" and records[0]["notes"][0]["range"]["start"]["line"] == 5
+
+
+def test_werror_makes_warnings_fail(tmp_path: Path):
+    (tmp_path / "warn.cnn").write_text(WARNS)
+    assert cli("check", "warn.cnn", cwd=tmp_path).returncode == 0
+    proc = cli("check", "warn.cnn", "--werror", cwd=tmp_path)
+    assert proc.returncode == 1 and "1 warning, made errors by --werror" in proc.stderr
+    ok = cli("check", "warn.cnn", "--format", "json", cwd=tmp_path)
+    assert ok.returncode == 0 and json.loads(ok.stdout)[0]["severity"] == "warning"
+    assert cli("check", "warn.cnn", "--format", "json", "--werror", cwd=tmp_path).returncode == 1
+    clean = cli("check", str(ROOT / "examples" / "lenet5.cnn"), "--format", "json", "--werror", cwd=tmp_path)
+    assert clean.returncode == 0 and json.loads(clean.stdout) == []
+
+
+@pytest.mark.parametrize("text, syntax_line, later", [
+    ("network N:\n    input 3x8x8\n    conv 8 k3 )(\n    frob\n", 3, (4, "unknown op `frob`")),
+    ("block B(c:\n    conv c k3\nnetwork N:\n    input 3x8x8\n    frob\n", 1, (5, "unknown op `frob`")),
+    ("network N(:\n    input 3x8x8\n    frob\nnetwork M:\n    input 3x8x8\n    frob 3\n", 1, (6, "unknown op `frob`")),
+    ("network N:\n    input 3x8x8\n      conv 8 k3\n    frob\n", 3, (4, "unknown op `frob`")),
+    ("network N:\n    input 3x8x8\n    conv 8 k3 |\n    relu )\n    frob 2\n", 4, (5, "unknown op `frob`")),
+])
+def test_recovery_checks_past_a_syntax_error(text: str, syntax_line: int, later: tuple):
+    from cnndsl.lsp.analysis import analyze
+
+    a = analyze("/nowhere/net.cnn", text, read=lambda path: pytest.fail("no import"))
+    lines = [(d.span.line, d.message) for d in a.diagnostics]
+    assert a.parsed.errors and a.parsed.errors[0].span.line == syntax_line, lines
+    assert later in lines and a.networks  # the lines past the error are checked
+
+
+def test_recovery_gives_up_without_crashing_on_noise():
+    from cnndsl.lsp.recovery import ROUNDS, parse_recovering
+
+    parsed = parse_recovering(Source("x.cnn", ")(\n" * 50))
+    assert parsed.file is None and len(parsed.errors) == ROUNDS
+
+
+def test_lsp_modules_never_import_torch():
+    code = ("import sys, cnndsl.lsp.server, cnndsl.lsp.hover, cnndsl.tools.summary, cnndsl.tools.fmt\n"
+            "from cnndsl.lsp.workspace import Workspace\n"
+            f"a = Workspace().analysis({str(ROOT / 'examples' / 'resnet50.cnn')!r})\n"
+            "assert a.networks[0].summary(), 'summary'\n"
+            "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules), 'torch imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_lsp_without_pygls_says_what_to_install(tmp_path: Path):
+    (tmp_path / "pygls").mkdir()
+    (tmp_path / "pygls" / "__init__.py").write_text("raise ImportError('no pygls here', name='pygls')\n")
+    env_path = f"{tmp_path}:{ROOT}"
+    proc = subprocess.run([sys.executable, "-m", "cnndsl", "lsp"], capture_output=True, text=True, cwd=tmp_path,
+                          env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2 and 'pip install "cnndsl[lsp]"' in proc.stderr, proc.stderr
