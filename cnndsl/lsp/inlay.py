@@ -6,7 +6,7 @@ from ..ops.common import fmt_shape
 from .analysis import Analysis, same_file
 from .facts import distinct, steps
 
-SHAPES_SHOWN = 2  # a block's line called with different shapes shows this many, then `...`
+SHAPES_SHOWN = 1  # a block's line called with different shapes shows this many, then how many there are
 
 
 def shape_hints(a: Analysis, first: int, last: int) -> list[tuple[int, int, str]]:
