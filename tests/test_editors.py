@@ -78,3 +78,26 @@ def test_vsix_packages(tmp_path: Path):
     assert not any(n.startswith("extension/tests/") for n in names)
     assert manifest["contributes"]["languages"][0]["extensions"] == [".cnn"]
     assert manifest["contributes"]["configuration"]["properties"]["cnndsl.server.command"]["default"] == ["cnndsl", "lsp"]
+
+
+def test_readme_editor_set_ups_start_this_server():
+    """The README's Helix set-up is valid TOML that runs `cnndsl lsp`; the JSON records it lists are those
+    `check --format json` writes; the VS Code setting it names has the default it says."""
+    import re
+    import tomllib
+
+    from cnndsl.cli import COMMANDS, _record
+    from cnndsl.errors import Diagnostic
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    helix = tomllib.loads(re.search(r"```toml\n(.*?)```", readme, re.S).group(1))
+    server = helix["language-server"]["cnndsl"]
+    assert server["command"] == "cnndsl" and server["args"][0] in COMMANDS and server["args"] == ["lsp"]
+    assert helix["language"][0]["file-types"] == ["cnn"] and helix["language"][0]["language-servers"] == ["cnndsl"]
+    assert 'cmd = { "cnndsl", "lsp" }' in readme and '(cnn-mode "cnndsl" "lsp")' in readme
+    listed = re.search(r"records for CI and other tools: (.*?) \|", readme).group(1)
+    record = _record(Diagnostic(message="m"))
+    assert [f for f in re.findall(r"`(\w+)`", listed) if f in record] == list(record)
+    package = json.loads((VSCODE / "package.json").read_text())
+    default = package["contributes"]["configuration"]["properties"]["cnndsl.server.command"]["default"]
+    assert f'`cnndsl.server.command` (default `{json.dumps(default)}`)' in readme
