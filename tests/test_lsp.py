@@ -129,11 +129,16 @@ async def test_hover_layer_op_option_block_and_value(client: LanguageClient, fol
     assert "block Stem(c)" in call.contents.value and "this call: (N, 8, 32, 32)" in call.contents.value
     value = await client.text_document_hover_async(lsp.HoverParams(text_document=doc(folder / "tiny.cnn"), position=pos(6, 9)))
     assert value.contents.value == "value `s`: (N, 8, 32, 32)"
-    option = await client.text_document_hover_async(lsp.HoverParams(text_document=doc(folder / "blocks.cnn"), position=pos(2, 16)))
-    assert option is None or "conv" in option.contents.value
-    await open_doc(client, folder / "blocks.cnn")
-    op = await client.text_document_hover_async(lsp.HoverParams(text_document=doc(folder / "blocks.cnn"), position=pos(2, 6)))
-    assert "nn.Conv1d/2d/3d" in op.contents.value and "kernel_size" in op.contents.value  # an uncalled block: the op's doc
+
+async def test_hover_op_and_option_docs(client: LanguageClient, tmp_path: Path):
+    path = tmp_path / "lib.cnn"
+    await open_doc(client, path, "block Unused(c):\n    conv c k3 padding=1 | upsample 2 mode=bilinear\n")
+    op = await client.text_document_hover_async(lsp.HoverParams(text_document=doc(path), position=pos(2, 6)))
+    assert "nn.Conv1d/2d/3d" in op.contents.value and "`kernel_size`" in op.contents.value  # uncalled: the op's doc
+    option = await client.text_document_hover_async(lsp.HoverParams(text_document=doc(path), position=pos(2, 17)))
+    assert option.contents.value.startswith("**padding** (padding) of `conv`: `padding=0`")
+    mode = await client.text_document_hover_async(lsp.HoverParams(text_document=doc(path), position=pos(2, 39)))
+    assert "`nearest`, `linear`, `bilinear`" in mode.contents.value and "nn.Upsample" in mode.contents.value
 
 
 async def test_inlay_hints_show_each_lines_output_shape(client: LanguageClient, folder: Path):
@@ -241,3 +246,37 @@ async def test_an_edit_of_an_imported_file_rechecks_its_importer(client: Languag
     assert 4 not in {h.position.line for h in hints}  # the call fails: no shape for it
     await change(client, blocks, BLOCKS, 8)
     assert list(client.diagnostics[uri(tiny)]) == []
+
+
+async def test_a_file_of_blocks_shows_what_its_importers_calls_make_of_it(client: LanguageClient, folder: Path):
+    tiny, blocks = folder / "tiny.cnn", folder / "blocks.cnn"
+    await open_doc(client, tiny)
+    await open_doc(client, blocks)
+    hints = await client.text_document_inlay_hint_async(lsp.InlayHintParams(
+        text_document=doc(blocks), range=lsp.Range(start=pos(1, 1), end=pos(3, 1))))
+    assert [(h.position.line, h.label) for h in hints] == [(1, "(N, 8, 32, 32)")]  # Stem(c) with c=8 at 32x32
+    hover = await client.text_document_hover_async(lsp.HoverParams(text_document=doc(blocks), position=pos(2, 6)))
+    assert "`stem.conv1`: (N, 3, 32, 32) → (N, 8, 32, 32)" in hover.contents.value
+    diags = await change(client, blocks, BLOCKS.replace("conv c k3 p1", "conv c k3 p1 groups=3"), 9)
+    assert any("groups" in d.message for d in diags), diags  # found only by the call in tiny.cnn, shown here
+    assert diags[0].related_information and diags[0].related_information[0].location.uri == uri(tiny)
+    await change(client, blocks, BLOCKS, 10)
+
+
+async def test_inlay_hints_can_be_turned_off(client: LanguageClient, folder: Path):
+    tiny = folder / "tiny.cnn"
+    await open_doc(client, tiny)
+    everything = lsp.Range(start=pos(1, 1), end=pos(9, 1))
+    client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings={"cnndsl": {"inlayHints": False}}))
+    assert await client.text_document_inlay_hint_async(lsp.InlayHintParams(text_document=doc(tiny), range=everything)) in ([], None, ())
+    client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings={"cnndsl": {"inlayHints": True}}))
+    assert len(await client.text_document_inlay_hint_async(lsp.InlayHintParams(text_document=doc(tiny), range=everything))) == 4
+
+
+async def test_a_block_calls_keyword_is_its_parameter(client: LanguageClient, tmp_path: Path):
+    path = tmp_path / "kw.cnn"
+    await open_doc(client, path, "block B(c, stride=1):\n    conv c k3 s=stride\nnetwork N:\n    input 3x8x8\n    B(4, stride=2)\n")
+    hover = await client.text_document_hover_async(lsp.HoverParams(text_document=doc(path), position=pos(5, 11)))
+    assert hover.contents.value == "parameter `stride` of `block B(c, stride=1)` (default 1)"
+    found = await client.text_document_definition_async(lsp.DefinitionParams(text_document=doc(path), position=pos(5, 11)))
+    assert [(loc.range.start.line, loc.range.start.character, loc.range.end.character) for loc in found] == [(0, 11, 17)]

@@ -55,17 +55,16 @@ class Analysis:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # the real path of every file it reads (itself first)
     imports: dict[int, str] = field(default_factory=dict)  # id(import node) -> the path it names, as reported
+    borrowed: list[NetworkResult] = field(default_factory=list)  # the networks of open files that import this one
+
+    def all_networks(self) -> list[NetworkResult]:
+        """Its own networks, then those of the files that import it: a file of blocks shows the shapes of the
+        calls its importers make."""
+        return [*self.networks, *self.borrowed]
 
     @property
     def file(self) -> ast.File | None:
         return self.parsed.file
-
-    def layers_here(self) -> list[CheckedLayer]:
-        """Every checked layer written in this file (a block's layers once per call), in order."""
-        return [layer for net in self.networks for layer in net.layers if same_file(layer.file or self.name, self.name)]
-
-    def network_of(self, layer: CheckedLayer) -> NetworkResult | None:
-        return next((n for n in self.networks if any(x is layer for x in n.layers)), None)
 
 
 def analyze(name: str, text: str, read: Callable[[Any], Source]) -> Analysis:

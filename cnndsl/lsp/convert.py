@@ -4,6 +4,7 @@ protocol's (0-based lines, columns in UTF-16 code units), and from the compiler'
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,8 @@ def from_position(source: Source, pos: lsp.Position) -> tuple[int, int]:
 
 
 def uri_of(path: str) -> str:
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:(?![/\\])", path):  # an untitled buffer's name is its URI (not C:\...)
+        return path
     return Path(os.path.abspath(path)).as_uri()
 
 
@@ -56,12 +59,17 @@ def path_of(uri: str) -> str:
 _SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning}
 
 
-def diagnostics(a: Analysis, sources: dict[str, Source]) -> list[lsp.Diagnostic]:
-    """The editor's diagnostics for file `a`: each one at its place, the hint after its message, the notes (the
-    block calls that led to it) as related information. A diagnostic about an imported file stands at the
-    place in this file that leads to it: the call noted, else the import."""
-    out = []
-    for d in a.diagnostics:
+def diagnostics(a: Analysis, sources: dict[str, Source], lent: list = ()) -> list[lsp.Diagnostic]:
+    """The editor's diagnostics for file `a` (and `lent`: those its importers' checks found in it): each one at
+    its place, the hint after its message, the notes (the block calls that led to it) as related information.
+    A diagnostic about an imported file stands at the place in this file that leads to it: the call noted,
+    else the import."""
+    out, seen = [], set()
+    for d in (*a.diagnostics, *lent):
+        key = (d.severity, d.span, d.message)
+        if same_file(d.file, a.name) and key in seen:
+            continue
+        seen.add(key)
         span, moved = d.span, None
         if not same_file(d.file, a.name):
             here = next((n.span for n in reversed(d.notes) if same_file(n.file, a.name)), None) or _import_span(a, d.file)

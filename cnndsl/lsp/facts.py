@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def layers_at(a: Analysis, line: int, col: int) -> list[tuple[CheckedLayer, NetworkResult]]:
     """The checked layers written at (line, col), the innermost place first; a block's layer once per call."""
     found = []
-    for net in a.networks:
+    for net in a.all_networks():
         for layer in net.layers:
             if same_file(layer.file or a.name, a.name) and span_contains(layer.span, line, col):
                 found.append((layer, net))
@@ -39,7 +39,7 @@ def steps(items) -> Iterator:
 
 
 def _networks(a: Analysis) -> Iterator[NetworkResult]:
-    return (n for n in a.networks if n.checked is not None)
+    return (n for n in a.all_networks() if n.checked is not None)
 
 
 def calls_at(a: Analysis, span: Span) -> list[tuple[object, NetworkResult]]:

@@ -23,7 +23,7 @@ def register(server, guarded) -> None:
     def at(ls, params):
         """(analysis, 1-based line, column) of a request's document and position; None without an analysis."""
         path = convert.path_of(params.text_document.uri)
-        a = ls.ws.analysis(path)
+        a = ls.ws.with_importers(path)[0]
         if a is None:
             return None
         line, col = from_position(a.source, params.position) if hasattr(params, "position") else (1, 1)

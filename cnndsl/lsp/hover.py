@@ -18,7 +18,7 @@ def hover(a: Analysis, index: Index, line: int, col: int) -> str | None:
     """Markdown for the place (line, col), 1-based; None where there is nothing to say."""
     ref = index.at(line, col)
     if ref is not None and ref.kind == "option":
-        return option_doc(ref.op, ref.name)
+        return option_doc(ref.op, ref.name) or _block_keyword(a, ref)
     if ref is not None and ref.kind in ("block", "value", "param", "import", "network", "merge"):
         return _named(a, index, ref)
     layers = layers_at(a, line, col)
@@ -105,7 +105,26 @@ def option_doc(op: str | None, key: str) -> str | None:
     return "\n".join(out)
 
 
-def signature(node, source_text: str | None = None) -> str:
+def _block_keyword(a: Analysis, ref: Ref) -> str | None:
+    """A keyword of a block call (`stride=2`): the block's parameter."""
+    node = block_node(a, ref.op)
+    param = next((p for p in getattr(node, "params", ()) if p.name == ref.name), None)
+    if param is None:
+        return None
+    default = f" (default {_text(param.default)})" if param.default is not None else " (no default: the call must give it)"
+    return f"parameter `{ref.name}` of `{signature(node)}`{default}"
+
+
+def block_node(a: Analysis, name: str | None):
+    """The block or module `name` as `a` sees it (defined here or imported), or None."""
+    found = a.blocks.get(name)
+    if found is not None:
+        return found[0]
+    own = (*a.file.blocks, *a.file.modules) if a.file is not None else ()
+    return next((b for b in own if b.name == name), None)
+
+
+def signature(node) -> str:
     """`block Name(a, b=1)` as written."""
     keyword = "network" if isinstance(node, ast.Network) else "module" if isinstance(node, ast.ModuleDecl) else "block"
     params = ", ".join(p.name + (f"={_text(p.default)}" if p.default is not None else "") for p in node.params)

@@ -23,7 +23,7 @@ def shape_hints(a: Analysis, first: int, last: int) -> list[tuple[int, int, str]
         elif span.end_col == col:
             shapes.append(fmt_shape(shape))
 
-    for net in a.networks:
+    for net in a.all_networks():
         for layer in net.layers:
             if same_file(layer.file or a.name, a.name):
                 seen(layer.span, layer.output_shape)

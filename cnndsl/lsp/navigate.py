@@ -24,6 +24,11 @@ def definition(ws: Workspace, a: Analysis, line: int, col: int) -> list[Place]:
         return [(a.name, d.span) for d in ws.index(a).definitions(ref.kind, ref.name, ref.scope)]
     if ref.kind in ("block", "network"):
         return _block_definition(ws, a, ref.name)
+    if ref.kind == "option" and ref.op is not None:  # a keyword of a block call: the block's parameter
+        for path, _ in _block_definition(ws, a, ref.op):
+            other = ws.analysis(path)
+            block = next((r.node for r in ws.index(other).definitions("block", ref.op)), None) if other else None
+            return [(path, d.span) for d in ws.index(other).definitions("param", ref.name, block)] if block else []
     return []
 
 

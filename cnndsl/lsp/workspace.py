@@ -97,6 +97,16 @@ class Workspace:
                 out.append(self.names[other])
         return out
 
+    def with_importers(self, path: str) -> tuple[Analysis | None, list[Analysis]]:
+        """The analysis of `path`, lent the networks of the open documents that import it (whose checks reach
+        into its blocks), and their analyses."""
+        a = self.analysis(path)
+        if a is None:
+            return None, []
+        importers = [x for x in (self.analysis(p) for p in self.importers(path)) if x is not None]
+        a.borrowed = [net for x in importers for net in x.networks]
+        return a, importers
+
     def related(self, path: str) -> list[str]:
         """The files a search for a block's uses reads: the open documents and the .cnn files of the folder of
         `path` (MOST_FILES at most)."""
