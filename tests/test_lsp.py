@@ -280,3 +280,10 @@ async def test_a_block_calls_keyword_is_its_parameter(client: LanguageClient, tm
     assert hover.contents.value == "parameter `stride` of `block B(c, stride=1)` (default 1)"
     found = await client.text_document_definition_async(lsp.DefinitionParams(text_document=doc(path), position=pos(5, 11)))
     assert [(loc.range.start.line, loc.range.start.character, loc.range.end.character) for loc in found] == [(0, 11, 17)]
+
+
+async def test_hover_named_group(client: LanguageClient):
+    path = EXAMPLES / "resnet18.cnn"
+    await open_doc(client, path)
+    hover = await client.text_document_hover_async(lsp.HoverParams(text_document=doc(path), position=pos(12, 6)))
+    assert hover.contents.value == "group (`nn.Sequential`) `layer2`: (N, 128, 28, 28)"

@@ -90,3 +90,16 @@ def test_lsp_without_pygls_says_what_to_install(tmp_path: Path):
     proc = subprocess.run([sys.executable, "-m", "cnndsl", "lsp"], capture_output=True, text=True, cwd=tmp_path,
                           env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2 and 'pip install "cnndsl[lsp]"' in proc.stderr, proc.stderr
+
+
+def test_a_buffer_over_the_size_limit_is_refused_unparsed():
+    from cnndsl import limits
+    from cnndsl.lsp.analysis import analyze
+
+    before = limits.get("file_bytes")
+    limits.set_limit("file_bytes", 1000)
+    try:
+        a = analyze("/nowhere/big.cnn", "conv 3->4 k3\n" + "#" * 2000, read=lambda path: pytest.fail("no import"))
+    finally:
+        limits.set_limit("file_bytes", before)
+    assert a.file is None and len(a.diagnostics) == 1 and "exceeds the limit of 1,000" in a.diagnostics[0].message

@@ -74,6 +74,11 @@ def analyze(name: str, text: str, read: Callable[[Any], Source]) -> Analysis:
     from ..semantics.checker import check_network, collect_blocks, pick_network
 
     source = Source(name, text)
+    too_big = _size_problem(text)
+    if too_big is not None:  # what `cnndsl check` refuses to read, the server refuses to parse
+        from ..errors import Diagnostic
+
+        return Analysis(name, text, source, Parsed(None, text), diagnostics=[Diagnostic(message=too_big[0], hint=too_big[1], file=name)])
     parsed = parse_recovering(source)
     result = Analysis(name, text, source, parsed, diagnostics=list(parsed.errors))
     file = parsed.file
@@ -115,6 +120,13 @@ def analyze(name: str, text: str, read: Callable[[Any], Source]) -> Analysis:
                 result.diagnostics.extend(checked.warnings)
                 result.networks.append(NetworkResult(net, checked, checked.layers))
     return _finish(result)
+
+
+def _size_problem(text: str) -> tuple[str, str] | None:
+    from .. import _size_problem as problem, limits
+
+    size = len(text) if len(text) * 4 <= limits.get("file_bytes") else len(text.encode("utf-8", "surrogatepass"))
+    return problem(size)
 
 
 def _own_blocks(file: ast.File, source: Source) -> dict:

@@ -107,10 +107,8 @@ def _line(span: Span) -> Span:
 
 
 def _location(d: Diagnostic, sources: dict[str, Source]) -> lsp.Location:
-    source = next((s for name, s in sources.items() if same_file(name, d.file)), None) or Source(d.file, d.line_text)
-    span = d.span
-    if source.text == d.line_text and span.line > 1:  # only its line is known: a one-line source to measure on
-        return lsp.Location(uri=uri_of(d.file), range=lsp.Range(
-            start=lsp.Position(line=span.line - 1, character=span.col - 1),
-            end=lsp.Position(line=span.line - 1, character=max(span.col, (span.end_col if span.end_line == span.line else span.col + 1) - 1))))
-    return lsp.Location(uri=uri_of(d.file), range=to_range(source, _line(span)))
+    """Where a diagnostic or note is, measured on its file's text when the server holds it (else on its line)."""
+    source = next((s for name, s in sources.items() if same_file(name, d.file)), None)
+    if source is None:
+        source = Source(d.file, "\n" * (d.span.line - 1) + d.line_text)  # only its line is known: enough to measure
+    return lsp.Location(uri=uri_of(d.file), range=to_range(source, _line(d.span)))

@@ -54,8 +54,9 @@ def calls_at(a: Analysis, span: Span) -> list[tuple[object, NetworkResult]]:
     return found
 
 
-def value_shapes(a: Analysis, name: str, scope) -> list[str]:
-    """The shapes a named value takes (once per call of its block), as `(N, 64, 56, 56)`."""
+def value_shapes(a: Analysis, name: str, scope, kind: str = "value") -> list[str]:
+    """The shapes a named value (or, with kind="group", a named group) takes, once per call of its block, as
+    `(N, 64, 56, 56)`."""
     from ..syntax import ast
 
     shapes: list[str] = []
@@ -66,7 +67,7 @@ def value_shapes(a: Analysis, name: str, scope) -> list[str]:
             sequences = [i.steps for i in net.checked.instances if i.block == getattr(scope, "name", None) and same_file(i.file, a.name)]
         for seq in sequences:
             for step in steps(seq):
-                if step.kind == "value" and step.name == name:
+                if step.kind == kind and step.name == name:
                     shapes.append(fmt_shape(step.output_shape))
     return shapes
 

@@ -19,7 +19,7 @@ def hover(a: Analysis, index: Index, line: int, col: int) -> str | None:
     ref = index.at(line, col)
     if ref is not None and ref.kind == "option":
         return option_doc(ref.op, ref.name) or _block_keyword(a, ref)
-    if ref is not None and ref.kind in ("block", "value", "param", "import", "network", "merge"):
+    if ref is not None and ref.kind in ("block", "value", "param", "import", "network", "merge", "group"):
         return _named(a, index, ref)
     layers = layers_at(a, line, col)
     if layers:
@@ -168,9 +168,10 @@ def _named(a: Analysis, index: Index, ref: Ref) -> str | None:
             if calls:
                 out.append("this call: " + distinct([fmt_shape(step.output_shape) for step, _ in calls]))
         return "\n".join(out)
-    if ref.kind == "value":
-        shapes = value_shapes(a, ref.name, ref.scope)
-        return f"value `{ref.name}`" + (f": {distinct(shapes)}" if shapes else "")
+    if ref.kind in ("value", "group"):
+        shapes = value_shapes(a, ref.name, ref.scope, ref.kind)
+        what = "value" if ref.kind == "value" else "group (`nn.Sequential`)"
+        return f"{what} `{ref.name}`" + (f": {distinct(shapes)}" if shapes else "")
     if ref.kind == "param":
         defs = index.definitions("param", ref.name, ref.scope)
         default = defs[0].node.default if defs else None

@@ -15,7 +15,7 @@ MERGES = ("add", "cat", "mul", "split")
 
 @dataclass
 class Ref:
-    kind: str  # block | network | value | param | import | op | option | merge | name (unresolved yet)
+    kind: str  # block | network | value | param | import | op | option | merge | group | name (unresolved yet)
     name: str
     span: Span  # the name alone
     definition: bool = False
@@ -124,6 +124,8 @@ class _Walker:
         elif isinstance(stmt, ast.Labeled):
             if stmt.label in MERGES:
                 self.add(Ref("merge", stmt.label, stmt.label_span, node=stmt))
+            else:  # a named group, `layer1: ...`
+                self.add(Ref("group", stmt.label, stmt.label_span, False, self.scope, node=stmt))
             for arg in stmt.args:
                 self.arg(arg, stmt.label)
             self.expr(stmt.condition)

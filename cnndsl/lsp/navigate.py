@@ -111,6 +111,8 @@ def rename_problem(ws: Workspace, a: Analysis, ref: Ref | None, new: str) -> str
         other = ws.analysis(p)
         if other is not None and (defined_in(other, new) is not None or new in other.blocks):
             return f"a block or module `{new}` is already in reach of {p}"
+        if other is not None and other.file is not None and any(n.name == new for n in other.file.networks):
+            return f"a network of {p} is named `{new}`"
     return None
 
 
