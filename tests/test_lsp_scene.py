@@ -32,14 +32,13 @@ def test_the_picture_shows_what_the_server_says():
     assert shot.scene_json(scene) == written, "run python editors/screenshot.py"
     with Image.open(shot.PICTURE) as image:
         assert image.text["scene-sha256"] == hashlib.sha256(written.encode()).hexdigest()
+    _shapes_are_the_checkers(shot, scene)
 
 
-def test_the_pictures_shapes_are_the_checkers():
+def _shapes_are_the_checkers(shot, scene: dict) -> None:
     import cnndsl
     from cnndsl.ops.common import fmt_shape
 
-    shot = _screenshot()
-    scene = asyncio.run(shot.ask_server())
     net = cnndsl.check(shot.EXAMPLE)
     network_line = next(i for i, t in enumerate(scene["lines"]) if t.startswith("network"))
     hints = {h["line"]: h["label"] for h in scene["hints"] if h["line"] > network_line}

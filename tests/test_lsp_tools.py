@@ -18,7 +18,21 @@ BROKEN = "network N:\n    input 3x8x8\n    conv 4 k3 | frob\n    linear 5 | relu
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cnndsl", *args], cwd=cwd, capture_output=True, text=True)
+    """`cnndsl ARGS` in `cwd`, in this process (the command line's main, as the script calls it)."""
+    import contextlib
+    import io
+    import os
+
+    from cnndsl.cli import main
+
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def test_check_json_records_every_diagnostic(tmp_path: Path):
@@ -77,7 +91,7 @@ def test_recovery_gives_up_without_crashing_on_noise():
 def test_lsp_modules_never_import_torch():
     code = ("import sys, cnndsl.lsp.server, cnndsl.lsp.hover, cnndsl.tools.summary, cnndsl.tools.fmt\n"
             "from cnndsl.lsp.workspace import Workspace\n"
-            f"a = Workspace().analysis({str(ROOT / 'examples' / 'resnet50.cnn')!r})\n"
+            f"a = Workspace().analysis({str(ROOT / 'examples' / 'resnet18.cnn')!r})\n"
             "assert a.networks[0].summary(), 'summary'\n"
             "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules), 'torch imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
