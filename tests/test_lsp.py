@@ -287,3 +287,23 @@ async def test_hover_named_group(client: LanguageClient):
     await open_doc(client, path)
     hover = await client.text_document_hover_async(lsp.HoverParams(text_document=doc(path), position=pos(12, 6)))
     assert hover.contents.value == "group (`nn.Sequential`) `layer2`: (N, 128, 28, 28)"
+
+
+async def test_incremental_edits(client: LanguageClient, tmp_path: Path):
+    path = tmp_path / "inc.cnn"
+    text = (EXAMPLES / "lenet5.cnn").read_text()
+    assert await open_doc(client, path, text) == []
+    line = next(i for i, t in enumerate(text.split("\n")) if "linear 84" in t)
+    col = text.split("\n")[line].index("linear 84")
+    client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+        text_document=lsp.VersionedTextDocumentIdentifier(uri=uri(path), version=2),
+        content_changes=[lsp.TextDocumentContentChangePartial(range=lsp.Range(
+            start=lsp.Position(line=line, character=col + 4), end=lsp.Position(line=line, character=col + 5)), text="")]))
+    diags = await settled(client, path)  # `linear` lost its `a`
+    assert [(d.range.start.line, d.range.start.character, d.message.split("\n")[0]) for d in diags] == [
+        (line, col, "unknown op `liner`")]
+    client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+        text_document=lsp.VersionedTextDocumentIdentifier(uri=uri(path), version=3),
+        content_changes=[lsp.TextDocumentContentChangePartial(range=lsp.Range(
+            start=lsp.Position(line=line, character=col + 4), end=lsp.Position(line=line, character=col + 4)), text="a")]))
+    assert await settled(client, path) == []
