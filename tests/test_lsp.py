@@ -307,3 +307,15 @@ async def test_incremental_edits(client: LanguageClient, tmp_path: Path):
         content_changes=[lsp.TextDocumentContentChangePartial(range=lsp.Range(
             start=lsp.Position(line=line, character=col + 4), end=lsp.Position(line=line, character=col + 4)), text="a")]))
     assert await settled(client, path) == []
+
+
+async def test_a_bare_pipeline_file(client: LanguageClient, tmp_path: Path):
+    path = tmp_path / "tiny-net.cnn"
+    text = "input 3x16x16\nskip = conv 8 k3 p1 | relu\nskip | conv 8 k1 | add(skip)\n"
+    assert await open_doc(client, path, text) == []
+    symbols = await client.text_document_document_symbol_async(lsp.DocumentSymbolParams(text_document=doc(path)))
+    assert [(s.name, [c.name for c in s.children]) for s in symbols] == [("TinyNet", ["skip"])]
+    items = await client.text_document_completion_async(lsp.CompletionParams(text_document=doc(path), position=pos(3, 29)))
+    assert "skip" in {i.label for i in items.items}
+    hover = await client.text_document_hover_async(lsp.HoverParams(text_document=doc(path), position=pos(3, 2)))
+    assert hover.contents.value == "value `skip`: (N, 8, 16, 16)"

@@ -27,6 +27,7 @@ class Ref:
 @dataclass
 class Index:
     refs: list[Ref] = field(default_factory=list)
+    scopes: list = field(default_factory=list)  # the networks, blocks and modules, in the file's order
 
     def at(self, line: int, col: int) -> Ref | None:
         """The name at 1-based (line, col), or just before it (the cursor after the last letter)."""
@@ -43,13 +44,12 @@ class Index:
         return [r for r in self.refs if r.kind == kind and r.name == name and (scope is None or r.scope is scope)]
 
     def scope_at(self, line: int) -> object:
-        """The network or block whose lines hold `line`."""
+        """The network or block whose lines hold `line` (a bare pipeline's network holds the file's)."""
         found = None
-        for ref in self.refs:
-            if ref.definition and ref.kind in ("block", "network") and ref.node is not None:
-                span = ref.node.span
-                if span.line <= line and (line < span.end_line or span.end_line == span.line):
-                    found = ref.node
+        for node in self.scopes:
+            span = node.span
+            if span.line <= line and (line < span.end_line or span.end_line == span.line or getattr(node, "implicit", False)):
+                found = node
         return found
 
 
@@ -60,7 +60,8 @@ def build(file: ast.File, source: Source) -> Index:
     for item in (*file.blocks, *file.modules, *file.networks):
         walker.item(item)
     walker.resolve(file)
-    return Index(walker.refs)
+    scopes = sorted((*file.blocks, *file.modules, *file.networks), key=lambda n: (n.span.line, n.span.col))
+    return Index(walker.refs, scopes)
 
 
 class _Walker:

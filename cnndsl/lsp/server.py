@@ -67,6 +67,19 @@ def initialize(ls: CnnServer, params: lsp.InitializeParams):
         ls.inlay_hints = bool(options.get("inlayHints", True))
 
 
+@server.feature(lsp.INITIALIZED)
+@guarded()
+def initialized(ls: CnnServer, params: lsp.InitializedParams):
+    """Check a tiny network and a broken one once, before any document: the first keystroke then costs a
+    check, not the imports of the catalog, pydantic and the summary, and Lark's parser (about a second)."""
+    from .analysis import analyze
+
+    warm = analyze("<warm-up>", "block B:\n    conv 4 k3 | bn | relu\nnetwork N:\n    input 3x8x8\n    B()\n", ls.ws.read)
+    if warm.networks:
+        warm.networks[0].summary()
+    analyze("<warm-up>", "network N(:\n", ls.ws.read)  # and the error path: Lark's own parser, built once
+
+
 @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
 @guarded()
 def did_change_configuration(ls: CnnServer, params: lsp.DidChangeConfigurationParams):

@@ -33,6 +33,11 @@ def symbols(index: Index) -> list[Symbol]:
             out.append(sym)
         elif ref.kind == "import":
             out.append(Symbol(ref.name, "import", "import", ref.span, ref.span))
+    for node in index.scopes:
+        if getattr(node, "implicit", False):  # a bare pipeline: the network named after the file
+            start = Span(node.span.line, node.span.col, node.span.line, node.span.col + 1)
+            by_node[id(node)] = sym = Symbol(node.name, "network", "the file's pipeline", _whole(node.span, start), start)
+            out.append(sym)
     for ref in index.refs:
         if ref.definition and ref.kind in ("param", "value") and id(ref.scope) in by_node:
             parent = by_node[id(ref.scope)]
