@@ -41,6 +41,19 @@ async def client(lsp_client: LanguageClient):
     await lsp_client.shutdown_session()
 
 
+@pytest.fixture(autouse=True)
+def no_server_failures(request):
+    """A handler that fails answers with nothing and logs the failure: any such log fails the test."""
+    if "client" not in request.fixturenames:
+        yield
+        return
+    client = request.getfixturevalue("client")
+    before = len(client.log_messages)
+    yield
+    failures = [m.message for m in client.log_messages[before:] if m.type == lsp.MessageType.Error]
+    assert not failures, failures[0]
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("lsp")
@@ -201,6 +214,8 @@ async def test_completion(client: LanguageClient, folder: Path):
     options = await labels(6, 29, NET.replace("s2 p1 | relu", "s2 p1  | relu"))  # after an op: its options
     assert "stride=" in options and options["stride="].detail == "ints, default 1" and "nobias" in options
     assert "num_classes" in options and "c" in options  # the parameters, for expressions
+    call = await labels(5, 15, NET.replace("Stem(c)", "Stem(c, "))  # inside a block call: its parameters
+    assert call["c="].detail == "parameter of Stem" and "num_classes" in call and "conv" not in call
     paths = await labels(1, 9, NET.replace('import "blocks.cnn"', 'import "'))
     assert "blocks.cnn" in paths and "tiny.cnn" not in paths
     await change(client, path, NET, 99)

@@ -37,6 +37,9 @@ def complete(a: Analysis, index: Index, line: int, col: int) -> list[Item]:
     stage = text.split("|")[-1]
     if "|" not in text:  # the line's first stage: after `a, b =` or a label such as `layer1:` or `add:`
         stage = re.sub(r"^\s*\w+(\s*,\s*\w+)*\s*=(?!=)|^\s*\w+[^:|=]*:", "", stage)
+    callee = _open_call(stage)
+    if callee is not None:  # inside `Block(...`: its parameters, and the values and parameters in scope
+        return _call_params(a, callee) + _names(a, index, scope)
     words = stage.split()
     started = len(words) > 1 or (len(words) == 1 and stage[-1:].isspace())
     if not started:
@@ -49,6 +52,28 @@ def complete(a: Analysis, index: Index, line: int, col: int) -> list[Item]:
     if typing:  # `mode=ne`, `like=e`: the option's choices, the values and parameters
         return _choices(op, typing.group(1)) + _names(a, index, scope)
     return _options(op) + _names(a, index, scope)
+
+
+def _open_call(stage: str) -> str | None:
+    """The name before the last parenthesis still open in `stage` (`Stem(c, s` -> `Stem`), or None."""
+    opened = []
+    for i, ch in enumerate(stage):
+        if ch == "(":
+            opened.append(i)
+        elif ch == ")" and opened:
+            opened.pop()
+    if not opened:
+        return None
+    m = re.search(r"([A-Za-z_]\w*)$", stage[:opened[-1]])
+    return m.group(1) if m else None
+
+
+def _call_params(a: Analysis, name: str) -> list[Item]:
+    from .hover import block_node, expression_text
+
+    node = block_node(a, name)
+    return [Item(f"{p.name}=", "param", f"parameter of {name}" + (f", default {expression_text(p.default)}" if p.default is not None else ""),
+                 insert=f"{p.name}=") for p in getattr(node, "params", ())]
 
 
 def _ops() -> list[Item]:

@@ -111,7 +111,7 @@ def _block_keyword(a: Analysis, ref: Ref) -> str | None:
     param = next((p for p in getattr(node, "params", ()) if p.name == ref.name), None)
     if param is None:
         return None
-    default = f" (default {_text(param.default)})" if param.default is not None else " (no default: the call must give it)"
+    default = f" (default {expression_text(param.default)})" if param.default is not None else " (no default: the call must give it)"
     return f"parameter `{ref.name}` of `{signature(node)}`{default}"
 
 
@@ -127,12 +127,12 @@ def block_node(a: Analysis, name: str | None):
 def signature(node) -> str:
     """`block Name(a, b=1)` as written."""
     keyword = "network" if isinstance(node, ast.Network) else "module" if isinstance(node, ast.ModuleDecl) else "block"
-    params = ", ".join(p.name + (f"={_text(p.default)}" if p.default is not None else "") for p in node.params)
+    params = ", ".join(p.name + (f"={expression_text(p.default)}" if p.default is not None else "") for p in node.params)
     tail = f" = {node.path}(...)" if isinstance(node, ast.ModuleDecl) else ""
     return f"{keyword} {node.name}({params}){tail}"
 
 
-def _text(e) -> str:
+def expression_text(e) -> str:
     """An expression as the user writes it (near enough: numbers, names and operators)."""
     if isinstance(e, ast.Num):
         return repr(e.value)
@@ -141,11 +141,11 @@ def _text(e) -> str:
     if isinstance(e, ast.Str):
         return f'"{e.value}"'
     if isinstance(e, ast.BinOp):
-        return f"{_text(e.left)} {e.op} {_text(e.right)}"
+        return f"{expression_text(e.left)} {e.op} {expression_text(e.right)}"
     if isinstance(e, ast.Neg):
-        return f"-{_text(e.operand)}"
+        return f"-{expression_text(e.operand)}"
     if isinstance(e, ast.Tuple):
-        return "(" + ", ".join(_text(i) for i in e.items) + ")"
+        return "(" + ", ".join(expression_text(i) for i in e.items) + ")"
     return "..."
 
 
@@ -175,7 +175,7 @@ def _named(a: Analysis, index: Index, ref: Ref) -> str | None:
     if ref.kind == "param":
         defs = index.definitions("param", ref.name, ref.scope)
         default = defs[0].node.default if defs else None
-        out = f"parameter `{ref.name}`" + (f" = {_text(default)}" if default is not None else "")
+        out = f"parameter `{ref.name}`" + (f" = {expression_text(default)}" if default is not None else "")
         if isinstance(ref.scope, ast.Network):
             for net in a.networks:
                 if net.node is ref.scope and net.checked is not None:
