@@ -334,3 +334,13 @@ async def test_a_bare_pipeline_file(client: LanguageClient, tmp_path: Path):
     assert "skip" in {i.label for i in items.items}
     hover = await client.text_document_hover_async(lsp.HoverParams(text_document=doc(path), position=pos(3, 2)))
     assert hover.contents.value == "value `skip`: (N, 8, 16, 16)"
+
+
+async def test_an_import_that_appears_later(client: LanguageClient, tmp_path: Path):
+    net = tmp_path / "later.cnn"
+    diags = await open_doc(client, net, 'import "lib.cnn"\nnetwork N:\n    input 3x8x8\n    Lib()\n')
+    assert any("there is no such file" in d.message for d in diags), diags
+    (tmp_path / "lib.cnn").write_text("block Lib:\n    conv 4 k3\n")
+    client.workspace_did_change_watched_files(lsp.DidChangeWatchedFilesParams(changes=[
+        lsp.FileEvent(uri=uri(tmp_path / "lib.cnn"), type=lsp.FileChangeType.Created)]))
+    assert await settled(client, net) == []

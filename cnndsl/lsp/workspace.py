@@ -73,7 +73,7 @@ class Workspace:
         if text is None:
             return None
         a = analyze(self.names.get(k, os.path.abspath(path)), text, self.read)
-        read = {key(f) for f in a.files} | {k}
+        read = {key(f) for f in (*a.files, *a.imports.values())} | {k}  # an import not there yet: re-checked once it is
         self._analyses[k] = (a, {f: self.generation.get(f, 0) for f in read})
         if cached is not None:
             self._indexes.pop(id(cached[0]), None)
