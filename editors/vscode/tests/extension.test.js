@@ -51,6 +51,15 @@ const extension = require("../extension.js");
   assert.deepStrictEqual(context.subscriptions.map((s) => s.name).filter(Boolean), ["cnndsl.restartServer"]);
   await extension.deactivate();
   assert.strictEqual(calls[2], "stop");
+  // the language configuration: comments, brackets, and a header ending in `:` indents the next line
+  const config = JSON.parse(require("fs").readFileSync(require("path").join(__dirname, "..", "language-configuration.json"), "utf8"));
+  assert.strictEqual(config.comments.lineComment, "#");
+  assert.deepStrictEqual(config.brackets, [["(", ")"], ["[", "]"]]);
+  const indent = new RegExp(config.indentationRules.increaseIndentPattern);
+  for (const line of ["network N(c=1):", "    add:", "    layer1:  # a group", "block B:"]) assert.ok(indent.test(line), line);
+  for (const line of ["    conv 3 k3 | relu", "# add:", "    x = a | b"]) assert.ok(!indent.test(line), line);
+  const word = new RegExp(config.wordPattern, "g");
+  assert.deepStrictEqual("conv 3x224x224 k3 e1".match(word), ["conv", "3x224x224", "k3", "e1"]);
   console.log("extension.test.js: ok");
 })().catch((e) => {
   console.error(e);
