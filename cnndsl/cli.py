@@ -212,7 +212,7 @@ def _check_json(args) -> int:
             nets = _check_all_with_files(Path(args.file), args.input, args.import_root, _params(args))
             diagnostics = tuple(w for net in nets for w in net.warnings)
     except CnnDslError as e:
-        diagnostics = e.diagnostics
+        diagnostics = (*e.diagnostics, *getattr(e, "warnings", ()))  # a check's warnings before its errors too
     print(json.dumps([_record(d) for d in diagnostics], indent=2))
     failed = any(d.severity == "error" for d in diagnostics) or (args.werror and diagnostics)
     return EXIT_DIAGNOSTICS if failed else EXIT_OK

@@ -216,10 +216,11 @@ class ParseError(CnnDslError):
 
 
 class CheckError(CnnDslError):
-    """The network is well formed but PyTorch would reject it. `layers`: those checked before the errors, when
-    check_network raised it (the language server hovers over them)."""
+    """The network is well formed but PyTorch would reject it. `layers` and `warnings`: the layers checked and
+    the warnings given before the errors, when check_network raised it (the language server shows them)."""
 
     layers: tuple = ()
+    warnings: tuple = ()
 
 
 class UsageError(Exception):

@@ -107,17 +107,19 @@ async def test_diagnostics_errors_warnings_hints_and_notes(client: LanguageClien
             conv c k3 | bn | frob
         network N:
             input 3x8x8
+            defaults gn eps=0.1
             B(4) | B(8)
             linear 5 | relu6 foo=1
         """)
     diags = await open_doc(client, path, text)
     by_line = {d.range.start.line + 1: d for d in diags}
+    assert by_line[5].severity == lsp.DiagnosticSeverity.Warning and "`defaults gn` applies to no layer" in by_line[5].message
     frob = by_line[2]  # the mistake in the block, found through its call, with the call as related information
     assert "unknown op `frob`" in frob.message and frob.severity == lsp.DiagnosticSeverity.Error
     assert (frob.range.start.character, frob.range.end.character) == (21, 25)
-    assert frob.related_information and frob.related_information[0].location.range.start.line == 4
+    assert frob.related_information and frob.related_information[0].location.range.start.line == 5
     assert "called here" in frob.related_information[0].message
-    assert "has no option `foo`" in by_line[6].message and "hint: `relu6` takes: inplace" in by_line[6].message
+    assert "has no option `foo`" in by_line[7].message and "hint: `relu6` takes: inplace" in by_line[7].message
     assert len([d for d in diags if "frob" in d.message]) == 1  # called twice: said once
 
 

@@ -117,3 +117,10 @@ def test_a_buffer_over_the_size_limit_is_refused_unparsed():
     finally:
         limits.set_limit("file_bytes", before)
     assert a.file is None and len(a.diagnostics) == 1 and "exceeds the limit of 1,000" in a.diagnostics[0].message
+
+
+def test_check_json_keeps_the_warnings_beside_the_errors(tmp_path: Path):
+    (tmp_path / "both.cnn").write_text(WARNS.replace("conv 4 k3", "conv 4 k3 | frob"))
+    proc = cli("check", "both.cnn", "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert [(r["severity"], r["range"]["start"]["line"]) for r in json.loads(proc.stdout)] == [("error", 4), ("warning", 3)]

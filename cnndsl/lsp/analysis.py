@@ -111,7 +111,7 @@ def analyze(name: str, text: str, read: Callable[[Any], Source]) -> Analysis:
             try:
                 checked = check_network(checked_source, net, {}, None, result.blocks)
             except CheckError as e:
-                result.diagnostics.extend(e.diagnostics)
+                result.diagnostics.extend((*e.diagnostics, *e.warnings))
                 result.networks.append(NetworkResult(net, None, tuple(e.layers)))
             except (CnnDslError, RecursionError) as e:
                 result.diagnostics.extend(getattr(e, "diagnostics", ()))

@@ -345,7 +345,8 @@ def check_network(source: Source, net: ast.Network, params: dict[str, Any] | Non
         with limits.held(), pins.recording() as pinned:  # this check's own pins, whatever runs around it
             checked = checker.run()
     except CheckError as e:
-        e.layers = tuple(checker.prog.layers)  # the layers checked before the errors (the language server shows them)
+        e.layers = tuple(checker.prog.layers)  # the layers checked before the errors, and the warnings so far:
+        e.warnings = tuple(checker.prog.warnings)  # the language server shows them beside the errors
         raise
     finally:
         values.work_budget.reset(token)
