@@ -1,5 +1,5 @@
-"""The server under random edits of every example: truncations, insertions and deletions, each followed by the
-requests an editor sends as you type. It must never crash, never hang (each answer within REQUEST_SECONDS)
+"""The server under random edits of every example (and of a file of blocks while its importer is open):
+truncations, insertions and deletions, each followed by the requests an editor sends as you type. It must never crash, never hang (each answer within REQUEST_SECONDS)
 and always answer; a handler that fails inside (logged, answered with nothing) fails the test too."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.cnn"))
 REQUEST_SECONDS = 10.0  # the bound on one answer (a check of resnet50 takes 60 ms on a busy machine)
-EDITS, SLOW_EDITS = 3, 60  # per example
+EDITS, SLOW_EDITS = 3, 60  # per example; five times as many of the file of blocks
 SNIPPETS = ["|", "(", ")", ":", "\n", "\n    ", "    ", "conv", " x3", "=", '"', "#", "add:\n", " as ", " in ", "->", "1e9",
             "99999999999999", "Bottleneck(", "e1", ",", "*", "//", "-", " if ", "\t", "é", "𝔵", "\\\n", "input ", "block B:\n"]
 
@@ -84,12 +84,34 @@ async def fuzz(client: LanguageClient, tmp_path: Path, edits: int) -> None:
         assert client.error is None, client.error
 
 
+async def fuzz_imports(client: LanguageClient, tmp_path: Path, edits: int) -> None:
+    """Random edits of a file of blocks while the file that imports it is open: both are asked each time."""
+    rng = random.Random("imports")
+    blocks, net = tmp_path / "parts.cnn", tmp_path / "whole.cnn"
+    original = (ROOT / "examples" / "resnet50.cnn").read_text().split("network")[0]
+    blocks.write_text(original)
+    net.write_text('import "parts.cnn"\nnetwork N:\n    input 3x64x64\n    conv 64 k3 | Bottleneck(16) | Bottleneck(32, stride=2)\n')
+    for path in (blocks, net):
+        client.text_document_did_open(lsp.DidOpenTextDocumentParams(text_document=lsp.TextDocumentItem(
+            uri=path.as_uri(), language_id="cnn", version=1, text=path.read_text())))
+    text = original
+    for version in range(2, edits + 2):
+        text = mutate(text if rng.random() < 0.7 else original, rng)
+        await edit_and_ask(client, blocks, text, version, rng)
+        await answered(client.text_document_hover_async(lsp.HoverParams(
+            text_document=lsp.TextDocumentIdentifier(uri=net.as_uri()), position=lsp.Position(line=3, character=rng.randint(0, 60)))))
+    failures = [m.message for m in client.log_messages if m.type == lsp.MessageType.Error]
+    assert not failures, failures[0]
+
+
 @pytest.mark.asyncio(loop_scope="module")
 async def test_random_edits_of_every_example(client: LanguageClient, tmp_path: Path):
     await fuzz(client, tmp_path, EDITS)
+    await fuzz_imports(client, tmp_path, 5 * EDITS)
 
 
 @pytest.mark.slow
 @pytest.mark.asyncio(loop_scope="module")
 async def test_random_edits_of_every_example_deep(client: LanguageClient, tmp_path: Path):
     await fuzz(client, tmp_path, SLOW_EDITS)
+    await fuzz_imports(client, tmp_path, 5 * SLOW_EDITS)
