@@ -1,6 +1,7 @@
 """The server under random edits of every example (and of a file of blocks while its importer is open):
-truncations, insertions and deletions, each followed by the requests an editor sends as you type. It must never crash, never hang (each answer within REQUEST_SECONDS)
-and always answer; a handler that fails inside (logged, answered with nothing) fails the test too."""
+truncations, insertions and deletions, each followed by the requests an editor sends as you type. It must
+never crash, never hang (each answer within REQUEST_SECONDS) and always answer; a handler that fails inside
+(logged, answered with nothing) fails the test too."""
 
 from __future__ import annotations
 
