@@ -236,20 +236,24 @@ def _check_all_with_files(src: SourceLike, input: Any, import_root: Any, params:
     with _no_gc(), _no_recursion_error(source):
         file = _parse(source)
         blocks = collect_blocks(source, file, read_source, import_root=root, files=files)
-        nets, errors, called = [], [], set()
+        nets, errors, warnings, called = [], [], [], set()
         names = list(dict.fromkeys(n.name for n in file.networks))
         for name in names:
             try:
                 net = check_network(source, pick_network(source, file, name), params, _input_shape(input), blocks)
             except CheckError as e:
                 errors += e.diagnostics
+                warnings += getattr(e, "warnings", ())  # (given before its errors)
                 called |= set(blocks)  # (a failed network's calls are unknown: no block is reported as uncalled)
                 continue
             nets.append(net)
             called |= {inst.block for inst in net.instances}
         errors += check_uncalled(blocks, called, source)
+        warnings += [w for net in nets for w in net.warnings]
         if errors:  # (a file-wide mistake, such as a network defined twice, is said once)
-            raise CheckError(list({(d.file, d.span, d.message): d for d in errors}.values()))
+            error = CheckError(list({(d.file, d.span, d.message): d for d in errors}.values()))
+            error.warnings = tuple(warnings)
+            raise error
         return nets
 
 
