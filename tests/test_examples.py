@@ -8,15 +8,19 @@ Python subprocess (torch is imported once, not once per example), so the smoke r
 from __future__ import annotations
 
 import ast
+import contextlib
+import io
 import json
 import re
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 from conftest import EXAMPLES
 
 import cnndsl
+from cnndsl import cli
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.cnn"))
 IDS = [p.stem for p in EXAMPLE_FILES]
@@ -49,12 +53,12 @@ def built(tmp_path_factory):
     """{stem: {"build": CompletedProcess, "path": Path, "run": {"ok", "output"} or None}} for every example."""
     out_dir = tmp_path_factory.mktemp("examples_built")
     results = {}
-    for src in EXAMPLE_FILES:
+    for src in EXAMPLE_FILES:  # the command line in this process (its own process per file took a second each)
         out = out_dir / f"{src.stem}.py"
-        proc = subprocess.run(
-            [sys.executable, "-m", "cnndsl", "build", str(src), "-o", str(out)],
-            capture_output=True, text=True, timeout=120,
-        )
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            status = cli.main(["build", str(src), "-o", str(out)])
+        proc = SimpleNamespace(returncode=status, stdout=stdout.getvalue(), stderr=stderr.getvalue())
         results[src.stem] = {"build": proc, "path": out, "run": None}
     runnable = [str(r["path"]) for r in results.values() if r["build"].returncode == 0]
     if runnable:
