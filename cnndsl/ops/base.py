@@ -76,6 +76,8 @@ class OpSpec:
     window: Window | Callable[[CheckedLayer], Window] | None = None  # receptive-field geometry
     macs: int | Callable[[CheckedLayer], int | None] | None = None  # mult-adds per sample; 0: multiplies no weights
     buffers: int | Callable[[CheckedLayer], int | None] | None = None  # state_dict numbers besides parameters
+    saves: tuple | Callable[[CheckedLayer], tuple | None] | None = None  # what backward keeps (facts.Saved)
+    view: bool | Callable[[CheckedLayer], bool] | None = None  # in training, the output is its input's storage
     label: Label | None = None  # how the graph names a layer
 
     def fact(self, name: str, layer: CheckedLayer | None = None) -> Any:

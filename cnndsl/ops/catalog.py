@@ -36,7 +36,8 @@ def _external_rule(ctx):  # pragma: no cover - the checker builds external layer
 # assume of it without importing it. Nothing: its parameters, mult-adds and buffers are unknown (None), its
 # receptive field unknown, and for the in-place rule it may return its input and keep its output for backward.
 EXTERNAL = OpSpec("module", _external_rule, kind="module", keeps_output=True, returns_input=True,
-                  window=UNKNOWN, macs=lambda layer: None, buffers=lambda layer: None, label=_ExternalLabel(),
+                  window=UNKNOWN, macs=lambda layer: None, buffers=lambda layer: None, saves=lambda layer: None, view=False,
+                  label=_ExternalLabel(),
                   doc="a module from outside the catalog, declared with `module Name(...) = package.module.Class(...) -> rule`")
 
 

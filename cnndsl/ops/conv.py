@@ -28,12 +28,15 @@ from .common import (
     need_spatial,
 )
 from .facts import (
+    INPUT,
     UNKNOWN,
+    Saved,
     Label,
     Window,
     conv_macs,
     convt_macs,
     kwargs,
+    numel,
     per_axis,
     rank,
     window,
@@ -260,23 +263,36 @@ def deform_macs(layer) -> int | None:
     return count + math.prod(value(layer.output_shape[1:])) * offsets * value(layer.args[0]) * kernel
 
 
+
+def deform_saves(layer) -> tuple | None:
+    """Its input (the offset conv keeps the same), the offsets, the mask (DCNv2: the sigmoid's output; DCNv1:
+    the (N, 1) zeros torchvision passes) and, without a bias, the zeros torchvision passes as one."""
+    n = numel(layer.output_shape)
+    if n is None:
+        return None
+    kw = kwargs(layer)
+    taps = kw.get("offset_groups", 1) * math.prod(per_axis(kw["kernel_size"], 2)) * (n // value(layer.output_shape[0]))
+    bias = () if kw.get("bias", True) else (Saved("new", value(layer.args[1]), batched=False),)
+    return INPUT + (Saved("new", 2 * taps), Saved("new", taps if kw.get("modulated") else 1)) + bias
+
+
 _CONV_OPTIONS = (KERNEL, STRIDE, PADDING, DILATION, GROUPS, BIAS, PADDING_MODE)
 _CHANNELS = Label(args=("in", "out"))
 
 register(
     OpSpec("conv", conv, _CONV_OPTIONS, positional=("out",), channels=True, aliases=("conv1d", "conv2d", "conv3d"), kind="conv",
-           doc="convolution: `nn.Conv1d/2d/3d` by the input's rank; padding also `same` or `valid` (stride 1)",
+           saves=INPUT, view=False, doc="convolution: `nn.Conv1d/2d/3d` by the input's rank; padding also `same` or `valid` (stride 1)",
            window=conv_window, macs=conv_macs, buffers=0, label=_CHANNELS),
     OpSpec("convt", convt, (KERNEL, STRIDE, PADDING, OUTPUT_PADDING, DILATION, GROUPS, BIAS, PADDING_MODE),
            positional=("out",), channels=True, aliases=("deconv", "convt1d", "convt2d", "convt3d"), kind="convt",
-           doc="transposed convolution: `nn.ConvTranspose1d/2d/3d`; padding_mode only `zeros`",
+           saves=INPUT, view=False, doc="transposed convolution: `nn.ConvTranspose1d/2d/3d`; padding_mode only `zeros`",
            window=convt_window, macs=convt_macs, buffers=0, label=_CHANNELS),
     OpSpec("dwconv", dwconv, (KERNEL, STRIDE, PADDING, DILATION, BIAS, PADDING_MODE), positional=("out",), channels=True,
-           kind="dwconv", doc="depthwise convolution: `nn.Conv1d/2d/3d` with `groups=in`; out defaults to in and must be a multiple of it; padding also `same` or `valid`",
+           kind="dwconv", saves=INPUT, view=False, doc="depthwise convolution: `nn.Conv1d/2d/3d` with `groups=in`; out defaults to in and must be a multiple of it; padding also `same` or `valid`",
            window=conv_window, macs=conv_macs, buffers=0, label=_CHANNELS),
     OpSpec("deform", deform, (KERNEL, STRIDE, PADDING, DILATION, GROUPS, BIAS, Opt("offset_groups", "int", 1),
                               Opt("modulated", "bool", False, flags=(("modulated", True),))),
            positional=("out",), channels=True, kind="deform",
-           doc="deformable convolution, 2-d: `DeformConv` (section 6), torchvision's `DeformConv2d` with a zero-initialised offset conv; DCNv2 with `modulated`",
+           saves=deform_saves, view=False, doc="deformable convolution, 2-d: `DeformConv` (section 6), torchvision's `DeformConv2d` with a zero-initialised offset conv; DCNv2 with `modulated`",
            window=deform_window, macs=deform_macs, buffers=0, label=_CHANNELS),
 )

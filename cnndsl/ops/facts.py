@@ -6,12 +6,16 @@ and read by `cnndsl summary` (cnndsl/tools/summary.py) and `cnndsl graph` (cnnds
 - `macs`: its mult-adds for one sample (a number, 0 for the ops that multiply no weights, or a function of the
   checked layer; None where a size is unknown);
 - `buffers`: the numbers it keeps in the state_dict besides its parameters (a norm's running statistics);
+- `saves`: the tensors its backward keeps in a training step (a tuple of `Saved`: its input, its output, or
+  tensors it makes, such as a max pool's indices or a dropout's mask; or a function of the checked layer), read
+  by the memory figures (cnndsl/tools/memory.py); None where they are unknown (an external module);
+- `view`: whether, in training, its output is its input's storage (a view: flatten, permute, crop, identity);
 - `label`: how the graph names it (a `Label`);
 - `doc`: one line for the op table in docs/LANGUAGE.md.
 
 Nothing has a default: a tool that asks an op for a fact it does not declare gets a `MissingFact` naming the
-op and the fact, and tests/test_op_catalog.py measures every fact of every op against torch. Never imports
-torch."""
+op and the fact, and tests/test_op_catalog.py measures every fact of every op against torch (tests/test_memory.py
+the saved tensors and views). Never imports torch."""
 
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ class MissingFact(LookupError):
     """A tool asked the catalog for a fact that an op does not declare (or for an op it does not have)."""
 
 
-FACTS = ("window", "macs", "buffers", "label", "doc")  # what every op declares
+FACTS = ("window", "macs", "buffers", "saves", "view", "label", "doc")  # what every op declares
 
 
 # -- receptive-field geometry ----------------------------------------------------------------------------
@@ -149,6 +153,62 @@ def linear_macs(layer: "CheckedLayer") -> Optional[int]:
     if not known(layer.input_shape, layer.output_shape):
         return None
     return math.prod(value(layer.output_shape)) * value(layer.input_shape[-1])
+
+
+# -- what a training step keeps for backward ------------------------------------------------------------
+# Measured against torch.autograd.graph.saved_tensors_hooks for every op by tests/test_memory.py.
+
+SAVED_DTYPES = ("same", "int64", "mask", "stats")
+
+
+@dataclass(frozen=True)
+class Saved:
+    """One tensor an op's backward keeps (cnndsl/tools/memory.py counts its bytes):
+
+    - `input` or `output`: the op's own input or output tensor (shared with whatever else keeps it);
+    - `indices`: the indices of the max pool an unpool reads (the pool's own saved tensor);
+    - `new`: a tensor the op makes besides its output, of `elements` numbers per sample (`batched`), or in all
+      (not batched: a batch norm's statistics, one per channel).
+
+    `dtype`: `same` as the activations; `int64` (a max pool's indices); `mask` (a dropout's: the activations'
+    dtype on the CPU, bool on CUDA, whose fused dropout kernel keeps a bool mask); `stats` (a norm's mean and
+    inverse deviation: the activations' dtype on the CPU, float32 on CUDA for float16 and bfloat16)."""
+
+    tensor: str
+    elements: Optional[int] = None
+    dtype: str = "same"
+    batched: bool = True
+
+    def __post_init__(self):
+        if self.tensor not in ("input", "output", "indices", "new") or self.dtype not in SAVED_DTYPES:
+            raise ValueError(f"a saved tensor is input, output, indices or new, of dtype {', '.join(SAVED_DTYPES)}")
+        if (self.tensor == "new") != (self.elements is not None):
+            raise ValueError("a new saved tensor, and only it, has its number of elements")
+
+
+INPUT, OUTPUT = (Saved("input"),), (Saved("output"),)
+NOTHING: tuple = ()
+
+
+def numel(shape) -> Optional[int]:
+    """The elements of one sample of a shape, None where a size is unknown."""
+    return math.prod(value(shape)) if known(shape) else None
+
+
+def like(layer: "CheckedLayer", which: str, dtype: str = "same", count: int = 1) -> tuple:
+    """`count` new tensors with as many elements as the layer's input or output (None where unknown)."""
+    n = numel(layer.input_shape if which == "input" else layer.output_shape)
+    return None if n is None else (Saved("new", n, dtype),) * count
+
+
+def in_place(layer: "CheckedLayer") -> bool:
+    """Whether the layer runs in place (the checker has already dropped every unsafe `inplace`)."""
+    return bool(kwargs(layer).get("inplace", False))
+
+
+def saves_all(*parts) -> Optional[tuple]:
+    """Parts of a `saves` fact joined; None where any is unknown."""
+    return None if any(p is None for p in parts) else tuple(x for p in parts for x in p)
 
 
 # -- graph labels ----------------------------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 from ..ir.values import value
 from ..semantics.pins import divides, equal
 from ..semantics.shapes import prod
 from .base import Ctx, LayerError, OpSpec, Opt, Result, register, written_rank
 from .common import FAMILY, at_least, fmt_shape, kw, need_spatial
-from .facts import POINTWISE, Label, Window, kwargs, per_axis, rank, statistics_over
+from .facts import INPUT, POINTWISE, Label, Saved, Window, kwargs, numel, per_axis, rank, saves_all, statistics_over
 
 EPS = Opt("eps", "float", 1e-5)
 MOMENTUM = Opt("momentum", "float", 0.1)
@@ -170,28 +172,73 @@ def _last_dimension(layer, opts) -> dict:
     return {"normalized_shape": None if layer.input_shape is None else (value(layer.input_shape[-1]),)}
 
 
+
+def _stats(count, batched: bool = True, copies: int = 2, dtype: str = "stats") -> tuple | None:
+    return None if count is None else (Saved("new", count, dtype, batched),) * copies
+
+
+def _channels_of(layer):
+    return None if layer.input_shape is None else value(layer.input_shape[0])
+
+
+def bn_saves(layer):
+    """Its input and the batch's mean and inverse deviation, one per channel."""
+    return saves_all(INPUT, _stats(_channels_of(layer), batched=False))
+
+
+def gn_saves(layer):
+    """Its input and a mean and inverse deviation per sample and group."""
+    return saves_all(INPUT, _stats(value(layer.args[0])))
+
+
+def ln_saves(layer):
+    """Its input and a mean and inverse deviation per sample and position of the dimensions it does not normalise."""
+    n, shape = numel(layer.input_shape), value(layer.args[0])
+    return saves_all(INPUT, None if n is None else _stats(n // math.prod(shape if isinstance(shape, tuple) else (shape,))))
+
+
+def ln2d_saves(layer):
+    """Its input (permuted to channels-last, the same storage) and a mean and inverse deviation per position."""
+    n, c = numel(layer.input_shape), _channels_of(layer)
+    return saves_all(INPUT, None if n is None else _stats(n // c))
+
+
+def instnorm_saves(layer):
+    """Its input, a mean and inverse deviation per sample and channel, and with `affine` its weight repeated for
+    each sample (it runs as a batch norm over N·C channels)."""
+    c = _channels_of(layer)
+    affine = bool(kwargs(layer).get("affine", False))
+    return saves_all(INPUT, _stats(c), _stats(c, copies=1, dtype="same") if affine else ())
+
+
+def frozenbn_saves(layer):
+    """Its scale, weight·rsqrt(running_var + eps), one per channel, made by each forward (no parameters: kept only
+    where the input needs a gradient)."""
+    return _stats(_channels_of(layer), batched=False, copies=1, dtype="same")
+
+
 _BN = (EPS, MOMENTUM, Opt("affine", "bool", True), Opt("track_running_stats", "bool", True))
 _NORM = dict(window=_all_spatial, macs=0, same_shape=True)
 
 register(
     OpSpec("bn", bn, _BN, aliases=("bn1d", "bn2d", "bn3d", "batchnorm"), kind="bn",
-           doc="batch normalisation: `nn.BatchNorm1d/2d/3d` by the input's rank; a (N, F) input counts as 1-d",
+           saves=bn_saves, view=False, doc="batch normalisation: `nn.BatchNorm1d/2d/3d` by the input's rank; a (N, F) input counts as 1-d",
            buffers=running_statistics(True), label=Label(args=(None,)), **_NORM),
     OpSpec("gn", gn, (Opt("num_groups", "int"), EPS, Opt("affine", "bool", True)), positional=("num_groups",), kind="gn",
-           doc="group normalisation over groups of channels: `nn.GroupNorm`",
+           saves=gn_saves, view=False, doc="group normalisation over groups of channels: `nn.GroupNorm`",
            buffers=0, label=Label(args=("num_groups", None)), **_NORM),
     OpSpec("ln", ln, (Opt("normalized_shape", "ints"), EPS, Opt("elementwise_affine", "bool", True), Opt("bias", "bool", True)),
            positional=("normalized_shape",), kind="ln",
-           doc="layer normalisation over the last dimension, or over the trailing normalized_shape: `nn.LayerNorm`",
+           saves=ln_saves, view=False, doc="layer normalisation over the last dimension, or over the trailing normalized_shape: `nn.LayerNorm`",
            window=ln_window, macs=0, buffers=0, label=Label(args=("normalized_shape",), implied=_last_dimension), same_shape=True),
     OpSpec("frozenbn", frozenbn, (EPS,), kind="bn",
-           doc="batch norm with frozen statistics and affine transform, all four buffers, 4-D inputs: `FrozenBatchNorm2d` (section 6), torchvision.ops' own",
+           saves=frozenbn_saves, view=False, doc="batch norm with frozen statistics and affine transform, all four buffers, 4-D inputs: `FrozenBatchNorm2d` (section 6), torchvision.ops' own",
            window=POINTWISE, macs=0, buffers=lambda layer: 4 * value(layer.args[0]), label=Label(args=(None,)), same_shape=True),
     OpSpec("ln2d", ln2d, (EPS, Opt("elementwise_affine", "bool", True), Opt("bias", "bool", True)), kind="ln",
-           doc="layer normalisation over the channels of (N, C, H, W), one module with `weight` and `bias`: `LayerNorm2d` (section 6), torchvision's (ConvNeXt)",
+           saves=ln2d_saves, view=False, doc="layer normalisation over the channels of (N, C, H, W), one module with `weight` and `bias`: `LayerNorm2d` (section 6), torchvision's (ConvNeXt)",
            window=POINTWISE, macs=0, buffers=0, label=Label(args=(None,)), same_shape=True),
     OpSpec("instnorm", instnorm, (EPS, MOMENTUM, Opt("affine", "bool", False), Opt("track_running_stats", "bool", False)),
            aliases=("instnorm1d", "instnorm2d", "instnorm3d"), kind="instnorm",
-           doc="instance normalisation: `nn.InstanceNorm1d/2d/3d`",
+           saves=instnorm_saves, view=False, doc="instance normalisation: `nn.InstanceNorm1d/2d/3d`",
            buffers=running_statistics(False), label=Label(args=(None,)), **_NORM),
 )

@@ -22,7 +22,7 @@ from .common import (
     kw,
     need_spatial,
 )
-from .facts import GLOBAL, UNKNOWN, Label, Window, kwargs, per_axis, rank, sizes, window
+from .facts import GLOBAL, INPUT, NOTHING, UNKNOWN, Label, Saved, Window, kwargs, like, per_axis, rank, saves_all, sizes, window
 
 
 def _window(ctx: Ctx, n: int, dilated: bool) -> tuple:
@@ -206,32 +206,51 @@ def _stride_is_kernel(kernel: str):
     return lambda layer, opts: {"stride": opts.get(kernel)}
 
 
+
+def _with_indices(layer):
+    """Its input and the int64 index of each output's maximum."""
+    return saves_all(INPUT, like(layer, "output", "int64"))
+
+
+def _adaptive_avg_saves(layer):
+    """Its input; nothing to a single output per channel, which torch computes as a mean (its backward needs
+    only the sizes)."""
+    out = sizes(layer.output_shape)
+    return NOTHING if out is not None and all(d == 1 for d in out) else INPUT
+
+
+def lppool_saves(layer):
+    """F.lp_pool: x^p (keeps x), an average pool of it (keeps x^p), then sign·relu(abs), scaled and raised to 1/p,
+    which keep four tensors of the output's size."""
+    return saves_all(INPUT, like(layer, "input"), like(layer, "output", count=4))
+
+
 _POOL = (KERNEL, replace(STRIDE, default=None), PADDING, CEIL)
 _SIZE = Label(args=("output_size",))
-_POOLED = dict(macs=0, buffers=0)
+_POOLED = dict(macs=0, buffers=0, view=False)
 
 register(
     OpSpec("maxpool", maxpool, _POOL + (DILATION,), positional=("kernel_size",), aliases=("maxpool1d", "maxpool2d", "maxpool3d"),
-           kind="maxpool", doc="max pooling: `nn.MaxPool1d/2d/3d`; stride defaults to the kernel",
+           kind="maxpool", saves=_with_indices, doc="max pooling: `nn.MaxPool1d/2d/3d`; stride defaults to the kernel",
            window=maxpool_window, label=Label(args=("kernel_size",), implied=_stride_is_kernel("kernel_size")), **_POOLED),
     OpSpec("avgpool", avgpool,
            _POOL + (Opt("count_include_pad", "bool", True), Opt("divisor_override", "int")),
            positional=("kernel_size",), aliases=("avgpool1d", "avgpool2d", "avgpool3d"), kind="avgpool",
-           doc="average pooling: `nn.AvgPool1d/2d/3d`; stride defaults to the kernel",
+           saves=INPUT, doc="average pooling: `nn.AvgPool1d/2d/3d`; stride defaults to the kernel",
            window=avgpool_window, label=Label(args=("kernel_size",), implied=_stride_is_kernel("kernel_size")), **_POOLED),
     OpSpec("lppool", lppool, (Opt("norm_type", "float"), KERNEL, replace(STRIDE, default=None), CEIL),
            positional=("norm_type", "kernel_size"), aliases=("lppool1d", "lppool2d", "lppool3d"), kind="lppool",
-           doc="power-average pooling, (sum of x^p over the window)^(1/p): `nn.LPPool1d/2d/3d`; no padding; stride defaults to the kernel",
+           saves=lppool_saves, doc="power-average pooling, (sum of x^p over the window)^(1/p): `nn.LPPool1d/2d/3d`; no padding; stride defaults to the kernel",
            window=lppool_window, label=Label(args=("norm_type", "kernel_size"), implied=_stride_is_kernel("kernel_size")), **_POOLED),
     OpSpec("adaptiveavgpool", _adaptive("Avg"), (Opt("output_size", "ints"),), positional=("output_size",),
            aliases=("adaptiveavgpool1d", "adaptiveavgpool2d", "adaptiveavgpool3d"), kind="avgpool",
-           doc="adaptive average pooling to a fixed output size (`7`, `7x7`): `nn.AdaptiveAvgPool1d/2d/3d`",
+           saves=_adaptive_avg_saves, doc="adaptive average pooling to a fixed output size (`7`, `7x7`): `nn.AdaptiveAvgPool1d/2d/3d`",
            window=adaptive_window, label=_SIZE, **_POOLED),
     OpSpec("adaptivemaxpool", _adaptive("Max"), (Opt("output_size", "ints"),), positional=("output_size",),
            aliases=("adaptivemaxpool1d", "adaptivemaxpool2d", "adaptivemaxpool3d"), kind="maxpool",
-           doc="adaptive max pooling to a fixed output size: `nn.AdaptiveMaxPool1d/2d/3d`",
+           saves=_with_indices, doc="adaptive max pooling to a fixed output size: `nn.AdaptiveMaxPool1d/2d/3d`",
            window=adaptive_window, label=_SIZE, **_POOLED),
-    OpSpec("gap", _adaptive("Avg"), (), kind="avgpool", doc="global average pooling: `nn.AdaptiveAvgPool1d/2d/3d(1)`",
+    OpSpec("gap", _adaptive("Avg"), (), kind="avgpool", saves=_adaptive_avg_saves, doc="global average pooling: `nn.AdaptiveAvgPool1d/2d/3d(1)`",
            window=GLOBAL, label=Label(args=(None,)), **_POOLED),
 )
 
@@ -239,4 +258,4 @@ register(
 # (cnndsl/semantics/scope.py) and the catalog's REGISTRY does not hold it; its facts live here all the same.
 UNPOOL = OpSpec("unpool", unpool_rule, (), kind="unpool",
                 doc="undoes a named max pool (`maxpool 2 as pool1` ... `unpool pool1`): `nn.MaxUnpool1d/2d/3d` with that pool's indices (section 5)",
-                window=unpool_window, label=Label(args=(None,)), **_POOLED)
+                window=unpool_window, label=Label(args=(None,)), saves=(Saved("indices"),), **_POOLED)

@@ -7,7 +7,7 @@ from ..semantics.pins import LAYOUT, SPATIAL, divides, equal, pin
 from ..semantics.shapes import prod
 from .base import Ctx, LayerError, OpSpec, Opt, Result, register
 from .common import FAMILY, fmt_shape, like_sizes, need_spatial
-from .facts import POINTWISE, UNKNOWN, Label, Window, kwargs as layer_kwargs
+from .facts import NOTHING, POINTWISE, UNKNOWN, Label, Window, kwargs as layer_kwargs
 
 MAX_RANK = 5  # (N, C, D, H, W): the most dimensions any cnndsl tensor has
 
@@ -147,12 +147,12 @@ def _pad_mode(layer) -> dict:
 register(
     OpSpec("unflatten", unflatten, (Opt("unflattened_size", "ints", aliases=("sizes",)), Opt("dim", "int", 1)),
            positional=("unflattened_size",), kind="unflatten", returns_input=True,
-           doc="one dimension (dim, default 1: the features) becomes several whose product is its size, `unflatten 64x7x7`: `nn.Unflatten`",
+           saves=NOTHING, view=True, doc="one dimension (dim, default 1: the features) becomes several whose product is its size, `unflatten 64x7x7`: `nn.Unflatten`",
            window=unflatten_window, macs=0, buffers=0, label=Label(args=("dim", "unflattened_size"))),
     OpSpec("pad", pad,
            (Opt("padding", "ints"), Opt("mode", "enum", "constant", choices=PAD_MODES), Opt("value", "float", 0), Opt("like", "value")),
            positional=("padding",), aliases=("pad1d", "pad2d", "pad3d"), kind="pad",
-           doc="padding as a layer, one number for every side or (left, right, top, bottom, front, back) as F.pad: "
+           saves=NOTHING, view=False, doc="padding as a layer, one number for every side or (left, right, top, bottom, front, back) as F.pad: "
                "`nn.ZeroPad1d/2d/3d`, `nn.ConstantPad*` (`value`), `nn.ReflectionPad*`, `nn.ReplicationPad*`, `nn.CircularPad*` by mode",
            window=POINTWISE, macs=0, buffers=0, label=Label(args=("padding",), derive=_pad_mode)),
 )

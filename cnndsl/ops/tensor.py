@@ -13,9 +13,12 @@ from .base import Ctx, LayerError, OpSpec, Opt, Result, register
 from .common import BIAS, at_least, fmt_shape, kw, like_sizes, need_out, need_spatial
 from .facts import (
     GLOBAL,
+    INPUT,
+    NOTHING,
     POINTWISE,
     UNKNOWN,
     Label,
+    Saved,
     Window,
     kwargs,
     linear_macs,
@@ -304,40 +307,46 @@ def _layerscale_dim(layer) -> dict:
 
 _EACH = dict(window=POINTWISE, macs=0, buffers=0, same_shape=True)
 
+
+def _droppath_saves(layer):
+    """One number per sample, in the activations' dtype (p = 0 returns the input and keeps nothing)."""
+    return NOTHING if value(layer.args[0]) == 0 else (Saved("new", 1),)
+
+
 register(
     OpSpec("linear", linear, (BIAS,), positional=("out",), channels=True, aliases=("fc",), kind="linear",
-           doc="fully connected layer over the last dimension, its input features inferred: `nn.Linear` (`nn.LazyLinear` where they are unknown)",
+           saves=INPUT, view=False, doc="fully connected layer over the last dimension, its input features inferred: `nn.Linear` (`nn.LazyLinear` where they are unknown)",
            window=linear_window, macs=linear_macs, buffers=0, label=Label(args=("in", "out"))),
     OpSpec("flatten", flatten, (Opt("start_dim", "int", 1), Opt("end_dim", "int", -1)), kind="flatten", returns_input=True,
-           doc="merges dimensions start_dim to end_dim into one: `nn.Flatten`; start_dim=0 (the batch) is refused",
+           saves=NOTHING, view=True, doc="merges dimensions start_dim to end_dim into one: `nn.Flatten`; start_dim=0 (the batch) is refused",
            window=flatten_window, macs=0, buffers=0, label=Label()),
-    OpSpec("identity", identity, (), kind="identity", returns_input=True, doc="returns its input: `nn.Identity`",
+    OpSpec("identity", identity, (), kind="identity", returns_input=True, saves=NOTHING, view=True, doc="returns its input: `nn.Identity`",
            label=Label(), **_EACH),
     OpSpec("upsample", upsample,
            (Opt("scale_factor", "floats"), Opt("size", "ints"), Opt("mode", "enum", "nearest", choices=UPSAMPLE_MODES),
             Opt("align_corners", "bool"), Opt("recompute_scale_factor", "bool"), Opt("like", "value")),
            positional=("scale_factor",), kind="upsample",
-           doc="resampling by a scale factor or to a size, exactly one of them: `nn.Upsample`; or to the size of a "
+           saves=NOTHING, view=False, doc="resampling by a scale factor or to a size, exactly one of them: `nn.Upsample`; or to the size of a "
                "value, `like=e1`: `nn.functional.interpolate(x, size=e1.shape[2:])` in `forward`",
            window=upsample_window, macs=0, buffers=0, label=Label(args=("like",))),
     OpSpec("crop", crop, (Opt("size", "ints"), Opt("like", "value")), positional=("size",), kind="crop", returns_input=True,
-           doc="the centre of the input, cut to a size (`crop 64x64`) or to a value's size (`crop like=e1`), in `forward`",
+           saves=NOTHING, view=True, doc="the centre of the input, cut to a size (`crop 64x64`) or to a value's size (`crop like=e1`), in `forward`",
            window=POINTWISE, macs=0, buffers=0, label=Label(args=(None,), derive=_crop_target)),
     OpSpec("pixelshuffle", pixelshuffle, (Opt("upscale_factor", "int"),), positional=("upscale_factor",), kind="pixelshuffle",
-           doc="(C·r², H, W) to (C, H·r, W·r), 4-D inputs only: `nn.PixelShuffle`",
+           saves=NOTHING, view=False, doc="(C·r², H, W) to (C, H·r, W·r), 4-D inputs only: `nn.PixelShuffle`",
            window=pixelshuffle_window, macs=0, buffers=0, label=Label(args=("upscale_factor",))),
     OpSpec("pixelunshuffle", pixelshuffle, (Opt("upscale_factor", "int", aliases=("downscale_factor",)),), positional=("upscale_factor",),
-           kind="pixelunshuffle", doc="(C, H·r, W·r) to (C·r², H, W), 4-D inputs only: `nn.PixelUnshuffle`",
+           kind="pixelunshuffle", saves=NOTHING, view=False, doc="(C, H·r, W·r) to (C·r², H, W), 4-D inputs only: `nn.PixelUnshuffle`",
            window=pixelshuffle_window, macs=0, buffers=0, label=Label(args=("upscale_factor",))),
     OpSpec("shuffle", shuffle, (Opt("groups", "int", aliases=("g",)),), positional=("groups",), kind="shuffle",
-           doc="channel shuffle among groups: `nn.ChannelShuffle`", label=Label(args=("groups",)), **_EACH),
+           saves=NOTHING, view=False, doc="channel shuffle among groups: `nn.ChannelShuffle`", label=Label(args=("groups",)), **_EACH),
     OpSpec("permute", permute, (Opt("dims", "dims"),), varargs="dims", kind="permute", returns_input=True,
-           doc="`x.permute(...)` in `forward`, over all dimensions, batch included and kept first (`permute 0 2 3 1`)",
+           saves=NOTHING, view=True, doc="`x.permute(...)` in `forward`, over all dimensions, batch included and kept first (`permute 0 2 3 1`)",
            window=permute_window, macs=0, buffers=0, label=Label(args=("dims",))),
     OpSpec("layerscale", layerscale, (Opt("init", "float", 1e-5), Opt("dim", "int", 1)), positional=("init",), kind="layerscale",
-           doc="a learned multiplier per channel (dim=1) or per entry of the last dimension (dim=-1): an `nn.Parameter` named as the layer, multiplied in `forward`",
+           saves=INPUT, view=False, doc="a learned multiplier per channel (dim=1) or per entry of the last dimension (dim=-1): an `nn.Parameter` named as the layer, multiplied in `forward`",
            label=Label(args=(None, "init"), derive=_layerscale_dim), **_EACH),
     OpSpec("droppath", droppath, (Opt("p", "float", 0.1),), positional=("p",), kind="droppath", returns_input=True,
-           doc="stochastic depth, whole samples dropped with probability p in training, the identity in eval: `torchvision.ops.StochasticDepth(p, \"row\")`",
+           saves=_droppath_saves, view=lambda layer: value(layer.args[0]) == 0, doc="stochastic depth, whole samples dropped with probability p in training, the identity in eval: `torchvision.ops.StochasticDepth(p, \"row\")`",
            label=Label(args=("p", None)), **_EACH),
 )
