@@ -2,7 +2,7 @@
 
 The stages are verbs: `parse` (text -> syntax tree), `check` (-> checked network, every shape inferred),
 `compile` (-> Python source) and `load` (-> nn.Module). Each takes a path or the source text itself.
-Nothing but `load` imports torch.
+Nothing but `load` imports torch; `summary` gives the static summary (shapes, counts, memory).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .ir.network import CheckedLayer, CheckedNetwork
 
 __all__ = [
-    "parse", "check", "check_all", "compile", "load", "read_source",
+    "parse", "check", "check_all", "compile", "load", "summary", "read_source",
     "CnnDslError", "ParseError", "CheckError", "UsageError", "Diagnostic", "CheckedNetwork", "CheckedLayer",
 ]
 
@@ -270,6 +270,18 @@ def _check_with_files(src: SourceLike, network: str | None, input: Any, import_r
         blocks = collect_blocks(source, file, read_source, import_root=root, files=files)
         net = pick_network(source, file, network)
         return check_network(source, net, params, _input_shape(input), blocks)
+
+
+def summary(src: SourceLike, *, network: str | None = None, input: Any = None, import_root: str | os.PathLike | None = None,
+            batch: int = 1, dtype: str = "float32", device: str = "cuda", depth: int | None = None, **params: Any):
+    """The static summary of a network (cnndsl.tools.summary.Summary, a pydantic model: `.layers`, the totals,
+    `.model_dump()`): per layer its shape, parameters, mult-adds, receptive field and memory, the memory for
+    `batch` samples of `dtype` in a training step on `device`; `depth` folds the deeper rows into their block or
+    group. No torch, no forward pass."""
+    from .tools.summary import summarize
+
+    net = check(src, network=network, input=input, import_root=import_root, **params)
+    return summarize(net, batch=batch, dtype=dtype, device=device, depth=depth)
 
 
 def compile(src: SourceLike, *, network: str | None = None, input: Any = None,  # noqa: A001

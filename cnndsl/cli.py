@@ -65,6 +65,12 @@ def _arguments(argv: list[str] | None = None) -> argparse.ArgumentParser:
                                    "totals, computed from the source alone (no forward pass).")
     if wanted("summary"):
         s.add_argument("--format", choices=("table", "json", "yaml"), default="table", help="the output format (default table)")
+        s.add_argument("--batch", type=_positive, default=1, metavar="N", help="the batch size of the memory figures (default 1)")
+        s.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+                       help="the activations' dtype of the memory figures (default float32)")
+        s.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                       help="where the training step runs: what a dropout mask and a norm's statistics take (default cuda)")
+        s.add_argument("--depth", type=_natural, metavar="N", help="fold the rows below depth N into their block or group")
     g = sub.add_parser("graph", parents=[common] if wanted("graph") else [], help="draw the network (SVG through Graphviz, or DOT)",
                        description="Draw the network: layers as nodes, tensors as edges labelled with their shapes, "
                                    "blocks as clusters, copies of a layer or block drawn once with their count. The "
@@ -236,10 +242,23 @@ def _lsp(args) -> int:
     return serve()
 
 
+def _natural(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 1 or more, got {text!r}")
+    return int(text)
+
+
 def _summary(args) -> int:
     from .tools.summary import render, summarize
 
-    print(render(summarize(_checked(args)), args.format), end="")
+    summary = summarize(_checked(args), batch=args.batch, dtype=args.dtype, device=args.device, depth=args.depth)
+    print(render(summary, args.format), end="")
     return EXIT_OK
 
 

@@ -1,6 +1,6 @@
 """The memory of a forward pass, computed from the checked network alone (no torch): for a batch size, a dtype
 and a device, each layer's output bytes and the bytes its backward keeps (what autograd saves in a training
-step), the totals, and the peak of live memory in a training step's forward and in inference.
+step), the totals, and the peak of live memory in a training step's forward.
 
 The forward is replayed step by step, block calls inlined (ir/visitor.through_call), over abstract storages:
 
@@ -14,7 +14,7 @@ The forward is replayed step by step, block calls inlined (ir/visitor.through_ca
 - merges: `add` and `cat` keep nothing; `mul` keeps each operand (`a * b * c` also its partial product);
   `split` makes views (torch.chunk);
 - liveness: a storage lives from the step that makes it to its last read (a skip connection's tensor until its
-  merge), or, in training, to the end of the forward when backward keeps it. The network's input counts from
+  merge), or to the end of the forward when backward keeps it. The network's input counts from
   the start. The peak is the largest sum of live storages at any step.
 
 Not counted: parameters, their gradients and optimizer state, the backward pass's own tensors, temporaries
@@ -42,7 +42,7 @@ from ..ir.network import (
     ValueStep,
 )
 from ..ir.visitor import through_call
-from ..ops.catalog import fact, layer_spec
+from ..ops.catalog import fact
 from ..ops.facts import Saved, in_place, numel
 
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -68,7 +68,7 @@ class _Tensor:
 class LayerMemory:
     output_bytes: Optional[int]  # the layer's output tensor (also where it is its input's storage)
     saved_bytes: Optional[int] = 0  # what its backward keeps that no earlier layer keeps
-    live_bytes: Optional[float] = None  # training: every storage alive while it runs
+    live_bytes: Optional[int] = None  # every storage alive while it runs
 
 
 @dataclass
@@ -81,19 +81,16 @@ class Memory:
     output_bytes: Optional[int] = None  # every layer's output, summed
     saved_bytes: Optional[int] = None  # every storage kept for backward, once
     peak_bytes: Optional[int] = None  # a training step's forward
-    inference_peak_bytes: Optional[int] = None  # the forward under torch.no_grad()
 
 
 def memory(net: CheckedNetwork, batch: int = 1, dtype: str = "float32", device: str = "cuda") -> Memory:
     """The memory figures of a network's forward for `batch` samples of `dtype` on `device`."""
     if dtype not in DTYPES or device not in DEVICES or batch < 1:
         raise ValueError(f"dtype one of {', '.join(DTYPES)}, device one of {', '.join(DEVICES)}, batch at least 1")
-    train = _Replay(net, batch, dtype, device, train=True).run()
-    infer = _Replay(net, batch, dtype, device, train=False).run()
+    train = _Replay(net, batch, dtype, device).run()
     saved = [s for s in train.storages if s.saved_by is not None]
     result = Memory(batch=batch, dtype=dtype, device=device, input_bytes=train.input.nbytes,
-                    saved_bytes=_sum(s.nbytes for s in saved), peak_bytes=train.peak(),
-                    inference_peak_bytes=infer.peak())
+                    saved_bytes=_sum(s.nbytes for s in saved), peak_bytes=train.peak())
     for name, (out, when) in train.rows.items():
         mine = [s.nbytes for s in saved if s.saved_by == name]
         unknown = name in train.unknown
@@ -114,8 +111,8 @@ class _Replay(StepVisitor):
     """The forward as storages: each `visit_<kind>` takes the tensor before the step and the named values in
     scope, and returns the tensor after it."""
 
-    def __init__(self, net: CheckedNetwork, batch: int, dtype: str, device: str, train: bool):
-        self.net, self.batch, self.dtype, self.device, self.train = net, batch, dtype, device, train
+    def __init__(self, net: CheckedNetwork, batch: int, dtype: str, device: str):
+        self.net, self.batch, self.dtype, self.device = net, batch, dtype, device
         self.now = 0
         self.storages: list[_Storage] = []
         self.rows: dict[str, tuple[Optional[int], int]] = {}  # layer -> (output bytes, when it ran)
@@ -152,9 +149,8 @@ class _Replay(StepVisitor):
         t.storage.last = max(t.storage.last, self.now if when is None else when)
 
     def keep(self, s: _Storage, by: str) -> None:
-        if self.train:
-            s.last = _END
-            s.saved_by = by if s.saved_by is None else s.saved_by
+        s.last = _END
+        s.saved_by = by if s.saved_by is None else s.saved_by
 
     def live(self, when: int) -> Optional[int]:
         alive = [s.nbytes for s in self.storages if s.born <= when <= s.last]
@@ -232,17 +228,13 @@ class _Replay(StepVisitor):
             self.indices[step.indices] = self.allocate(self.bytes(layer.output_shape, "int64"))
         if step.unpool is not None:
             self.read(_Tensor(self.indices[step.unpool], False))
-        if self.train and grad:
+        if grad:
             self._keep_saved(step, layer, cur, out)
         return out
 
     def _aliases(self, layer: CheckedLayer) -> bool:
-        """Whether the output is the input's storage: a view, a layer run in place, or in eval an op that
-        returns its input (dropout)."""
-        spec = layer_spec(layer)
-        if fact(layer, "view") or in_place(layer):
-            return True
-        return not self.train and spec is not None and spec.returns_input and layer.external is None
+        """Whether the output is the input's storage: a view, or a layer run in place."""
+        return bool(fact(layer, "view")) or in_place(layer)
 
     def _keep_saved(self, step: LayerStep, layer: CheckedLayer, cur: _Tensor, out: _Tensor) -> None:
         saves: Optional[tuple[Saved, ...]] = fact(layer, "saves")

@@ -1,5 +1,7 @@
-"""The static summary of a checked network: per layer its output shape, parameters, mult-adds and receptive
-field; then the totals. Computed from the checked network alone: no torch, no forward pass.
+"""The static summary of a checked network: per layer its output shape, parameters, mult-adds, receptive
+field and memory (cnndsl/tools/memory.py: output bytes, bytes kept for backward); then the totals, mult-adds and
+FLOPs (2 x mult-adds) apart. Computed from the checked network alone: no torch, no forward pass. `depth` folds
+the deeper rows into their block or group (cnndsl/tools/fold.py).
 
 Every per-op fact comes from the op catalog (cnndsl/ops/facts.py: each OpSpec's `window`, `macs`, `buffers`),
 and an op that lacks one raises MissingFact; tests/test_op_catalog.py measures them against torch for every op.
@@ -49,6 +51,8 @@ from ..ir.visitor import through_call
 from ..ops.catalog import fact
 from ..ops.common import fmt_shape
 from ..ops.facts import Window
+from .fold import fold
+from .memory import memory
 
 GLOBAL = "global"
 Field = Union[tuple[tuple[Fraction, ...], tuple[Fraction, ...], bool], str, None]  # (rf, jump, exact), GLOBAL, unknown
@@ -65,6 +69,8 @@ class LayerSummary(BaseModel):
     jump: Optional[list[Union[int, float]]]
     exact: bool  # False where the receptive field is an estimate (after an op that spreads outputs unevenly)
     external: bool = False  # a module from outside the catalog: its params, mult-adds and field are unknown (None)
+    output_bytes: Optional[int] = None  # its output tensor, for the summary's batch and dtype
+    saved_bytes: Optional[int] = None  # what its backward keeps in training that no earlier layer keeps
 
 
 class Summary(BaseModel):
@@ -77,27 +83,42 @@ class Summary(BaseModel):
     non_trainable_params: int
     buffers: Optional[int]  # batch/instance norm running statistics: in the state_dict, not trained
     total_macs: Optional[int]
+    total_flops: Optional[int]  # 2 x total_macs: a multiply-add is two floating-point operations
     weights_mb: Optional[float]  # float32 parameters and buffers, 10^6 bytes
+    batch: int = 1  # the memory figures' batch size, dtype and device
+    dtype: str = "float32"
+    device: str = "cuda"
+    depth: Optional[int] = None  # rows below this depth folded into their block or group (None: every layer)
+    input_bytes: Optional[int] = None
+    output_bytes: Optional[int] = None  # every layer's output, summed
+    saved_bytes: Optional[int] = None  # every tensor kept for backward in a training step, once
+    peak_bytes: Optional[int] = None  # the most memory alive at once in a training step's forward
 
 
-def summarize(net: CheckedNetwork) -> Summary:
-    """The summary of a checked network."""
+def summarize(net: CheckedNetwork, *, batch: int = 1, dtype: str = "float32", device: str = "cuda",
+              depth: Optional[int] = None) -> Summary:
+    """The summary of a checked network; memory for `batch` samples of `dtype` (float32, float16, bfloat16) in a
+    training step on `device` (cuda or cpu); `depth` folds the rows below it into their block or group."""
     fields = _receptive_fields(net, len(net.example_shape) - 1)  # the rank is known without the input's sizes
-    layers = [_layer(layer, fields.get(layer.name)) for layer in net.layers]
+    mem = memory(net, batch, dtype, device)
+    layers = [_layer(layer, fields.get(layer.name), mem.layers.get(layer.name)) for layer in net.layers]
     total = net.total_params
     buffers = [_buffers(layer) for layer in net.layers]
     macs = [row.macs for row in layers]
     total_buffers = None if None in buffers else sum(buffers)
+    total_macs = None if None in macs else sum(macs)
     return Summary(
+        batch=batch, dtype=dtype, device=device, depth=depth, input_bytes=mem.input_bytes, output_bytes=mem.output_bytes,
+        saved_bytes=mem.saved_bytes, peak_bytes=mem.peak_bytes, total_flops=None if total_macs is None else 2 * total_macs,
         network=net.name,
         input_shape=_shape(net.input_shape),
         outputs=[_shape(s) for s in net.outputs],
-        layers=layers,
+        layers=layers if depth is None else fold(net, layers, depth),
         total_params=total,
         trainable_params=total,
         non_trainable_params=0,
         buffers=total_buffers,
-        total_macs=None if None in macs else sum(macs),
+        total_macs=total_macs,
         weights_mb=None if total is None or total_buffers is None else round((total + total_buffers) * 4 / 1e6, 2),
     )
 
@@ -106,14 +127,15 @@ def _shape(shape) -> Optional[list[Optional[int]]]:
     return None if shape is None else list(shape)
 
 
-def _layer(layer: CheckedLayer, field: Field) -> LayerSummary:
+def _layer(layer: CheckedLayer, field: Field, mem) -> LayerSummary:
     if isinstance(field, tuple):
         rf, jump, exact = [math.ceil(r) for r in field[0]], [_number(j) for j in field[1]], field[2]
     else:
         rf, jump, exact = field, None, field == GLOBAL
     return LayerSummary(name=layer.name, op=layer.op, module=layer.module, output_shape=_shape(layer.output_shape),
                         params=layer.params, macs=macs(layer), receptive_field=rf, jump=jump, exact=exact,
-                        external=layer.external is not None)
+                        external=layer.external is not None, output_bytes=mem and mem.output_bytes,
+                        saved_bytes=mem and mem.saved_bytes)
 
 
 def _number(x: Fraction) -> Union[int, float]:
@@ -243,19 +265,32 @@ def _si(n: int) -> str:
     return str(n)
 
 
+def _bytes(n: Optional[int]) -> str:
+    """Bytes in decimal units (10^6 bytes a MB), as the weights' size."""
+    if n is None:
+        return "?"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n} B"
+
+
 def _table(s: Summary) -> str:
-    head = ("layer", "op", "output shape", "params", "mult-adds", "rf", "jump")
+    head = ("layer", "op", "output shape", "params", "mult-adds", "rf", "jump", "out", "saved")
     ones = _axes([1] * (len(s.input_shape) - 1)) if s.input_shape else "-"
-    rows = [head, ("input", "", fmt_shape(s.input_shape), "", "", ones, ones)]
+    rows = [head, ("input", "", fmt_shape(s.input_shape), "", "", ones, ones, _bytes(s.input_bytes), "")]
     for r in s.layers:
         rf = _axes(r.receptive_field)
         rows.append((r.name, r.op, fmt_shape(r.output_shape), _count(r.params), _count(r.macs),
-                     rf if r.exact or r.receptive_field is None else f"~{rf}", _axes(r.jump, "-" if rf == GLOBAL else "?")))
+                     rf if r.exact or r.receptive_field is None else f"~{rf}", _axes(r.jump, "-" if rf == GLOBAL else "?"),
+                     _bytes(r.output_bytes), _bytes(r.saved_bytes)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    right = (False, False, False, True, True, True, True)
+    right = (False, False, False, True, True, True, True, True, True)
     lines = ["  ".join(cell.rjust(w) if r else cell.ljust(w) for cell, w, r in zip(row, widths, right)).rstrip() for row in rows]
     lines.insert(1, "-" * len(lines[0]))
-    macs = "?" if s.total_macs is None else f"{_si(s.total_macs)} ({s.total_macs:,})"
+    macs = "?" if s.total_macs is None else f"{_si(s.total_macs)} MACs ({s.total_macs:,})"
+    flops = "?" if s.total_flops is None else f"{_si(s.total_flops)} FLOPs ({s.total_flops:,}: 2 x mult-adds)"
+    where = f"batch {s.batch}, {s.dtype}, {s.device}"
     size = "?" if s.weights_mb is None else f"{s.weights_mb:.2f} MB"
     total = f"{_count(s.total_params)} (trainable {_count(s.trainable_params)}, non-trainable {s.non_trainable_params})"
     if s.total_params is None and any(r.external for r in s.layers) and all(r.params is not None for r in s.layers if not r.external):
@@ -266,6 +301,10 @@ def _table(s: Summary) -> str:
         f"total parameters:     {total}",
         f"buffers:              {_count(s.buffers)} (norm running statistics)",
         f"mult-adds per sample: {macs}",
+        f"FLOPs per sample:     {flops}",
         f"weights size:         {size} (float32 parameters and buffers)",
+        f"layer outputs:        {_bytes(s.output_bytes)} (summed, {where})",
+        f"saved for backward:   {_bytes(s.saved_bytes)} (what a training step keeps, each tensor once)",
+        f"peak in training:     {_bytes(s.peak_bytes)} (forward, input included; not weights, gradients, optimizer)",
     ]
     return "\n".join(lines) + "\n"
