@@ -14,8 +14,10 @@ The forward is replayed step by step, block calls inlined (ir/visitor.through_ca
 - merges: `add` and `cat` keep nothing; `mul` keeps each operand (`a * b * c` also its partial product);
   `split` makes views (torch.chunk);
 - liveness: a storage lives from the step that makes it to its last read (a skip connection's tensor until its
-  merge), or to the end of the forward when backward keeps it. The network's input counts from
-  the start. The peak is the largest sum of live storages at any step.
+  merge), or to the end of the forward when backward keeps it; as the generated code holds them, a block's or
+  group's input lives until the block or group returns (its caller holds it), and a named value until the
+  `forward` that names it returns (a local variable). The network's input counts from the start. The peak is
+  the largest sum of live storages at any step.
 
 Not counted: parameters, their gradients and optimizer state, the backward pass's own tensors, temporaries
 inside an op that it does not keep (a composite op's intermediate results), allocator rounding and caches.
@@ -121,9 +123,16 @@ class _Replay(StepVisitor):
         self.input = self.allocate(self.bytes(net.input_shape))
 
     def run(self) -> "_Replay":
-        out = self.flow(self.net.steps, _Tensor(self.input, grad=False), {})
+        out = self.function(self.net.steps, _Tensor(self.input, grad=False), {})
         self.read(out, _END)
         return self
+
+    def function(self, steps, cur: _Tensor, env: dict) -> _Tensor:
+        """The steps of one generated `forward`: its named values are its local variables, alive until it returns."""
+        out = self.flow(steps, cur, env)
+        for t in list(env.values()):
+            self.read(t)
+        return out
 
     # -- storages ---------------------------------------------------------------------------------------
 
@@ -178,10 +187,16 @@ class _Replay(StepVisitor):
 
     def visit_call(self, step: CallStep, cur: _Tensor, env: dict) -> _Tensor:
         inst = self.net.instances[step.instance]
-        return through_call(step, inst, cur, env, lambda x, inner: self.flow(inst.steps, x, inner))
+        inputs = [env[v] if v else cur for v in step.inputs] or [cur]
+        out = through_call(step, inst, cur, env, lambda x, inner: self.function(inst.steps, x, inner))
+        for t in inputs:  # the caller holds the block's inputs until it returns
+            self.read(t)
+        return out
 
     def visit_group(self, step: GroupStep, cur: _Tensor, env: dict) -> _Tensor:
-        return self.flow(step.children, cur, env)
+        out = self.flow(step.children, cur, env)
+        self.read(cur)  # the caller holds the group's input until it returns
+        return out
 
     def visit_join(self, step: JoinStep, cur: _Tensor, env: dict) -> _Tensor:
         return self.combine(step.merge, [cur, *(env[v] for v in step.values)], step.output_shape)
