@@ -90,14 +90,17 @@ def memory(net: CheckedNetwork, batch: int = 1, dtype: str = "float32", device: 
     if dtype not in DTYPES or device not in DEVICES or batch < 1:
         raise ValueError(f"dtype one of {', '.join(DTYPES)}, device one of {', '.join(DEVICES)}, batch at least 1")
     train = _Replay(net, batch, dtype, device).run()
-    saved = [s for s in train.storages if s.saved_by is not None]
+    alive = train.timeline()
+    saved: dict[str, list[Optional[int]]] = {}
+    for s in train.storages:
+        if s.saved_by is not None:
+            saved.setdefault(s.saved_by, []).append(s.nbytes)
     result = Memory(batch=batch, dtype=dtype, device=device, input_bytes=train.input.nbytes,
-                    saved_bytes=_sum(s.nbytes for s in saved), peak_bytes=train.peak())
+                    saved_bytes=_sum(n for kept in saved.values() for n in kept), peak_bytes=alive and max(alive))
     for name, (out, when) in train.rows.items():
-        mine = [s.nbytes for s in saved if s.saved_by == name]
         unknown = name in train.unknown
-        result.layers[name] = LayerMemory(output_bytes=out, saved_bytes=None if unknown else _sum(mine),
-                                          live_bytes=train.live(when))
+        result.layers[name] = LayerMemory(output_bytes=out, saved_bytes=None if unknown else _sum(saved.get(name, ())),
+                                          live_bytes=alive and alive[when])
     result.output_bytes = _sum(row.output_bytes for row in result.layers.values())
     if train.unknown:
         result.saved_bytes = result.peak_bytes = None
@@ -161,15 +164,20 @@ class _Replay(StepVisitor):
         s.last = _END
         s.saved_by = by if s.saved_by is None else s.saved_by
 
-    def live(self, when: int) -> Optional[int]:
-        alive = [s.nbytes for s in self.storages if s.born <= when <= s.last]
-        return _sum(alive)
-
-    def peak(self) -> Optional[int]:
+    def timeline(self) -> Optional[list[int]]:
+        """The bytes alive at each step (0: before the first), by one sweep over the storages' lifetimes."""
         if any(s.nbytes is None for s in self.storages):
             return None
-        moments = sorted({s.born for s in self.storages})
-        return max(self.live(t) for t in moments)
+        delta = [0] * (self.now + 2)
+        for s in self.storages:
+            delta[int(s.born)] += s.nbytes
+            if s.last != _END:
+                delta[int(s.last) + 1] -= s.nbytes
+        alive, total = [], 0
+        for d in delta[:-1]:
+            total += d
+            alive.append(total)
+        return alive
 
     # -- steps -------------------------------------------------------------------------------------------
 
