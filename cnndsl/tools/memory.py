@@ -12,7 +12,7 @@ The forward is replayed step by step, block calls inlined (ir/visitor.through_ca
   once per storage however many layers keep it (a relu's output is the next conv's input). A layer with no
   parameters whose input needs no gradient (the network's input) keeps nothing, as torch;
 - merges: `add` and `cat` keep nothing; `mul` keeps each operand (`a * b * c` also its partial product);
-  `split` makes views (torch.chunk);
+  `split` makes views (torch.chunk); `a + b + c` makes a partial sum, as Python evaluates it;
 - liveness: a storage lives from the step that makes it to its last read (a skip connection's tensor until its
   merge), or to the end of the forward when backward keeps it; as the generated code holds them, a block's or
   group's input lives until the block or group returns (its caller holds it), and a named value until the
@@ -221,21 +221,27 @@ class _Replay(StepVisitor):
         return self.combine(step.merge, outs, step.output_shape)
 
     def combine(self, merge: str, tensors: list[_Tensor], shape) -> _Tensor:
-        """`add`, `cat` or `mul` of tensors: one new output; a product keeps its operands (and partial products)."""
-        self.now += 1
-        for t in tensors:
+        """`cat` of tensors, one op; `add` or `mul`, one op per pair from the left as Python evaluates `a + b + c`
+        (each partial result alive until the next op has read it, the operands until the last); a product keeps
+        its operands."""
+        pairs = [tensors] if merge not in ("add", "mul") else [[None, t] for t in tensors[1:]]
+        acc = tensors[0]
+        for pair in pairs:
+            operands = [acc if t is None else t for t in pair]
+            self.now += 1
+            for t in operands:
+                self.read(t)
+            out = _Tensor(self.allocate(self.bytes(shape)), any(t.grad for t in operands))
+            if merge == "mul":
+                left, right = operands
+                if right.grad:
+                    self.keep(left.storage, "")
+                if left.grad:
+                    self.keep(right.storage, "")
+            acc = out
+        for t in tensors:  # the statement's variables hold its operands until it is done
             self.read(t)
-        grad = any(t.grad for t in tensors)
-        out = _Tensor(self.allocate(self.bytes(shape)), grad)
-        if merge == "mul":
-            acc = tensors[0]
-            for i, t in enumerate(tensors[1:], 2):
-                if t.grad:
-                    self.keep(acc.storage, "")
-                if acc.grad:
-                    self.keep(t.storage, "")
-                acc = out if i == len(tensors) else _Tensor(self.allocate(out.storage.nbytes), acc.grad or t.grad)
-        return out
+        return acc
 
     def visit_layer(self, step: LayerStep, cur: _Tensor, env: dict) -> _Tensor:
         layer = step.layer
