@@ -6,13 +6,19 @@
   input's storage;
 - every example: the bytes of every layer's output (forward hooks), of what each layer keeps and of everything
   kept (saved_tensors_hooks), and the peak of live storages in the forward (a TorchDispatchMode that holds a
-  weak reference to every storage an op makes): all exact."""
+  weak reference to every storage an op makes): all exact;
+- small networks for merges, joins, splits, taps and several outputs, and networks of tests/test_inplace.py's
+  generator: every output and saved figure exact, the peak never above torch's (a lower bound: it leaves out
+  an op's temporaries and merge branches' outputs that the forward's local variables still hold)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 from conftest import EXAMPLES
+from test_inplace import _Gen
 from test_op_facts import SAMPLES
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -224,3 +230,37 @@ def test_merges_and_values_agree_with_torch(case, one_thread):
     # chunk, CPU dropout's noise where nothing needs a gradient) and merge branches' outputs that the forward's
     # local variables hold until it returns: a lower bound, exact where these are not alive at the peak
     assert mem.peak_bytes <= peak
+
+
+# -- generated compositions ------------------------------------------------------------------------------------
+
+GENERATED = int(os.environ.get("CNNDSL_MEMORY_CASES", "12"))  # `-m slow` runs 500 more
+
+
+def check_generated(seed: int) -> bool:
+    """A network of tests/test_inplace.py's generator (merges nested in merges, conditional branches, blocks,
+    named values, joins, splits, taps, several outputs, every op that takes `inplace`): every layer's output and
+    saved bytes and the saved total exact, the peak never above torch's. False where the checker refuses it."""
+    source = _Gen(seed).source()
+    try:
+        net = cnndsl.check(source)
+    except cnndsl.CnnDslError:
+        return False
+    mem = memory(net, batch=2, device="cpu")
+    torch.manual_seed(seed)
+    by, total, outputs, peak = measure_network(cnndsl.load(source, device="cpu"), torch.randn(2, *net.input_shape), set(mem.layers))
+    assert mem.saved_bytes == total, (seed, source)
+    for layer, row in mem.layers.items():
+        if layer in outputs:
+            assert (row.output_bytes, row.saved_bytes) == (outputs[layer], by.get(layer, 0)), (seed, layer, source)
+    assert mem.peak_bytes <= peak, (seed, source)
+    return True
+
+
+def test_generated_compositions_agree_with_torch(one_thread):
+    assert sum(check_generated(seed) for seed in range(GENERATED)) >= GENERATED * 0.8
+
+
+@pytest.mark.slow
+def test_generated_compositions_agree_with_torch_deep(one_thread):
+    assert sum(check_generated(seed) for seed in range(GENERATED, GENERATED + 500)) >= 400

@@ -218,7 +218,9 @@ class _Replay(StepVisitor):
         outs = [self.flow(b.steps, x, env) if b.active and not b.identity else x for b, x in zip(branches, inputs)]
         if not step.active:
             return outs[0]
-        return self.combine(step.merge, outs, step.output_shape)
+        out = self.combine(step.merge, outs, step.output_shape)
+        self.read(cur)  # the merge's input variable, until the merge's result replaces it
+        return out
 
     def combine(self, merge: str, tensors: list[_Tensor], shape) -> _Tensor:
         """`cat` of tensors, one op; `add` or `mul`, one op per pair from the left as Python evaluates `a + b + c`
