@@ -52,7 +52,7 @@ from ..ops.catalog import fact
 from ..ops.common import fmt_shape
 from ..ops.facts import Window
 from .fold import fold
-from .memory import memory
+from .memory import LayerMemory, memory
 
 GLOBAL = "global"
 Field = Union[tuple[tuple[Fraction, ...], tuple[Fraction, ...], bool], str, None]  # (rf, jump, exact), GLOBAL, unknown
@@ -108,8 +108,6 @@ def summarize(net: CheckedNetwork, *, batch: int = 1, dtype: str = "float32", de
     total_buffers = None if None in buffers else sum(buffers)
     total_macs = None if None in macs else sum(macs)
     return Summary(
-        batch=batch, dtype=dtype, device=device, depth=depth, input_bytes=mem.input_bytes, output_bytes=mem.output_bytes,
-        saved_bytes=mem.saved_bytes, peak_bytes=mem.peak_bytes, total_flops=None if total_macs is None else 2 * total_macs,
         network=net.name,
         input_shape=_shape(net.input_shape),
         outputs=[_shape(s) for s in net.outputs],
@@ -119,7 +117,10 @@ def summarize(net: CheckedNetwork, *, batch: int = 1, dtype: str = "float32", de
         non_trainable_params=0,
         buffers=total_buffers,
         total_macs=total_macs,
+        total_flops=None if total_macs is None else 2 * total_macs,
         weights_mb=None if total is None or total_buffers is None else round((total + total_buffers) * 4 / 1e6, 2),
+        batch=batch, dtype=dtype, device=device, depth=depth,
+        input_bytes=mem.input_bytes, output_bytes=mem.output_bytes, saved_bytes=mem.saved_bytes, peak_bytes=mem.peak_bytes,
     )
 
 
@@ -127,7 +128,7 @@ def _shape(shape) -> Optional[list[Optional[int]]]:
     return None if shape is None else list(shape)
 
 
-def _layer(layer: CheckedLayer, field: Field, mem) -> LayerSummary:
+def _layer(layer: CheckedLayer, field: Field, mem: Optional[LayerMemory]) -> LayerSummary:
     if isinstance(field, tuple):
         rf, jump, exact = [math.ceil(r) for r in field[0]], [_number(j) for j in field[1]], field[2]
     else:
