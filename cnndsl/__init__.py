@@ -49,6 +49,15 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
 
+def reads_as_path(text: str) -> bool:
+    """Whether a string given for a source is a path: one line ending in `.cnn`, or one word with a dot or a slash
+    in it (`net.cn`, `models/net`: no program is written so, and a mistyped path then says the file is missing)."""
+    word = text.strip()
+    if "\n" in text or not word:
+        return False
+    return word.endswith(".cnn") or (not any(c.isspace() for c in word) and any(c in word for c in "./\\"))
+
+
 def read_source(src: SourceLike) -> Source:
     """A Source from a path (a PathLike, a one-line str ending in `.cnn`, or one word with a dot or a slash in it,
     such as the mistyped `net.cn`) or from source text.
@@ -62,10 +71,7 @@ def read_source(src: SourceLike) -> Source:
 
     if isinstance(src, Source):
         return src
-    # one word with a dot or a slash is a path, whatever it ends in (`net.cn`): no program is written so
-    if isinstance(src, os.PathLike) or (isinstance(src, str) and "\n" not in src and (
-            src.strip().endswith(".cnn") or (src.strip() and not any(c.isspace() for c in src.strip())
-                                             and any(c in src for c in "./\\")))):
+    if isinstance(src, os.PathLike) or (isinstance(src, str) and reads_as_path(src)):
         path = Path(src)
         try:
             real = _files.real_path(path)

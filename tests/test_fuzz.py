@@ -75,8 +75,8 @@ def outcome(text: str, seconds: float = TIME_LIMIT) -> str:
     start = time.monotonic()
     try:
         with _time_limit(seconds):
-            try:  # a one-line text ending in `.cnn` would be read as a path: a final line break keeps it text
-                code = cnndsl.compile(text + "\n" if "\n" not in text and text.strip().endswith(".cnn") else text)
+            try:  # a one-line text that reads as a path (`net.cnn`, `a.b`): a final line break keeps it text
+                code = cnndsl.compile(text + "\n" if cnndsl.reads_as_path(text) else text)
             except cnndsl.CnnDslError as e:
                 assert e.diagnostics, text[:2000]
                 for d in e.diagnostics:
