@@ -65,3 +65,14 @@ def test_a_block_nothing_calls_is_still_checked_for_its_ops_calls_and_options(tm
     called = LIBRARY.replace("reluu", "relu").replace(" paddin=1", "").replace("    Unknwn(3)\n", "") + \
         "\nnetwork N:\n    input 3x8x8\n    A(4)\n"
     assert [net.name for net in cnndsl.check_all(tmp_cnn(called, "ok.cnn"))] == ["N"]
+
+
+def test_a_missing_import_from_source_text_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    """Source text imports relative to the import root, else the working directory (docs/LANGUAGE.md, Imports)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(cnndsl.CheckError) as info:
+        cnndsl.check('import "lib/blocks.cnn"\nnetwork N:\n    input 3x8x8\n    relu\n')
+    d = info.value.diagnostics[0]
+    assert d.message == 'cannot import "lib/blocks.cnn": there is no such file'
+    assert d.hint == ("source text imports relative to the import root where one is given, else to the working "
+                      "directory: it names lib/blocks.cnn")
