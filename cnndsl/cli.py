@@ -155,13 +155,18 @@ def _checked(args):
         _not_an_input(output, [args.file])
     args.inputs = []
     net = _check_with_files(Path(args.file), args.network, args.input, args.import_root, _params(args), args.inputs)
+    _print_warnings(net.warnings)
+    return net
+
+
+def _print_warnings(warnings) -> None:
+    """The first MAX_ERRORS warnings, then how many more there are."""
     from .errors import MAX_ERRORS
 
-    for w in net.warnings[:MAX_ERRORS]:
+    for w in warnings[:MAX_ERRORS]:
         print(w.render(), file=sys.stderr)
-    if len(net.warnings) > MAX_ERRORS:
-        print(f"... and {len(net.warnings) - MAX_ERRORS:,} more warnings (the checked network's `warnings` has them all)", file=sys.stderr)
-    return net
+    if len(warnings) > MAX_ERRORS:
+        print(f"... and {len(warnings) - MAX_ERRORS:,} more warnings (the checked network's `warnings` has them all)", file=sys.stderr)
 
 
 def _build(args) -> int:
@@ -177,11 +182,8 @@ def _check(args) -> int:
     if args.format == "json":
         return _check_json(args)
     nets = _every_network(args)
-    if args.network is None:
-        from .errors import MAX_ERRORS
-
-        for w in [w for net in nets for w in net.warnings][:MAX_ERRORS]:
-            print(w.render(), file=sys.stderr)
+    if args.network is None:  # (--network printed its network's warnings already)
+        _print_warnings([w for net in nets for w in net.warnings])
     for net in nets:
         print(net.table())
         print(f"ok: {net.name}: {len(net.layers)} layers")

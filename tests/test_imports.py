@@ -67,12 +67,14 @@ def test_a_cnn_name_that_links_to_another_file_is_refused_without_reading_it(tmp
     assert SECRET not in str(e)
 
 
-def test_a_one_line_string_is_a_path_only_when_it_ends_in_cnn(tmp_path, secret, monkeypatch):
-    # the file exists, but its name does not end in .cnn: the string is source text, and only that text is shown
-    e = diagnostics(str(secret))
-    assert isinstance(e, cnndsl.ParseError) and SECRET not in str(e) and str(secret) in str(e)
-    e = diagnostics("/etc/passwd")
-    assert "root:" not in str(e)
+def test_a_one_word_string_with_a_slash_or_dot_is_a_path_and_shows_nothing_of_a_file_that_is_no_cnn(tmp_path, secret, monkeypatch):
+    # the file exists, but its name does not end in .cnn: refused as a path is, before it is read
+    for src in (str(secret), "/etc/passwd"):
+        with pytest.raises(cnndsl.UsageError) as e:
+            cnndsl.check(src)
+        assert "does not end in .cnn" in str(e.value) and SECRET not in str(e.value) and "root:" not in str(e.value)
+    e = diagnostics("conv 3->4 k3 | nosuchop")  # text with spaces is source text
+    assert isinstance(e, cnndsl.CheckError)
     (tmp_path / "net.cnn").write_text("conv 3->4 k3 | relu\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     assert cnndsl.check("net.cnn", input="3x8x8").name == "Net"

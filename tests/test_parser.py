@@ -92,7 +92,7 @@ network R:
 @pytest.mark.parametrize(
     "text, line, col, words",
     [
-        ("conv 3->16 k3 ) relu\n", 1, 15, "found `)`"),
+        ("conv 3->16 k3 ) relu\n", 1, 15, "a `)` that no `(` opened"),
         ("conv 3->16 k3 | | relu\n", 1, 17, "expected a layer"),
         ("network N:\ninput 3x8x8\n", 2, 1, "expected an indented block"),
         ("network N:\n    conv 8 k3\n      relu\n", 3, 7, "unexpected indentation"),
