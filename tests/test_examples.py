@@ -44,6 +44,16 @@ for path in sys.argv[1:]:
 SMOKE_LINE = re.compile(r"^(\w+): (\([\d, ]*\)) -> (.+)$", re.M)  # one shape, a list of them, or a dict
 
 
+def _small_input(path) -> tuple[int, ...] | None:
+    """The input the large reference architectures run at here (tests/test_torchvision.py runs them at 224): 64x64,
+    the unpadded U-Net at its smallest (each level's unpadded convolutions need the room); None for the others."""
+    net = cnndsl.check(path)
+    if (net.total_params or 0) <= 5_000_000:
+        return None
+    side = 188 if path.stem == "unet_original" else 64
+    return (net.example_shape[0], *(side,) * (len(net.example_shape) - 1))
+
+
 def _tuple(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.strip("()").split(",") if x.strip())
 
@@ -56,8 +66,10 @@ def built(tmp_path_factory):
     for src in EXAMPLE_FILES:  # the command line in this process (its own process per file took a second each)
         out = out_dir / f"{src.stem}.py"
         stdout, stderr = io.StringIO(), io.StringIO()
+        small = _small_input(src)
+        size = ["--input", "x".join(map(str, small))] if small else []
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            status = cli.main(["build", str(src), "-o", str(out)])
+            status = cli.main(["build", str(src), "-o", str(out), *size])
         proc = SimpleNamespace(returncode=status, stdout=stdout.getvalue(), stderr=stderr.getvalue())
         results[src.stem] = {"build": proc, "path": out, "run": None}
     runnable = [str(r["path"]) for r in results.values() if r["build"].returncode == 0]
@@ -99,7 +111,7 @@ def test_example_builds_and_runs(path, built):
     run = result["run"]
     assert run["ok"], run["output"]
 
-    net = cnndsl.check(path)
+    net = cnndsl.check(path, input=_small_input(path))
     match = SMOKE_LINE.search(run["output"])
     assert match, run["output"]
     name, x_shape, y_shape = match.group(1), _tuple(match.group(2)), ast.literal_eval(match.group(3))
@@ -114,12 +126,8 @@ def test_example_loads_counts_and_trains(path):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     net = cnndsl.check(path)
-    given = None
-    if (net.total_params or 0) > 5_000_000:
-        # the large reference architectures train here at 64x64 (tests/test_torchvision.py runs them at 224), the
-        # unpadded U-Net at its smallest input (each level's unpadded convolutions need the room)
-        side = 188 if path.stem == "unet_original" else 64
-        given = (net.example_shape[0], *(side,) * (len(net.example_shape) - 1))
+    given = _small_input(path)
+    if given is not None:
         net = cnndsl.check(path, input=given)
     model = cnndsl.load(path, device="cpu", input=given)
     x = torch.randn(2, *net.example_shape)

@@ -210,7 +210,7 @@ def files(draw):
     return ("\ufeff" if draw(st.integers(0, 10)) == 0 else "") + text
 
 
-@settings(PROFILE, max_examples=_examples(200))
+@settings(PROFILE, max_examples=_examples(120))
 @given(files())
 def test_text_from_the_grammar(text):
     outcome(text)
@@ -253,7 +253,7 @@ def mutated(draw):
     return text
 
 
-@settings(PROFILE, max_examples=_examples(600))
+@settings(PROFILE, max_examples=_examples(350))
 @given(mutated())
 def test_mutated_examples(text):
     outcome(text)

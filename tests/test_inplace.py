@@ -20,7 +20,7 @@ from cnndsl.backend.pytorch.loader import instantiate
 
 torch.set_num_threads(1)  # tiny tensors: threads only add overhead
 
-CASES = int(os.environ.get("CNNDSL_INPLACE_CASES", "1000"))  # `-m slow` runs 20,000 more
+CASES = int(os.environ.get("CNNDSL_INPLACE_CASES", "300"))  # `-m slow` runs 20,000 more
 DEEP = 20_000
 
 # every op that takes `inplace`, and ops around them that keep their output for backward or pass their input through
