@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .ir.network import CheckedLayer, CheckedNetwork
 
 __all__ = [
-    "parse", "check", "check_all", "compile", "load", "summary", "read_source",
+    "parse", "check", "check_all", "compile", "load", "summary", "decompile", "read_source",
     "CnnDslError", "ParseError", "CheckError", "UsageError", "Diagnostic", "CheckedNetwork", "CheckedLayer",
 ]
 
@@ -309,3 +309,12 @@ def load(src: SourceLike, *, device: Any = None, network: str | None = None, inp
 
     net = check(src, network=network, input=input, import_root=import_root, **params)
     return load_checked(net, device, _import_root(import_root))
+
+
+def decompile(module: Any, input: Any = (3, 224, 224), network: str | None = None, **kw: Any) -> str:
+    """The `.cnn` source of a PyTorch module (cnndsl/decompile, docs/DECOMPILE.md): its blocks, groups, merges and
+    repetitions recovered, its module names kept so that the result loads the module's state_dict strictly. Imports
+    torch. Raises cnndsl.decompile.DecompileError where the language cannot express the module."""
+    from .decompile import decompile as _decompile
+
+    return _decompile(module, input=input, network=network, **kw)

@@ -1,0 +1,227 @@
+"""Structure recovery inside one unit: its nn.Sequentials become named groups, fork-and-join patterns become
+merges (`add:`, `cat:`, `mul:` with their branches), and what remains a graph becomes named values and joins
+(`e1 = ...`, `cat(e1)`). The result is the unit's Body (cnndsl/decompile/nodes.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .nodes import Body, Call, DecompileError, Group, Join, Layer, Line, Merge
+from .trace import TNode, Unit, _is_container
+
+
+@dataclass
+class Item:
+    id: int
+    inputs: list[int]
+    stages: list = field(default_factory=list)  # a single-input item: what it applies, in order
+    merge: str | None = None  # a join of several tensors
+    like: int | None = None
+
+
+def _key(name: str) -> str | None:
+    """How a module's key is written after `as`: itself, or quoted where it is no identifier."""
+    return name if name.isidentifier() else f'"{name}"'
+
+
+def _group(unit: Unit, nodes: list[TNode], prefix: str, container, name: str | None) -> Group:
+    """The nodes that call the children of an nn.Sequential (`prefix`), in order, as a Group."""
+    children = list(container.named_children())
+    stages, i = [], 0
+    seen: list[str] = []
+    while i < len(nodes):
+        rel = nodes[i].path[len(prefix) + 1:]
+        child = rel.split(".")[0]
+        sub = container.get_submodule(child)
+        if _is_container(sub):
+            j = i
+            while j < len(nodes) and (nodes[j].path + ".").startswith(f"{prefix}.{child}."):
+                j += 1
+            inner = _group(unit, nodes[i:j], f"{prefix}.{child}", sub, None)
+            position = [c for c, _ in children].index(child)
+            inner.name = None if child == str(position) else _key(child)
+            stages.append(inner)
+            i = j
+        else:
+            stage = nodes[i].stages[0] if len(nodes[i].stages) == 1 else None
+            position = [c for c, _ in children].index(child)
+            if stage is not None:
+                stage.name = None if child == str(position) else _key(child)
+                stage.in_group = True
+            stages.append(stage)
+            i += 1
+        seen.append(child)
+    if seen != [c for c, _ in children]:
+        raise DecompileError(f"its forward does not call its children once each, in order ({', '.join(seen)})",
+                             path=".".join(p for p in (unit.path, prefix) if p), cls=type(container).__qualname__)
+    return Group(name=name, stages=stages)
+
+
+def _items(unit: Unit) -> tuple[dict[int, Item], dict[int, int]]:
+    """The unit's nodes as items, each nn.Sequential of it collapsed into one item with a Group; and the id that
+    stands for each collapsed node's tensor."""
+    items: dict[int, Item] = {}
+    alias: dict[int, int] = {}
+    nodes = unit.nodes
+    i = 0
+    while i < len(nodes):
+        n = nodes[i]
+        if n.kind in ("layer", "call") and n.path is not None:
+            head, _, rest = n.path.partition(".")
+            parent = unit.module.get_submodule(head)
+            if rest and _is_container(parent):
+                from torch import nn
+
+                if isinstance(parent, nn.ModuleList) and "." not in rest:  # an entry of a list, applied where it stands
+                    stage = n.stages[0]
+                    stage.name = f"{head}[{rest}]"
+                    items[n.id] = Item(n.id, [alias.get(x, x) for x in n.inputs], [stage], like=n.like)
+                    i += 1
+                    continue
+                if not isinstance(parent, nn.Sequential):
+                    raise DecompileError("its modules sit in an nn.ModuleDict (or a list of lists), which the language "
+                                         "has no path for", path=".".join(p for p in (unit.path, head) if p),
+                                         cls=type(parent).__qualname__)
+                j = i
+                while j < len(nodes) and nodes[j].path is not None and (nodes[j].path + ".").startswith(head + "."):
+                    j += 1
+                run = nodes[i:j]
+                for a, b in zip(run, run[1:]):
+                    if b.inputs != [a.id]:
+                        raise DecompileError("its forward does not chain its children (an nn.Sequential calls each on the "
+                                             "result of the one before)", path=".".join(p for p in (unit.path, head) if p))
+                group = _group(unit, run, head, parent, _key(head))
+                items[run[-1].id] = Item(run[-1].id, [alias.get(x, x) for x in run[0].inputs], [group])
+                for n2 in run[:-1]:
+                    alias[n2.id] = run[-1].id
+                i = j
+                continue
+        stages = n.stages
+        for s in stages:
+            if n.path is not None and isinstance(s, (Layer, Call)):
+                s.name = _key(n.path) if (s.stateful or isinstance(s, Call)) else None
+                s.attr = _key(n.path)
+        items[n.id] = Item(n.id, [alias.get(x, x) for x in n.inputs], list(stages), merge=n.merge if n.kind == "merge" else None,
+                           like=n.like)
+        i += 1
+    return items, alias
+
+
+def _consumers(items: dict[int, Item]) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {k: [] for k in items}
+    for it in items.values():
+        for x in it.inputs:
+            found.setdefault(x, []).append(it.id)
+        if it.like is not None:
+            found.setdefault(it.like, []).append(it.id)
+    return found
+
+
+def _reduce(items: dict[int, Item], keep: set[int]) -> bool:
+    """One fork-and-join reduced to a Merge stage: a join whose inputs are chains from one common tensor."""
+    users = _consumers(items)
+    for m in list(items.values()):
+        if m.merge is None:
+            continue
+        branches, forks = [], set()
+        for x in m.inputs:
+            chain = []
+            while x in items and items[x].merge is None and len(items[x].inputs) == 1 and len(users[x]) == 1 \
+                    and x not in keep and items[x].like is None and items[x].stages:
+                chain.append(x)
+                x = items[x].inputs[0]
+            forks.add(x)
+            branches.append(chain[::-1])
+        if len(forks) != 1:
+            continue
+        fork = forks.pop()
+        heads = sorted(b[0] if b else m.id for b in branches)
+        if sorted(users[fork]) != heads:
+            continue
+        stages = [[s for x in b for s in items[x].stages] for b in branches]
+        if m.merge == "add" and len(stages) == 2 and not stages[0]:
+            stages = stages[::-1]  # the identity last: `add if c:` keeps its first branch
+        for b in branches:
+            for x in b:
+                del items[x]
+        items[m.id] = Item(m.id, [fork], [Merge(kind=m.merge, branches=stages)])
+        return True
+    return False
+
+
+def _order(items: dict[int, Item], start: list[int]) -> list[int]:
+    """A topological order that follows chains: after a value, its consumer where one is ready."""
+    done, order = set(start), []
+    last = start[0] if start else None
+    pending = sorted(items)
+    while pending:
+        ready = [i for i in pending if all(x in done for x in items[i].inputs) and (items[i].like is None or items[i].like in done)]
+        pick = next((i for i in ready if items[i].inputs and items[i].inputs[0] == last), ready[0])
+        pending.remove(pick)
+        done.add(pick)
+        order.append(pick)
+        last = pick
+    return order
+
+
+def body(unit: Unit) -> Body:
+    items, alias = _items(unit)
+    inputs = [n.id for n in unit.nodes if n.kind == "input"]
+    outputs = [alias.get(o, o) for o in unit.outputs]
+    for i in inputs:
+        items.pop(i, None)
+    keep = set(outputs)
+    while _reduce(items, keep):
+        pass
+    order = _order(items, inputs)
+    users = _consumers(items)
+    for o in outputs:
+        users.setdefault(o, []).append(-1)
+    # a value needs a name where it is read more than once, not right after it is made, or not as the first input
+    position = {x: k for k, x in enumerate(order)}
+    for k, x in enumerate(inputs):
+        position[x] = -1 - k
+    named: set[int] = set()
+    for it in items.values():
+        for j, x in enumerate(it.inputs):
+            if j > 0 or len(users[x]) > 1 or position[x] != position[it.id] - 1:
+                named.add(x)
+        if it.like is not None:
+            named.add(it.like)
+    if len(outputs) > 1 or (outputs and order and outputs[0] != order[-1]) or (outputs and not order):
+        named.update(outputs)
+    if len(inputs) > 1:
+        named.update(inputs)
+    names = {x: f"x{k + 1}" for k, x in enumerate(sorted(named - set(inputs)))}
+    for k, x in enumerate(inputs):
+        names[x] = "x" if len(inputs) == 1 else f"x_in{k}"
+    lines: list[Line] = []
+    line: Line | None = None
+    last = inputs[0] if inputs else None
+    for x in order:
+        it = items[x]
+        src = it.inputs[0]
+        stages = list(it.stages)
+        if it.merge is not None:  # a join of named values: the first input flows, the others are named
+            rest = list(it.inputs[1:])
+            if it.merge in ("add", "mul") and last in it.inputs and src != last:
+                rest = [i for i in it.inputs if i != last] if it.inputs.count(last) == 1 else rest
+                src = last
+            stages = [Join(kind=it.merge, values=[names[i] for i in rest])]
+        if it.like is not None:
+            for s in stages:
+                if isinstance(s, Layer) and s.like == "<like>":
+                    s.like = names[it.like]
+        if line is None or src != last or line.targets:
+            line = Line(stages=[], source=None if src == last else names[src])
+            lines.append(line)
+        line.stages.extend(stages)
+        if x in named:
+            line.targets = [names[x]]
+        last = x
+    b = Body(lines=lines)
+    if any(i in named for i in inputs):
+        b.inputs = [names[i] for i in inputs]
+    if len(outputs) > 1 or (outputs and order and outputs[0] != order[-1]):
+        b.outputs = [names[o] for o in outputs]
+    return b

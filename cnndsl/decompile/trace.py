@@ -1,0 +1,308 @@
+"""Tracing: each module that is not a catalog layer or a container (a `Unit`: the model itself and every instance of
+a user's class) is traced on its own with torch.fx, its catalog layers and user submodules as leaves, and its nodes
+are read into `TNode`s with the shapes ShapeProp records on the inputs a real forward passed it."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from .functions import MERGE_OPS, Unsupported, classify
+from .layers import catalog_class, function_name, module_table
+from .nodes import Call, DecompileError, Layer
+
+
+@dataclass
+class TNode:
+    id: int
+    kind: str  # input | layer | call | merge | pass | output
+    inputs: list[int]  # the tensors it reads, in order
+    stages: list = field(default_factory=list)  # layer: its Layers; call: [Call]
+    merge: str | None = None
+    path: str | None = None  # the module it calls, relative to the unit ("features.3")
+    shape: tuple | None = None
+    where: str | None = None
+    like: int | None = None  # upsample to the size of this node's tensor
+
+
+@dataclass
+class Unit:
+    module: Any
+    path: str  # its path in the model ("" for the model)
+    cls: str
+    in_shapes: list[tuple]
+    nodes: list[TNode] = field(default_factory=list)
+    outputs: list[int] = field(default_factory=list)
+    output_keys: list[str] | None = None
+
+
+def _is_container(m) -> bool:
+    from torch import nn
+
+    if isinstance(m, (nn.ModuleList, nn.ModuleDict)):
+        return True
+    return isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward
+
+
+def _where(node) -> str | None:
+    """`file.py:12: out += identity` from a node's stack trace: the last frame outside torch."""
+    trace = node.meta.get("stack_trace") or ""
+    frames = [f for f in traceback.StackSummary.from_list([]) ] if False else []
+    lines = trace.strip().splitlines()
+    found = None
+    for i, line in enumerate(lines):
+        line = line.strip()
+        if line.startswith("File \"") and f"{os.sep}torch{os.sep}" not in line:
+            try:
+                path = line.split('"')[1]
+                lineno = int(line.split("line ")[1].split(",")[0])
+            except (IndexError, ValueError):
+                continue
+            code = lines[i + 1].strip() if i + 1 < len(lines) and not lines[i + 1].strip().startswith("File ") else ""
+            found = f"{path}:{lineno}" + (f": `{code}`" if code else "")
+    return found
+
+
+class Recorder:
+    """The inputs each module receives in one real forward (its first call), and how often each is called."""
+
+    def __init__(self, model, example):
+        import torch
+
+        self.inputs: dict[int, tuple] = {}
+        self.calls: dict[int, int] = {}
+        hooks = []
+        for m in model.modules():
+            hooks.append(m.register_forward_pre_hook(self._hook))
+        try:
+            with torch.no_grad():
+                self.output = model(*example)
+        finally:
+            for h in hooks:
+                h.remove()
+
+    def _hook(self, module, args):
+        key = id(module)
+        self.calls[key] = self.calls.get(key, 0) + 1
+        if key not in self.inputs:
+            self.inputs[key] = tuple(a.detach().clone() if hasattr(a, "detach") else a for a in args)
+
+
+def _has_state(m) -> bool:
+    return any(True for _ in m.parameters()) or any(True for _ in m.buffers())
+
+
+class Decompose:
+    """Traces the model and every unit below it; `units` in the order they were found (the model first)."""
+
+    def __init__(self, model, example):
+        self.table = module_table()
+        self.recorder = Recorder(model, example)
+        self.names = {id(m): name for name, m in model.named_modules()}
+        self.units: dict[int, Unit] = {}
+        self.root = self.unit(model, "")
+
+    def is_leaf(self, m) -> bool:
+        return not _is_container(m)
+
+    def unit(self, module, path: str) -> Unit:
+        key = id(module)
+        if key in self.units:
+            return self.units[key]
+        import torch
+        import torch.fx as fx
+        from torch.fx.passes.shape_prop import ShapeProp
+
+        cls = f"{type(module).__module__}.{type(module).__qualname__}"
+        if key not in self.recorder.inputs:
+            raise DecompileError("the forward never calls it, so the language cannot place it", path=path, cls=cls)
+        inputs = self.recorder.inputs[key]
+        decompose = self
+
+        class Tracer(fx.Tracer):
+            def is_leaf_module(self, m, qualname):
+                return decompose.is_leaf(m)
+
+        tracer = Tracer()
+        tracer.record_stack_traces = True
+        try:
+            graph = tracer.trace(module)
+        except Exception as e:  # control flow on tensor values, Python the tracer cannot follow
+            raise DecompileError(f"torch.fx cannot trace its forward ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
+                                 path=path, cls=cls, where=_last_user_frame(e),
+                                 hint="the language describes forwards whose structure does not depend on the tensors' values") from None
+        gm = fx.GraphModule(module, graph)
+        try:
+            with torch.no_grad():
+                ShapeProp(gm).propagate(*inputs)
+        except Exception as e:
+            raise DecompileError(f"its traced forward does not run ({type(e).__name__}: {e})", path=path, cls=cls) from None
+        shapes = [tuple(a.shape) for a in inputs if hasattr(a, "shape")]
+        unit = Unit(module=module, path=path, cls=cls, in_shapes=shapes)
+        self.units[key] = unit
+        _Reader(self, unit, gm).read()
+        return unit
+
+
+def _last_user_frame(e: BaseException) -> str | None:
+    frames = traceback.extract_tb(e.__traceback__)
+    user = [f for f in frames if f"{os.sep}torch{os.sep}" not in f.filename and f"{os.sep}cnndsl{os.sep}" not in f.filename]
+    if not user:
+        return None
+    f = user[-1]
+    return f"{f.filename}:{f.lineno}" + (f": `{f.line.strip()}`" if f.line else "")
+
+
+def _tensor_meta(n):
+    meta = n.meta.get("tensor_meta")
+    return meta if meta is not None and hasattr(meta, "shape") else None
+
+
+class _Reader:
+    """One unit's fx graph as TNodes."""
+
+    def __init__(self, dec: Decompose, unit: Unit, gm):
+        self.dec, self.unit, self.gm = dec, unit, gm
+        self.ids: dict[Any, int] = {}  # fx node -> TNode id (its tensor)
+        self.meta: dict[Any, Any] = {}  # fx node -> what a size read holds: ("shape", tensor node, slice) ...
+
+    def fail(self, message: str, node=None, path: str | None = None, cls: str | None = None, hint: str | None = None):
+        full = ".".join(p for p in (self.unit.path, path) if p) if path else self.unit.path
+        raise DecompileError(message, path=full or None, cls=cls or self.unit.cls, where=_where(node) if node is not None else None,
+                             hint=hint)
+
+    def add(self, kind: str, inputs: list[int], node, **kw) -> TNode:
+        meta = _tensor_meta(node)
+        t = TNode(id=len(self.unit.nodes), kind=kind, inputs=inputs, shape=tuple(meta.shape) if meta else None,
+                  where=_where(node), **kw)
+        self.unit.nodes.append(t)
+        self.ids[node] = t.id
+        return t
+
+    def read(self) -> None:
+        for node in self.gm.graph.nodes:
+            getattr(self, f"_{node.op}")(node)
+
+    def _placeholder(self, node) -> None:
+        self.add("input", [], node)
+
+    def _get_attr(self, node) -> None:
+        self.fail(f"its forward reads the tensor `{node.target}` directly (a parameter or buffer used outside a layer)",
+                  node, hint="the language holds weights only inside its layers; move it into a module of the catalog")
+
+    def _call_module(self, node) -> None:
+        path = str(node.target)
+        sub = self.gm.get_submodule(path)
+        cls = f"{type(sub).__module__}.{type(sub).__qualname__}"
+        tensors = [a for a in node.args if hasattr(a, "op")]
+        if len(tensors) != len(node.args) or node.kwargs:
+            self.fail("it is called with arguments besides tensors", node, path, cls)
+        calls = self.dec.recorder.calls.get(id(sub), 0)
+        if calls > 1 and _has_state(sub):
+            self.fail(f"it is called {calls} times, so its weights are shared between places, which the language "
+                      "cannot express (each layer of a .cnn has its own weights)", node, path, cls)
+        inputs = [self.ids[a] for a in tensors]
+        found = catalog_class(sub, self.dec.table)
+        if found is not None:
+            lay = self.dec.table[found](sub)
+            if lay is None:
+                self.fail("its options have no form in the language", node, path, cls)
+            if len(inputs) != 1:
+                self.fail("a layer of the catalog called on several tensors", node, path, cls)
+            lay.stateful = _has_state(sub)
+            self.add("layer", inputs, node, stages=[lay], path=path)
+            return
+        full = ".".join(p for p in (self.unit.path, path) if p)
+        inner = self.dec.unit(sub, full)
+        self.add("call", inputs, node, stages=[Call(block=inner.cls, instance=inner, stateful=_has_state(sub))], path=path)
+
+    def _call_function(self, node) -> None:
+        name = MERGE_OPS.get(node.target) and MERGE_OPS[node.target]
+        if name is None:
+            name = getattr(node.target, "__name__", str(node.target))
+        self._call(node, name, node.target)
+
+    def _call_method(self, node) -> None:
+        self._call(node, str(node.target), str(node.target))
+
+    def _call(self, node, name: str, target) -> None:
+        import operator
+
+        if target is getattr or name == "getattr":  # x.shape
+            self.meta[node] = ("attr", node.args[0], node.args[1])
+            return
+        if target is operator.getitem:
+            base = node.args[0]
+            if base in self.meta:
+                self.meta[node] = ("item", base, node.args[1])
+                return
+            self.fail("it indexes a tensor or a tuple of tensors, which the language cannot express", node)
+        if name in ("size", "dim"):
+            self.meta[node] = ("size", node.args[0], node.args[1:])
+            return
+        flat, is_tensor, like = [], [], None
+        args = list(node.args)
+        if name == "cat":
+            seq = args[0]
+            if not isinstance(seq, (list, tuple)) or not all(hasattr(a, "op") for a in seq):
+                self.fail("torch.cat of something else than a list of tensors", node)
+            flat, is_tensor, args = list(seq), [True] * len(seq), args[1:]
+        else:
+            rest = []
+            for a in args:
+                if hasattr(a, "op") and a not in self.meta:
+                    flat.append(a)
+                    is_tensor.append(True)
+                elif hasattr(a, "op"):
+                    rest.append("<meta>")
+                else:
+                    rest.append(a)
+            args = rest
+        kwargs = dict(node.kwargs)
+        size = kwargs.get("size")
+        if name == "interpolate" and hasattr(size, "op"):
+            like = self._like(size, node)
+            kwargs["size"] = "<like>"
+        if any(a == "<meta>" for a in args) and name not in ("view", "reshape"):
+            self.fail(f"`{function_name(target)}` with a size read from a tensor", node)
+        for n in flat:
+            if n not in self.ids:
+                self.fail(f"`{function_name(target)}` of a value that is not a tensor of this forward", node)
+        shapes = [self.unit.nodes[self.ids[n]].shape for n in flat]
+        meta = _tensor_meta(node)
+        if meta is None:
+            self.fail(f"`{function_name(target)}` does not return one tensor", node)
+        try:
+            kind = classify(name, tuple(args), kwargs, shapes, tuple(meta.shape), is_tensor)
+        except Unsupported as e:
+            self.fail(f"`{function_name(target)}`: {e}", node)
+        inputs = [self.ids[n] for n in flat]
+        if kind[0] == "pass":
+            self.ids[node] = inputs[0]
+        elif kind[0] == "merge":
+            self.add("merge", inputs, node, merge=kind[1])
+        else:
+            self.add("layer", inputs, node, stages=kind[1], like=self.ids.get(like) if like is not None else None)
+
+    def _like(self, size, node):
+        """`size=e1.shape[2:]` or `e1.size()[2:]`: the tensor e1."""
+        found = self.meta.get(size)
+        if found and found[0] == "item" and found[2] == slice(2, None, None):
+            base = self.meta.get(found[1])
+            if base and ((base[0] == "attr" and base[2] == "shape") or (base[0] == "size" and not base[2])):
+                return base[1]
+        self.fail("F.interpolate to a size that is not another tensor's spatial size (`e.shape[2:]`)", node)
+
+    def _output(self, node) -> None:
+        out = node.args[0]
+        if isinstance(out, dict):
+            self.unit.output_keys = [str(k) for k in out]
+            out = list(out.values())
+        elif not isinstance(out, (list, tuple)):
+            out = [out]
+        for o in out:
+            if not hasattr(o, "op") or o not in self.ids:
+                self.fail("its forward returns something besides tensors", node)
+        self.unit.outputs = [self.ids[o] for o in out]
