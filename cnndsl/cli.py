@@ -97,6 +97,20 @@ def _arguments(argv: list[str] | None = None) -> argparse.ArgumentParser:
         f.add_argument("--check", action="store_true", help="change nothing; exit 1 when a file would change")
         f.add_argument("--diff", action="store_true", help="change nothing; print a unified diff of the changes "
                        "(with --check, also exit 1 when there are some)")
+    d = sub.add_parser("decompile", help="a PyTorch model back to a .cnn file (needs torch)",
+                       description="Trace a PyTorch model and write it as a .cnn file: its blocks, named groups, merges and "
+                                   "repetitions recovered, its module names kept so that the file loads the model's "
+                                   "state_dict strictly. The initialisation is not recovered.")
+    if wanted("decompile"):
+        d.add_argument("target", metavar="TARGET", help="package.module:callable (torchvision.models:resnet50) or "
+                                                        "path/to/model.py:ClassName")
+        d.add_argument("-o", "--output", default="-", metavar="OUT.cnn", help="the file to write (default -, standard output)")
+        d.add_argument("--input", default="3x224x224", metavar="CxHxW", help="the input size without the batch (default 3x224x224)")
+        d.add_argument("--arg", dest="constructor", action="append", default=[], metavar="KEY=VALUE",
+                       help="a constructor argument, a Python literal (--arg num_classes=10); repeatable")
+        d.add_argument("--network", metavar="NAME", help="the network's name (default: the model's class)")
+        d.add_argument("--verify", action="store_true", help="load the result, load the model's state_dict into it strictly "
+                                                             "and compare the outputs; exit 1 when they differ")
     return p
 
 
@@ -371,13 +385,42 @@ def _fmt_file(path: str, check: bool, diff: bool) -> int:
     return EXIT_OK
 
 
+def _decompile(args) -> int:
+    import shlex
+
+    from . import _input_shape
+    from .decompile import DecompileError, decompile
+    from .decompile.target import arguments, load_target
+    from .decompile.verify import verify
+
+    shape = _input_shape(args.input)
+    if args.output != "-" and not args.output.endswith(".cnn"):
+        raise UsageError(f"the decompiled file's name must end in .cnn, got {args.output!r}")
+    model = load_target(args.target, arguments(args.constructor))
+    words = ["cnndsl", "decompile", args.target, "--input", "x".join(map(str, shape))]
+    words += [w for item in args.constructor for w in ("--arg", item)] + (["--network", args.network] if args.network else [])
+    try:
+        text = decompile(model, input=shape, network=args.network, source=args.target, command=shlex.join(words))
+    except DecompileError as e:
+        print(f"cnndsl: error: {e.render()}", file=sys.stderr)
+        return EXIT_DIAGNOSTICS
+    lines = sum(1 for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+    _write(args.output, text, f"{lines} lines", [])
+    if not args.verify:
+        return EXIT_OK
+    source = Path(args.output) if args.output != "-" else text
+    ok, report = verify(model, source, shape, import_root=Path(args.output).resolve().parent if args.output != "-" else None)
+    print(report if ok else f"cnndsl: error: --verify: {report}", file=sys.stderr)
+    return EXIT_OK if ok else EXIT_DIAGNOSTICS
+
+
 def _report(e: CnnDslError) -> None:
     print(e.render(), file=sys.stderr)
     errors = sum(d.severity == "error" for d in e.diagnostics)
     print(f"{errors} error{'s' * (errors != 1)}", file=sys.stderr)
 
 
-COMMANDS = {"build": _build, "check": _check, "summary": _summary, "graph": _graph, "export": _export, "fmt": _fmt, "lsp": _lsp}
+COMMANDS = {"build": _build, "check": _check, "summary": _summary, "graph": _graph, "export": _export, "fmt": _fmt, "lsp": _lsp, "decompile": _decompile}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,9 +61,20 @@ def decompile(module: Any, input: Any = (3, 224, 224), network: str | None = Non
     cls = type(module)
     header = HEADER.format(name=name, source=source or f"{cls.__module__}.{cls.__qualname__}", version=__version__,
                            command=command or f"cnndsl.decompile({cls.__qualname__}(...), input={shape})")
-    text = format_source(header + "\n\n".join(parts) + "\n")
+    text = format_source(header + "\n" + "\n\n".join(parts) + "\n")
     try:
         check(text)
     except Exception as e:  # a file the checker refuses is a mistake of the decompiler, never the user's
         raise DecompileError(f"the decompiled file does not check, a bug of cnndsl's decompiler:\n{e}\n--- the file:\n{text}") from None
     return text
+
+
+class _CallablePackage(__import__("types").ModuleType):
+    """Importing this package sets `cnndsl.decompile` to it, over the function of that name in cnndsl/__init__.py:
+    calling the package calls the function, so `cnndsl.decompile(model)` works before and after the import."""
+
+    def __call__(self, module: Any, input: Any = (3, 224, 224), network: str | None = None, **kw: Any) -> str:
+        return decompile(module, input=input, network=network, **kw)
+
+
+__import__("sys").modules[__name__].__class__ = _CallablePackage

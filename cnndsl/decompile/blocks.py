@@ -127,6 +127,9 @@ def fold(stages: list) -> None:
         if s.block != rest.block:
             i += 1
             continue
+        if not first_equal and any(p.default is None and s.args.get(p.name) != rest.args.get(p.name) for p in s.params):
+            i += 1  # a first call with other channels reads better on its own line
+            continue
         if first_equal:
             folded = Call(block=s.block, args=dict(s.args), name=None, stateful=s.stateful)
             folded.count = j - i

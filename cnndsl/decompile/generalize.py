@@ -170,7 +170,7 @@ class Params:
             sig = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self",)]
         except (TypeError, ValueError):
             sig = []
-        self.signature = [s for s in sig if not s.startswith("in") and _ok(s)]
+        self.signature = [s for s in sig if _ok(s) and not _input_like(s)]
         self.attrs = {a: [getattr(u.module, a, None) for u in instances] for a in vars(instances[0].module)
                       if not a.startswith("_") and _ok(a) and a != "training"}
 
@@ -242,6 +242,12 @@ class Params:
         common = Counter(want).most_common(1)[0][0]
         self.params.append(Param(name, common, list(want)))
         return name
+
+
+def _input_like(name: str) -> bool:
+    """`inplanes`, `in_channels`, `cin`, `c_in`, `inp`: a constructor's input channels, which the block reads as `in`."""
+    low = name.lower()
+    return low.startswith(("in", "cin", "c_in", "ch_in", "num_in")) or low.endswith(("_in", "in_ch", "in_channels"))
 
 
 def _ok(name: str) -> bool:

@@ -127,7 +127,8 @@ def _reduce(items: dict[int, Item], keep: set[int]) -> bool:
         for x in m.inputs:
             chain = []
             while x in items and items[x].merge is None and len(items[x].inputs) == 1 and len(users[x]) == 1 \
-                    and x not in keep and items[x].like is None and items[x].stages:
+                    and x not in keep and items[x].like is None and items[x].stages \
+                    and not any(isinstance(s, Merge) for s in items[x].stages):  # a branch holds no merge
                 chain.append(x)
                 x = items[x].inputs[0]
             forks.add(x)
