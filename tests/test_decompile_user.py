@@ -1,0 +1,98 @@
+"""Decompiling models as users write them (tests/decompile_models.py), the precise report for what the language
+lacks, and the `cnndsl decompile` command (TARGET, --arg, --verify, its usage errors)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from conftest import ROOT
+
+import cnndsl
+
+torch = pytest.importorskip("torch")
+sys.path.insert(0, str(ROOT / "tests"))
+import decompile_models as models  # noqa: E402
+
+
+def _round_trip(model, shape):
+    text = cnndsl.decompile(model.eval(), input=shape)
+    net = cnndsl.load(text).eval()
+    net.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (net(x) - model(x)).abs().max().item() <= 1e-4
+    return text
+
+
+def test_lenet_functions(one_thread):
+    """F.relu, F.max_pool2d and x.view(x.size(0), -1) become relu, maxpool and flatten."""
+    text = _round_trip(models.LeNet(), (1, 28, 28))
+    assert "conv 6 k5 p2 | relu | maxpool 2 | conv 16 k5 | relu | maxpool 2 | flatten" in text
+
+
+def test_unet_skips_and_cat(one_thread):
+    """Skips kept in variables and torch.cat: a named value and `cat(...)`, one DoubleConv block."""
+    text = _round_trip(models.UNet(), (3, 32, 32))
+    assert text.count("\nblock ") == 1 and "block DoubleConv(cout):" in text
+    assert "x1 = DoubleConv(8) as enc1" in text and "cat(x1)" in text
+
+
+def test_residual_iadd(one_thread):
+    """`out += identity` is an `add:` merge with an identity branch; three equal blocks fold into `x3`."""
+    text = _round_trip(models.ResNetLike(), (3, 16, 16))
+    assert "add:" in text and "identity" in text and "blocks: Residual() x3" in text
+
+
+def test_unsupported_op_is_reported_precisely():
+    with pytest.raises(cnndsl.decompile.DecompileError) as e:
+        cnndsl.decompile(models.Outer().eval(), input=(3, 16, 16))
+    message = str(e.value)
+    assert "module `head` (decompile_models.Scaled)" in message
+    assert "decompile_models.py:" in message and "`return self.conv(x) * 0.5`" in message
+    assert "arithmetic with a number" in message
+
+
+class _Run:
+    def __init__(self, returncode, stderr):
+        self.returncode, self.stderr = returncode, stderr
+
+
+def _cli(*args):
+    """`cnndsl decompile ARGS` in this process (a fresh one would spend seconds importing torch)."""
+    import contextlib
+    import io
+    import os
+
+    from cnndsl.cli import main
+
+    err = io.StringIO()
+    here = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main(["decompile", *args])
+    finally:
+        os.chdir(here)
+    return _Run(code, err.getvalue())
+
+
+def test_cli_verify_and_file_target(tmp_path):
+    out = tmp_path / "lenet.cnn"
+    run = _cli(f"{ROOT / 'tests' / 'decompile_models.py'}:LeNet", "--input", "1x28x28", "--arg", "num_classes=7",
+               "-o", str(out), "--verify")
+    assert run.returncode == 0, run.stderr
+    assert "verified:" in run.stderr
+    text = out.read_text()
+    assert "#   cnndsl decompile " in text and "--arg num_classes=7" in text and "linear 7 as fc3" in text
+
+
+def test_cli_reports_without_traceback():
+    run = _cli(f"{ROOT / 'tests' / 'decompile_models.py'}:Outer", "--input", "3x16x16")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "cannot decompile module `head`" in run.stderr
+    for bad, message in ((["nowhere_at_all:Net"], "cannot import nowhere_at_all"),
+                         (["torchvision.models:resnet18", "--arg", "num_classes"], "--arg takes KEY=VALUE"),
+                         (["tests/decompile_models.py:Missing"], "has no `Missing`")):
+        run = _cli(*bad)
+        assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr, run.stderr
