@@ -43,6 +43,8 @@ def layer_text(lay: Layer) -> str:
     spec = REGISTRY[lay.op]
     words = [lay.op]
     opts = dict(lay.opts)
+    if spec.varargs and spec.varargs in opts:  # permute 0 2 3 1
+        words.extend(value(d, positional=True) for d in opts.pop(spec.varargs))
     for name in spec.positional:
         if name in opts:
             words.append(value(opts.pop(name), positional=True))

@@ -134,6 +134,11 @@ def classify(name: str, args: tuple, kwargs: dict, shapes: list, out_shape: Any,
         padding = tuple(opts["pad"])
         return ("layer", [layer("pad", padding=padding[0] if len(set(padding)) == 1 else padding,
                                 mode=opts.get("mode", "constant"), value=float(opts.get("value") or 0))])
+    if base == "permute":
+        dims = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+        if not all(isinstance(d, int) for d in dims):
+            raise Unsupported("a permutation that is not written with numbers")
+        return ("layer", [layer("permute", dims=tuple(d % len(shapes[0]) for d in dims))])
     if base in ("flatten", "view", "reshape"):
         return ("layer", [_reshape(shapes[0], out_shape, name, args, kwargs)])
     if base == "mean":
