@@ -621,6 +621,8 @@ def test_the_parser_for_one_command_is_the_full_parser_for_it():
         assert one.format_help() == full.format_help()
         assert commands(one)[name].format_help() == commands(full)[name].format_help()
         argv = [name, "a.cnn", "b.cnn"] if name == "fmt" else [name, "a.cnn", "-o", "out.x", "-D", "c=1"]
+        if name == "decompile":
+            argv = [name, "m.py:Net", "-o", "out.cnn", "--arg", "c=1", "--verify"]
         if name in ("check", "summary"):
             argv = argv[:2] + argv[4:]
         if name == "lsp":

@@ -55,7 +55,10 @@ def test_large_example_round_trip(name, one_thread):
     _round_trip(name)
 
 
-@pytest.mark.parametrize("name", sorted(REPORTED))
+SLOW_REPORTED = {"unet_original", "resnet50_fpn"}  # 572x572 in; a ResNet-50 at 224x224
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_REPORTED else n for n in sorted(REPORTED)])
 def test_example_reported(name, one_thread, monkeypatch):
     monkeypatch.syspath_prepend(str(EXAMPLES))  # custom_module's layers
     path = EXAMPLES / f"{name}.cnn"
