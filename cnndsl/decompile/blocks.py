@@ -8,7 +8,7 @@ from typing import Any
 
 from .emit import value
 from .generalize import Mismatch, Params, fill, order, unify
-from .nodes import Body, Call, Expr, Group, Line, Merge
+from .nodes import Body, Call, Expr, Group, Layer, Line, Merge
 from .structure import body
 from .trace import Decompose, Unit
 
@@ -48,7 +48,14 @@ class Blocks:
         for u in dec.units.values():
             if u is not dec.root:
                 classes.setdefault(type(u.module), []).append(u)
-        for cls in reversed(list(classes)):  # a class is found after the classes that use it
+        depth: dict[int, int] = {}
+
+        def height(u: Unit) -> int:  # how deep the calls below a unit go: a class after every class it calls
+            if id(u) not in depth:
+                depth[id(u)] = 1 + max((height(c.instance) for c in _calls(self.bodies[id(u)]) if c.instance is not None), default=0)
+            return depth[id(u)]
+
+        for cls in sorted(classes, key=lambda c: max(height(u) for u in classes[c])):
             self.generalize(cls.__name__, classes[cls])
         self.resolve(self.bodies[id(dec.root)])
         self.root = self.bodies[id(dec.root)]
@@ -87,7 +94,7 @@ class Blocks:
                 self.info[id(u)] = (block, {p.name: p.values[i] for p in ordered}, ordered)
 
     def _name(self, name: str) -> str:
-        base = name if name.isidentifier() else "Block"
+        base = name.lstrip("_") if name.lstrip("_").isidentifier() else "Block"  # `_DenseLayer`: no leading underscore
         found, n = base, 2
         while found in self.taken:
             found, n = f"{base}_{n}", n + 1
@@ -100,15 +107,40 @@ def _same_call(a: Any, b: Any) -> bool:
         and not getattr(a, "count", None) and not getattr(b, "count", None) and a.args == b.args
 
 
-def fold(stages: list) -> None:
+def fold_layers(stages: list) -> None:
+    """In a named group, a run of n >= 2 equal copies of a few unnamed layers becomes a splice, `*(conv 64 k3 p1 |
+    relu inplace) x2`: its stages land numbered in the group as the copies did."""
+    i = 0
+    while i < len(stages):
+        best = None
+        for period in range(1, 7):
+            unit = stages[i:i + period]
+            if len(unit) < period or not all(isinstance(s, Layer) and s.name is None for s in unit):
+                break
+            if unit[0].op in ("maxpool", "avgpool", "lppool"):  # a pool ends a stage, it does not start one
+                break
+            n = 1
+            while stages[i + n * period:i + (n + 1) * period] == unit:
+                n += 1
+            if n >= 2 and period * n > 2 and (best is None or period * n > best[0] * best[1]):
+                best = (period, n)
+        if best:
+            period, n = best
+            stages[i:i + period * n] = [Group(name=None, stages=stages[i:i + period], splice=True, count=n)]
+        i += 1
+
+
+def fold(stages: list, in_group: bool = False) -> None:
     """Runs of calls of one block in a named group (where stages are numbered, not named) fold into repetitions:
     equal calls into `x3`, a first call that differs from the equal rest into `x(n, i)` with `(a if i == 0 else b)`."""
     for s in stages:
         if isinstance(s, Group):
-            fold(s.stages)
+            fold(s.stages, True)
         elif isinstance(s, Merge):
             for b in s.branches:
                 fold(b)
+    if in_group:
+        fold_layers(stages)
     i = 0
     while i < len(stages):
         s = stages[i]

@@ -100,6 +100,14 @@ def _torchvision_ops() -> dict[str, Any]:
     except ImportError:  # torchvision is optional
         return found
     found["FrozenBatchNorm2d"] = (FrozenBatchNorm2d, lambda m: layer("frozenbn", eps=m.eps))
+    try:
+        from torchvision.models.convnext import LayerNorm2d
+
+        found["LayerNorm2d"] = (LayerNorm2d, lambda m: layer("ln2d", eps=m.eps, elementwise_affine=m.elementwise_affine,
+                                                             bias=m.bias is not None or not m.elementwise_affine)
+                                if len(m.normalized_shape) == 1 else None)
+    except ImportError:
+        pass
     found["StochasticDepth"] = (StochasticDepth, lambda m: layer("droppath", p=m.p) if m.mode == "row" else None)
     return found
 

@@ -68,8 +68,8 @@ def _items(unit: Unit) -> tuple[dict[int, Item], dict[int, int]]:
         n = nodes[i]
         if n.kind in ("layer", "call") and n.path is not None:
             head, _, rest = n.path.partition(".")
-            parent = unit.module.get_submodule(head)
-            if rest and _is_container(parent):
+            parent = getattr(unit.module, "_modules", {}).get(head)  # None for a parameter (`layerscale`)
+            if rest and parent is not None and _is_container(parent):
                 from torch import nn
 
                 if isinstance(parent, nn.ModuleList) and "." not in rest:  # an entry of a list, applied where it stands
@@ -189,7 +189,8 @@ def body(unit: Unit) -> Body:
                 named.add(x)
         if it.like is not None:
             named.add(it.like)
-    if len(outputs) > 1 or (outputs and order and outputs[0] != order[-1]) or (outputs and not order):
+    keyed = unit.output_keys is not None  # a dict: `output x1 as "out"`
+    if len(outputs) > 1 or keyed or (outputs and order and outputs[0] != order[-1]) or (outputs and not order):
         named.update(outputs)
     if len(inputs) > 1:
         named.update(inputs)
@@ -223,6 +224,6 @@ def body(unit: Unit) -> Body:
     b = Body(lines=lines)
     if any(i in named for i in inputs):
         b.inputs = [names[i] for i in inputs]
-    if len(outputs) > 1 or (outputs and order and outputs[0] != order[-1]):
+    if len(outputs) > 1 or keyed or (outputs and order and outputs[0] != order[-1]):
         b.outputs = [names[o] for o in outputs]
     return b

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .functions import MERGE_OPS, Unsupported, classify
-from .layers import catalog_class, function_name, module_table
+from .layers import catalog_class, function_name, layer, module_table
 from .nodes import Call, DecompileError, Layer
 
 
@@ -42,7 +42,7 @@ def _is_container(m) -> bool:
     from torch import nn
 
     if isinstance(m, (nn.ModuleList, nn.ModuleDict)):
-        return True
+        return type(m).forward is nn.Module.forward  # a subclass with a forward of its own is a user's module
     return isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward
 
 
@@ -102,6 +102,12 @@ class Decompose:
         self.recorder = Recorder(model, example)
         self.names = {id(m): name for name, m in model.named_modules()}
         self.units: dict[int, Unit] = {}
+        for name, m in model.named_modules():
+            own = any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))
+            if own and id(m) not in self.recorder.calls:
+                raise DecompileError("it has weights, but the forward (in eval mode) never calls it, so no .cnn could "
+                                     "load them", path=name, cls=f"{type(m).__module__}.{type(m).__qualname__}",
+                                     hint="a branch used only in training (an auxiliary head) cannot be written")
         self.root = self.unit(model, "")
 
     def is_leaf(self, m) -> bool:
@@ -189,8 +195,41 @@ class _Reader:
         self.add("input", [], node)
 
     def _get_attr(self, node) -> None:
-        self.fail(f"its forward reads the tensor `{node.target}` directly (a parameter or buffer used outside a layer)",
-                  node, hint="the language holds weights only inside its layers; move it into a module of the catalog")
+        self.meta[node] = ("param", str(node.target))  # a learned scale (`layerscale`) where a product reads it
+
+    def _param_used(self, node, target: str) -> None:
+        self.fail(f"its forward reads the tensor `{target}` directly (a parameter or buffer used outside a layer)",
+                  node, hint="the language holds weights only inside its layers (a product with a per-channel "
+                             "parameter is `layerscale`); move it into a module of the catalog")
+
+    def _layerscale(self, node, name: str) -> bool:
+        """`self.gamma * x` or `x * self.gamma` with gamma of shape (C, 1, 1) or (C,): `layerscale ... as gamma`."""
+        import operator
+
+        import torch
+
+        if not (name in ("mul", "imul") or node.target in (operator.mul, torch.mul)) or len(node.args) != 2 or node.kwargs:
+            return False
+        params = [a for a in node.args if hasattr(a, "op") and self.meta.get(a, ("",))[0] == "param"]
+        tensors = [a for a in node.args if hasattr(a, "op") and a not in self.meta]
+        if len(params) != 1 or len(tensors) != 1 or tensors[0] not in self.ids:
+            return False
+        target = self.meta[params[0]][1]
+        value = self.gm.get_parameter(target) if target in dict(self.gm.named_parameters()) else None
+        shape = self.unit.nodes[self.ids[tensors[0]]].shape
+        if value is None or shape is None:
+            return False
+        channels = shape[1]
+        if tuple(value.shape) == (channels,) + (1,) * (len(shape) - 2):
+            dim = 1
+        elif tuple(value.shape) == (shape[-1],):
+            dim = -1
+        else:
+            return False
+        lay = layer("layerscale", init=float(value.detach().flatten()[0]), dim=dim)
+        lay.stateful = True
+        self.add("layer", [self.ids[tensors[0]]], node, stages=[lay], path=target)
+        return True
 
     def _call_module(self, node) -> None:
         path = str(node.target)
@@ -230,6 +269,11 @@ class _Reader:
     def _call(self, node, name: str, target) -> None:
         import operator
 
+        if self._layerscale(node, name):
+            return
+        for a in list(node.args) + list(node.kwargs.values()):
+            if hasattr(a, "op") and self.meta.get(a, ("",))[0] == "param":
+                self._param_used(node, self.meta[a][1])
         if target is getattr or name == "getattr":  # x.shape
             self.meta[node] = ("attr", node.args[0], node.args[1])
             return
@@ -289,7 +333,8 @@ class _Reader:
     def _like(self, size, node):
         """`size=e1.shape[2:]` or `e1.size()[2:]`: the tensor e1."""
         found = self.meta.get(size)
-        if found and found[0] == "item" and found[2] == slice(2, None, None):
+        rank = len(_tensor_meta(node).shape) if _tensor_meta(node) is not None else 4
+        if found and found[0] == "item" and found[2] in (slice(2, None, None), slice(2 - rank, None, None)):
             base = self.meta.get(found[1])
             if base and ((base[0] == "attr" and base[2] == "shape") or (base[0] == "size" and not base[2])):
                 return base[1]
@@ -299,6 +344,8 @@ class _Reader:
         out = node.args[0]
         if isinstance(out, dict):
             self.unit.output_keys = [str(k) for k in out]
+            if not all(k.replace("_", "").replace("-", "").isalnum() for k in self.unit.output_keys):
+                self.fail("its forward returns a dict whose keys are not plain words", node)
             out = list(out.values())
         elif not isinstance(out, (list, tuple)):
             out = [out]
