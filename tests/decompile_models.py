@@ -101,7 +101,6 @@ class Scaled(nn.Module):
 class Outer(nn.Module):
     def __init__(self):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
         self.head = Scaled()
 
     def forward(self, x):

@@ -80,6 +80,9 @@ def unify(all_xs: list) -> Any:
         if any((x.op, x.name, x.like, x.attr if not x.stateful else None) != (x0.op, x0.name, x0.like, x0.attr if not x0.stateful else None) for x in xs):
             raise Mismatch
         keys = list(dict.fromkeys(k for x in xs for k in x.opts))
+        fixed = REGISTRY[x0.op].varargs  # `permute 0 2 3 1` takes numbers, not a parameter
+        if fixed and not _same([x.opts.get(fixed) for x in xs]):
+            raise Mismatch
         out = replace(x0, opts={k: _values(gap(lambda x: x.opts.get(k, _default(x.op, k))), k) for k in keys})
         out.in_group = getattr(x0, "in_group", False)
         return out
@@ -206,6 +209,8 @@ class Params:
                             return self._expr(f"{text}*{k}", [a * k for a in vals])
                         if all(b is ABSENT or (a // k == b and a % k == 0) for a, b in zip(vals, v)):
                             return self._expr(f"{text}//{k}", [a // k for a in vals])
+                    if text != "in" and all(b is ABSENT or a // 2 == b for a, b in zip(vals, v)):  # padding=k//2
+                        return self._expr(f"{text}//2", [a // 2 for a in vals])
         channel = s.key in _CHANNEL_KEYS
         common = Counter(map(repr, real)).most_common(1)[0][0]
         typical = next(x for x in real if repr(x) == common)

@@ -226,7 +226,7 @@ class _Reader:
             dim = -1
         else:
             return False
-        lay = layer("layerscale", init=float(value.detach().flatten()[0]), dim=dim)
+        lay = layer("layerscale", init=float(f"{float(value.detach().flatten()[0]):.7g}"), dim=dim)  # float32, shortest
         lay.stateful = True
         self.add("layer", [self.ids[tensors[0]]], node, stages=[lay], path=target)
         return True
