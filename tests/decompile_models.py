@@ -88,11 +88,12 @@ class ResNetLike(nn.Module):
 
 
 class Scaled(nn.Module):
-    """`x * 0.5` in forward: arithmetic with a number, which the language has no form for."""
+    """`x * 0.5` in forward: arithmetic with a number, which the language has no form for; and `channels` is not
+    kept, so it cannot be declared as an external module either."""
 
-    def __init__(self):
+    def __init__(self, channels):
         super().__init__()
-        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv = nn.Conv2d(3, channels, 3, padding=1)
 
     def forward(self, x):
         return self.conv(x) * 0.5
@@ -101,7 +102,31 @@ class Scaled(nn.Module):
 class Outer(nn.Module):
     def __init__(self):
         super().__init__()
-        self.head = Scaled()
+        self.head = Scaled(8)
 
     def forward(self, x):
         return self.head(torch.sigmoid(x))
+
+
+class Clipped(nn.Module):
+    """A module outside the catalog (nn.Hardtanh) and a user's module that stores its constructor's arguments: both
+    become external modules."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.clip = nn.Hardtanh(-2.0, 2.0)
+        self.gate = Gate(8, 0.5)
+
+    def forward(self, x):
+        return self.gate(self.clip(self.conv(x)))
+
+
+class Gate(nn.Module):
+    def __init__(self, channels, scale):
+        super().__init__()
+        self.channels, self.scale = channels, scale
+        self.proj = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.proj(x)) * self.scale

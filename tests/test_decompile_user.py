@@ -51,11 +51,27 @@ def test_unsupported_op_is_reported_precisely():
     assert "module `head` (decompile_models.Scaled)" in message
     assert "decompile_models.py:" in message and "`return self.conv(x) * 0.5`" in message
     assert "arithmetic with a number" in message
+    assert "nor can it be declared as an external module: its constructor's argument `channels` cannot be read" in message
 
 
 class _Run:
     def __init__(self, returncode, stderr):
         self.returncode, self.stderr = returncode, stderr
+
+
+def test_modules_outside_the_catalog_become_external_modules(one_thread):
+    """nn.Hardtanh and a user's module whose forward scales by a number: `module ... = ... -> same`, with the reason in
+    a comment; the file loads the weights strictly (the modules imported from tests/)."""
+    from cnndsl.decompile.verify import verify
+
+    model = models.Clipped().eval()
+    text = cnndsl.decompile(model, input=(3, 8, 8))
+    assert "module Hardtanh = torch.nn.Hardtanh(min_val=-2.0, max_val=2.0) -> same" in text
+    assert "module Gate = decompile_models.Gate(channels=8, scale=0.5) -> same" in text
+    assert "# cannot describe it: decompile_models.py:" in text and "arithmetic with a number" in text
+    assert "conv 8 k3 p1 as conv | Hardtanh() as clip | Gate() as gate" in text
+    ok, report = verify(model, text, (3, 8, 8), import_root=ROOT / "tests")
+    assert ok, report
 
 
 def _cli(*args):

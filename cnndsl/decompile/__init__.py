@@ -56,7 +56,8 @@ def decompile(module: Any, input: Any = (3, 224, 224), network: str | None = Non
         blocks = Blocks(dec)
     finally:
         module.train(was_training)
-    parts = [block_text(n, params, b) for n, params, b in blocks.defined]
+    parts = [e.text() for e in dec.externals.values()]
+    parts += [block_text(n, params, b) for n, params, b in blocks.defined]
     parts.append(network_text(name, shape, blocks.root, dec.root))
     cls = type(module)
     header = HEADER.format(name=name, source=source or f"{cls.__module__}.{cls.__qualname__}", version=__version__,

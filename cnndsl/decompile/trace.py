@@ -72,16 +72,21 @@ class Recorder:
         import torch
 
         self.inputs: dict[int, tuple] = {}
+        self.outputs: dict[int, Any] = {}
         self.calls: dict[int, int] = {}
         hooks = []
         for m in model.modules():
             hooks.append(m.register_forward_pre_hook(self._hook))
+            hooks.append(m.register_forward_hook(self._out))
         try:
             with torch.no_grad():
                 self.output = model(*example)
         finally:
             for h in hooks:
                 h.remove()
+
+    def _out(self, module, args, output):
+        self.outputs.setdefault(id(module), output.detach().clone() if hasattr(output, "detach") else None)
 
     def _hook(self, module, args):
         key = id(module)
@@ -102,6 +107,7 @@ class Decompose:
         self.recorder = Recorder(model, example)
         self.names = {id(m): name for name, m in model.named_modules()}
         self.units: dict[int, Unit] = {}
+        self.externals: dict[tuple, Any] = {}  # (path, args) -> External
         for name, m in model.named_modules():
             own = any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))
             if own and id(m) not in self.recorder.calls:
@@ -140,6 +146,7 @@ class Decompose:
                                  path=path, cls=cls, where=_last_user_frame(e),
                                  hint="the language describes forwards whose structure does not depend on the tensors' values") from None
         gm = fx.GraphModule(module, graph)
+        before = set(self.units)
         try:
             with torch.no_grad():
                 ShapeProp(gm).propagate(*inputs)
@@ -148,8 +155,33 @@ class Decompose:
         shapes = [tuple(a.shape) for a in inputs if hasattr(a, "shape")]
         unit = Unit(module=module, path=path, cls=cls, in_shapes=shapes)
         self.units[key] = unit
-        _Reader(self, unit, gm).read()
+        try:
+            _Reader(self, unit, gm).read()
+        except DecompileError:
+            for k in set(self.units) - before:  # the units found below it are not called after all
+                del self.units[k]
+            raise
         return unit
+
+    def external(self, module, error: DecompileError):
+        """The external-module declaration for a module that cannot be described, or the report, with why not."""
+        from .external import declare
+
+        found, why = declare(module, self.recorder.inputs.get(id(module), ()), self.recorder.outputs.get(id(module)))
+        if found is None:
+            error.hint = (error.hint + "; " if error.hint else "") + f"nor can it be declared as an external module: {why}"
+            error.args = (error.render(),)
+            raise error
+        where = error.where.rsplit(os.sep, 1)[-1] if error.where else None  # no folder of this machine in the file
+        found.why = (f"{where}: " if where else "") + error.message
+        key = (found.path, tuple(sorted(found.args.items())), found.rule)
+        if key not in self.externals:
+            taken = {e.name for e in self.externals.values()}
+            base, n = found.name, 2
+            while found.name in taken:
+                found.name, n = f"{base}_{n}", n + 1
+            self.externals[key] = found
+        return self.externals[key]
 
 
 def _last_user_frame(e: BaseException) -> str | None:
@@ -254,7 +286,14 @@ class _Reader:
             self.add("layer", inputs, node, stages=[lay], path=path)
             return
         full = ".".join(p for p in (self.unit.path, path) if p)
-        inner = self.dec.unit(sub, full)
+        try:
+            inner = self.dec.unit(sub, full)
+        except DecompileError as e:
+            declared = self.dec.external(sub, e)
+            call = Call(block=declared.name, stateful=_has_state(sub), external=True)
+            call.params = []
+            self.add("call", inputs, node, stages=[call], path=path)
+            return
         self.add("call", inputs, node, stages=[Call(block=inner.cls, instance=inner, stateful=_has_state(sub))], path=path)
 
     def _call_function(self, node) -> None:
