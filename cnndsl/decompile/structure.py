@@ -78,6 +78,9 @@ def _items(unit: Unit) -> tuple[dict[int, Item], dict[int, int]]:
                     items[n.id] = Item(n.id, [alias.get(x, x) for x in n.inputs], [stage], like=n.like)
                     i += 1
                     continue
+                if isinstance(parent, nn.ModuleList) and _is_container(parent[int(rest.split(".")[0])]):
+                    entry = rest.split(".")[0]  # a list entry that is an nn.Sequential: `(conv 8 k1) as heads[0]`
+                    head, parent = f"{head}.{entry}", parent[int(entry)]
                 if not isinstance(parent, nn.Sequential):
                     raise DecompileError("its modules sit in an nn.ModuleDict (or a list of lists), which the language "
                                          "has no path for", path=".".join(p for p in (unit.path, head) if p),
@@ -90,7 +93,8 @@ def _items(unit: Unit) -> tuple[dict[int, Item], dict[int, int]]:
                     if b.inputs != [a.id]:
                         raise DecompileError("its forward does not chain its children (an nn.Sequential calls each on the "
                                              "result of the one before)", path=".".join(p for p in (unit.path, head) if p))
-                group = _group(unit, run, head, parent, _key(head))
+                label = f"{head.split('.')[0]}[{head.split('.')[1]}]" if "." in head else _key(head)
+                group = _group(unit, run, head, parent, label)
                 items[run[-1].id] = Item(run[-1].id, [alias.get(x, x) for x in run[0].inputs], [group])
                 for n2 in run[:-1]:
                     alias[n2.id] = run[-1].id
