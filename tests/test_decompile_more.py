@@ -14,11 +14,10 @@ from cnndsl.decompile.verify import verify  # noqa: E402
 
 AGREE = {"mobilenet_v3_small": (3, 64, 64), "efficientnet_b0": (3, 64, 64), "regnet_y_400mf": (3, 64, 64),
          "resnext50_32x4d": (3, 64, 64), "mnasnet0_5": (3, 64, 64), "convnext_tiny": (3, 64, 64),
-         "wide_resnet50_2": (3, 64, 64)}
+         "wide_resnet50_2": (3, 64, 64), "shufflenet_v2_x0_5": (3, 64, 64)}
 REPORTED = {
     "googlenet": ("aux1.conv.conv", "never calls it"),  # auxiliary heads run in training only
     "densenet121": ("features.denseblock1.denselayer1", "called with arguments besides tensors"),  # a list of tensors
-    "shufflenet_v2_x0_5": ("stage2.0", "with a size read from a tensor"),  # channel shuffle by view/transpose
 }
 
 
@@ -79,3 +78,13 @@ def test_vgg_stages_are_splices(one_thread):
 
     _, text, _ = _decompiled("vgg16")
     assert "*(conv 256 k3 p1 | relu inplace) x3" in text and "classifier: *(linear 4096 | relu inplace | dropout) x2" in text
+
+
+def test_channel_shuffle_and_chunk_are_shuffle_and_split(one_thread):
+    """ShuffleNetV2's view/transpose/view is `shuffle 2`, its chunk-and-concatenate a `split 2:` merge."""
+    model = torchvision.models.shufflenet_v2_x0_5(weights=None).eval()
+    text = cnndsl.decompile(model, input=(3, 32, 32))
+    assert "    split 2:\n        identity\n" in text and "shuffle 2" in text
+    assert "stage3: InvertedResidual_2() | InvertedResidual() x7" in text
+    ok, report = verify(model, text, (3, 32, 32))
+    assert ok, report

@@ -134,6 +134,14 @@ def classify(name: str, args: tuple, kwargs: dict, shapes: list, out_shape: Any,
         padding = tuple(opts["pad"])
         return ("layer", [layer("pad", padding=padding[0] if len(set(padding)) == 1 else padding,
                                 mode=opts.get("mode", "constant"), value=float(opts.get("value") or 0))])
+    if base in ("transpose", "swapaxes") and len(args) + len(kwargs) == 2:
+        d0, d1 = (list(args) + list(kwargs.values()))[:2]
+        rank = len(shapes[0])
+        dims = list(range(rank))
+        dims[d0 % rank], dims[d1 % rank] = dims[d1 % rank], dims[d0 % rank]
+        if 0 in (d0 % rank, d1 % rank):
+            raise Unsupported("a transpose that moves the batch dimension")
+        return ("layer", [layer("permute", dims=tuple(dims))])
     if base == "permute":
         dims = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
         if not all(isinstance(d, int) for d in dims):

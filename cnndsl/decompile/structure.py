@@ -66,6 +66,9 @@ def _items(unit: Unit) -> tuple[dict[int, Item], dict[int, int]]:
     i = 0
     while i < len(nodes):
         n = nodes[i]
+        if n.kind == "dead":  # folded into a later node (`shuffle`)
+            i += 1
+            continue
         if n.kind in ("layer", "call") and n.path is not None:
             head, _, rest = n.path.partition(".")
             parent = getattr(unit.module, "_modules", {}).get(head)  # None for a parameter (`layerscale`)
@@ -100,6 +103,11 @@ def _items(unit: Unit) -> tuple[dict[int, Item], dict[int, int]]:
                     alias[n2.id] = run[-1].id
                 i = j
                 continue
+        if n.kind in ("chunk", "part"):  # torch.chunk and its parts: `split N:` where they are concatenated back
+            items[n.id] = Item(n.id, [alias.get(x, x) for x in n.inputs], [], merge=None)
+            items[n.id].chunk = (n.kind, int(n.merge))
+            i += 1
+            continue
         stages = n.stages
         for s in stages:
             if n.path is not None and isinstance(s, (Layer, Call)):
@@ -138,6 +146,9 @@ def _reduce(items: dict[int, Item], keep: set[int]) -> bool:
             forks.add(x)
             branches.append(chain[::-1])
         if len(forks) != 1:
+            found = _split(items, users, m, branches, forks)
+            if found:
+                return True
             continue
         fork = forks.pop()
         heads = sorted(b[0] if b else m.id for b in branches)
@@ -152,6 +163,28 @@ def _reduce(items: dict[int, Item], keep: set[int]) -> bool:
         items[m.id] = Item(m.id, [fork], [Merge(kind=m.merge, branches=stages)])
         return True
     return False
+
+
+def _split(items: dict[int, Item], users: dict, m: Item, branches: list, forks: set) -> bool:
+    """`torch.cat` of the parts of one torch.chunk, each through its own chain, in order: a `split N:` merge."""
+    if m.merge != "cat":
+        return False
+    starts = [b[0] if b else x for b, x in zip(branches, m.inputs)]
+    parts = [items[b[0]].inputs[0] if b else x for b, x in zip(branches, m.inputs)]
+    if not all(p in items and getattr(items[p], "chunk", ("",))[0] == "part" for p in parts):
+        return False
+    chunk = items[parts[0]].inputs[0]
+    n = items[chunk].chunk[1]
+    if [items[p].chunk[1] for p in parts] != list(range(n)) or any(items[p].inputs[0] != chunk for p in parts):
+        return False
+    if sorted(users[chunk]) != sorted(parts) or any(len(users[p]) != 1 for p in parts) or len(starts) != n:
+        return False
+    stages = [[s for x in b for s in items[x].stages] for b in branches]
+    source = items[chunk].inputs[0]
+    for x in [y for b in branches for y in b] + parts + [chunk]:
+        del items[x]
+    items[m.id] = Item(m.id, [source], [Merge(kind=f"split {n}", branches=stages)])
+    return True
 
 
 def _order(items: dict[int, Item], start: list[int]) -> list[int]:
@@ -178,6 +211,10 @@ def body(unit: Unit) -> Body:
     keep = set(outputs)
     while _reduce(items, keep):
         pass
+    for it in items.values():
+        if getattr(it, "chunk", None):
+            raise DecompileError("its forward calls torch.chunk, and not as `split N:` (each part through its own "
+                                 "layers, all concatenated back in order)", path=unit.path or None, cls=unit.cls)
     order = _order(items, inputs)
     users = _consumers(items)
     for o in outputs:

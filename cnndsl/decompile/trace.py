@@ -222,6 +222,34 @@ class _Reader:
     def read(self) -> None:
         for node in self.gm.graph.nodes:
             getattr(self, f"_{node.op}")(node)
+        self._shuffles()
+
+    def _shuffles(self) -> None:
+        """unflatten (g, C/g) | permute 0 2 1 ... | flatten 1..2, ShuffleNet's channel_shuffle, is `shuffle g`."""
+        nodes = self.unit.nodes
+        readers: dict[int, int] = {}
+        for n in nodes:
+            for x in n.inputs + ([n.like] if n.like is not None else []):
+                readers[x] = readers.get(x, 0) + 1
+        for x in self.unit.outputs:
+            readers[x] = readers.get(x, 0) + 1
+        for c in nodes:
+            if c.kind != "layer" or len(c.stages) != 1 or c.stages[0].op != "flatten" or len(c.inputs) != 1:
+                continue
+            b = nodes[c.inputs[0]]
+            if b.kind != "layer" or len(b.stages) != 1 or b.stages[0].op != "permute" or readers.get(b.id) != 1:
+                continue
+            a = nodes[b.inputs[0]]
+            if a.kind != "layer" or len(a.stages) != 1 or a.stages[0].op != "unflatten" or readers.get(a.id) != 1:
+                continue
+            sizes, dims = a.stages[0].opts.get("unflattened_size"), b.stages[0].opts.get("dims")
+            rank = len(c.shape or ())
+            if a.stages[0].opts.get("dim", 1) == 1 and isinstance(sizes, tuple) and len(sizes) == 2 and \
+                    dims == (0, 2, 1) + tuple(range(3, rank + 1)) and set(c.stages[0].opts) == {"end_dim"} and \
+                    c.stages[0].opts["end_dim"] in (2, 2 - (rank + 1)):
+                c.stages = [layer("shuffle", groups=sizes[0])]
+                c.inputs = list(a.inputs)
+                a.kind = b.kind = "dead"
 
     def _placeholder(self, node) -> None:
         self.add("input", [], node)
@@ -318,6 +346,11 @@ class _Reader:
             return
         if target is operator.getitem:
             base = node.args[0]
+            if base in self.meta and self.meta[base][0] == "chunk":  # one part of torch.chunk
+                parts, index = self.meta[base][1], node.args[1]
+                if isinstance(index, int) and -parts <= index < parts:
+                    self.add("part", [self.ids[base]], node, merge=str(index % parts))
+                    return
             if base in self.meta:
                 self.meta[node] = ("item", base, node.args[1])
                 return
@@ -325,6 +358,22 @@ class _Reader:
         if name in ("size", "dim"):
             self.meta[node] = ("size", node.args[0], node.args[1:])
             return
+        nodes = [a for a in list(node.args) + list(node.kwargs.values()) if hasattr(a, "op")]
+        if _tensor_meta(node) is None and nodes and all(a in self.meta for a in nodes):
+            self.meta[node] = ("calc",)  # arithmetic on sizes (`num_channels // groups`), for a later view
+            return
+        if name == "chunk" and node.args and hasattr(node.args[0], "op") and node.args[0] in self.ids:
+            found = dict(zip(("chunks", "dim"), node.args[1:]), **node.kwargs)
+            x = self.unit.nodes[self.ids[node.args[0]]]
+            rank = len(x.shape or ())
+            if found.get("dim", 0) in (1, 1 - rank) and isinstance(found.get("chunks"), int) and \
+                    x.shape[1] % found["chunks"] == 0:
+                t = TNode(id=len(self.unit.nodes), kind="chunk", inputs=[x.id], where=_where(node), merge=str(found["chunks"]))
+                self.unit.nodes.append(t)
+                self.ids[node] = t.id
+                self.meta[node] = ("chunk", found["chunks"])
+                return
+            self.fail("torch.chunk other than into equal parts of the channels (`split N:`)", node)
         flat, is_tensor, like = [], [], None
         args = list(node.args)
         if name == "cat":
