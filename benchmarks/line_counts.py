@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import cnndsl  # noqa: E402
+import cnndsl
 
 # architecture -> [(module, top-level names)]: what building it runs, besides torch itself
 PARTS: dict[str, list[tuple[str, list[str]]]] = {

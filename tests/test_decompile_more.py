@@ -10,7 +10,7 @@ import cnndsl
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
-from cnndsl.decompile.verify import verify  # noqa: E402
+from cnndsl.decompile.verify import verify
 
 AGREE = {"mobilenet_v3_small": (3, 64, 64), "efficientnet_b0": (3, 64, 64), "regnet_y_400mf": (3, 64, 64),
          "resnext50_32x4d": (3, 64, 64), "mnasnet0_5": (3, 64, 64), "convnext_tiny": (3, 64, 64),

@@ -12,7 +12,7 @@ import cnndsl
 
 torch = pytest.importorskip("torch")
 sys.path.insert(0, str(ROOT / "tests"))
-import decompile_models as models  # noqa: E402
+import decompile_models as models
 
 
 def _round_trip(model, shape):

@@ -11,7 +11,7 @@ from typing import Any
 
 from .nodes import DecompileError
 
-__all__ = ["decompile", "DecompileError"]
+__all__ = ["DecompileError", "decompile"]
 
 HEADER = """\
 # {name}: decompiled from {source} by cnndsl {version}
@@ -37,7 +37,7 @@ def decompile(module: Any, input: Any = (3, 224, 224), network: str | None = Non
     class, source line and why, for what the language cannot express."""
     import torch
 
-    from .. import check, __version__
+    from .. import __version__, check
     from ..tools.fmt import format_source
     from .blocks import Blocks
     from .emit import block_text, network_text
@@ -65,7 +65,7 @@ def decompile(module: Any, input: Any = (3, 224, 224), network: str | None = Non
     text = format_source(header + "\n" + "\n\n".join(parts) + "\n")
     try:
         check(text)
-    except Exception as e:  # a file the checker refuses is a mistake of the decompiler, never the user's
+    except Exception as e:  # noqa: BLE001 - a file the checker refuses is a mistake of the decompiler, never the user's
         raise DecompileError(f"the decompiled file does not check, a bug of cnndsl's decompiler:\n{e}\n--- the file:\n{text}") from None
     return text
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from .emit import value
 from .generalize import Mismatch, Params, fill, order, unify
-from .nodes import Body, Call, Expr, Group, Layer, Line, Merge
+from .nodes import Body, Call, Expr, Group, Layer, Merge
 from .structure import body
 from .trace import Decompose, Unit
 

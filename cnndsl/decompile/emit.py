@@ -103,9 +103,7 @@ class Namer:
 
 def _reserved(stages: list, found: set[str]) -> set[str]:
     for s in stages:
-        if isinstance(s, (Layer, Call)) and s.name and not getattr(s, "in_group", False):
-            found.add(s.name)
-        elif isinstance(s, Group) and s.name:
+        if isinstance(s, (Layer, Call)) and s.name and not getattr(s, "in_group", False) or isinstance(s, Group) and s.name:
             found.add(s.name)
         elif isinstance(s, Merge):
             for b in s.branches:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ class External:
 
 def _literal(v: Any) -> bool:
     if isinstance(v, (bool, int, float)):
-        return v == v and v not in (float("inf"), float("-inf"))
+        return math.isfinite(v)
     if isinstance(v, str):
         return v.replace("_", "").replace("-", "").isalnum()
     if isinstance(v, (tuple, list)):
@@ -49,7 +50,7 @@ def _public_path(cls: type) -> str | None:
         try:
             if getattr(importlib.import_module(".".join(parts[:k])), cls.__name__, None) is cls:
                 return ".".join(parts[:k] + [cls.__name__])
-        except Exception:  # noqa: BLE001 - a package whose import fails is no candidate
+        except Exception:  # noqa: BLE001, S112 - a package whose import fails is no candidate
             continue
     return None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import keyword
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..names import PARAMETER_RESERVED
@@ -75,7 +75,7 @@ def unify(all_xs: list) -> Any:
     x0 = xs[0]
     if any(type(x) is not type(x0) for x in xs):
         raise Mismatch
-    gap = lambda f: [ABSENT if x is None else f(x) for x in all_xs]  # noqa: E731
+    gap = lambda f: [ABSENT if x is None else f(x) for x in all_xs]
     if isinstance(x0, Layer):
         if any((x.op, x.name, x.like, x.attr if not x.stateful else None) != (x0.op, x0.name, x0.like, x0.attr if not x0.stateful else None) for x in xs):
             raise Mismatch
@@ -83,14 +83,15 @@ def unify(all_xs: list) -> Any:
         fixed = REGISTRY[x0.op].varargs  # `permute 0 2 3 1` takes numbers, not a parameter
         if fixed and not _same([x.opts.get(fixed) for x in xs]):
             raise Mismatch
-        out = replace(x0, opts={k: _values(gap(lambda x: x.opts.get(k, _default(x.op, k))), k) for k in keys})
+        out = replace(x0, opts={k: _values(gap(lambda x, k=k: x.opts.get(k, _default(x.op, k))), k) for k in keys})
         out.in_group = getattr(x0, "in_group", False)
         return out
     if isinstance(x0, Call):
         if any((x.block, x.name) != (x0.block, x0.name) for x in xs):
             raise Mismatch
         keys = [p.name for p in x0.params]
-        out = Call(block=x0.block, args={k: _values(gap(lambda x: x.args.get(k, p.default)), k) for k, p in zip(keys, x0.params)},
+        out = Call(block=x0.block, args={k: _values(gap(lambda x, k=k, p=p: x.args.get(k, p.default)), k)
+                                         for k, p in zip(keys, x0.params)},
                    name=x0.name, stateful=x0.stateful)
         out.params, out.in_group = x0.params, getattr(x0, "in_group", False)
         return out

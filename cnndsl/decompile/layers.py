@@ -38,8 +38,8 @@ def layer(op: str, **values: Any) -> Layer:
 
 def _conv(m) -> Layer:
     transposed = type(m).__name__.startswith("ConvTranspose")
-    common = dict(kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
-                  bias=m.bias is not None, padding_mode=m.padding_mode)
+    common = {"kernel_size": m.kernel_size, "stride": m.stride, "padding": m.padding, "dilation": m.dilation,
+              "bias": m.bias is not None, "padding_mode": m.padding_mode}
     if transposed:
         return layer("convt", out=m.out_channels, output_padding=m.output_padding, groups=m.groups, **common)
     if m.groups > 1 and m.groups == m.in_channels and m.out_channels % m.in_channels == 0:
@@ -57,7 +57,7 @@ def _bn(m) -> Layer | None:
 def _pool(m, op: str) -> Layer | None:
     if getattr(m, "return_indices", False):
         return None
-    kw = dict(kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, ceil_mode=m.ceil_mode)
+    kw = {"kernel_size": m.kernel_size, "stride": m.stride, "padding": m.padding, "ceil_mode": m.ceil_mode}
     if op == "maxpool":
         kw["dilation"] = m.dilation
     else:
@@ -87,6 +87,18 @@ def _upsample(m) -> Layer | None:
         return None
     return layer("upsample", scale_factor=_square(m.scale_factor), size=_square(m.size), mode=m.mode,
                  align_corners=m.align_corners, recompute_scale_factor=m.recompute_scale_factor)
+
+
+def _plain(op: str):
+    return lambda m: layer(op)
+
+
+def _dropout(op: str):
+    return lambda m: layer(op, p=float(m.p), inplace=m.inplace)
+
+
+def _padder(mode: str):
+    return lambda m: _pad(m, mode)
 
 
 def _inplace(op: str):
@@ -144,7 +156,7 @@ def module_table() -> dict[type, Any]:
         t[getattr(nn, name)] = _inplace(op)
     for name, op in (("Sigmoid", "sigmoid"), ("Tanh", "tanh"), ("Softsign", "softsign"), ("Tanhshrink", "tanhshrink"),
                      ("Identity", "identity")):
-        t[getattr(nn, name)] = (lambda op: lambda m: layer(op))(op)
+        t[getattr(nn, name)] = _plain(op)
     t[nn.LeakyReLU] = lambda m: layer("leakyrelu", negative_slope=float(m.negative_slope), inplace=m.inplace)
     t[nn.ELU] = lambda m: layer("elu", alpha=float(m.alpha), inplace=m.inplace)
     t[nn.RReLU] = lambda m: layer("rrelu", lower=float(m.lower), upper=float(m.upper), inplace=m.inplace)
@@ -154,7 +166,7 @@ def module_table() -> dict[type, Any]:
     t[nn.Softmax] = lambda m: layer("softmax", dim=m.dim) if m.dim is not None else None
     t[nn.LogSoftmax] = lambda m: layer("logsoftmax", dim=m.dim) if m.dim is not None else None
     for name, op in (("Dropout", "dropout"), ("Dropout1d", "dropout1d"), ("Dropout2d", "dropout2d"), ("Dropout3d", "dropout3d")):
-        t[getattr(nn, name)] = (lambda op: lambda m: layer(op, p=float(m.p), inplace=m.inplace))(op)
+        t[getattr(nn, name)] = _dropout(op)
     t[nn.Flatten] = lambda m: layer("flatten", start_dim=m.start_dim, end_dim=m.end_dim) if m.start_dim != 0 else None
     t[nn.Unflatten] = lambda m: layer("unflatten", unflattened_size=tuple(m.unflattened_size), dim=m.dim) if isinstance(m.dim, int) else None
     t[nn.Upsample] = _upsample
@@ -166,7 +178,7 @@ def module_table() -> dict[type, Any]:
                              ("ReplicationPad", "replicate"), ("CircularPad", "circular")):
             cls = getattr(nn, prefix + rank, None)
             if cls is not None:
-                t[cls] = (lambda mode: lambda m: _pad(m, mode))(mode)
+                t[cls] = _padder(mode)
     for cls, fn in _torchvision_ops().values():
         t[cls] = fn
     return t

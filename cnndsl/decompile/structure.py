@@ -4,6 +4,7 @@ merges (`add:`, `cat:`, `mul:` with their branches), and what remains a graph be
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from .nodes import Body, Call, DecompileError, Group, Join, Layer, Line, Merge
@@ -92,7 +93,7 @@ def _items(unit: Unit) -> tuple[dict[int, Item], dict[int, int]]:
                 while j < len(nodes) and nodes[j].path is not None and (nodes[j].path + ".").startswith(head + "."):
                     j += 1
                 run = nodes[i:j]
-                for a, b in zip(run, run[1:]):
+                for a, b in itertools.pairwise(run):
                     if b.inputs != [a.id]:
                         raise DecompileError("its forward does not chain its children (an nn.Sequential calls each on the "
                                              "result of the one before)", path=".".join(p for p in (unit.path, head) if p))

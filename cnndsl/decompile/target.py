@@ -49,14 +49,14 @@ def load_target(target: str, kwargs: dict[str, Any]):
             module = importlib.util.module_from_spec(spec)
             sys.modules[path.stem] = module
             spec.loader.exec_module(module)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001
             raise UsageError(f"importing {where} raised {type(e).__name__}: {e}") from None
         finally:
             sys.path.remove(folder)
     else:
         try:
             module = importlib.import_module(where)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001
             raise UsageError(f"cannot import {where}: {type(e).__name__}: {e}") from None
     obj: Any = module
     for part in name.split("."):
@@ -71,7 +71,7 @@ def load_target(target: str, kwargs: dict[str, Any]):
         raise UsageError(f"{target} is neither an nn.Module nor a callable that builds one")
     try:
         made = obj(**kwargs)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001
         raise UsageError(f"{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) raised {type(e).__name__}: {e}") from None
     if not isinstance(made, torch.nn.Module):
         raise UsageError(f"{name}(...) returned a {type(made).__name__}, not an nn.Module")

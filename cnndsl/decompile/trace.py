@@ -5,13 +5,13 @@ are read into `TNode`s with the shapes ShapeProp records on the inputs a real fo
 from __future__ import annotations
 
 import os
-import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
 from .functions import MERGE_OPS, Unsupported, classify
 from .layers import catalog_class, function_name, layer, module_table
-from .nodes import Call, DecompileError, Layer
+from .nodes import Call, DecompileError
+from .record import Recorder, _has_state, _last_user_frame, _tensor_meta, _where
 
 
 @dataclass
@@ -46,59 +46,6 @@ def _is_container(m) -> bool:
     return isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward
 
 
-def _where(node) -> str | None:
-    """`file.py:12: out += identity` from a node's stack trace: the last frame outside torch."""
-    trace = node.meta.get("stack_trace") or ""
-    frames = [f for f in traceback.StackSummary.from_list([]) ] if False else []
-    lines = trace.strip().splitlines()
-    found = None
-    for i, line in enumerate(lines):
-        line = line.strip()
-        if line.startswith("File \"") and f"{os.sep}torch{os.sep}" not in line:
-            try:
-                path = line.split('"')[1]
-                lineno = int(line.split("line ")[1].split(",")[0])
-            except (IndexError, ValueError):
-                continue
-            code = lines[i + 1].strip() if i + 1 < len(lines) and not lines[i + 1].strip().startswith("File ") else ""
-            found = f"{path}:{lineno}" + (f": `{code}`" if code else "")
-    return found
-
-
-class Recorder:
-    """The inputs each module receives in one real forward (its first call), and how often each is called."""
-
-    def __init__(self, model, example):
-        import torch
-
-        self.inputs: dict[int, tuple] = {}
-        self.outputs: dict[int, Any] = {}
-        self.calls: dict[int, int] = {}
-        hooks = []
-        for m in model.modules():
-            hooks.append(m.register_forward_pre_hook(self._hook))
-            hooks.append(m.register_forward_hook(self._out))
-        try:
-            with torch.no_grad():
-                self.output = model(*example)
-        finally:
-            for h in hooks:
-                h.remove()
-
-    def _out(self, module, args, output):
-        self.outputs.setdefault(id(module), output.detach().clone() if hasattr(output, "detach") else None)
-
-    def _hook(self, module, args):
-        key = id(module)
-        self.calls[key] = self.calls.get(key, 0) + 1
-        if key not in self.inputs:
-            self.inputs[key] = tuple(a.detach().clone() if hasattr(a, "detach") else a for a in args)
-
-
-def _has_state(m) -> bool:
-    return any(True for _ in m.parameters()) or any(True for _ in m.buffers())
-
-
 class Decompose:
     """Traces the model and every unit below it; `units` in the order they were found (the model first)."""
 
@@ -124,7 +71,7 @@ class Decompose:
         if key in self.units:
             return self.units[key]
         import torch
-        import torch.fx as fx
+        from torch import fx
         from torch.fx.passes.shape_prop import ShapeProp
 
         cls = f"{type(module).__module__}.{type(module).__qualname__}"
@@ -141,7 +88,7 @@ class Decompose:
         tracer.record_stack_traces = True
         try:
             graph = tracer.trace(module)
-        except Exception as e:  # control flow on tensor values, Python the tracer cannot follow
+        except Exception as e:  # noqa: BLE001 - control flow on tensor values, Python the tracer cannot follow
             raise DecompileError(f"torch.fx cannot trace its forward ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
                                  path=path, cls=cls, where=_last_user_frame(e),
                                  hint="the language describes forwards whose structure does not depend on the tensors' values") from None
@@ -150,7 +97,7 @@ class Decompose:
         try:
             with torch.no_grad():
                 ShapeProp(gm).propagate(*inputs)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001
             raise DecompileError(f"its traced forward does not run ({type(e).__name__}: {e})", path=path, cls=cls) from None
         shapes = [tuple(a.shape) for a in inputs if hasattr(a, "shape")]
         unit = Unit(module=module, path=path, cls=cls, in_shapes=shapes)
@@ -182,20 +129,6 @@ class Decompose:
                 found.name, n = f"{base}_{n}", n + 1
             self.externals[key] = found
         return self.externals[key]
-
-
-def _last_user_frame(e: BaseException) -> str | None:
-    frames = traceback.extract_tb(e.__traceback__)
-    user = [f for f in frames if f"{os.sep}torch{os.sep}" not in f.filename and f"{os.sep}cnndsl{os.sep}" not in f.filename]
-    if not user:
-        return None
-    f = user[-1]
-    return f"{f.filename}:{f.lineno}" + (f": `{f.line.strip()}`" if f.line else "")
-
-
-def _tensor_meta(n):
-    meta = n.meta.get("tensor_meta")
-    return meta if meta is not None and hasattr(meta, "shape") else None
 
 
 class _Reader:

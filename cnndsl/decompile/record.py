@@ -1,0 +1,74 @@
+"""What one real forward shows: the inputs and outputs of every module (its first call) and how often each is
+called; and where a traced node or an exception stands in the user's source (the last frame outside torch)."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any
+
+
+def _where(node) -> str | None:
+    """`file.py:12: out += identity` from a node's stack trace: the last frame outside torch."""
+    trace = node.meta.get("stack_trace") or ""
+    lines = trace.strip().splitlines()
+    found = None
+    for i, line in enumerate(lines):
+        line = line.strip()
+        if line.startswith("File \"") and f"{os.sep}torch{os.sep}" not in line:
+            try:
+                path = line.split('"')[1]
+                lineno = int(line.split("line ")[1].split(",")[0])
+            except (IndexError, ValueError):
+                continue
+            code = lines[i + 1].strip() if i + 1 < len(lines) and not lines[i + 1].strip().startswith("File ") else ""
+            found = f"{path}:{lineno}" + (f": `{code}`" if code else "")
+    return found
+
+
+class Recorder:
+    """The inputs each module receives in one real forward (its first call), and how often each is called."""
+
+    def __init__(self, model, example):
+        import torch
+
+        self.inputs: dict[int, tuple] = {}
+        self.outputs: dict[int, Any] = {}
+        self.calls: dict[int, int] = {}
+        hooks = []
+        for m in model.modules():
+            hooks.append(m.register_forward_pre_hook(self._hook))
+            hooks.append(m.register_forward_hook(self._out))
+        try:
+            with torch.no_grad():
+                self.output = model(*example)
+        finally:
+            for h in hooks:
+                h.remove()
+
+    def _out(self, module, args, output):
+        self.outputs.setdefault(id(module), output.detach().clone() if hasattr(output, "detach") else None)
+
+    def _hook(self, module, args):
+        key = id(module)
+        self.calls[key] = self.calls.get(key, 0) + 1
+        if key not in self.inputs:
+            self.inputs[key] = tuple(a.detach().clone() if hasattr(a, "detach") else a for a in args)
+
+
+def _has_state(m) -> bool:
+    return any(True for _ in m.parameters()) or any(True for _ in m.buffers())
+
+
+def _last_user_frame(e: BaseException) -> str | None:
+    frames = traceback.extract_tb(e.__traceback__)
+    user = [f for f in frames if f"{os.sep}torch{os.sep}" not in f.filename and f"{os.sep}cnndsl{os.sep}" not in f.filename]
+    if not user:
+        return None
+    f = user[-1]
+    return f"{f.filename}:{f.lineno}" + (f": `{f.line.strip()}`" if f.line else "")
+
+
+def _tensor_meta(n):
+    meta = n.meta.get("tensor_meta")
+    return meta if meta is not None and hasattr(meta, "shape") else None
