@@ -88,3 +88,14 @@ def test_channel_shuffle_and_chunk_are_shuffle_and_split(one_thread):
     assert "stage3: InvertedResidual_2() | InvertedResidual() x7" in text
     ok, report = verify(model, text, (3, 32, 32))
     assert ok, report
+
+
+@pytest.mark.slow
+def test_segmentation_fcn_agrees(one_thread):
+    """FCN: a backbone returning a dict of one tensor, indexed by its caller; the logits upsampled to the input's
+    size (`upsample like=x`) and returned as a dict (`output x1 as out`)."""
+    model = torchvision.models.segmentation.fcn_resnet50(weights=None, weights_backbone=None).eval()
+    text = cnndsl.decompile(model, input=(3, 64, 64))
+    assert "IntermediateLayerGetter() as backbone" in text and "like=x" in text and "output x1 as out" in text
+    ok, report = verify(model, text, (3, 64, 64))
+    assert ok, report

@@ -192,7 +192,7 @@ class Writer:
             last = k == len(stages) - 1
             statement = isinstance(s, Merge) or (isinstance(s, Group) and s.name and not s.count and not s.splice
                                                  and not (chunk == [] and source) and not (last and target)
-                                                 and not s.name.endswith("]"))
+                                                 and s.name.isidentifier())  # not `"0"` nor `heads[0]`
             if not statement:
                 chunk.append(s)
                 continue
@@ -282,7 +282,7 @@ def network_text(name: str, input_shape: tuple, b: Body, unit=None) -> str:
     if b.inputs:  # a network's input has no name: an identity gives it one
         w.emit(1, f"{b.inputs[0]} = identity")
         b = Body(lines=b.lines, outputs=b.outputs)
-    keys = getattr(unit, "output_keys", None)
+    keys = getattr(unit, "output_keys", None)  # a block's dict of one tensor is returned as that tensor
     if keys and not b.outputs:
         raise ValueError("a dict of one output")
     w.body(1, b, keys)

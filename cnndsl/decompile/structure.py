@@ -231,7 +231,7 @@ def body(unit: Unit) -> Body:
                 named.add(x)
         if it.like is not None:
             named.add(it.like)
-    keyed = unit.output_keys is not None  # a dict: `output x1 as "out"`
+    keyed = unit.output_keys is not None and unit.path == ""  # the network's dict: `output x1 as out`
     if len(outputs) > 1 or keyed or (outputs and order and outputs[0] != order[-1]) or (outputs and not order):
         named.update(outputs)
     if len(inputs) > 1:

@@ -138,6 +138,7 @@ class _Reader:
         self.dec, self.unit, self.gm = dec, unit, gm
         self.ids: dict[Any, int] = {}  # fx node -> TNode id (its tensor)
         self.meta: dict[Any, Any] = {}  # fx node -> what a size read holds: ("shape", tensor node, slice) ...
+        self.keyed: dict[Any, str] = {}  # a call of a unit that returns a dict of one tensor -> its key
 
     def fail(self, message: str, node=None, path: str | None = None, cls: str | None = None, hint: str | None = None):
         full = ".".join(p for p in (self.unit.path, path) if p) if path else self.unit.path
@@ -256,6 +257,11 @@ class _Reader:
             self.add("call", inputs, node, stages=[call], path=path)
             return
         self.add("call", inputs, node, stages=[Call(block=inner.cls, instance=inner, stateful=_has_state(sub))], path=path)
+        if inner.output_keys is not None:
+            if len(inner.outputs) != 1:
+                self.fail("it returns a dict of several tensors to its caller: blocks with several outputs are not "
+                          "recovered yet", node, path, cls)
+            self.keyed[node] = inner.output_keys[0]
 
     def _call_function(self, node) -> None:
         name = MERGE_OPS.get(node.target) and MERGE_OPS[node.target]
@@ -286,6 +292,9 @@ class _Reader:
                     return
             if base in self.meta:
                 self.meta[node] = ("item", base, node.args[1])
+                return
+            if base in self.keyed and node.args[1] == self.keyed[base]:  # features["out"] of a dict of one tensor
+                self.ids[node] = self.ids[base]
                 return
             self.fail("it indexes a tensor or a tuple of tensors, which the language cannot express", node)
         if name in ("size", "dim"):
