@@ -102,3 +102,13 @@ def test_header_and_format(one_thread):
     assert text.startswith("# ResNet: decompiled from torchvision.models.resnet.ResNet")
     assert "initialisation is not" in text
     assert format_source(text) == text
+
+
+def test_readme_after_is_what_decompile_writes(one_thread):
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("block Bottleneck(planes, stride=1):\n    add:")
+    shown = readme[start:readme.index("```", start)].strip()
+    _, text, _ = _decompiled("resnet50")
+    assert shown in text
