@@ -129,6 +129,12 @@ def classify(name: str, args: tuple, kwargs: dict, shapes: list, out_shape: Any,
         if like is not None:
             lay.like = "<like>"
         return ("layer", [lay])
+    if name in ("_pad_to", "_center_crop"):  # cnndsl's own helpers, to another value's size
+        opts = dict(zip(("size", "mode", "value"), args), **kwargs)
+        lay = layer("pad", mode=opts.get("mode", "constant"), value=float(opts.get("value", 0.0))) if name == "_pad_to" \
+            else layer("crop")
+        lay.like = "<like>"
+        return ("layer", [lay])
     if base == "pad":
         opts = _named("pad", args, kwargs)
         padding = tuple(opts["pad"])

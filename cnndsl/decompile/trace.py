@@ -4,6 +4,7 @@ are read into `TNode`s with the shapes ShapeProp records on the inputs a real fo
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,27 @@ from .functions import MERGE_OPS, Unsupported, classify
 from .layers import catalog_class, function_name, layer, module_table
 from .nodes import Call, DecompileError
 from .record import Recorder, _has_state, _last_user_frame, _tensor_meta, _where
+
+
+HELPERS = ("_pad_to", "_center_crop")  # functions of generated code: `pad like=e`, `crop like=e`
+
+
+@contextlib.contextmanager
+def _helpers_as_leaves(forward):
+    """cnndsl's own `_pad_to` and `_center_crop` (generated code) recorded as calls, not traced into (torch.fx's
+    autowrap skips names that start with `_`): each wrapped as torch.fx.wrap would, while the forward is traced."""
+    scope = getattr(forward, "__globals__", {})
+    saved = {h: scope[h] for h in HELPERS if callable(scope.get(h))}
+    try:
+        from torch.fx._symbolic_trace import _create_wrapped_func
+    except ImportError:  # a torch without it traces into them, and reports what it cannot follow
+        saved = {}
+    try:
+        for h, fn in saved.items():
+            scope[h] = _create_wrapped_func(fn)
+        yield
+    finally:
+        scope.update(saved)
 
 
 @dataclass
@@ -87,7 +109,8 @@ class Decompose:
         tracer = Tracer()
         tracer.record_stack_traces = True
         try:
-            graph = tracer.trace(module)
+            with _helpers_as_leaves(type(module).forward):
+                graph = tracer.trace(module)
         except Exception as e:  # noqa: BLE001 - control flow on tensor values, Python the tracer cannot follow
             raise DecompileError(f"torch.fx cannot trace its forward ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
                                  path=path, cls=cls, where=_last_user_frame(e),
@@ -335,6 +358,9 @@ class _Reader:
                     rest.append(a)
             args = rest
         kwargs = dict(node.kwargs)
+        if name in HELPERS and len(node.args) >= 2:  # _pad_to(x, e.shape[2:], mode, value)
+            like = self._like(node.args[1], node)
+            args = ["<like>", *args[1:]] if args and args[0] == "<meta>" else args
         size = kwargs.get("size")
         if name == "interpolate" and hasattr(size, "op"):
             like = self._like(size, node)
