@@ -40,6 +40,8 @@ def value(v: Any, positional: bool = False) -> str:
 
 
 def layer_text(lay: Layer) -> str:
+    if lay.op == "unpool":  # `unpool pool1`: the max pool whose indices it reads
+        return f"unpool {lay.pool}"
     spec = REGISTRY[lay.op]
     words = [lay.op]
     opts = dict(lay.opts)
@@ -123,7 +125,8 @@ class Writer:
     def stage(self, s: Any, namer: Namer | None) -> str:
         if isinstance(s, Layer):
             text = layer_text(s)
-            return text + (namer.suffix(REGISTRY[s.op].kind or s.op, s.name) if namer else (f" as {s.name}" if s.name else ""))
+            kind = "unpool" if s.op == "unpool" else REGISTRY[s.op].kind or s.op
+            return text + (namer.suffix(kind, s.name) if namer else (f" as {s.name}" if s.name else ""))
         if isinstance(s, Call):
             text = f"{s.block}({', '.join(self.args(s))})" + _repeat(getattr(s, "count", None))
             return text + (namer.suffix(s.block.lower(), s.name) if namer else (f" as {s.name}" if s.name else ""))

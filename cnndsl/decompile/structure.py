@@ -112,7 +112,7 @@ def _items(unit: Unit) -> tuple[dict[int, Item], dict[int, int]]:
         stages = n.stages
         for s in stages:
             if n.path is not None and isinstance(s, (Layer, Call)):
-                s.name = _key(n.path) if (s.stateful or isinstance(s, Call)) else None
+                s.name = _key(n.path) if (s.stateful or isinstance(s, Call) or getattr(s, "indices", False)) else None
                 s.attr = _key(n.path)
         items[n.id] = Item(n.id, [alias.get(x, x) for x in n.inputs], list(stages), merge=n.merge if n.kind == "merge" else None,
                            like=n.like)

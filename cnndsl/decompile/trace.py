@@ -11,7 +11,7 @@ from typing import Any
 
 from .functions import MERGE_OPS, Unsupported, classify
 from .layers import catalog_class, function_name, layer, module_table
-from .nodes import Call, DecompileError
+from .nodes import Call, DecompileError, Layer
 from .record import Recorder, _has_state, _last_user_frame, _tensor_meta, _where
 
 
@@ -252,6 +252,8 @@ class _Reader:
         path = str(node.target)
         sub = self.gm.get_submodule(path)
         cls = f"{type(sub).__module__}.{type(sub).__qualname__}"
+        if self._pooling(node, sub, path):
+            return
         tensors = [a for a in node.args if hasattr(a, "op")]
         if len(tensors) != len(node.args) or node.kwargs:
             self.fail("it is called with arguments besides tensors", node, path, cls)
@@ -286,6 +288,39 @@ class _Reader:
                           "recovered yet", node, path, cls)
             self.keyed[node] = inner.output_keys[0]
 
+    def _pooling(self, node, sub, path: str) -> bool:
+        """A max pool that returns its indices (`maxpool 2 as pool1`) and the unpool that reads them (`unpool pool1`)."""
+        from torch import nn
+
+        cls = f"{type(sub).__module__}.{type(sub).__qualname__}"
+        if isinstance(sub, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)) and sub.return_indices:
+            sub.return_indices = False
+            try:
+                lay = self.dec.table[type(sub)](sub)
+            finally:
+                sub.return_indices = True
+            if lay is None or len(node.args) != 1 or node.kwargs or "." in path:
+                self.fail("a max pool with indices is written `maxpool ... as name` outside a named group", node, path, cls)
+            lay.name, lay.indices = path, True
+            x = self.ids[node.args[0]]
+            t = TNode(id=len(self.unit.nodes), kind="layer", inputs=[x], stages=[lay], path=path, where=_where(node))
+            self.unit.nodes.append(t)
+            self.meta[node] = ("pooled", t.id, path, self.unit.nodes[x].shape)
+            return True
+        if isinstance(sub, (nn.MaxUnpool1d, nn.MaxUnpool2d, nn.MaxUnpool3d)):
+            args = list(node.args) + [node.kwargs.get(k) for k in ("indices", "output_size") if k in node.kwargs]
+            indices = self.meta.get(args[1]) if len(args) > 1 and hasattr(args[1], "op") else None
+            if indices is None or indices[0] != "indices":
+                self.fail("an unpool whose indices are not those of a max pool of this forward", node, path, cls)
+            meta = _tensor_meta(node)
+            if meta is None or tuple(meta.shape[2:]) != tuple(indices[2][2:]):
+                self.fail("an unpool to another size than its max pool's input", node, path, cls)
+            lay = Layer(op="unpool", opts={}, name=None)
+            lay.pool = indices[1]
+            self.add("layer", [self.ids[args[0]]], node, stages=[lay])
+            return True
+        return False
+
     def _call_function(self, node) -> None:
         name = MERGE_OPS.get(node.target) and MERGE_OPS[node.target]
         if name is None:
@@ -308,6 +343,15 @@ class _Reader:
             return
         if target is operator.getitem:
             base = node.args[0]
+            if base in self.meta and self.meta[base][0] == "pooled":  # x, indices = self.pool1(x)
+                _, pool, name, shape = self.meta[base]
+                if node.args[1] == 0:
+                    self.ids[node] = pool
+                    meta = _tensor_meta(node)
+                    self.unit.nodes[pool].shape = tuple(meta.shape) if meta is not None else None
+                    return
+                self.meta[node] = ("indices", name, shape)
+                return
             if base in self.meta and self.meta[base][0] == "chunk":  # one part of torch.chunk
                 parts, index = self.meta[base][1], node.args[1]
                 if isinstance(index, int) and -parts <= index < parts:
