@@ -14,7 +14,6 @@ from .layers import catalog_class, function_name, layer, module_table
 from .nodes import Call, DecompileError, Layer
 from .record import Recorder, _has_state, _last_user_frame, _tensor_meta, _where
 
-
 HELPERS = ("_pad_to", "_center_crop")  # functions of generated code: `pad like=e`, `crop like=e`
 
 
