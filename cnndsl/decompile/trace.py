@@ -272,6 +272,8 @@ class _Reader:
             self.add("layer", inputs, node, stages=[lay], path=path)
             return
         full = ".".join(p for p in (self.unit.path, path) if p)
+        if len(inputs) != 1:
+            self.fail(f"it is called on {len(inputs)} tensors: blocks with several inputs are not recovered yet", node, path, cls)
         try:
             inner = self.dec.unit(sub, full)
         except DecompileError as e:
