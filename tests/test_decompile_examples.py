@@ -17,7 +17,7 @@ LARGE = ["alexnet", "mobilenet_v2", "resnet", "resnet50", "vgg", "vgg16_bn"]  # 
 # what each of the others uses that decompiling does not recover yet, as the report says it
 REPORTED = {
     "custom_module": "`channels` cannot be read back from the instance",  # q @ k; the escape hatch needs it
-    "deform": "torch.fx cannot trace its forward",
+    "deform": "`deform1.conv` (torchvision.ops.deform_conv.DeformConv2d): it is called on 2 tensors",
     "resnet50_fpn": "reads the tensor",
     "unet_original": "blocks with several inputs are not recovered yet",
 }

@@ -138,7 +138,9 @@ class Decompose:
 
         found, why = declare(module, self.recorder.inputs.get(id(module), ()), self.recorder.outputs.get(id(module)))
         if found is None:
-            error.hint = (error.hint + "; " if error.hint else "") + f"nor can it be declared as an external module: {why}"
+            path = self.names.get(id(module), "")
+            who = "it" if path == (error.path or "") else f"`{path}` ({type(module).__qualname__}), which holds it,"
+            error.hint = (error.hint + "; " if error.hint else "") + f"nor can {who} be declared as an external module: {why}"
             error.args = (error.render(),)
             raise error
         where = error.where.rsplit(os.sep, 1)[-1] if error.where else None  # no folder of this machine in the file
