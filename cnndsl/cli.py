@@ -393,6 +393,10 @@ def _decompile(args) -> int:
     from .decompile.target import arguments, load_target
     from .decompile.verify import verify
 
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise UsageError("cnndsl decompile needs torch (and the model's own packages): pip install torch") from None
     shape = _input_shape(args.input)
     if args.output != "-" and not args.output.endswith(".cnn"):
         raise UsageError(f"the decompiled file's name must end in .cnn, got {args.output!r}")

@@ -88,7 +88,7 @@ def workdir(tmp_path) -> Path:
 def test_wheel_ships_the_grammar_and_no_tests(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "cnndsl/grammar/cnndsl.lark" in names
-    assert "cnndsl/cli.py" in names and "cnndsl/ops/conv.py" in names
+    assert "cnndsl/cli.py" in names and "cnndsl/ops/conv.py" in names and "cnndsl/decompile/trace.py" in names
     assert not any(n.startswith(("tests/", "grammar/", "examples/")) for n in names), names
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     assert f"Version: {cnndsl.__version__}" in zipfile.ZipFile(wheel).read(metadata).decode()
