@@ -130,3 +130,35 @@ class Gate(nn.Module):
 
     def forward(self, x):
         return x * torch.sigmoid(self.proj(x)) * self.scale
+
+
+class Up(nn.Module):
+    """The usual U-Net decoder step, as PyTorch code writes it: two inputs, the skip concatenated after upsampling."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(cin, cin // 2, 2, stride=2)
+        self.conv = DoubleConv(cin, cout)
+
+    def forward(self, x1, x2):
+        x1 = self.up(x1)
+        return self.conv(torch.cat([x2, x1], dim=1))
+
+
+class UNet2(nn.Module):
+    def __init__(self, classes=2, c=8):
+        super().__init__()
+        self.inc = DoubleConv(3, c)
+        self.down1 = nn.Sequential(nn.MaxPool2d(2), DoubleConv(c, 2 * c))
+        self.down2 = nn.Sequential(nn.MaxPool2d(2), DoubleConv(2 * c, 4 * c))
+        self.up1 = Up(4 * c, 2 * c)
+        self.up2 = Up(2 * c, c)
+        self.outc = nn.Conv2d(c, classes, 1)
+
+    def forward(self, x):
+        x1 = self.inc(x)
+        x2 = self.down1(x1)
+        x3 = self.down2(x2)
+        x = self.up1(x3, x2)
+        x = self.up2(x, x1)
+        return self.outc(x)

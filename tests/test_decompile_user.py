@@ -38,6 +38,12 @@ def test_unet_skips_and_cat(one_thread):
     assert "x1 = DoubleConv(8) as enc1" in text and "cat(x1)" in text
 
 
+def test_unet_blocks_of_two_inputs(one_thread):
+    """`Up.forward(self, x1, x2)`: a block with `input x1, x2`, called as `Up(x2=x2)` with the skip by name."""
+    text = _round_trip(models.UNet2(), (3, 32, 32))
+    assert "block Up:\n    input x1, x2\n" in text and "Up(x2=x2) | Up(x2=x1)" in text
+
+
 def test_residual_iadd(one_thread):
     """`out += identity` is an `add:` merge with an identity branch; three equal blocks fold into `x3`."""
     text = _round_trip(models.ResNetLike(), (3, 16, 16))

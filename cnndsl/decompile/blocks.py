@@ -104,7 +104,8 @@ class Blocks:
 
 def _same_call(a: Any, b: Any) -> bool:
     return isinstance(a, Call) and isinstance(b, Call) and a.block == b.block and a.name is None and b.name is None \
-        and not getattr(a, "count", None) and not getattr(b, "count", None) and a.args == b.args
+        and not getattr(a, "count", None) and not getattr(b, "count", None) and a.args == b.args \
+        and not getattr(a, "given", None) and not getattr(b, "given", None)
 
 
 def fold_layers(stages: list) -> None:

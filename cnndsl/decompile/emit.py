@@ -154,6 +154,7 @@ class Writer:
                 out.append(value(v))
             elif not (v == p.default and type(v) is type(p.default)):
                 out.append(f"{p.name}={value(v)}")
+        out += [f"{k}={v}" for k, v in (getattr(call, "given", None) or {}).items()]  # `Up(skip=x4)`
         return out
 
     def pipeline(self, depth: int, head: str, parts: list[str], tail: str = "") -> None:

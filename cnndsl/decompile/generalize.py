@@ -87,13 +87,13 @@ def unify(all_xs: list) -> Any:
         out.in_group = getattr(x0, "in_group", False)
         return out
     if isinstance(x0, Call):
-        if any((x.block, x.name) != (x0.block, x0.name) for x in xs):
+        if any((x.block, x.name, getattr(x, "given", None)) != (x0.block, x0.name, getattr(x0, "given", None)) for x in xs):
             raise Mismatch
         keys = [p.name for p in x0.params]
         out = Call(block=x0.block, args={k: _values(gap(lambda x, k=k, p=p: x.args.get(k, p.default)), k)
                                          for k, p in zip(keys, x0.params)},
                    name=x0.name, stateful=x0.stateful)
-        out.params, out.in_group = x0.params, getattr(x0, "in_group", False)
+        out.params, out.in_group, out.given = x0.params, getattr(x0, "in_group", False), getattr(x0, "given", None)
         return out
     if isinstance(x0, Group):
         if any((x.name, x.splice, x.count, len(x.stages)) != (x0.name, x0.splice, x0.count, len(x0.stages)) for x in xs):

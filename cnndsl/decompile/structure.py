@@ -236,9 +236,15 @@ def body(unit: Unit) -> Body:
         named.update(outputs)
     if len(inputs) > 1:
         named.update(inputs)
-    names = {x: f"x{k + 1}" for k, x in enumerate(sorted(named - set(inputs)))}
-    for k, x in enumerate(inputs):
-        names[x] = "x" if len(inputs) == 1 else f"x_in{k}"
+    own = {x: unit.nodes[x].path for x in inputs} if len(inputs) > 1 else {x: "x" for x in inputs}
+    if len(set(own.values())) != len(own):
+        own = {x: f"input{k + 1}" for k, x in enumerate(inputs)}
+    names, k = dict(own), 0
+    for x in sorted(named - set(inputs)):  # values: x1, x2, ... around the inputs' own names
+        k += 1
+        while f"x{k}" in own.values():
+            k += 1
+        names[x] = f"x{k}"
     lines: list[Line] = []
     line: Line | None = None
     last = inputs[0] if inputs else None
@@ -252,6 +258,9 @@ def body(unit: Unit) -> Body:
                 rest = [i for i in it.inputs if i != last] if it.inputs.count(last) == 1 else rest
                 src = last
             stages = [Join(kind=it.merge, values=[names[i] for i in rest])]
+        if len(it.inputs) > 1 and it.merge is None:  # a block of several inputs: the first flows, the others by name
+            call = stages[0]
+            call.given = {call.inputs[j]: names[x] for j, x in enumerate(it.inputs) if j > 0}
         if it.like is not None:
             for s in stages:
                 if isinstance(s, Layer) and s.like == "<like>":

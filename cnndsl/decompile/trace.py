@@ -14,6 +14,18 @@ from .layers import catalog_class, function_name, layer, module_table
 from .nodes import Call, DecompileError, Layer
 from .record import Recorder, _has_state, _last_user_frame, _tensor_meta, _where
 
+
+def input_name(name: str, k: int) -> str:
+    """A block's input, named as its forward names it (`skip`), unless that name is no plain identifier."""
+    import keyword
+
+    from ..names import PARAMETER_RESERVED
+
+    ok = name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_") and name not in PARAMETER_RESERVED \
+        and name not in ("in", "input", "output", "same", "shape")
+    return name if ok else f"input{k + 1}"
+
+
 HELPERS = ("_pad_to", "_center_crop")  # functions of generated code: `pad like=e`, `crop like=e`
 
 
@@ -210,7 +222,7 @@ class _Reader:
                 a.kind = b.kind = "dead"
 
     def _placeholder(self, node) -> None:
-        self.add("input", [], node)
+        self.add("input", [], node, path=input_name(str(node.target), len([n for n in self.unit.nodes if n.kind == "input"])))
 
     def _get_attr(self, node) -> None:
         self.meta[node] = ("param", str(node.target))  # a learned scale (`layerscale`) where a product reads it
@@ -274,8 +286,8 @@ class _Reader:
             self.add("layer", inputs, node, stages=[lay], path=path)
             return
         full = ".".join(p for p in (self.unit.path, path) if p)
-        if len(inputs) != 1:
-            self.fail(f"it is called on {len(inputs)} tensors: blocks with several inputs are not recovered yet", node, path, cls)
+        if not inputs:
+            self.fail("it is called on no tensor", node, path, cls)
         try:
             inner = self.dec.unit(sub, full)
         except DecompileError as e:
@@ -284,7 +296,9 @@ class _Reader:
             call.params = []
             self.add("call", inputs, node, stages=[call], path=path)
             return
-        self.add("call", inputs, node, stages=[Call(block=inner.cls, instance=inner, stateful=_has_state(sub))], path=path)
+        call = Call(block=inner.cls, instance=inner, stateful=_has_state(sub))
+        call.inputs = [n.path for n in inner.nodes if n.kind == "input"]  # `Up(skip=x4)`: the others by name
+        self.add("call", inputs, node, stages=[call], path=path)
         if inner.output_keys is not None:
             if len(inner.outputs) != 1:
                 self.fail("it returns a dict of several tensors to its caller: blocks with several outputs are not "
