@@ -115,13 +115,20 @@ def _torchvision_ops() -> dict[str, Any]:
     try:
         from torchvision.models.convnext import LayerNorm2d
 
-        found["LayerNorm2d"] = (LayerNorm2d, lambda m: layer("ln2d", eps=m.eps, elementwise_affine=m.elementwise_affine,
-                                                             bias=m.bias is not None or not m.elementwise_affine)
-                                if len(m.normalized_shape) == 1 else None)
+        found["LayerNorm2d"] = (LayerNorm2d, _ln2d)
     except ImportError:
         pass
     found["StochasticDepth"] = (StochasticDepth, lambda m: layer("droppath", p=m.p) if m.mode == "row" else None)
     return found
+
+
+def _ln2d(m):
+    return layer("ln2d", eps=m.eps, elementwise_affine=m.elementwise_affine,
+                 bias=m.bias is not None or not m.elementwise_affine) if len(m.normalized_shape) == 1 else None
+
+
+# the classes a generated file defines for ops that torch lacks (cnndsl/backend/pytorch/helpers.py), by name
+GENERATED = {"cnndsl:LayerNorm2d": _ln2d, "cnndsl:FrozenBatchNorm2d": lambda m: layer("frozenbn", eps=m.eps)}
 
 
 def module_table() -> dict[type, Any]:
@@ -181,11 +188,17 @@ def module_table() -> dict[type, Any]:
                 t[cls] = _padder(mode)
     for cls, fn in _torchvision_ops().values():
         t[cls] = fn
+    t.update(GENERATED)
     return t
 
 
 def catalog_class(module, table: dict[type, Any]):
-    """The catalog class this module is: its own class, or a base whose forward it does not override."""
+    """The catalog class this module is: its own class, or a base whose forward it does not override; for a
+    class that a cnndsl-generated file defines for an op torch lacks (its LayerNorm2d, FrozenBatchNorm2d), the
+    name under which the table holds it."""
+    generated = f"cnndsl:{type(module).__name__}"
+    if type(module).__module__.startswith("cnndsl_generated_") and generated in table:
+        return generated
     for cls in type(module).__mro__:
         if cls in table:
             return cls if type(module).forward is cls.forward else None
