@@ -116,3 +116,14 @@ def test_shufflenet_v2_at_64(name, params):
     tv = _randomise_norms(getattr(torchvision.models, name)(weights=None))
     ours = cnndsl.load(PORTS / "shufflenet_v2.cnn", input=(3, 64, 64), **params)
     _compare(tv, ours, (3, 64, 64), batch=2)
+
+
+def test_a_number_for_a_tuple_parameter_stands_in_each_place():
+    """Found porting Inception: torchvision passes kernel_size=3 and (1, 7) through the same argument."""
+    src = ("block B(out, k=(1, 1), p=(0, 0)):\n    conv out k=k p=p\n\nnetwork N:\n    input 3x16x16\n"
+           "    B(8, k=3, p=1) | B(8, k=(1, 7), p=(0, 3)) | B(8, k=(3, 3), p=(1, 1))\n")
+    net = cnndsl.check(src)
+    kernels = [dict(layer.kwargs)["kernel_size"] for layer in net.layers]
+    assert [tuple(int(v.v) for v in k) for k in kernels] == [(3, 3), (1, 7), (3, 3)]
+    with pytest.raises(cnndsl.CheckError, match=r"`out` of `B` takes a number \(its default is one\), found a tuple"):
+        cnndsl.check(src.replace("block B(out,", "block B(out=8,").replace("B(8, k=3, p=1)", "B((8, 8), k=3, p=1)"))

@@ -25,7 +25,7 @@ from ..ir.values import (
 from ..ops import REGISTRY
 from ..syntax import ast
 from .pins import LITERAL, pin, pin_lost
-from .resolve import ChosenWord, LocatedError, Word, evaluate, kind_mismatch, shown
+from .resolve import ChosenWord, LocatedError, Word, evaluate, kind_mismatch, kind_of, shown
 
 if TYPE_CHECKING:
     from .scope import Scope
@@ -230,6 +230,8 @@ def bind_args(scope: Scope, node: ast.Call, block: ast.Block,
         default = None if param.default is None else _written_kind(param.default, set(names))
         if isinstance(v, Word) and not isinstance(v, ChosenWord) and not (default == "a word" or (default is None and v in REGISTRY)):
             raise LocatedError(f"unknown name `{v}`", arg.value.span, did_you_mean(v, scope.env))
+        if default == "a tuple" and kind_of(v) == "a number" and isinstance(param.default, ast.Tuple):
+            v = (v,) * len(param.default.items)  # `k=3` for a kernel whose default is `(1, 7)`: (3, 3), as torch's kernel_size=3
         mismatch = kind_mismatch(default, v) if default is not None else None
         if mismatch:
             raise LocatedError(f"`{key}` of `{node.callee}` {mismatch}", arg.value.span)
