@@ -104,7 +104,7 @@ def test_a_block_takes_layers_and_tuples_as_arguments():
     ("ConvNormAct(16, act=relux)", "`act` is `relux`, which is no op"),
     ("Sep(16, k=(1, 3, 3))", "`kernel_size` has 3 values, but the input has 2 spatial dimensions"),
     ("ConvNormAct(16, k=relu)", "unknown name `relu`"),  # k takes a number: a word is a name it does not know
-    ("Sep(16, k=3)", "`k` of `Sep` takes a tuple (its default is one), found a number"),
+    ("Sep(16, k=relu)", "unknown name `relu`"),  # a number stands in each place of a tuple (k=3 is (3, 3)), a word not
     ("ConvNormAct(16, norm=conv)", "`conv` needs its output size"),
 ])
 def test_a_block_argument_of_the_wrong_kind_is_located(call, message):

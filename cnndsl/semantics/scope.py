@@ -750,6 +750,11 @@ class Scope:
             raise LocatedError("a group takes only a repetition (`x2`) and a name (`as name`)", args[0].span)
         limits.charge(self, node, count - 1)
         if node.name is None and (node.splice or not self.sequential):
+            named = next((st for st in node.pipeline.stages if getattr(st, "name", None) is not None), None)
+            if count > 1 and named is not None and not self.sequential:  # every copy would take the one name
+                raise LocatedError(f"a part repeated {count} times names a layer `{named.name}`: each copy would take that "
+                                   "one name", first_line(named.span), f"drop `as {named.name}` (copies are named one by one, "
+                                   "as automatic names are), or name a group that holds the copies: `g: (...) x2`")
             for _ in self.copies(count, index):  # an unnamed group (or a splice) is no scope of its own
                 self.pipeline(node.pipeline)
             return
