@@ -193,7 +193,7 @@ class Scope:
         body = [s for s in statements if not isinstance(s, (ast.Input, ast.Init))]
         has_output = any(isinstance(s, ast.Output) for s in body)
         for i, stmt in enumerate(body):
-            if not isinstance(stmt, (ast.Line, ast.Labeled)) or (isinstance(stmt, ast.Line) and stmt.condition is not None):
+            if not isinstance(stmt, (ast.Line, ast.Labeled)) or (isinstance(stmt, ast.Line) and not self._there(stmt)):
                 continue
             nxt = body[i + 1] if i + 1 < len(body) else None
             first = nxt.pipeline.stages[0] if isinstance(nxt, (ast.Assign, ast.Line)) else None
@@ -206,6 +206,15 @@ class Scope:
             at = first_line(stmt.span)
             at = at.model_copy(update={"end_col": at.col + len(self.source.line_text(at.line).split("#")[0].strip())})
             self.warn("the result of this line is never used", at, hint)
+
+    def _there(self, stmt: ast.Line) -> bool:
+        """Whether a line is in the network: an optional line (`... if aux_logits`) where its condition holds."""
+        if stmt.condition is None:
+            return True
+        try:
+            return truth(stmt.condition, evaluate(stmt.condition, self.env), self.env)
+        except LocatedError:  # (reported where the line was checked)
+            return False
 
     def statement(self, stmt) -> None:
         if self.on_statement is not None and self.on_statement(stmt):
