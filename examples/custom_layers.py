@@ -11,6 +11,7 @@ class SelfAttention(nn.Module):
 
     def __init__(self, channels, key_channels):
         super().__init__()
+        self.channels, self.key_channels = channels, key_channels  # (what `cnndsl decompile` reads back)
         self.query = nn.Conv2d(channels, key_channels, 1)
         self.key = nn.Conv2d(channels, key_channels, 1)
         self.value = nn.Conv2d(channels, channels, 1)
@@ -30,6 +31,7 @@ class AttentionPool(nn.Module):
 
     def __init__(self, channels, classes):
         super().__init__()
+        self.channels, self.classes = channels, classes
         self.attention = nn.Conv2d(channels, classes, 1)
         self.score = nn.Conv2d(channels, classes, 1)
 
