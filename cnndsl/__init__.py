@@ -233,18 +233,13 @@ def check_all(src: SourceLike, *, input: Any = None, import_root: str | os.PathL
 
 def _check_all_with_files(src: SourceLike, input: Any, import_root: Any, params: dict[str, Any],
                           files: list[Path] | None = None) -> list[CheckedNetwork]:
-    from .semantics.checker import check_network, collect_blocks, pick_network
+    """`check_all`; `files` receives the real path of every file read."""
+    from .semantics.checker import check_network, pick_network
     from .semantics.library import check_uncalled
-    from .syntax.parser import parse as _parse
 
-    root = _import_root(import_root)
-    source = read_source(src)
-    with _no_gc(), _no_recursion_error(source):
-        file = _parse(source)
-        blocks = collect_blocks(source, file, read_source, import_root=root, files=files)
+    def every(source: Source, file, blocks) -> list[CheckedNetwork]:
         nets, errors, warnings, called = [], [], [], set()
-        names = list(dict.fromkeys(n.name for n in file.networks))
-        for name in names:
+        for name in dict.fromkeys(n.name for n in file.networks):
             try:
                 net = check_network(source, pick_network(source, file, name), params, _input_shape(input), blocks)
             except CheckError as e:
@@ -262,11 +257,21 @@ def _check_all_with_files(src: SourceLike, input: Any, import_root: Any, params:
             raise error
         return nets
 
+    return _with_file(src, import_root, files, every)
+
 
 def _check_with_files(src: SourceLike, network: str | None, input: Any, import_root: Any, params: dict[str, Any],
            files: list[Path] | None = None) -> CheckedNetwork:
     """`check`; `files` receives the real path of every file read (the CLI refuses to write over them)."""
-    from .semantics.checker import check_network, collect_blocks, pick_network
+    from .semantics.checker import check_network, pick_network
+
+    return _with_file(src, import_root, files, lambda source, file, blocks: check_network(
+        source, pick_network(source, file, network), params, _input_shape(input), blocks))
+
+
+def _with_file(src: SourceLike, import_root: Any, files: list[Path] | None, work):
+    """`work(source, file, blocks)` on the parsed source and the blocks it defines and imports."""
+    from .semantics.checker import collect_blocks
     from .syntax.parser import parse as _parse
 
     root = _import_root(import_root)
@@ -274,8 +279,7 @@ def _check_with_files(src: SourceLike, network: str | None, input: Any, import_r
     with _no_gc(), _no_recursion_error(source):  # the compile path allocates many small objects and frees none of them in cycles
         file = _parse(source)
         blocks = collect_blocks(source, file, read_source, import_root=root, files=files)
-        net = pick_network(source, file, network)
-        return check_network(source, net, params, _input_shape(input), blocks)
+        return work(source, file, blocks)
 
 
 def summary(src: SourceLike, *, network: str | None = None, input: Any = None, import_root: str | os.PathLike | None = None,

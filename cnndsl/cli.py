@@ -196,8 +196,7 @@ def _check(args) -> int:
     if args.format == "json":
         return _check_json(args)
     nets = _every_network(args)
-    if args.network is None:  # (--network printed its network's warnings already)
-        _print_warnings([w for net in nets for w in net.warnings])
+    _print_warnings([w for net in nets for w in net.warnings])
     for net in nets:
         print(net.table())
         print(f"ok: {net.name}: {len(net.layers)} layers")
@@ -211,13 +210,12 @@ def _check(args) -> int:
 
 
 def _every_network(args) -> list:
-    """The network --network names (its warnings printed), or every network of the file (none for a library)."""
+    """The network --network names, or every network of the file (none for a library); their warnings unprinted."""
     if args.network is not None:
-        return [_checked(args)]
+        return [_check_with_files(Path(args.file), args.network, args.input, args.import_root, _params(args))]
     from . import _check_all_with_files
 
-    args.inputs = []
-    return _check_all_with_files(Path(args.file), args.input, args.import_root, _params(args), args.inputs)
+    return _check_all_with_files(Path(args.file), args.input, args.import_root, _params(args))
 
 
 def _check_json(args) -> int:
@@ -226,13 +224,7 @@ def _check_json(args) -> int:
     import json
 
     try:
-        if args.network is not None:
-            diagnostics = _check_with_files(Path(args.file), args.network, args.input, args.import_root, _params(args)).warnings
-        else:
-            from . import _check_all_with_files
-
-            nets = _check_all_with_files(Path(args.file), args.input, args.import_root, _params(args))
-            diagnostics = tuple(w for net in nets for w in net.warnings)
+        diagnostics = tuple(w for net in _every_network(args) for w in net.warnings)
     except CnnDslError as e:
         diagnostics = (*e.diagnostics, *getattr(e, "warnings", ()))  # a check's warnings before its errors too
     print(json.dumps([_record(d) for d in diagnostics], indent=2))

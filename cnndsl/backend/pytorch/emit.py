@@ -423,8 +423,7 @@ class Body(StepVisitor):
             if isinstance(child, ValueStep):
                 cur = self.visit_value(child, cur, None, w_fwd, dst)
                 continue
-            path = f"{module}[{child.name}]" if child.name.isdigit() else \
-                f"{module}.{child.name}" if child.name.isidentifier() else f"getattr({module}, {lit(child.name)})"
+            path = attr_code(child.name, module)
             if isinstance(child, GroupStep) and _tapped(child):
                 cur = self.stepwise(child, path, cur, w_fwd, dst)
                 continue
@@ -526,13 +525,16 @@ def _tapped(step: GroupStep) -> bool:
     return any(isinstance(c, ValueStep) or (isinstance(c, GroupStep) and _tapped(c)) for c in step.children)
 
 
-def attr_code(name: str) -> str:
-    """How a forward reaches a child: `self.conv1`, `self.inner_blocks[3]` (a list's entry, "inner_blocks.3"), or
-    `getattr(self, "block1-0")` (a key that is no identifier)."""
+def attr_code(name: str, owner: str = "self") -> str:
+    """How a forward reaches a child of `owner`: `self.conv1`, `self.inner_blocks[3]` (a list's entry,
+    "inner_blocks.3"), `self.body[2]` (a stage of a group), or `getattr(self, "block1-0")` (a key that is no
+    identifier)."""
     base, dot, index = name.partition(".")
     if dot:
-        return f"self.{base}[{index}]"
-    return f"self.{name}" if name.isidentifier() else f"getattr(self, {lit(name)})"
+        return f"{owner}.{base}[{index}]"
+    if name.isdigit():
+        return f"{owner}[{name}]"
+    return f"{owner}.{name}" if name.isidentifier() else f"getattr({owner}, {lit(name)})"
 
 
 def _branch_names(step: MergeStep) -> list[str | None]:
