@@ -14,6 +14,7 @@ from .recovery import Parsed, parse_recovering
 if TYPE_CHECKING:
     from ..errors import Diagnostic
     from ..ir.network import CheckedLayer, CheckedNetwork
+    from ..semantics.memo import CallMemo
     from ..tools.summary import LayerSummary
 
 
@@ -67,9 +68,10 @@ class Analysis:
         return self.parsed.file
 
 
-def analyze(name: str, text: str, read: Callable[[Any], Source]) -> Analysis:
+def analyze(name: str, text: str, read: Callable[[Any], Source], memo: CallMemo | None = None) -> Analysis:
     """Check the file `name` whose text is `text`; `read(path)` gives an imported file's source (the editor's
-    text where it has the file open)."""
+    text where it has the file open); `memo` keeps the walks of block calls from one analysis of the file to the
+    next (cnndsl.semantics.memo: the same result, sooner)."""
     from .. import _no_gc
     from ..semantics.checker import check_network, collect_blocks, pick_network
 
@@ -109,7 +111,7 @@ def analyze(name: str, text: str, read: Callable[[Any], Source]) -> Analysis:
             result.diagnostics.extend(e.diagnostics)
         for net in file.networks:
             try:
-                checked = check_network(checked_source, net, {}, None, result.blocks)
+                checked = check_network(checked_source, net, {}, None, result.blocks, memo=memo)
             except CheckError as e:
                 result.diagnostics.extend((*e.diagnostics, *e.warnings))
                 result.networks.append(NetworkResult(net, None, tuple(e.layers)))
@@ -119,6 +121,8 @@ def analyze(name: str, text: str, read: Callable[[Any], Source]) -> Analysis:
             else:
                 result.diagnostics.extend(checked.warnings)
                 result.networks.append(NetworkResult(net, checked, checked.layers))
+    if memo is not None:
+        memo.cycle()
     return _finish(result)
 
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import CnnDslError, Source, UsageError
+from ..semantics.memo import CallMemo
 from .analysis import Analysis, analyze, same_file
 from .index import Index, build
 
@@ -24,6 +25,7 @@ class Workspace:
         self.generation: dict[str, int] = {}  # key -> bumped on each change of that file
         self._analyses: dict[str, tuple[Analysis, dict[str, int]]] = {}  # key -> (analysis, generations it read)
         self._indexes: dict[int, Index] = {}  # id(analysis) -> its index
+        self._memos: dict[str, CallMemo] = {}  # key -> the block calls' walks its last analysis kept
 
     # -- texts -------------------------------------------------------------------------------------
 
@@ -72,7 +74,8 @@ class Workspace:
         text = self.text(path)
         if text is None:
             return None
-        a = analyze(self.names.get(k, os.path.abspath(path)), text, self.read)
+        memo = self._memos.setdefault(k, CallMemo())
+        a = analyze(self.names.get(k, os.path.abspath(path)), text, self.read, memo)
         read = {key(f) for f in (*a.files, *a.imports.values())} | {k}  # an import not there yet: re-checked once it is
         self._analyses[k] = (a, {f: self.generation.get(f, 0) for f in read})
         if cached is not None:
@@ -122,6 +125,7 @@ class Workspace:
         return list(found.values())
 
     def forget(self, path: str) -> None:
+        self._memos.pop(key(path), None)
         cached = self._analyses.pop(key(path), None)
         if cached is not None:
             self._indexes.pop(id(cached[0]), None)

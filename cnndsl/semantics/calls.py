@@ -7,7 +7,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from .. import limits
-from ..errors import did_you_mean, first_line, listing
+from ..errors import Span, did_you_mean, first_line, listing
 from ..ir.network import BlockInstance, CallStep
 from ..ir.values import (
     Expr,
@@ -24,6 +24,7 @@ from ..ir.values import (
 )
 from ..ops import REGISTRY
 from ..syntax import ast
+from .memo import walk
 from .pins import LITERAL, pin, pin_lost
 from .resolve import ChosenWord, LocatedError, Word, evaluate, kind_mismatch, kind_of, shown
 
@@ -99,14 +100,14 @@ def call(scope: Scope, node: ast.Call) -> None:
             sub.bind_input(name, tuple(Val(value(d)) for d in shape), span, used=False)
     scope.prog.calls.append((node.callee, first_line(node.span), scope.source))
     try:
-        sub.body(block.body)
+        printed = walk(scope, sub, block, node, inputs, sources, lambda steps: _printed_among(steps, sub.decided))
     finally:
         scope.prog.calls.pop()
     if sub.shape is None or any(shape is None for shape in sub.output_shapes):  # after an error inside
         scope.shape = None
         return
     # a parameter that only decided optional lines is this class's choice, as a word is: no parameter of it
-    decided = sub.decided - _names_printed(sub.steps) - _names_printed([e for _, e in defaults])
+    decided = sub.decided - printed - _printed_among([e for _, e in defaults], sub.decided)
     words |= decided
     params = [(name, d) for name, d in params if name not in decided]
     for name in decided & given.keys():  # the caller's own parameters that chose this class: its choice too
@@ -162,22 +163,29 @@ def block_inputs(block: ast.Block) -> tuple[str, ...]:
         names.append(v.id)
     return tuple(names)
 
-def _names_printed(x, found: set[str] | None = None) -> set[str]:
-    """The block-local names that the code of steps prints (in any value, condition or nested step)."""
-    found = set() if found is None else found
-    if isinstance(x, Val):
-        e = x.printed()
-        if e is not None:
-            found |= {s.name for s in e.syms()}
-    elif isinstance(x, Expr):
-        found |= {s.name for s in x.concrete().syms()}
-    elif isinstance(x, (tuple, list)):
-        for item in x:
-            _names_printed(item, found)
-    elif dataclasses.is_dataclass(x):  # a step, a branch, a layer
-        for name in type(x).model_fields:
-            _names_printed(getattr(x, name), found)
+def _printed_among(x, names: set[str]) -> set[str]:
+    """Those of the block-local `names` that the code of steps `x` prints (in any value, condition or nested step)."""
+    found: set[str] = set()
+    stack = [x] if names else []
+    while stack and len(found) < len(names):
+        x = stack.pop()
+        kind = type(x)
+        if kind in _PLAIN:
+            continue
+        if isinstance(x, Val):
+            e = x.printed()
+            if e is not None:
+                found |= {s.name for s in e.syms()} & names
+        elif isinstance(x, (tuple, list)):
+            stack.extend(x)
+        elif isinstance(x, Expr):
+            found |= {s.name for s in x.concrete().syms()} & names
+        elif dataclasses.is_dataclass(x):  # a step, a branch, a layer
+            stack.extend(getattr(x, name) for name in kind.model_fields)
     return found
+
+
+_PLAIN = frozenset((str, int, float, bool, type(None), Span))
 
 
 def _written_kind(expr: ast.Expr, names: set[str]) -> str | None:

@@ -40,6 +40,7 @@ from .resolve import (
     shown,
 )
 from .externs import declaration_problems
+from .memo import CallMemo
 from .scope import Program, Scope
 
 SMOKE_SIZES = (32, 64, 128, 224, 512)
@@ -332,7 +333,10 @@ def _given_kind(v: object) -> str:
 
 
 def check_network(source: Source, net: ast.Network, params: dict[str, Any] | None = None,
-                  input_shape: tuple[int, ...] | None = None, blocks: dict | None = None) -> CheckedNetwork:
+                  input_shape: tuple[int, ...] | None = None, blocks: dict | None = None, *,
+                  memo: CallMemo | None = None) -> CheckedNetwork:
+    """Check one network of a parsed file with the given parameters and input size; `memo` (the language
+    server's) lends the walks of block calls kept from the file's previous check (cnndsl.semantics.memo)."""
     blocks = blocks or {}
     if net.name in blocks and isinstance(blocks[net.name][0], ast.Block):  # two classes of that name in the generated file
         block, src = blocks[net.name]
@@ -340,6 +344,7 @@ def check_network(source: Source, net: ast.Network, params: dict[str, Any] | Non
         raise CheckError([_diagnostic(where, f"the network and a block are both named `{net.name}`", at,
                                       "rename one of them" if not net.implicit else "rename the block or the file (the network is named after it)")])
     checker = _Checker(source, net, dict(params or {}), input_shape, blocks)
+    checker.prog.memo = memo
     token = values.work_budget.set(checker.prog.work)  # expression arithmetic is work too
     try:
         with limits.held(), pins.recording() as pinned:  # this check's own pins, whatever runs around it

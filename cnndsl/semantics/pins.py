@@ -64,6 +64,13 @@ def pin(*xs, reason: str) -> None:
             table.setdefault(name, reason)
 
 
+def record(name: str, reason: str) -> None:
+    """Record one parameter as pinned, as `pin` does (a walk replayed from cnndsl.semantics.memo)."""
+    table = _TABLE.get()
+    if table is not None:
+        table.setdefault(name, reason)
+
+
 def pin_lost(*xs) -> None:
     """Pin the parameters behind numbers that the code prints in place of hidden sizes."""
     table = _TABLE.get()

@@ -30,6 +30,7 @@ from ..ops.tensor import as_stage
 from ..syntax import ast
 from .calls import call as block_call
 from .externs import call as external_call
+from .memo import CallMemo, blocks_key, limits_key
 from .merges import JOINS, MERGES, join, merge
 from .pins import DECIDED, pin
 from .resolve import (
@@ -66,6 +67,15 @@ class Program:
     warned: set[tuple[str, Span, str]] = field(default_factory=set)  # (file, span, message) of each warning
     defaults_seen: dict[int, tuple[ast.Defaults, str, Source]] = field(default_factory=dict)  # id(stmt) -> its op
     defaults_used: set[int] = field(default_factory=set)  # id() of each `defaults` option a layer was given
+    memo: CallMemo | None = None  # block calls' walks kept from the file's last check (the language server's)
+    reports: int = 0  # the diagnostics attempted (a walk that attempted none can be kept in the memo)
+    _memo_base: tuple | None = None
+
+    def memo_base(self) -> tuple:
+        """What every kept walk of this check read: the blocks in reach (text and place) and the limits."""
+        if self._memo_base is None:
+            self._memo_base = (blocks_key(self.blocks), limits_key())
+        return self._memo_base
 
     def diagnostic(self, severity: str, message: str, span: Span, source: Source, hint: str | None) -> Diagnostic:
         notes = tuple(
@@ -76,6 +86,7 @@ class Program:
                           line_text=source.line_text(span.line), hint=hint, notes=notes)
 
     def error(self, message: str, span: Span, source: Source, hint: str | None = None) -> None:
+        self.reports += 1
         d = self.diagnostic("error", message, span, source, hint)
         if any(e.file == d.file and e.span == d.span and e.message == d.message for e in self.errors):
             return  # the same mistake inside a block called twice
@@ -86,16 +97,19 @@ class Program:
     def report(self, e: LocatedError, source: Source, hint: str | None = None) -> None:
         """A LocatedError as an error (with `hint` instead of its own if given), unless it is a consequence of one
         reported already."""
+        self.reports += 1
         if not e.reported:
             self.error(e.message, e.span, source, e.hint if hint is None else hint)
 
     def warn(self, message: str, span: Span, source: Source, hint: str | None = None) -> None:
+        self.reports += 1
         if (source.name, span, message) not in self.warned:
             self.add_warning(self.diagnostic("warning", message, span, source, hint))
 
     def add_warning(self, d: Diagnostic) -> None:
         """A warning, once per file, place and message (a layer in a block called three times is one line of the
         source; the first call's notes say where it was called from)."""
+        self.reports += 1
         key = (d.file, d.span, d.message)
         if key not in self.warned:
             self.warned.add(key)
