@@ -16,8 +16,9 @@ example and on edits of them). The memo keeps the entries the last analysis used
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .. import limits
 from ..ir.values import Sym, Val
