@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from ..errors import CheckError, CnnDslError, Source, Span
 from ..syntax import ast
@@ -68,12 +68,13 @@ class Analysis:
         return self.parsed.file
 
 
-def analyze(name: str, text: str, read: Callable[[Any], Source], memo: CallMemo | None = None) -> Analysis:
+def analyze(name: str, text: str, read: Callable[[Any], Source], memo: CallMemo | Literal[False] | None = None) -> Analysis:
     """Check the file `name` whose text is `text`; `read(path)` gives an imported file's source (the editor's
     text where it has the file open); `memo` keeps the walks of block calls from one analysis of the file to the
-    next (cnndsl.semantics.memo: the same result, sooner)."""
+    next (cnndsl.semantics.memo: the same result, sooner; False: no walk replayed, even within one check)."""
     from .. import _no_gc
     from ..semantics.checker import check_network, collect_blocks, pick_network
+    from ..semantics.memo import CallMemo
 
     source = Source(name, text)
     too_big = _size_problem(text)
@@ -121,7 +122,7 @@ def analyze(name: str, text: str, read: Callable[[Any], Source], memo: CallMemo 
             else:
                 result.diagnostics.extend(checked.warnings)
                 result.networks.append(NetworkResult(net, checked, checked.layers))
-    if memo is not None:
+    if isinstance(memo, CallMemo):
         memo.cycle()
     return _finish(result)
 

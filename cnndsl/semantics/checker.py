@@ -6,7 +6,7 @@ from __future__ import annotations
 import keyword
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import errors as _errors
 from .. import limits
@@ -334,9 +334,11 @@ def _given_kind(v: object) -> str:
 
 def check_network(source: Source, net: ast.Network, params: dict[str, Any] | None = None,
                   input_shape: tuple[int, ...] | None = None, blocks: dict | None = None, *,
-                  memo: CallMemo | None = None) -> CheckedNetwork:
-    """Check one network of a parsed file with the given parameters and input size; `memo` (the language
-    server's) lends the walks of block calls kept from the file's previous check (cnndsl.semantics.memo)."""
+                  memo: CallMemo | Literal[False] | None = None) -> CheckedNetwork:
+    """Check one network of a parsed file with the given parameters and input size. A block call whose walk
+    this check has made already (the same block, values and input) is replayed (cnndsl.semantics.memo);
+    `memo` (the language server's) lends the walks kept from the file's previous check too; False walks every
+    call (tests/test_memo.py compares)."""
     blocks = blocks or {}
     if net.name in blocks and isinstance(blocks[net.name][0], ast.Block):  # two classes of that name in the generated file
         block, src = blocks[net.name]
@@ -344,7 +346,7 @@ def check_network(source: Source, net: ast.Network, params: dict[str, Any] | Non
         raise CheckError([_diagnostic(where, f"the network and a block are both named `{net.name}`", at,
                                       "rename one of them" if not net.implicit else "rename the block or the file (the network is named after it)")])
     checker = _Checker(source, net, dict(params or {}), input_shape, blocks)
-    checker.prog.memo = memo
+    checker.prog.memo = CallMemo() if memo is None else None if memo is False else memo
     token = values.work_budget.set(checker.prog.work)  # expression arithmetic is work too
     try:
         with limits.held(), pins.recording() as pinned:  # this check's own pins, whatever runs around it

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import limits
+from ..ir.network import CallStep, CheckedLayer, GroupStep, LayerStep, MergeStep
 from ..ir.values import Sym, Val
+from ..ir.visitor import StepVisitor
 from . import pins
 from .resolve import ChosenWord, Word
 
@@ -48,20 +50,67 @@ class _Walk:
     instances: tuple
     pinned: tuple  # (name, reason), in the order they were first recorded
     work: int
+    path: str  # where it was walked: the module's state_dict prefix, its attribute path,
+    access: tuple
+    base: int  # and the number of block instances before it (its calls' instances follow)
 
     def replay(self, prog: Program, sub: Scope) -> bool:
         if prog.work.spent + self.work > prog.work.limit:
             return False
         if limits.problem("layers", len(prog.layers) + len(self.layers), ""):
             return False
+        steps, layers, instances = self.steps, self.layers, self.instances
+        if (sub.path, sub.access, len(prog.instances)) != (self.path, self.access, self.base):
+            moved = _Moved(self, sub.path, sub.access, len(prog.instances))
+            layers = tuple(moved.layer(layer) for layer in layers)
+            steps = moved.steps(steps)
+            instances = tuple(i.model_copy(update={"steps": moved.steps(i.steps)}) for i in instances)
         prog.work.spent += self.work
-        prog.layers.extend(self.layers)
-        prog.instances.extend(self.instances)
+        prog.layers.extend(layers)
+        prog.instances.extend(instances)
         for name, reason in self.pinned:
             pins.record(name, reason)
         sub.shape, sub.output_shapes, sub.outputs = self.shape, self.output_shapes, self.outputs
-        sub.decided, sub.steps = set(self.decided), list(self.steps)
+        sub.decided, sub.steps = set(self.decided), list(steps)
         return True
+
+
+class _Moved(StepVisitor):
+    """A walk's steps as the same walk made elsewhere gives them: each layer's state_dict name and attribute path
+    under the new module's, each call's instance index after the new instances before it."""
+
+    def __init__(self, walk: _Walk, path: str, access: tuple, base: int):
+        self.walk, self.path, self.access, self.base = walk, path, access, base
+        self.moved: dict[int, CheckedLayer] = {}  # id(layer) -> where it is now: one object stays one object
+
+    def layer(self, layer: CheckedLayer) -> CheckedLayer:
+        found = self.moved.get(id(layer))
+        if found is None:
+            w = self.walk
+            found = self.moved[id(layer)] = layer.model_copy(update={
+                "name": self.path + layer.name[len(w.path):], "access": (*self.access, *layer.access[len(w.access):])})
+        return found
+
+    def steps(self, steps: tuple) -> tuple:
+        return tuple(self.visit(step) for step in steps)
+
+    def visit_layer(self, step: LayerStep) -> LayerStep:
+        return step.model_copy(update={"layer": self.layer(step.layer)})
+
+    def visit_group(self, step: GroupStep) -> GroupStep:
+        return step.model_copy(update={"children": self.steps(step.children)})
+
+    def visit_merge(self, step: MergeStep) -> MergeStep:
+        branches = tuple(b.model_copy(update={"steps": self.steps(b.steps)}) if b.steps else b for b in step.branches)
+        return step.model_copy(update={"branches": branches})
+
+    def visit_call(self, step: CallStep) -> CallStep:  # the instances of a walk's calls are the walk's own
+        return step.model_copy(update={"instance": step.instance - self.walk.base + self.base})
+
+    def visit_value(self, step):
+        return step
+
+    visit_use = visit_join = visit_output = visit_value
 
 
 class CallMemo:
@@ -87,9 +136,6 @@ class CallMemo:
 
     def put(self, key, walk: _Walk) -> None:
         self._used[key] = walk
-
-    def __len__(self) -> int:
-        return len(self._used) + len(self._kept)
 
 
 def walk(scope: Scope, sub: Scope, block: ast.Block, node: ast.Call, inputs: tuple[str, ...], sources: dict[str, str],
@@ -121,7 +167,7 @@ def walk(scope: Scope, sub: Scope, block: ast.Block, node: ast.Call, inputs: tup
     memo.put(key, _Walk(shape=sub.shape, output_shapes=tuple(sub.output_shapes), outputs=tuple(sub.outputs),
                         decided=frozenset(sub.decided), steps=tuple(sub.steps), printed=names, layers=tuple(prog.layers[before[1]:]),
                         instances=tuple(prog.instances[before[2]:]), pinned=tuple(pinned.items()),
-                        work=prog.work.spent - before[3]))
+                        work=prog.work.spent - before[3], path=sub.path, access=sub.access, base=before[2]))
     return names
 
 
@@ -133,10 +179,7 @@ def _key(scope: Scope, sub: Scope, node: ast.Call, inputs: tuple[str, ...], sour
         return (
             prog.memo_base(),
             node.callee,
-            sub.path,
-            sub.access,
             tuple(name for name, _, _ in prog.calls),
-            len(prog.instances),
             tuple((name, _key_of(v)) for name, v in sub.env.items()),
             tuple(_key_of(d) for d in sub.shape),
             inputs,
