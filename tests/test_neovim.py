@@ -1,0 +1,167 @@
+"""The Neovim set-up (editors/neovim/lua/cnndsl.lua) in the real Neovim against the real server: a headless
+`nvim` opens a network with a mistake, and its LSP client must hold the checker's diagnostic at its place,
+show the output shapes (end-of-line virtual text below Neovim 0.10, Neovim's own inlay hints from 0.10),
+open the hover's floating window with the layer's shapes, and after a fix typed in normal mode drop the
+diagnostic and show the shapes of the network's lines. Without `nvim` the test is skipped, unless
+CNNDSL_REQUIRE_EDITORS=1 (CI, which installs Debian's neovim) makes its absence a failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pygls")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+NETWORK = """\
+block Down(c):
+    conv c k3 p1 | bn | relu
+    maxpool 2
+
+network Tiny:
+    input 3x32x32
+    Down(16) | Down(32)
+    conv 64 k9
+    gap | flatten
+    linear 10
+"""
+
+# Neovim runs this; every wait is bounded, and what it saw goes to the JSON file named by vim.g.out.
+SCRIPT = r"""
+local out = {}
+local function finish()
+  vim.fn.writefile({ vim.fn.json_encode(out) }, vim.g.out)
+  vim.cmd("qa!")
+end
+local ok, err = pcall(function()
+  vim.cmd("edit " .. vim.fn.fnameescape(vim.g.net))
+  local buf = vim.api.nvim_get_current_buf()
+  out.version = vim.version()
+  out.filetype, out.commentstring = vim.bo.filetype, vim.bo.commentstring
+  local function hints()
+    local found = {}
+    if vim.fn.has("nvim-0.10") == 1 then
+      for _, h in ipairs(vim.lsp.inlay_hint.get({ bufnr = buf })) do
+        local label = h.inlay_hint.label
+        found[#found + 1] = { line = h.inlay_hint.position.line, text = type(label) == "string" and label or label[1].value }
+      end
+    else
+      local ns = vim.api.nvim_get_namespaces()["cnndsl_inlay_hints"]
+      for _, m in ipairs(vim.api.nvim_buf_get_extmarks(buf, ns, 0, -1, { details = true })) do
+        found[#found + 1] = { line = m[2], text = m[4].virt_text[1][1], pos = m[4].virt_text_pos }
+      end
+    end
+    return found
+  end
+  local function diagnostics()
+    local found = {}
+    for _, d in ipairs(vim.diagnostic.get(buf)) do
+      found[#found + 1] = { lnum = d.lnum, col = d.col, end_col = d.end_col, severity = d.severity, message = d.message, source = d.source }
+    end
+    return found
+  end
+  out.saw_diagnostics = vim.wait(15000, function() return #vim.diagnostic.get(buf) > 0 end, 20)
+  out.diagnostics = diagnostics()
+  out.saw_hints = vim.wait(5000, function() return #hints() > 0 end, 20)
+  out.hints = hints()
+  -- the hover: K on the block's conv, as a user presses it
+  vim.api.nvim_win_set_cursor(0, { 2, 5 })
+  vim.cmd("normal K")
+  local float
+  out.saw_hover = vim.wait(5000, function()
+    for _, w in ipairs(vim.api.nvim_list_wins()) do
+      if vim.api.nvim_win_get_config(w).relative ~= "" then float = w return true end
+    end
+    return false
+  end, 20)
+  out.hover = float and vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(float), 0, -1, false) or {}
+  if float then vim.api.nvim_win_close(float, true) end
+  -- the fix, typed: the kernel 9 on line 8 becomes 3
+  vim.api.nvim_win_set_cursor(0, { 8, 0 })
+  vim.cmd("normal! $r3")
+  out.fixed_line = vim.api.nvim_buf_get_lines(buf, 7, 8, false)[1]
+  out.saw_fix = vim.wait(10000, function() return #vim.diagnostic.get(buf) == 0 and #hints() > #out.hints end, 20)
+  out.diagnostics_after = diagnostics()
+  out.hints_after = hints()
+end)
+out.error = (not ok) and tostring(err) or nil
+finish()
+"""
+
+
+def nvim() -> str:
+    path = shutil.which("nvim")
+    if path is None:
+        if os.environ.get("CNNDSL_REQUIRE_EDITORS") == "1":
+            pytest.fail("nvim is missing: apt-get install neovim (what .ci/run does)")
+        pytest.skip("nvim is not installed")
+    return path
+
+
+def test_neovim_shows_the_servers_diagnostics_hover_and_shapes(tmp_path: Path):
+    net = tmp_path / "net.cnn"
+    net.write_text(NETWORK, encoding="utf-8")
+    (tmp_path / "init.lua").write_text(
+        f"vim.opt.runtimepath:append({json.dumps(str(ROOT / 'editors' / 'neovim'))})\n"
+        f'require("cnndsl").setup({{ cmd = {{ {json.dumps(sys.executable)}, "-m", "cnndsl", "lsp" }} }})\n')
+    (tmp_path / "script.lua").write_text(SCRIPT)
+    out = tmp_path / "out.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state")}
+    proc = subprocess.Popen([nvim(), "--headless", "-n", "-i", "NONE", "-u", str(tmp_path / "init.lua"),
+                             "--cmd", f"let g:net = {json.dumps(str(net))} | let g:out = {json.dumps(str(out))}",
+                             "-c", f"luafile {tmp_path / 'script.lua'}"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # while Neovim works: the checker's answers for the network, and for it fixed
+    import cnndsl
+    from cnndsl.errors import CheckError
+    from cnndsl.ops.common import fmt_shape
+
+    with pytest.raises(CheckError) as raised:
+        cnndsl.check(NETWORK)
+    layers = {layer.name: layer for layer in cnndsl.check(NETWORK.replace("k9", "k3")).layers}
+    try:
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert out.exists(), stdout[-2000:] + stderr[-2000:]
+    seen = json.loads(out.read_text())
+    assert seen.get("error") is None, seen["error"]
+    assert (seen["filetype"], seen["commentstring"]) == ("cnn", "# %s")
+
+    # the diagnostic: the checker's, at the checker's place (1-based line and column -> 0-based)
+    assert seen["saw_diagnostics"] and len(seen["diagnostics"]) == len(raised.value.diagnostics) == 1
+    d, c = seen["diagnostics"][0], raised.value.diagnostics[0]
+    assert (d["lnum"], d["col"], d["end_col"]) == (c.span.line - 1, c.span.col - 1, c.span.end_col - 1) == (7, 12, 14)
+    assert d["severity"] == 1 and d["source"] == "cnndsl" and d["message"] == f"{c.message}\nhint: {c.hint}"
+
+    # the shapes of the block's lines, each as the end-of-line text (or inlay hint) of its line
+    assert seen["saw_hints"]
+    before = {h["line"]: h["text"] for h in seen["hints"]}
+    assert sorted(before) == [1, 2]  # the network's lines have none while it has an error
+    assert before[1] == f'{fmt_shape(layers["down1.relu1"].output_shape)} | ... (2 shapes)' == "(N, 16, 32, 32) | ... (2 shapes)"
+    assert before[2] == f'{fmt_shape(layers["down1.maxpool1"].output_shape)} | ... (2 shapes)'
+    if seen["version"]["minor"] < 10 and seen["version"]["major"] == 0:
+        assert {h["pos"] for h in seen["hints"]} == {"eol"}
+
+    # the hover's floating window: the conv's shapes in both calls, and its parameters
+    assert seen["saw_hover"], seen
+    hover = "\n".join(seen["hover"])
+    for name in ("down1.conv1", "down2.conv1"):
+        conv = layers[name]
+        assert f"{name}`: {fmt_shape(conv.input_shape)} → {fmt_shape(conv.output_shape)}" in hover, hover
+        assert f"params {conv.params:,}" in hover
+
+    # the fix typed in normal mode: no diagnostic, and the network's lines show their shapes
+    assert seen["fixed_line"] == "    conv 64 k3"
+    assert seen["saw_fix"] and seen["diagnostics_after"] == []
+    after = {h["line"]: h["text"] for h in seen["hints_after"]}
+    assert sorted(after) == [1, 2, 6, 7, 8, 9] and after[6] == fmt_shape(layers["down2.maxpool1"].output_shape)
+    assert after[7] == fmt_shape(layers["conv1"].output_shape) == "(N, 64, 6, 6)"
+    assert after[8] == fmt_shape(layers["flatten1"].output_shape) and after[9] == "(N, 10)"
