@@ -165,3 +165,55 @@ def test_neovim_shows_the_servers_diagnostics_hover_and_shapes(tmp_path: Path):
     assert sorted(after) == [1, 2, 6, 7, 8, 9] and after[6] == fmt_shape(layers["down2.maxpool1"].output_shape)
     assert after[7] == fmt_shape(layers["conv1"].output_shape) == "(N, 64, 6, 6)"
     assert after[8] == fmt_shape(layers["flatten1"].output_shape) and after[9] == "(N, 10)"
+
+
+SYNTAX_SCRIPT = r"""
+local out = {}
+for _, file in ipairs(vim.fn.json_decode(vim.fn.readfile(vim.g.todo)[1])) do
+  vim.cmd("edit " .. vim.fn.fnameescape(file.path))
+  vim.bo.filetype = "cnn"
+  local groups = {}
+  for _, t in ipairs(file.tokens) do
+    local names = {}
+    for col = t[2], t[2] + t[3] - 1 do
+      names[#names + 1] = vim.fn.synIDattr(vim.fn.synID(t[1], col, 1), "name")
+    end
+    groups[#groups + 1] = names
+  end
+  out[#out + 1] = groups
+end
+vim.fn.writefile({ vim.fn.json_encode(out) }, vim.g.out)
+vim.cmd("qa!")
+"""
+
+
+def test_vim_syntax_on_every_example(tmp_path: Path):
+    """editors/neovim/syntax/cnn.vim, in Neovim: every op, block call, option keyword, network and block name,
+    merge and comment of every example has its syntax group, as the parser reads the example."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate", ROOT / "editors" / "vscode" / "generate.py")
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    files = []
+    for example in sorted((ROOT / "examples").glob("*.cnn")):
+        marks = generate.tokens(example)
+        files.append({"path": str(example), "tokens": [[line, col, width, scope] for line in sorted(marks)
+                                                       for col, width, scope in sorted(marks[line])]})
+    assert sum(len(f["tokens"]) for f in files) > 500
+    todo, out = tmp_path / "todo.json", tmp_path / "out.json"
+    todo.write_text(json.dumps(files))
+    (tmp_path / "script.lua").write_text(SYNTAX_SCRIPT)
+    (tmp_path / "init.lua").write_text(f"vim.opt.runtimepath:append({json.dumps(str(ROOT / 'editors' / 'neovim'))})\n"
+                                       "vim.cmd('syntax on')\n")
+    proc = subprocess.run([nvim(), "--headless", "-n", "-i", "NONE", "-u", str(tmp_path / "init.lua"),
+                           "--cmd", f"let g:todo = {json.dumps(str(todo))} | let g:out = {json.dumps(str(out))}",
+                           "-c", f"luafile {tmp_path / 'script.lua'}"],
+                          cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)}, capture_output=True, text=True, timeout=60)
+    assert out.exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
+    wrong = []
+    for file, groups in zip(files, json.loads(out.read_text())):
+        for (line, col, width, scope), names in zip(file["tokens"], groups):
+            if set(names) != {generate.VIM_GROUPS[scope]}:
+                wrong.append(f"{Path(file['path']).name}:{line}:{col}: {names} for {scope}")
+    assert not wrong, "\n".join(wrong[:30])
