@@ -217,3 +217,55 @@ def test_vim_syntax_on_every_example(tmp_path: Path):
             if set(names) != {generate.VIM_GROUPS[scope]}:
                 wrong.append(f"{Path(file['path']).name}:{line}:{col}: {names} for {scope}")
     assert not wrong, "\n".join(wrong[:30])
+
+
+def _screen(name: str) -> tuple[list[str], dict]:
+    from PIL import Image
+
+    with Image.open(ROOT / "docs" / f"neovim-{name}.png") as image:
+        text = dict(image.text)
+    assert text["Software"].startswith("editors/neovim/screenshot.py (NVIM v0."), text["Software"]
+    return text["screen"].split("\n"), text
+
+
+def test_the_screenshots_show_what_the_server_says():
+    """docs/neovim-*.png (editors/neovim/screenshot.py) record the terminal's text: it must be what the server
+    and the checker answer today: every line of examples/resnet18.cnn with its shape at its end, the hover of
+    the downsample's conv, and the diagnostic of ` | flatten` typed on the stem's line."""
+    import cnndsl
+    from cnndsl.errors import CheckError
+    from cnndsl.lsp import hover, inlay
+    from cnndsl.lsp.workspace import Workspace
+
+    example = ROOT / "examples" / "resnet18.cnn"
+    text = example.read_text(encoding="utf-8")
+    lines = text.rstrip("\n").split("\n")
+    ws = Workspace()
+    ws.set_text(str(example), text)
+    a = ws.analysis(str(example))
+    hints = {line: label for line, _, label in inlay.shape_hints(a, 1, len(lines))}
+    assert sorted(hints) == [4, 5, 6, *range(10, 17)]
+
+    screen, about = _screen("hints")
+    assert about["keys"] == ""
+    for number, code in enumerate(lines, 1):
+        assert screen[number - 1].rstrip() == (f"{number:>3} {code}" + (f" {hints[number]}" if number in hints else "")).rstrip()
+
+    screen, about = _screen("hover")
+    assert about["keys"] == "5G10|K" and lines[4][9:13] == "conv"
+    assert screen[16].split()[-2:] == ["5,10", "All"]  # the cursor, on the downsample's conv
+    shown = "\n".join(screen)
+    markdown = hover.hover(a, ws.index(a), 5, 10)
+    told = [t.rstrip().replace("**", "") for t in markdown.split("\n") if t.strip() and t != "---"]
+    assert len(told) == 8 and all(t in shown for t in told), (told, shown)
+
+    screen, about = _screen("error")
+    assert about["keys"].startswith("5G10|K10GA | flatten\x1b")
+    edited = text.replace("maxpool 3 s2 p1\n", "maxpool 3 s2 p1 | flatten\n")
+    with pytest.raises(CheckError) as raised:
+        cnndsl.check(edited)
+    [d] = raised.value.diagnostics
+    assert d.span.line == 4 and screen[3].startswith("E   4 ") and "■ `conv` needs" in screen[3]
+    shown = "\n".join(screen)
+    assert d.message in shown and f"hint: {d.hint}" in shown
+    assert screen[9].rstrip().endswith("maxpool 3 s2 p1 | flatten (N, 200704)")
