@@ -90,6 +90,10 @@ local ok, err = pcall(function()
   out.saw_fix = vim.wait(10000, function() return #vim.diagnostic.get(buf) == 0 and #hints() > #out.hints end, 20)
   out.diagnostics_after = diagnostics()
   out.hints_after = hints()
+  -- a block's body typed: indented after the `:`, with spaces
+  vim.api.nvim_buf_set_lines(buf, -1, -1, false, { "", "block B:  # a comment: after the colon" })
+  vim.cmd("normal! Goconv 8 k3")
+  out.typed = vim.api.nvim_buf_get_lines(buf, -4, -1, false)
 end)
 out.error = (not ok) and tostring(err) or nil
 finish()
@@ -165,6 +169,7 @@ def test_neovim_shows_the_servers_diagnostics_hover_and_shapes(tmp_path: Path):
     assert sorted(after) == [1, 2, 6, 7, 8, 9] and after[6] == fmt_shape(layers["down2.maxpool1"].output_shape)
     assert after[7] == fmt_shape(layers["conv1"].output_shape) == "(N, 64, 6, 6)"
     assert after[8] == fmt_shape(layers["flatten1"].output_shape) and after[9] == "(N, 10)"
+    assert seen["typed"] == ["", "block B:  # a comment: after the colon", "    conv 8 k3"]
 
 
 SYNTAX_SCRIPT = r"""

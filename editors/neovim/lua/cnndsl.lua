@@ -8,6 +8,9 @@
 -- the end of each layer line), root_markers (default { ".git" }: the server's root is the nearest directory
 -- holding one, else the file's directory).
 --
+-- In cnn buffers: `#` comments, four spaces a level (expandtab), and a line after one that ends with `:`
+-- indented one level more.
+--
 -- The shapes are the server's inlay hints. Neovim 0.10 and later show them itself (vim.lsp.inlay_hint);
 -- older ones have no inlay hints, so this module asks for them (textDocument/inlayHint) each time the
 -- server has checked the buffer (its diagnostics arrive) and shows them as virtual text at the end of the
@@ -83,6 +86,41 @@ function M.show_hints(bufnr, client)
   end, bufnr)
 end
 
+local function code_of(line) -- the line without its comment (a # inside quotes is not one)
+  local quoted = false
+  for i = 1, #line do
+    local c = line:sub(i, i)
+    if c == '"' then
+      quoted = not quoted
+    elseif c == "#" and not quoted then
+      return line:sub(1, i - 1)
+    end
+  end
+  return line
+end
+
+--- The indent of line `lnum` (for 'indentexpr'): one level more after a line that ends with `:` (its
+--- comment aside), else the indent of the line above.
+function M.indent(lnum)
+  local above = vim.fn.prevnonblank(lnum - 1)
+  if above == 0 then
+    return 0
+  end
+  if code_of(vim.fn.getline(above)):match(":%s*$") then
+    return vim.fn.indent(above) + vim.fn.shiftwidth()
+  end
+  return vim.fn.indent(above)
+end
+
+local function filetype(bufnr)
+  local bo = vim.bo[bufnr]
+  bo.commentstring = "# %s"
+  -- the layout `cnndsl fmt` writes: four spaces a level, one more after a line that ends with `:`
+  bo.expandtab, bo.shiftwidth, bo.softtabstop = true, 4, 4
+  bo.indentexpr = "v:lua.require'cnndsl'.indent(v:lnum)"
+  bo.indentkeys = "o,O,!^F"
+end
+
 local function on_attach(client, bufnr)
   if vim.bo[bufnr].omnifunc == "" then
     vim.bo[bufnr].omnifunc = "v:lua.vim.lsp.omnifunc"
@@ -149,14 +187,15 @@ function M.setup(opts)
   local group = api.nvim_create_augroup("cnndsl", { clear = true })
   if vim.fn.has("nvim-0.8") == 1 then
     vim.filetype.add({ extension = { cnn = "cnn" } })
-  else -- 0.7's filetype detection is Vim script's, which does not know .cnn
-    api.nvim_create_autocmd({ "BufNewFile", "BufRead" }, { group = group, pattern = "*.cnn", command = "setfiletype cnn" })
+  else -- 0.7 detects filetypes in Vim script, where vim.filetype.add does nothing and a .cnn file that begins
+    -- with a # comment becomes `conf`: set cnn whatever ran before
+    api.nvim_create_autocmd({ "BufNewFile", "BufRead" }, { group = group, pattern = "*.cnn", command = "set filetype=cnn" })
   end
   api.nvim_create_autocmd("FileType", {
     group = group,
     pattern = "cnn",
     callback = function(args)
-      vim.bo[args.buf].commentstring = "# %s"
+      filetype(args.buf)
       M.attach(args.buf)
     end,
   })
@@ -164,7 +203,7 @@ function M.setup(opts)
   for _, bufnr in ipairs(api.nvim_list_bufs()) do
     if api.nvim_buf_is_loaded(bufnr) and api.nvim_buf_get_name(bufnr):match("%.cnn$") then
       if vim.bo[bufnr].filetype == "cnn" then
-        vim.bo[bufnr].commentstring = "# %s"
+        filetype(bufnr)
         M.attach(bufnr)
       else
         vim.bo[bufnr].filetype = "cnn" -- the FileType autocommand attaches it
