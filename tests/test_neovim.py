@@ -2,8 +2,11 @@
 `nvim` opens a network with a mistake, and its LSP client must hold the checker's diagnostic at its place,
 show the output shapes (end-of-line virtual text below Neovim 0.10, Neovim's own inlay hints from 0.10),
 open the hover's floating window with the layer's shapes, and after a fix typed in normal mode drop the
-diagnostic and show the shapes of the network's lines. Without `nvim` the test is skipped, unless
-CNNDSL_REQUIRE_EDITORS=1 (CI, which installs Debian's neovim) makes its absence a failure."""
+diagnostic and show the shapes of the network's lines; a block's body typed is indented. Neovim also gives
+every token of every example the syntax group of editors/neovim/syntax/cnn.vim that the parser's reading
+asks for, and the README's screenshots (docs/neovim-*.png) hold the text the server answers today. Without
+`nvim` the tests that run it are skipped, unless CNNDSL_REQUIRE_EDITORS=1 (CI, which installs Debian's
+neovim) makes its absence a failure."""
 
 from __future__ import annotations
 
