@@ -216,10 +216,13 @@ class ParseError(CnnDslError):
 
 
 class CheckError(CnnDslError):
-    """The network is well formed but PyTorch would reject it. `layers` and `warnings`: the layers checked and
-    the warnings given before the errors, when check_network raised it (the language server shows them)."""
+    """The network is well formed but PyTorch would reject it. `layers`, `steps`, `instances` and `warnings`:
+    the layers, the network's steps and the block instances checked, and the warnings given, before the errors,
+    when check_network raised it (the language server shows their shapes)."""
 
     layers: tuple = ()
+    steps: tuple = ()
+    instances: tuple = ()
     warnings: tuple = ()
 
 

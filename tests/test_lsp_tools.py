@@ -124,3 +124,18 @@ def test_check_json_keeps_the_warnings_beside_the_errors(tmp_path: Path):
     proc = cli("check", "both.cnn", "--format", "json", cwd=tmp_path)
     assert proc.returncode == 1
     assert [(r["severity"], r["range"]["start"]["line"]) for r in json.loads(proc.stdout)] == [("error", 4), ("warning", 3)]
+
+
+def test_block_calls_keep_their_shapes_when_the_network_has_an_error():
+    """A mistake further down must not take the shapes of the block calls checked before it (inlay hints and
+    hovers read them from the steps and instances checked so far)."""
+    from cnndsl.lsp.analysis import analyze
+    from cnndsl.lsp.inlay import shape_hints
+
+    text = ("block Down(c):\n    conv c k3 s2 p1 | relu\n"
+            "network N:\n    input 3x32x32\n    Down(16) | Down(32)\n    conv 64 k9\n    Down(8)\n")
+    a = analyze("/nowhere/n.cnn", text, read=lambda path: pytest.fail("no import"))
+    assert [d.span.line for d in a.diagnostics] == [6]  # 8x8 is smaller than the kernel
+    hints = {line: label for line, _, label in shape_hints(a, 1, 7)}
+    assert hints[5] == "(N, 32, 8, 8)" and hints[2] == "(N, 16, 16, 16) | ... (2 shapes)"
+    assert 7 not in hints  # after the error the shape is unknown

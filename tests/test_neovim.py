@@ -151,7 +151,8 @@ def test_neovim_shows_the_servers_diagnostics_hover_and_shapes(tmp_path: Path):
     # the shapes of the block's lines, each as the end-of-line text (or inlay hint) of its line
     assert seen["saw_hints"]
     before = {h["line"]: h["text"] for h in seen["hints"]}
-    assert sorted(before) == [1, 2]  # the network's lines have none while it has an error
+    assert sorted(before) == [1, 2, 6]  # the network's lines after its error have none
+    assert before[6] == f'{fmt_shape(layers["down2.maxpool1"].output_shape)}' == "(N, 32, 8, 8)"  # the calls before it
     assert before[1] == f'{fmt_shape(layers["down1.relu1"].output_shape)} | ... (2 shapes)' == "(N, 16, 32, 32) | ... (2 shapes)"
     assert before[2] == f'{fmt_shape(layers["down1.maxpool1"].output_shape)} | ... (2 shapes)'
     if seen["version"]["minor"] < 10 and seen["version"]["major"] == 0:

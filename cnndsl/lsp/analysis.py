@@ -29,6 +29,8 @@ class NetworkResult:
     node: ast.Network
     checked: CheckedNetwork | None
     layers: tuple[CheckedLayer, ...]
+    steps: tuple = ()  # the network's steps and block instances (as far as they were checked)
+    instances: tuple = ()
     _summary: dict[str, LayerSummary] | None = None
 
     def summary(self) -> dict[str, LayerSummary]:
@@ -115,13 +117,13 @@ def analyze(name: str, text: str, read: Callable[[Any], Source], memo: CallMemo 
                 checked = check_network(checked_source, net, {}, None, result.blocks, memo=memo)
             except CheckError as e:
                 result.diagnostics.extend((*e.diagnostics, *e.warnings))
-                result.networks.append(NetworkResult(net, None, tuple(e.layers)))
+                result.networks.append(NetworkResult(net, None, tuple(e.layers), tuple(e.steps), tuple(e.instances)))
             except (CnnDslError, RecursionError) as e:
                 result.diagnostics.extend(getattr(e, "diagnostics", ()))
                 result.networks.append(NetworkResult(net, None, ()))
             else:
                 result.diagnostics.extend(checked.warnings)
-                result.networks.append(NetworkResult(net, checked, checked.layers))
+                result.networks.append(NetworkResult(net, checked, checked.layers, checked.steps, checked.instances))
     if isinstance(memo, CallMemo):
         memo.cycle()
     return _finish(result)

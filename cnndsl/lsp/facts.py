@@ -3,7 +3,8 @@ shapes of named values. Shared by hovers and inlay hints."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ..errors import Span
 from ..ops.common import fmt_shape
@@ -38,15 +39,11 @@ def steps(items) -> Iterator:
             yield from steps(inner)
 
 
-def _networks(a: Analysis) -> Iterator[NetworkResult]:
-    return (n for n in a.all_networks() if n.checked is not None)
-
-
 def calls_at(a: Analysis, span: Span) -> list[tuple[object, NetworkResult]]:
     """The checked calls of a block written at `span` (the call node's), each with its network."""
     found = []
-    for net in _networks(a):
-        sequences = [net.checked.steps] + [i.steps for i in net.checked.instances if same_file(i.file, a.name)]
+    for net in a.all_networks():
+        sequences = [net.steps] + [i.steps for i in net.instances if same_file(i.file, a.name)]
         for seq in sequences:
             for step in steps(seq):
                 if step.kind == "call" and step.span == span:
@@ -60,11 +57,11 @@ def value_shapes(a: Analysis, name: str, scope, kind: str = "value") -> list[str
     from ..syntax import ast
 
     shapes: list[str] = []
-    for net in _networks(a):
+    for net in a.all_networks():
         if isinstance(scope, ast.Network):
-            sequences = [net.checked.steps] if net.node is scope else []
+            sequences = [net.steps] if net.node is scope else []
         else:
-            sequences = [i.steps for i in net.checked.instances if i.block == getattr(scope, "name", None) and same_file(i.file, a.name)]
+            sequences = [i.steps for i in net.instances if i.block == getattr(scope, "name", None) and same_file(i.file, a.name)]
         for seq in sequences:
             for step in steps(seq):
                 if step.kind == kind and step.name == name:

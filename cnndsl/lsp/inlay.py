@@ -27,12 +27,10 @@ def shape_hints(a: Analysis, first: int, last: int) -> list[tuple[int, int, str]
         for layer in net.layers:
             if same_file(layer.file or a.name, a.name):
                 seen(layer.span, layer.output_shape)
-        if net.checked is not None:
-            sequences = [net.checked.steps] + [i.steps for i in net.checked.instances if same_file(i.file, a.name)]
-            for seq in sequences:
-                for step in steps(seq):
-                    if step.kind == "call":
-                        seen(step.span, step.output_shape)
+        for seq in [net.steps] + [i.steps for i in net.instances if same_file(i.file, a.name)]:
+            for step in steps(seq):
+                if step.kind == "call":
+                    seen(step.span, step.output_shape)
     out = []
     for line in sorted(ends):
         col, shapes = ends[line]

@@ -352,8 +352,10 @@ def check_network(source: Source, net: ast.Network, params: dict[str, Any] | Non
         with limits.held(), pins.recording() as pinned:  # this check's own pins, whatever runs around it
             checked = checker.run()
     except CheckError as e:
-        e.layers = tuple(checker.prog.layers)  # the layers checked before the errors, and the warnings so far:
-        e.warnings = tuple(checker.prog.warnings)  # the language server shows them beside the errors
+        e.layers = tuple(checker.prog.layers)  # the layers, steps and block instances checked before the errors,
+        e.steps = tuple(checker.scope.steps) if checker.scope is not None else ()  # and the warnings so far:
+        e.instances = tuple(checker.prog.instances)  # the language server shows them beside the errors
+        e.warnings = tuple(checker.prog.warnings)
         raise
     finally:
         values.work_budget.reset(token)
