@@ -60,7 +60,7 @@ def layer_text(lay: Layer) -> str:
         if flag:
             words.append(flag)
         elif o.short and not isinstance(v, Expr) and (isinstance(v, int) and not isinstance(v, bool) and v >= 0 or
-                                                      isinstance(v, tuple) and all(isinstance(x, int) and x >= 0 for x in v)):
+                                                      isinstance(v, tuple) and all(isinstance(x, int) and x > 0 for x in v)):
             words.append(o.short + value(v))
         else:
             words.append(f"{o.short or o.name}={value(v)}")
@@ -153,6 +153,8 @@ class Writer:
             if p.default is None:
                 out.append(value(v))
             elif not (v == p.default and type(v) is type(p.default)):
+                if isinstance(p.default, tuple) and isinstance(v, tuple) and v and len(set(v)) == 1:
+                    v = v[0]  # a number stands in each place of a tuple parameter: `k=3` for (3, 3)
                 out.append(f"{p.name}={value(v)}")
         out += [f"{k}={v}" for k, v in (getattr(call, "given", None) or {}).items()]  # `Up(skip=x4)`
         return out

@@ -216,6 +216,11 @@ class Params:
         common = Counter(map(repr, real)).most_common(1)[0][0]
         typical = next(x for x in real if repr(x) == common)
         full = [typical if x is ABSENT else x for x in v]
+        sizes = {len(x) for x in full if isinstance(x, tuple)}
+        if len(sizes) == 1 and any(_int(x) for x in full) and all(_int(x) or isinstance(x, tuple) for x in full):
+            n = sizes.pop()  # `k=3` beside `k=(1, 7)`: a tuple parameter, a number standing in each place
+            full = [(x,) * n if _int(x) else x for x in full]
+            typical = (typical,) * n if _int(typical) else typical
         name = self.name_for(s.key, full)
         self.params.append(Param(name, None if channel else typical, full))
         return self._expr(name, full)
@@ -248,6 +253,10 @@ class Params:
         common = Counter(want).most_common(1)[0][0]
         self.params.append(Param(name, common, list(want)))
         return name
+
+
+def _int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _input_like(name: str) -> bool:

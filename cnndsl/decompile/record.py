@@ -42,6 +42,14 @@ class Recorder:
         try:
             with torch.no_grad():
                 self.output = model(*example)
+        except Exception as e:  # noqa: BLE001 - the model refuses this input: the user's size, said as such
+            from .nodes import DecompileError
+
+            shape = "x".join(str(d) for d in example[0].shape[1:]) if example and hasattr(example[0], "shape") else "?"
+            raise DecompileError(f"its forward fails on a random input of size {shape} ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0] if str(e) else ''})", where=_last_user_frame(e),
+                                 cls=f"{type(model).__module__}.{type(model).__qualname__}",
+                                 hint="give the input size the model takes (`input=(3, 224, 224)`, `--input 3x224x224`)") from None
         finally:
             for h in hooks:
                 h.remove()

@@ -532,7 +532,7 @@ def attr_code(name: str, owner: str = "self") -> str:
     base, dot, index = name.partition(".")
     if dot:
         return f"{owner}.{base}[{index}]"
-    if name.isdigit():
+    if name.isdigit() and owner != "self":  # a stage of a group; a block's own module keyed "1" is an attribute
         return f"{owner}[{name}]"
     return f"{owner}.{name}" if name.isidentifier() else f"getattr({owner}, {lit(name)})"
 
