@@ -13,11 +13,10 @@ torch = pytest.importorskip("torch")
 
 ROUND_TRIP = ["autoencoder", "custom_module", "ecg1d", "lenet5", "mobile_block", "module_tree", "resnet18", "resnet_cifar", "segnet",
               "squeezenet1_1", "unet", "vgg_small", "video3d"]
-LARGE = ["alexnet", "convnext", "mobilenet_v2", "resnet", "resnet50", "unet_original", "vgg", "vgg16_bn"]  # 224x224 and tens of millions of weights
+LARGE = ["alexnet", "convnext", "mobilenet_v2", "resnet", "resnet50", "resnet50_fpn", "unet_original", "vgg", "vgg16_bn"]  # 224x224 and tens of millions of weights
 # what each of the others uses that decompiling does not recover yet, as the report says it
 REPORTED = {
     "deform": "torch.fx cannot trace its forward",
-    "resnet50_fpn": "indexes a tensor or a tuple of tensors",  # a block with several outputs
 }
 
 
@@ -51,10 +50,7 @@ def test_large_example_round_trip(name, one_thread):
     _round_trip(name)
 
 
-SLOW_REPORTED = {"resnet50_fpn"}  # a ResNet-50 at 224x224
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_REPORTED else n for n in sorted(REPORTED)])
+@pytest.mark.parametrize("name", sorted(REPORTED))
 def test_example_reported(name, one_thread, monkeypatch):
     monkeypatch.syspath_prepend(str(EXAMPLES))  # custom_module's layers
     path = EXAMPLES / f"{name}.cnn"

@@ -104,6 +104,11 @@ def _items(unit: Unit) -> tuple[dict[int, Item], dict[int, int]]:
                     alias[n2.id] = run[-1].id
                 i = j
                 continue
+        if n.kind == "pick":  # one output of a call of several: a value named on the call's line
+            items[n.id] = Item(n.id, [alias.get(x, x) for x in n.inputs], [])
+            items[n.id].pick = int(n.merge)
+            i += 1
+            continue
         if n.kind in ("chunk", "part"):  # torch.chunk and its parts: `split N:` where they are concatenated back
             items[n.id] = Item(n.id, [alias.get(x, x) for x in n.inputs], [], merge=None)
             items[n.id].chunk = (n.kind, int(n.merge))
@@ -191,7 +196,7 @@ def _split(items: dict[int, Item], users: dict, m: Item, branches: list, forks: 
 def _order(items: dict[int, Item], start: list[int]) -> list[int]:
     """A topological order that follows chains: after a value, its consumer where one is ready."""
     done, order = set(start), []
-    last = start[0] if start else None
+    last = start[0] if len(start) == 1 else None  # of several inputs, the forward's first use goes first
     pending = sorted(items)
     while pending:
         ready = [i for i in pending if all(x in done for x in items[i].inputs) and (items[i].like is None or items[i].like in done)]
@@ -216,7 +221,11 @@ def body(unit: Unit) -> Body:
         if getattr(it, "chunk", None):
             raise DecompileError("its forward calls torch.chunk, and not as `split N:` (each part through its own "
                                  "layers, all concatenated back in order)", path=unit.path or None, cls=unit.cls)
-    order = _order(items, inputs)
+    picks: dict[int, list[int]] = {}  # a call of several outputs -> the values of its outputs, in order
+    for it in sorted(items.values(), key=lambda it: getattr(it, "pick", -1)):
+        if getattr(it, "pick", None) is not None:
+            picks.setdefault(it.inputs[0], []).append(it.id)
+    order = [x for x in _order(items, inputs) if getattr(items[x], "pick", None) is None]
     users = _consumers(items)
     for o in outputs:
         users.setdefault(o, []).append(-1)
@@ -224,6 +233,8 @@ def body(unit: Unit) -> Body:
     position = {x: k for k, x in enumerate(order)}
     for k, x in enumerate(inputs):
         position[x] = -1 - k
+    for x, ps in picks.items():
+        position.update({p: position[x] for p in ps})
     named: set[int] = set()
     for it in items.values():
         for j, x in enumerate(it.inputs):
@@ -236,11 +247,14 @@ def body(unit: Unit) -> Body:
         named.update(outputs)
     if len(inputs) > 1:
         named.update(inputs)
+    for x, ps in picks.items():  # `a, b = Body()`: every output named, the call itself is no value
+        named.update(ps)
+        named.discard(x)
     own = {x: unit.nodes[x].path for x in inputs} if len(inputs) > 1 else {x: "x" for x in inputs}
     if len(set(own.values())) != len(own):
         own = {x: f"input{k + 1}" for k, x in enumerate(inputs)}
     names, k = dict(own), 0
-    for x in sorted(named - set(inputs)):  # values: x1, x2, ... around the inputs' own names
+    for x in sorted(named - set(inputs), key=lambda x: (position[x], x)):  # x1, x2, ... in the order they are made
         k += 1
         while f"x{k}" in own.values():
             k += 1
@@ -272,6 +286,9 @@ def body(unit: Unit) -> Body:
         if x in named:
             line.targets = [names[x]]
         last = x
+        if x in picks:  # the flowing tensor after a call of several outputs is its last
+            line.targets = [names[p] for p in picks[x]]
+            last = picks[x][-1]
     b = Body(lines=lines)
     if any(i in named for i in inputs):
         b.inputs = [names[i] for i in inputs]

@@ -69,6 +69,39 @@ class Unit:
     nodes: list[TNode] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
     output_keys: list[str] | None = None
+    input_keys: list[tuple] = field(default_factory=list)  # per input: (its argument's position, its key or None)
+
+
+def _flat(values) -> list:
+    """The tensors of a forward's arguments, lists and dicts of tensors opened in order."""
+    found = []
+    for v in values:
+        found.extend(v.values() if isinstance(v, dict) else v if isinstance(v, (list, tuple)) else [v])
+    return found
+
+
+def _structured(module, inputs: tuple) -> tuple[dict, list[tuple]]:
+    """torch.fx's concrete_args for the arguments that are lists or dicts of tensors (DenseNet's layers take a list,
+    FPN a dict): one placeholder per tensor; and, per placeholder, its argument's position and key."""
+    import inspect
+
+    from torch import fx
+
+    try:
+        names = [p for p in inspect.signature(module.forward).parameters]
+    except (TypeError, ValueError):
+        names = []
+    concrete, keys = {}, []
+    for i, a in enumerate(inputs):
+        if isinstance(a, dict) and i < len(names):
+            concrete[names[i]] = {k: fx.PH for k in a}
+            keys += [(i, k) for k in a]
+        elif isinstance(a, (list, tuple)) and i < len(names):
+            concrete[names[i]] = type(a)(fx.PH for _ in a)
+            keys += [(i, k) for k in range(len(a))]
+        else:
+            keys.append((i, None))
+    return concrete, keys
 
 
 def _is_container(m) -> bool:
@@ -117,11 +150,19 @@ class Decompose:
             def is_leaf_module(self, m, qualname):
                 return decompose.is_leaf(m)
 
+            def call_module(self, m, forward, args, kwargs):
+                if not _has_state(m) and catalog_class(m, decompose.table) is None and \
+                        not type(m).__module__.startswith("torch.nn") and \
+                        any(isinstance(a, (list, tuple, dict)) for a in list(args) + list(kwargs.values())):
+                    return forward(*args, **kwargs)  # a module without weights that takes lists (FPN's extra block): inlined
+                return super().call_module(m, forward, args, kwargs)
+
         tracer = Tracer()
         tracer.record_stack_traces = True
+        concrete, keys = _structured(module, inputs)
         try:
             with _helpers_as_leaves(type(module).forward):
-                graph = tracer.trace(module)
+                graph = tracer.trace(module, concrete_args=concrete or None)
         except Exception as e:  # noqa: BLE001 - control flow on tensor values, Python the tracer cannot follow
             raise DecompileError(f"torch.fx cannot trace its forward ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
                                  path=path, cls=cls, where=_last_user_frame(e),
@@ -133,8 +174,8 @@ class Decompose:
                 ShapeProp(gm).propagate(*inputs)
         except Exception as e:  # noqa: BLE001
             raise DecompileError(f"its traced forward does not run ({type(e).__name__}: {e})", path=path, cls=cls) from None
-        shapes = [tuple(a.shape) for a in inputs if hasattr(a, "shape")]
-        unit = Unit(module=module, path=path, cls=cls, in_shapes=shapes)
+        shapes = [tuple(a.shape) for a in _flat(inputs) if hasattr(a, "shape")]
+        unit = Unit(module=module, path=path, cls=cls, in_shapes=shapes, input_keys=keys)
         self.units[key] = unit
         try:
             _Reader(self, unit, gm).read()
@@ -174,7 +215,7 @@ class _Reader:
         self.dec, self.unit, self.gm = dec, unit, gm
         self.ids: dict[Any, int] = {}  # fx node -> TNode id (its tensor)
         self.meta: dict[Any, Any] = {}  # fx node -> what a size read holds: ("shape", tensor node, slice) ...
-        self.keyed: dict[Any, str] = {}  # a call of a unit that returns a dict of one tensor -> its key
+        self.multi: dict[Any, tuple] = {}  # a call of a unit that returns several tensors -> (keys, their ids)
 
     def fail(self, message: str, node=None, path: str | None = None, cls: str | None = None, hint: str | None = None):
         full = ".".join(p for p in (self.unit.path, path) if p) if path else self.unit.path
@@ -222,7 +263,10 @@ class _Reader:
                 a.kind = b.kind = "dead"
 
     def _placeholder(self, node) -> None:
-        self.add("input", [], node, path=input_name(str(node.target), len([n for n in self.unit.nodes if n.kind == "input"])))
+        k = len([n for n in self.unit.nodes if n.kind == "input"])
+        key = self.unit.input_keys[k][1] if k < len(self.unit.input_keys) else None
+        name = key if isinstance(key, str) and input_name(key, k) == key else str(node.target)  # a dict's key: `low`
+        self.add("input", [], node, path=input_name(name, k))
 
     def _get_attr(self, node) -> None:
         self.meta[node] = ("param", str(node.target))  # a learned scale (`layerscale`) where a product reads it
@@ -267,16 +311,17 @@ class _Reader:
         cls = f"{type(sub).__module__}.{type(sub).__qualname__}"
         if self._pooling(node, sub, path):
             return
-        tensors = [a for a in node.args if hasattr(a, "op")]
-        if len(tensors) != len(node.args) or node.kwargs:
-            self.fail("it is called with arguments besides tensors", node, path, cls)
+        if node.kwargs or not all(hasattr(a, "op") or self._tensors(a) for a in node.args):
+            self.fail("it is called with arguments besides tensors (and lists or dicts of tensors)", node, path, cls)
         calls = self.dec.recorder.calls.get(id(sub), 0)
         if calls > 1 and _has_state(sub):
             self.fail(f"it is called {calls} times, so its weights are shared between places, which the language "
                       "cannot express (each layer of a .cnn has its own weights)", node, path, cls)
-        inputs = [self.ids[a] for a in tensors]
         found = catalog_class(sub, self.dec.table)
         if found is not None:
+            if len(node.args) != 1 or not hasattr(node.args[0], "op") or node.args[0] not in self.ids:
+                self.fail("a layer of the catalog called on several tensors, or on a list", node, path, cls)
+            inputs = [self.ids[node.args[0]]]
             lay = self.dec.table[found](sub)
             if lay is None:
                 self.fail("its options have no form in the language", node, path, cls)
@@ -286,24 +331,62 @@ class _Reader:
             self.add("layer", inputs, node, stages=[lay], path=path)
             return
         full = ".".join(p for p in (self.unit.path, path) if p)
-        if not inputs:
+        if not node.args:
             self.fail("it is called on no tensor", node, path, cls)
         try:
             inner = self.dec.unit(sub, full)
         except DecompileError as e:
+            if len(node.args) != 1 or node.args[0] not in self.ids:
+                raise
             declared = self.dec.external(sub, e)
             call = Call(block=declared.name, stateful=_has_state(sub), external=True)
             call.params = []
-            self.add("call", inputs, node, stages=[call], path=path)
+            self.add("call", [self.ids[node.args[0]]], node, stages=[call], path=path)
             return
+        inputs = self._arguments(node, inner, path, cls)
         call = Call(block=inner.cls, instance=inner, stateful=_has_state(sub))
         call.inputs = [n.path for n in inner.nodes if n.kind == "input"]  # `Up(skip=x4)`: the others by name
-        self.add("call", inputs, node, stages=[call], path=path)
-        if inner.output_keys is not None:
-            if len(inner.outputs) != 1:
-                self.fail("it returns a dict of several tensors to its caller: blocks with several outputs are not "
-                          "recovered yet", node, path, cls)
-            self.keyed[node] = inner.output_keys[0]
+        t = self.add("call", inputs, node, stages=[call], path=path)
+        if inner.output_keys is not None or len(inner.outputs) > 1:  # `a, b = Body()`: one value per output
+            picks = [t.id]
+            if len(inner.outputs) > 1:
+                picks = []
+                for k, o in enumerate(inner.outputs):
+                    pick = TNode(id=len(self.unit.nodes), kind="pick", inputs=[t.id], merge=str(k),
+                                 shape=inner.nodes[o].shape, where=t.where)
+                    self.unit.nodes.append(pick)
+                    picks.append(pick.id)
+            keys = inner.output_keys if inner.output_keys is not None else list(range(len(inner.outputs)))
+            self.multi[node] = (keys, picks)
+
+    def _tensors(self, a) -> bool:
+        """A list, tuple or dict of this forward's tensors (an argument a unit takes opened, one input per tensor)."""
+        items = a.values() if isinstance(a, dict) else a if isinstance(a, (list, tuple)) else None
+        return items is not None and len(items) > 0 and all(hasattr(x, "op") and x in self.ids for x in items)
+
+    def _arguments(self, node, inner: Unit, path: str, cls: str) -> list[int]:
+        """The tensors a call passes, in the order of the callee's inputs: a list's items, a dict's values by key,
+        and the outputs of a call of several outputs by their keys (`self.fpn(self.body(x))`)."""
+        found: list[int] = []
+        for i, a in enumerate(node.args):
+            keys = [k for j, k in inner.input_keys if j == i]
+            if hasattr(a, "op") and a in self.multi and keys != [None]:
+                given, picks = self.multi[a]
+                if sorted(map(str, given)) != sorted(map(str, keys)):
+                    self.fail(f"it is passed the outputs {given} of a call, but takes {keys}", node, path, cls)
+                found += [picks[[str(g) for g in given].index(str(k))] for k in keys]
+            elif hasattr(a, "op") and a in self.ids and keys == [None]:
+                found.append(self.ids[a])
+            elif isinstance(a, dict) and list(a) == keys:
+                found += [self.ids[a[k]] for k in keys]
+            elif isinstance(a, (list, tuple)) and list(range(len(a))) == keys:
+                found += [self.ids[x] for x in a]
+            else:
+                self.fail("it is called with an argument that is not a tensor of this forward (nor a list or dict of "
+                          "them)", node, path, cls)
+        if not found:
+            self.fail("it is called on no tensor", node, path, cls)
+        return found
 
     def _pooling(self, node, sub, path: str) -> bool:
         """A max pool that returns its indices (`maxpool 2 as pool1`) and the unpool that reads them (`unpool pool1`)."""
@@ -377,8 +460,9 @@ class _Reader:
             if base in self.meta:
                 self.meta[node] = ("item", base, node.args[1])
                 return
-            if base in self.keyed and node.args[1] == self.keyed[base]:  # features["out"] of a dict of one tensor
-                self.ids[node] = self.ids[base]
+            if base in self.multi and node.args[1] in self.multi[base][0]:  # features["out"], `a, b = self.body(x)`
+                keys, picks = self.multi[base]
+                self.ids[node] = picks[keys.index(node.args[1])]
                 return
             self.fail("it indexes a tensor or a tuple of tensors, which the language cannot express", node)
         if name in ("size", "dim"):
@@ -459,6 +543,16 @@ class _Reader:
 
     def _output(self, node) -> None:
         out = node.args[0]
+        spec = getattr(getattr(self.gm.graph._codegen, "pytree_info", None), "out_spec", None)
+        if spec is not None and isinstance(out, (list, tuple)) and isinstance(spec.context, list) and \
+                len(spec.context) == len(out) and issubclass(spec.type, dict):  # traced with opened inputs: a flat list
+            out = dict(zip(spec.context, out))
+        if hasattr(out, "op") and out in self.multi:  # `return self.fpn(x)`: the call's outputs, with their keys
+            keys, picks = self.multi[out]
+            if isinstance(keys[0], str):
+                self.unit.output_keys = list(keys)
+            self.unit.outputs = list(picks)
+            return
         if isinstance(out, dict):
             self.unit.output_keys = [str(k) for k in out]
             if not all(k.replace("_", "").replace("-", "").isalnum() for k in self.unit.output_keys):
