@@ -8,7 +8,7 @@ from typing import Any
 
 from .emit import value
 from .generalize import Mismatch, Params, fill, order, unify
-from .nodes import Body, Call, Expr, Group, Layer, Merge
+from .nodes import Body, Call, Expr, Group, Layer, Line, Merge
 from .structure import body
 from .trace import Decompose, Unit
 
@@ -41,6 +41,7 @@ class Blocks:
     def __init__(self, dec: Decompose):
         self.dec = dec
         self.bodies: dict[int, Body] = {id(u): body(u) for u in dec.units.values()}
+        absorb(self.bodies, [u for u in dec.units.values() if u is not dec.root])
         self.defined: list[tuple[str, list, Body]] = []
         self.taken: set[str] = set()
         self.info: dict[int, tuple[str, dict, list]] = {}
@@ -62,6 +63,7 @@ class Blocks:
         for b in [self.root] + [d[2] for d in self.defined]:
             for line in b.lines:
                 fold(line.stages)
+            fold_calls(b)
 
     def resolve(self, b: Body) -> None:
         for c in _calls(b):
@@ -71,6 +73,7 @@ class Blocks:
     def generalize(self, name: str, units: list[Unit]) -> None:
         for u in units:
             self.resolve(self.bodies[id(u)])
+            fold_calls(self.bodies[id(u)])  # before unifying: `DenseLayer() x6` and `x12` are one block, `x(n)`
         clusters: list[list[Unit]] = []
         for u in units:
             for c in clusters:
@@ -100,6 +103,73 @@ class Blocks:
             found, n = f"{base}_{n}", n + 1
         self.taken.add(found)
         return found
+
+
+def absorb(bodies: dict[int, Body], units: list[Unit]) -> None:
+    """A class every instance of which is called once, as the second branch of `cat:` after `identity` (DenseNet's
+    layers, which return their new channels only), takes the merge into its body: the block returns the
+    concatenation and its callers call it alone, so a dense block is a chain of calls."""
+    sites: dict[int, list] = {}
+    calls: dict[int, int] = {}
+
+    def visit(stages: list) -> None:
+        for k, s in enumerate(stages):
+            if isinstance(s, Merge):
+                inner = s.branches[1] if s.kind == "cat" and len(s.branches) == 2 and not s.branches[0] else []
+                if len(inner) == 1 and isinstance(inner[0], Call) and inner[0].instance is not None and not s.cond \
+                        and not any(s.branch_conds) and not getattr(inner[0], "given", None):
+                    sites.setdefault(id(inner[0].instance), []).append((stages, k))
+                for b in s.branches:
+                    visit(b)
+            elif isinstance(s, Group):
+                visit(s.stages)
+
+    for b in bodies.values():
+        for line in b.lines:
+            visit(line.stages)
+        for c in _calls(b):
+            if c.instance is not None:
+                calls[id(c.instance)] = calls.get(id(c.instance), 0) + 1
+    classes: dict[type, list[Unit]] = {}
+    for u in units:
+        classes.setdefault(type(u.module), []).append(u)
+    for members in classes.values():
+        if not all(len(sites.get(id(u), [])) == 1 and calls.get(id(u)) == 1 and _plain(bodies[id(u)]) for u in members):
+            continue
+        for u in members:
+            stages, k = sites[id(u)][0]
+            stages[k] = stages[k].branches[1][0]
+            own = bodies[id(u)]
+            own.lines = [Line(stages=[Merge(kind="cat", branches=[[], own.lines[0].stages])])]
+
+
+def _plain(b: Body) -> bool:
+    """One pipeline from the input to the output: no named values, one input, one output."""
+    return len(b.lines) == 1 and not b.lines[0].targets and b.lines[0].source is None and not b.inputs and not b.outputs
+
+
+def fold_calls(b: Body) -> None:
+    """Outside named groups, a run of equal calls of a block that are all its calls in the body and take the
+    checker's automatic names (`denselayer1`, `denselayer2`, ...) is one repetition, `DenseLayer() x6`."""
+    kinds: dict[str, int] = {}
+    for c in _calls(b):
+        kinds[c.block.lower()] = kinds.get(c.block.lower(), 0) + 1
+    for line in b.lines:
+        st = line.stages
+        for i, s in enumerate(st):
+            if not isinstance(s, Call) or getattr(s, "in_group", False) or getattr(s, "count", None) or getattr(s, "given", None):
+                continue
+            kind = s.block.lower()
+            sep = "_" if kind[-1].isdigit() else ""
+            j = i
+            while j < len(st) and isinstance(st[j], Call) and st[j].block == s.block and st[j].args == s.args and \
+                    not getattr(st[j], "given", None) and not getattr(st[j], "count", None) and \
+                    st[j].name == f"{kind}{sep}{j - i + 1}":
+                j += 1
+            if j - i >= 2 and j - i == kinds[kind]:
+                folded = Call(block=s.block, args=dict(s.args), name=None, stateful=s.stateful)
+                folded.count, folded.params = j - i, s.params
+                st[i:j] = [folded]
 
 
 def _same_call(a: Any, b: Any) -> bool:

@@ -128,7 +128,13 @@ class Writer:
             kind = "unpool" if s.op == "unpool" else REGISTRY[s.op].kind or s.op
             return text + (namer.suffix(kind, s.name) if namer else (f" as {s.name}" if s.name else ""))
         if isinstance(s, Call):
-            text = f"{s.block}({', '.join(self.args(s))})" + _repeat(getattr(s, "count", None))
+            count = getattr(s, "count", None)
+            text = f"{s.block}({', '.join(self.args(s))})" + _repeat(count)
+            if namer and isinstance(count, int):  # `Block() x3` outside a group: each copy takes an automatic name
+                suffix = namer.suffix(s.block.lower(), s.name)
+                for _ in range(count - 1):
+                    namer.suffix(s.block.lower(), None)
+                return text + suffix
             return text + (namer.suffix(s.block.lower(), s.name) if namer else (f" as {s.name}" if s.name else ""))
         if isinstance(s, Join):
             return f"{s.kind}({', '.join(s.values)})"
@@ -270,6 +276,8 @@ def _repeat(count: Any) -> str:
         return ""
     if isinstance(count, tuple):
         return f" x({count[0]}, {count[1]})"
+    if isinstance(count, Expr):
+        return f" x({count.text})"
     return f" x{count}"
 
 

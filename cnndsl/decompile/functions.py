@@ -82,7 +82,7 @@ def classify(name: str, args: tuple, kwargs: dict, shapes: list, out_shape: Any,
         rank = len(out_shape)
         if dim not in (1, 1 - rank):
             raise Unsupported(f"concatenation along dimension {dim}: the language concatenates channels (dimension 1) only")
-        return ("merge", "cat")
+        return ("pass",) if tensors == 1 else ("merge", "cat")  # torch.cat([x], 1) is x
     if tensors != 1:
         raise Unsupported(f"a function of {tensors} tensors")
     inplace = name.endswith("_") and not name.endswith("__")

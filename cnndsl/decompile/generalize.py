@@ -94,6 +94,11 @@ def unify(all_xs: list) -> Any:
                                          for k, p in zip(keys, x0.params)},
                    name=x0.name, stateful=x0.stateful)
         out.params, out.in_group, out.given = x0.params, getattr(x0, "in_group", False), getattr(x0, "given", None)
+        counts = [getattr(x, "count", None) for x in xs]
+        if any(isinstance(c, int) for c in counts):  # `DenseLayer() x(num_layers)`
+            if not all(isinstance(c, int) for c in counts):
+                raise Mismatch
+            out.count = _values(gap(lambda x: x.count), "count")
         return out
     if isinstance(x0, Group):
         if any((x.name, x.splice, x.count, len(x.stages)) != (x0.name, x0.splice, x0.count, len(x0.stages)) for x in xs):
@@ -159,7 +164,7 @@ def unify_list(all_lists: list) -> list:
 # -- parameters -------------------------------------------------------------------------------------------
 
 _KEY_NAMES = {"out": "out", "kernel_size": "k", "num_groups": "groups", "output_size": "size", "p": "p"}
-_CHANNEL_KEYS = {"out", "num_groups", "normalized_shape", "num_parameters", "unflattened_size", "groups"}
+_CHANNEL_KEYS = {"out", "num_groups", "normalized_shape", "num_parameters", "unflattened_size", "groups", "count"}
 
 
 class Params:
@@ -202,7 +207,7 @@ class Params:
                 return Expr(text)
         if _same(v):
             return real[0]
-        if ints:
+        if ints and s.key != "count":  # a repetition's count is its own parameter, never a multiple of `in`
             for text, vals in self.exprs:
                 if all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in vals):
                     for k in range(2, 65):
@@ -282,6 +287,8 @@ def fill(template: Any, params: Params) -> Any:
         template.opts = {k: params.slot(v) if isinstance(v, Slot) else v for k, v in template.opts.items()}
     elif isinstance(template, Call):
         template.args = {k: params.slot(v) if isinstance(v, Slot) else v for k, v in template.args.items()}
+        if isinstance(getattr(template, "count", None), Slot):
+            template.count = params.slot(template.count)
     elif isinstance(template, Group):
         for s in template.stages:
             fill(s, params)

@@ -60,8 +60,18 @@ class Recorder:
     def _hook(self, module, args):
         key = id(module)
         self.calls[key] = self.calls.get(key, 0) + 1
-        if key not in self.inputs:
-            self.inputs[key] = tuple(a.detach().clone() if hasattr(a, "detach") else a for a in args)
+        if key not in self.inputs:  # lists and dicts copied too: DenseNet's block appends to the list it passed
+            self.inputs[key] = tuple(_copy(a) for a in args)
+
+
+def _copy(a: Any) -> Any:
+    if hasattr(a, "detach"):
+        return a.detach().clone()
+    if isinstance(a, dict):
+        return type(a)((k, _copy(v)) for k, v in a.items())
+    if isinstance(a, (list, tuple)):
+        return type(a)(_copy(v) for v in a)
+    return a
 
 
 def _has_state(m) -> bool:

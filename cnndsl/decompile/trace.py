@@ -104,6 +104,28 @@ def _structured(module, inputs: tuple) -> tuple[dict, list[tuple]]:
     return concrete, keys
 
 
+def _leading_cat(unit: Unit) -> bool:
+    """Whether a unit that takes a list of tensors first concatenates all of them, in order, and reads them nowhere
+    else (DenseNet's `_DenseLayer`): then it becomes a unit of one input, the concatenation, and its callers
+    concatenate (`_Reader._call_module`). Done once per unit; True after."""
+    if getattr(unit, "cat_input", False):
+        return True
+    ins = [n for n in unit.nodes if n.kind == "input"]
+    if len(ins) < 2 or len({j for j, _ in unit.input_keys}) != 1 or not all(isinstance(k, int) for _, k in unit.input_keys):
+        return False
+    ids = [n.id for n in ins]
+    readers = [n for n in unit.nodes if set(n.inputs) & set(ids) or n.like in ids]
+    if len(readers) != 1 or readers[0].kind != "merge" or readers[0].merge != "cat" or readers[0].inputs != ids \
+            or set(ids) & set(unit.outputs):
+        return False
+    cat = readers[0]
+    for n in ins:
+        n.kind = "dead"
+    cat.kind, cat.inputs, cat.merge, cat.path = "input", [], None, ins[0].path
+    unit.in_shapes, unit.input_keys, unit.cat_input = [cat.shape], [(0, None)], True
+    return True
+
+
 def _is_container(m) -> bool:
     from torch import nn
 
@@ -234,6 +256,21 @@ class _Reader:
         for node in self.gm.graph.nodes:
             getattr(self, f"_{node.op}")(node)
         self._shuffles()
+        self._cats()
+
+    def _cats(self) -> None:
+        """A concatenation that starts with all the tensors of an earlier one continues from it (torch.cat is
+        associative): DenseNet's cat(x, n1, n2) is cat(cat(x, n1), n2), so each layer's input is a `cat:` merge."""
+        made: dict[tuple, int] = {}
+        for n in self.unit.nodes:
+            if n.kind != "merge" or n.merge != "cat":
+                continue
+            own = tuple(n.inputs)
+            for k in range(len(own) - 1, 1, -1):
+                if own[:k] in made:
+                    n.inputs = [made[own[:k]]] + list(own[k:])
+                    break
+            made.setdefault(own, n.id)
 
     def _shuffles(self) -> None:
         """unflatten (g, C/g) | permute 0 2 1 ... | flatten 1..2, ShuffleNet's channel_shuffle, is `shuffle g`."""
@@ -344,6 +381,11 @@ class _Reader:
             self.add("call", [self.ids[node.args[0]]], node, stages=[call], path=path)
             return
         inputs = self._arguments(node, inner, path, cls)
+        if _leading_cat(inner) and len(inputs) > 1:  # the callee's concatenation of its list, done here instead
+            joined = TNode(id=len(self.unit.nodes), kind="merge", inputs=inputs, merge="cat",
+                           shape=inner.in_shapes[0], where=_where(node))
+            self.unit.nodes.append(joined)
+            inputs = [joined.id]
         call = Call(block=inner.cls, instance=inner, stateful=_has_state(sub))
         call.inputs = [n.path for n in inner.nodes if n.kind == "input"]  # `Up(skip=x4)`: the others by name
         t = self.add("call", inputs, node, stages=[call], path=path)
