@@ -25,6 +25,7 @@ class Mismatch(Exception):
 class Slot:
     values: list
     key: str
+    channel: bool = False  # a parameter without default: an op's channels, a block's own parameter without default
 
 
 @dataclass
@@ -93,6 +94,9 @@ def unify(all_xs: list) -> Any:
         out = Call(block=x0.block, args={k: _values(gap(lambda x, k=k, p=p: x.args.get(k, p.default)), k)
                                          for k, p in zip(keys, x0.params)},
                    name=x0.name, stateful=x0.stateful)
+        for p in x0.params:  # what the callee takes without default (channels) is the caller's without default too
+            if isinstance(out.args.get(p.name), Slot) and p.default is None:
+                out.args[p.name].channel = True
         out.params, out.in_group, out.given = x0.params, getattr(x0, "in_group", False), getattr(x0, "given", None)
         counts = [getattr(x, "count", None) for x in xs]
         if any(isinstance(c, int) for c in counts):  # `DenseLayer() x(num_layers)`
@@ -183,12 +187,12 @@ class Params:
         self.attrs = {a: [getattr(u.module, a, None) for u in instances] for a in vars(instances[0].module)
                       if not a.startswith("_") and _ok(a) and a != "training"}
 
-    def name_for(self, key: str, values: list) -> str:
+    def name_for(self, key: str, values: list, channel: bool = False) -> str:
         taken = {p.name for p in self.params}
         for a, vals in self.attrs.items():
             if matches(vals, values) and a not in taken:
                 return a
-        if key in _CHANNEL_KEYS:
+        if key in _CHANNEL_KEYS or channel:
             for s in self.signature:
                 if s not in taken and s not in self.attrs:
                     return s
@@ -217,7 +221,7 @@ class Params:
                             return self._expr(f"{text}//{k}", [a // k for a in vals])
                     if text != "in" and all(b is ABSENT or a // 2 == b for a, b in zip(vals, v)):  # padding=k//2
                         return self._expr(f"{text}//2", [a // 2 for a in vals])
-        channel = s.key in _CHANNEL_KEYS
+        channel = s.key in _CHANNEL_KEYS or s.channel
         common = Counter(map(repr, real)).most_common(1)[0][0]
         typical = next(x for x in real if repr(x) == common)
         full = [typical if x is ABSENT else x for x in v]
@@ -226,7 +230,7 @@ class Params:
             n = sizes.pop()  # `k=3` beside `k=(1, 7)`: a tuple parameter, a number standing in each place
             full = [(x,) * n if _int(x) else x for x in full]
             typical = (typical,) * n if _int(typical) else typical
-        name = self.name_for(s.key, full)
+        name = self.name_for(s.key, full, channel)
         self.params.append(Param(name, None if channel else typical, full))
         return self._expr(name, full)
 
