@@ -243,9 +243,12 @@ class Writer:
         self.emit(depth, f"{m.kind}" + (f" if {m.cond}" if m.cond else "") + ":")
         for k, branch in enumerate(m.branches):
             cond = m.branch_conds[k] if k < len(m.branch_conds) else None
-            parts = [self.stage(s, namer) for s in branch] or ["identity"]
+            if len(branch) == 1 and isinstance(branch[0], Merge) and not cond:  # a branch that is a merge
+                self.merge(depth + 1, branch[0], namer)
+                continue
             if any(isinstance(s, Merge) for s in branch):
-                raise ValueError("a merge inside a branch of a merge")
+                raise ValueError("a merge inside a branch of a merge, after layers or with a condition")
+            parts = [self.stage(s, namer) for s in branch] or ["identity"]
             self.pipeline(depth + 1, "", parts, f" if {cond}" if cond else "")
 
 

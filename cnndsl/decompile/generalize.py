@@ -117,6 +117,8 @@ def unify(all_xs: list) -> Any:
             present = [b is not None and len(b) > 0 for b in bs]
             full = [b if b else None for b in bs]
             branches.append(unify_list(full) if any(present) else [])
+            if any(present) and not all(present) and any(len(b) == 1 and isinstance(b[0], Merge) for b in full if b):
+                raise Mismatch  # a branch that is a merge takes no condition
             conds.append(Presence(present) if any(present) and not all(present) and k > 0 else None)
             if any(present) and not all(present) and k == 0:
                 raise Mismatch

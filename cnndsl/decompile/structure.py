@@ -135,22 +135,35 @@ def _consumers(items: dict[int, Item]) -> dict[int, list[int]]:
     return found
 
 
+def _chains(items: dict[int, Item], users: dict, keep: set[int], m: Item, nested: bool) -> tuple[list, set]:
+    """The chain of single-use items that leads to each input of the join m, and the tensors they start from. A
+    branch is one pipeline, or (`nested`) one merge alone: a merge inside a merge's branch."""
+    branches, forks = [], set()
+    for x in m.inputs:
+        chain = []
+        while x in items and items[x].merge is None and len(items[x].inputs) == 1 and len(users[x]) == 1 \
+                and x not in keep and items[x].like is None and items[x].stages:
+            if any(isinstance(s, Merge) for s in items[x].stages):
+                if nested and not chain and len(items[x].stages) == 1:
+                    chain.append(x)
+                    x = items[x].inputs[0]
+                break
+            chain.append(x)
+            x = items[x].inputs[0]
+        forks.add(x)
+        branches.append(chain[::-1])
+    return branches, forks
+
+
 def _reduce(items: dict[int, Item], keep: set[int]) -> bool:
     """One fork-and-join reduced to a Merge stage: a join whose inputs are chains from one common tensor."""
     users = _consumers(items)
     for m in list(items.values()):
         if m.merge is None:
             continue
-        branches, forks = [], set()
-        for x in m.inputs:
-            chain = []
-            while x in items and items[x].merge is None and len(items[x].inputs) == 1 and len(users[x]) == 1 \
-                    and x not in keep and items[x].like is None and items[x].stages \
-                    and not any(isinstance(s, Merge) for s in items[x].stages):  # a branch holds no merge
-                chain.append(x)
-                x = items[x].inputs[0]
-            forks.add(x)
-            branches.append(chain[::-1])
+        branches, forks = _chains(items, users, keep, m, False)
+        if len(forks) != 1:
+            branches, forks = _chains(items, users, keep, m, True)  # a branch that is a merge on the same tensor
         if len(forks) != 1:
             found = _split(items, users, m, branches, forks)
             if found:
@@ -158,7 +171,7 @@ def _reduce(items: dict[int, Item], keep: set[int]) -> bool:
             continue
         fork = forks.pop()
         heads = sorted(b[0] if b else m.id for b in branches)
-        if sorted(users[fork]) != heads:
+        if not set(heads) <= set(users[fork]):  # the fork may be read elsewhere too (a named value)
             continue
         stages = [[s for x in b for s in items[x].stages] for b in branches]
         if m.merge == "add" and len(stages) == 2 and not stages[0]:
