@@ -162,3 +162,121 @@ class UNet2(nn.Module):
         x = self.up1(x3, x2)
         x = self.up2(x, x1)
         return self.outc(x)
+
+
+class Features(nn.Module):
+    """A backbone that returns two maps in a dict, as torchvision's IntermediateLayerGetter does."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.ReLU())
+        self.down = nn.Sequential(nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.ReLU())
+
+    def forward(self, x):
+        low = self.stem(x)
+        return {"low": low, "high": self.down(low)}
+
+
+class Head(nn.Module):
+    """Takes the backbone's dict and reads it by key (LRASPP's head)."""
+
+    def __init__(self, c=8, classes=3):
+        super().__init__()
+        self.low = nn.Conv2d(c, classes, 1)
+        self.high = nn.Conv2d(2 * c, classes, 1)
+
+    def forward(self, features):
+        low, high = features["low"], features["high"]
+        return self.low(low) + F.interpolate(self.high(high), size=low.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class Pair(nn.Module):
+    """Returns a tuple of two tensors, unpacked by its caller."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.a = nn.Conv2d(c, c, 1)
+        self.b = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return self.a(x), self.b(x)
+
+
+class Segmenter(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = Features()
+        self.pair = Pair()
+        self.classifier = Head()
+
+    def forward(self, x):
+        features = self.backbone(x)
+        a, b = self.pair(features["low"])
+        out = self.classifier(features)
+        return {"out": out, "aux": a * b}
+
+
+class DenseLayer(nn.Module):
+    """DenseNet's layer: called on the list of every earlier map, concatenated inside."""
+
+    def __init__(self, cin, growth):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(cin)
+        self.conv = nn.Conv2d(cin, growth, 3, padding=1, bias=False)
+
+    def forward(self, inputs):
+        return self.conv(F.relu(self.norm(torch.cat(inputs, 1))))
+
+
+class DenseBlock(nn.ModuleDict):
+    def __init__(self, num_layers, cin, growth):
+        super().__init__()
+        for i in range(num_layers):
+            self.add_module(f"layer{i + 1}", DenseLayer(cin + i * growth, growth))
+
+    def forward(self, x):
+        features = [x]
+        for _, layer in self.items():
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class TinyDenseNet(nn.Module):
+    def __init__(self, growth=4):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.block1 = DenseBlock(3, 8, growth)
+        self.trans = nn.Conv2d(8 + 3 * growth, 8, 1)
+        self.block2 = DenseBlock(2, 8, growth)
+
+    def forward(self, x):
+        return self.block2(self.trans(self.block1(self.stem(x))))
+
+
+class Nested(nn.Module):
+    """A residual around a concatenation, and a gate added back to its input: merges inside merges."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.a = nn.Conv2d(c, c // 2, 1)
+        self.b = nn.Conv2d(c, c // 2, 3, padding=1)
+        self.gate = nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        x = torch.relu(x + torch.cat([self.a(x), self.b(x)], 1))
+        return x * torch.sigmoid(self.gate(x)) + x
+
+
+class WithAux(nn.Module):
+    """An auxiliary head that runs only in training."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.aux = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        if self.training:
+            return x, self.aux(x)
+        return x

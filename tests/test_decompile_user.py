@@ -118,3 +118,78 @@ def test_cli_reports_without_traceback():
                          (["tests/decompile_models.py:Missing"], "has no `Missing`")):
         run = _cli(*bad)
         assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def _agrees(model, shape):
+    from cnndsl.decompile.verify import verify
+
+    text = cnndsl.decompile(model.eval(), input=shape)
+    ok, report = verify(model, text, shape)
+    assert ok, report
+    return text
+
+
+def test_blocks_with_several_outputs(one_thread):
+    """A backbone returning a dict of two maps and a module returning a tuple: calls that name each output
+    (`x1, x2 = Features()`); a head taking the dict: a block of two inputs named by the dict's keys."""
+    text = _agrees(models.Segmenter(), (3, 16, 16))
+    assert "block Features:" in text and "    output x1, x2\n" in text and "x1, x2 = Features() as backbone" in text
+    assert "x3, x4 = x1 | Pair() as pair" in text and "block Head:\n    input low, high\n" in text
+    assert "Head(high=x2) as classifier" in text and "output x5 as out, x6 as aux" in text
+
+
+def test_layers_called_on_a_list_are_cat_merges(one_thread):
+    """DenseNet's pattern: a layer called on the list of earlier maps, concatenated inside it, is a block that
+    returns `cat: identity | ...`, and a dense block a chain of its calls."""
+    text = _agrees(models.TinyDenseNet(), (3, 16, 16))
+    assert "block DenseLayer:\n    cat:\n        identity\n        bn as norm | relu | conv 4 k3 p1 nobias as conv\n" in text
+    assert "DenseLayer() as layer1 | DenseLayer() as layer2 | DenseLayer() as layer3" in text
+
+
+def test_merges_nest(one_thread):
+    """x + cat(a(x), b(x)) and x * gate(x) + x: merges in merges' branches, no named values."""
+    text = _agrees(models.Nested(), (8, 16, 16))
+    assert "    add:\n        cat:\n            conv 4 k1 as a\n            conv 4 k3 p1 as b\n        identity\n" in text
+    assert "add:\n        mul:\n            identity\n            conv 8 k1 as gate | sigmoid\n        identity" in text
+    assert " = " not in text.split("network Nested:")[1]
+
+
+def test_training_only_branch_is_reported_where_it_is_called():
+    with pytest.raises(cnndsl.decompile.DecompileError) as e:
+        cnndsl.decompile(models.WithAux().eval(), input=(3, 8, 8))
+    message = str(e.value)
+    assert "decompile_models.py:" in message and "`return x, self.aux(x)`" in message
+    assert "module `aux` (torch.nn.modules.conv.Conv2d)" in message and "runs only in training" in message
+
+
+def test_an_input_the_model_refuses_is_reported():
+    with pytest.raises(cnndsl.decompile.DecompileError) as e:
+        cnndsl.decompile(models.Nested().eval(), input=(3, 8, 8))
+    assert "its forward fails on a random input of size 3x8x8" in str(e.value) and "decompile_models.py:" in str(e.value)
+
+
+def test_tuple_parameter_beside_numbers(one_thread):
+    """Instances with kernel 3 and (1, 7): a tuple parameter, a number standing in each place (`k=3`)."""
+    from torch import nn
+
+    class Conv(nn.Module):
+        def __init__(self, cin, cout, k, p):
+            super().__init__()
+            self.conv = nn.Conv2d(cin, cout, k, padding=p)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = Conv(3, 8, 1, 0)
+            self.b = Conv(8, 8, (1, 7), (0, 3))
+            self.c = Conv(8, 8, 3, 1)
+
+        def forward(self, x):
+            return self.c(self.b(self.a(x)))
+
+    text = _agrees(Net(), (3, 16, 16))
+    assert "block Conv(k=1x1, padding=(0, 0)):" in text
+    assert "Conv() as a | Conv(k=1x7, padding=(0, 3)) as b | Conv(k=3, padding=1) as c" in text

@@ -146,10 +146,32 @@ class Decompose:
         for name, m in model.named_modules():
             own = any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))
             if own and id(m) not in self.recorder.calls:
-                raise DecompileError("it has weights, but the forward (in eval mode) never calls it, so no .cnn could "
-                                     "load them", path=name, cls=f"{type(m).__module__}.{type(m).__qualname__}",
-                                     hint="a branch used only in training (an auxiliary head) cannot be written")
+                self._never_called(model, name)
         self.root = self.unit(model, "")
+
+    def _never_called(self, model, name: str) -> None:
+        """The report for weights the eval forward never reaches: the outermost module not called (`aux1`, not
+        `aux1.conv.conv`), and the line of its parent's class that calls it (under `if self.training`)."""
+        import inspect
+
+        parts = name.split(".")
+        k = next(k for k in range(1, len(parts) + 1) if id(model.get_submodule(".".join(parts[:k]))) not in self.recorder.calls)
+        top, parent = ".".join(parts[:k]), model.get_submodule(".".join(parts[:k - 1]))
+        m = model.get_submodule(top)
+        where = None
+        try:
+            lines, start = inspect.getsourcelines(type(parent))  # its forward, or a method the forward calls
+            file = inspect.getsourcefile(type(parent))
+            hit = next((i for i, line in enumerate(lines) if f"self.{parts[k - 1]}(" in line), None)
+            if hit is not None and file:
+                where = f"{file}:{start + hit}: `{lines[hit].strip()}`"
+        except (OSError, TypeError):
+            pass
+        raise DecompileError("it has weights, but the forward in eval mode never calls it (a branch that runs only in "
+                             "training, such as an auxiliary classifier), so no eval network can hold them",
+                             path=top, cls=f"{type(m).__module__}.{type(m).__qualname__}", where=where,
+                             hint="build the model without that branch (torchvision's GoogLeNet and Inception3: "
+                                  "`aux_logits=False`) and decompile that; its other weights load the same")
 
     def is_leaf(self, m) -> bool:
         return not _is_container(m)
