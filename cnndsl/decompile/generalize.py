@@ -182,7 +182,9 @@ class Params:
         self.exprs: list[tuple[str, list]] = [("in", ins)]  # every expression written so far, with its values
         cls = type(instances[0].module)
         try:
-            sig = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self",)]
+            sig = [n for n, p in inspect.signature(cls.__init__).parameters.items()  # not `conv_builder`, `norm_layer`
+                   if n != "self" and not (p.default is not p.empty and callable(p.default))
+                   and not n.endswith(("builder", "layer", "block", "_fn", "module"))]
         except (TypeError, ValueError):
             sig = []
         self.signature = [s for s in sig if _ok(s) and not _input_like(s)]
