@@ -193,3 +193,27 @@ def test_tuple_parameter_beside_numbers(one_thread):
     text = _agrees(Net(), (3, 16, 16))
     assert "block Conv(k=1x1, padding=(0, 0)):" in text
     assert "Conv() as a | Conv(k=1x7, padding=(0, 3)) as b | Conv(k=3, padding=1) as c" in text
+
+
+def test_a_sequential_run_stage_by_stage_is_reported_not_changed(one_thread):
+    """A forward that calls an nn.Sequential's stages one by one and keeps a result between them (SSD's feature
+    extractors) must not become the whole group (that value would silently be the group's output)."""
+    from torch import nn
+
+    class Taps(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, stride=2, padding=1))
+
+        def forward(self, x):
+            out = []
+            for block in self.features:
+                x = block(x)
+                out.append(x)
+            return out
+
+    with pytest.raises(cnndsl.decompile.DecompileError) as e:
+        cnndsl.decompile(Taps().eval(), input=(3, 16, 16))
+    message = str(e.value)
+    assert "test_decompile_user.py:" in message and "`x = block(x)`" in message
+    assert "keeps the result of `features.0` inside the nn.Sequential `features`" in message

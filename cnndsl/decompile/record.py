@@ -7,6 +7,8 @@ import os
 import traceback
 from typing import Any
 
+_DECOMPILER = f"{os.sep}cnndsl{os.sep}decompile{os.sep}"  # its tracer's frames are no user's line
+
 
 def _where(node) -> str | None:
     """`file.py:12: out += identity` from a node's stack trace: the last frame outside torch."""
@@ -15,7 +17,7 @@ def _where(node) -> str | None:
     found = None
     for i, line in enumerate(lines):
         line = line.strip()
-        if line.startswith("File \"") and f"{os.sep}torch{os.sep}" not in line:
+        if line.startswith("File \"") and f"{os.sep}torch{os.sep}" not in line and _DECOMPILER not in line:
             try:
                 path = line.split('"')[1]
                 lineno = int(line.split("line ")[1].split(",")[0])

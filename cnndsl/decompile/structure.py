@@ -64,6 +64,12 @@ def _items(unit: Unit) -> tuple[dict[int, Item], dict[int, int]]:
     items: dict[int, Item] = {}
     alias: dict[int, int] = {}
     nodes = unit.nodes
+    readers: dict[int, int] = {}
+    for n in nodes:
+        for x in n.inputs + ([n.like] if n.like is not None else []):
+            readers[x] = readers.get(x, 0) + 1
+    for x in unit.outputs:
+        readers[x] = readers.get(x, 0) + 1
     i = 0
     while i < len(nodes):
         n = nodes[i]
@@ -97,6 +103,11 @@ def _items(unit: Unit) -> tuple[dict[int, Item], dict[int, int]]:
                     if b.inputs != [a.id]:
                         raise DecompileError("its forward does not chain its children (an nn.Sequential calls each on the "
                                              "result of the one before)", path=".".join(p for p in (unit.path, head) if p))
+                    if readers.get(a.id, 0) != 1:  # a value between its stages is read elsewhere too (SSD's features)
+                        raise DecompileError(f"its forward keeps the result of `{a.path}` inside the nn.Sequential "
+                                             f"`{head}` for later (it calls the stages one by one), which decompiling "
+                                             "does not recover yet (a tap in a named group)", path=unit.path or None,
+                                             cls=unit.cls, where=a.where)
                 label = f"{head.split('.')[0]}[{head.split('.')[1]}]" if "." in head else _key(head)
                 group = _group(unit, run, head, parent, label)
                 items[run[-1].id] = Item(run[-1].id, [alias.get(x, x) for x in run[0].inputs], [group])
