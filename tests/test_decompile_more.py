@@ -161,3 +161,15 @@ def test_segmentation_fcn_agrees(one_thread):
     assert "IntermediateLayerGetter() as backbone" in text and "like=x" in text and "output x1 as out" in text
     ok, report = verify(model, text, (3, 64, 64))
     assert ok, report
+
+
+@pytest.mark.slow
+def test_ssdlite_feature_extractor_taps_its_groups(one_thread):
+    """SSDLite's extractor calls `features`' two stages one by one and returns both: a named group with taps."""
+    from torchvision.models import detection
+
+    model = detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None).backbone.eval()
+    text = cnndsl.decompile(model, input=(3, 320, 320))
+    assert "    features:\n        x1 = (" in text
+    ok, report = verify(model, text, (3, 320, 320))
+    assert ok, report

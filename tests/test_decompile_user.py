@@ -195,25 +195,45 @@ def test_tuple_parameter_beside_numbers(one_thread):
     assert "Conv() as a | Conv(k=1x7, padding=(0, 3)) as b | Conv(k=3, padding=1) as c" in text
 
 
-def test_a_sequential_run_stage_by_stage_is_reported_not_changed(one_thread):
-    """A forward that calls an nn.Sequential's stages one by one and keeps a result between them (SSD's feature
-    extractors) must not become the whole group (that value would silently be the group's output)."""
+def test_a_sequential_run_stage_by_stage_keeps_its_taps(one_thread):
+    """A forward that calls an nn.Sequential's stages one by one and keeps results between them (SSD's feature
+    extractors): a named group with taps, never the whole group in their place."""
     from torch import nn
 
     class Taps(nn.Module):
         def __init__(self):
             super().__init__()
-            self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, stride=2, padding=1))
+            self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+                                          nn.Sequential(nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU()), nn.Conv2d(8, 8, 1))
+            self.extra = nn.Conv2d(8, 4, 1)
 
         def forward(self, x):
             out = []
             for block in self.features:
                 x = block(x)
                 out.append(x)
-            return out
+            return out[1], out[2], self.extra(x)
+
+    text = _agrees(Taps(), (3, 16, 16))
+    assert "    features:\n        x1 = conv 8 k3 p1 | relu\n        x2 = (conv 8 k3 s2 p1 | relu)\n        conv 8 k1\n" in text
+    assert "output x1, x2, x3" in text
+
+
+def test_a_value_inside_a_stage_is_reported_not_changed(one_thread):
+    """A value kept from inside a stage of a group (not the result of a stage) has no tap: reported."""
+    from torch import nn
+
+    class Inner(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()), nn.Conv2d(8, 8, 1))
+
+        def forward(self, x):
+            y = self.features[0][0](x)
+            return self.features[1](self.features[0][1](y)) + y
 
     with pytest.raises(cnndsl.decompile.DecompileError) as e:
-        cnndsl.decompile(Taps().eval(), input=(3, 16, 16))
+        cnndsl.decompile(Inner().eval(), input=(3, 16, 16))
     message = str(e.value)
-    assert "test_decompile_user.py:" in message and "`x = block(x)`" in message
-    assert "keeps the result of `features.0` inside the nn.Sequential `features`" in message
+    assert "test_decompile_user.py:" in message and "`y = self.features[0][0](x)`" in message
+    assert "keeps the result of `features.0.0` inside the nn.Sequential `features`" in message

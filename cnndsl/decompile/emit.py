@@ -202,9 +202,9 @@ class Writer:
         chunk: list = []
         for k, s in enumerate(stages):
             last = k == len(stages) - 1
-            statement = isinstance(s, Merge) or (isinstance(s, Group) and s.name and not s.count and not s.splice
-                                                 and not (chunk == [] and source) and not (last and target)
-                                                 and s.name.isidentifier())  # not `"0"` nor `heads[0]`
+            statement = isinstance(s, Merge) or getattr(s, "tap_names", None) or \
+                (isinstance(s, Group) and s.name and not s.count and not s.splice and not (chunk == [] and source)
+                 and not (last and target) and s.name.isidentifier())  # not `"0"` nor `heads[0]`
             if not statement:
                 chunk.append(s)
                 continue
@@ -215,13 +215,23 @@ class Writer:
                 self.merge(depth, s, namer)
             else:
                 self.named_group(depth, s, namer)
-        if chunk or target:
+        if chunk or (target and not (stages and getattr(stages[-1], "tap_names", None))):
             parts = ([source] if source else []) + [self.stage(x, namer) for x in chunk]
             self.pipeline(depth, target, parts or ["identity"])
 
     def named_group(self, depth: int, g: Group, namer: Namer, cond: str = "") -> None:
         namer.names.add(g.name)
         texts = [(self.stage(s, None), s) for s in g.stages]
+        taps = getattr(g, "tap_names", None) or {}
+        if taps:  # a line per tap, `x1 = stage`, ending where each tapped stage ends
+            self.emit(depth, f"{g.name}:{cond}")
+            line: list[str] = []
+            for k, (t, _) in enumerate(texts):
+                line.append(t)
+                if k in taps or k == len(texts) - 1:
+                    self.pipeline(depth + 1, f"{taps[k]} = " if k in taps else "", line)
+                    line = []
+            return
         one = f"{g.name}: " + " | ".join(t for t, _ in texts)
         if len("    " * depth + one + cond) <= WIDTH and len(texts) <= 6:
             self.emit(depth, one + cond)

@@ -105,9 +105,13 @@ def unify(all_xs: list) -> Any:
             out.count = _values(gap(lambda x: x.count), "count")
         return out
     if isinstance(x0, Group):
-        if any((x.name, x.splice, x.count, len(x.stages)) != (x0.name, x0.splice, x0.count, len(x0.stages)) for x in xs):
+        key = lambda x: (x.name, x.splice, x.count, len(x.stages), getattr(x, "tap_names", None))
+        if any(key(x) != key(x0) for x in xs):
             raise Mismatch
-        return Group(name=x0.name, stages=[unify([x and x.stages[k] for x in all_xs]) for k in range(len(x0.stages))])
+        out = Group(name=x0.name, stages=[unify([x and x.stages[k] for x in all_xs]) for k in range(len(x0.stages))])
+        if getattr(x0, "tap_names", None):
+            out.tap_names = x0.tap_names
+        return out
     if isinstance(x0, Merge):
         if any((x.kind, len(x.branches)) != (x0.kind, len(x0.branches)) for x in xs):
             raise Mismatch

@@ -28,7 +28,7 @@ def _key(name: str) -> str | None:
 def _group(unit: Unit, nodes: list[TNode], prefix: str, container, name: str | None) -> Group:
     """The nodes that call the children of an nn.Sequential (`prefix`), in order, as a Group."""
     children = list(container.named_children())
-    stages, i = [], 0
+    stages, ends, i = [], [], 0
     seen: list[str] = []
     while i < len(nodes):
         rel = nodes[i].path[len(prefix) + 1:]
@@ -42,6 +42,7 @@ def _group(unit: Unit, nodes: list[TNode], prefix: str, container, name: str | N
             position = [c for c, _ in children].index(child)
             inner.name = None if child == str(position) else _key(child)
             stages.append(inner)
+            ends.append(nodes[j - 1].id)
             i = j
         else:
             stage = nodes[i].stages[0] if len(nodes[i].stages) == 1 else None
@@ -50,12 +51,15 @@ def _group(unit: Unit, nodes: list[TNode], prefix: str, container, name: str | N
                 stage.name = None if child == str(position) else _key(child)
                 stage.in_group = True
             stages.append(stage)
+            ends.append(nodes[i].id)
             i += 1
         seen.append(child)
     if seen != [c for c, _ in children]:
         raise DecompileError(f"its forward does not call its children once each, in order ({', '.join(seen)})",
                              path=".".join(p for p in (unit.path, prefix) if p), cls=type(container).__qualname__)
-    return Group(name=name, stages=stages)
+    group = Group(name=name, stages=stages)
+    group.ends = ends  # the node whose tensor each stage leaves
+    return group
 
 
 def _items(unit: Unit) -> tuple[dict[int, Item], dict[int, int]]:
@@ -103,16 +107,23 @@ def _items(unit: Unit) -> tuple[dict[int, Item], dict[int, int]]:
                     if b.inputs != [a.id]:
                         raise DecompileError("its forward does not chain its children (an nn.Sequential calls each on the "
                                              "result of the one before)", path=".".join(p for p in (unit.path, head) if p))
-                    if readers.get(a.id, 0) != 1:  # a value between its stages is read elsewhere too (SSD's features)
-                        raise DecompileError(f"its forward keeps the result of `{a.path}` inside the nn.Sequential "
-                                             f"`{head}` for later (it calls the stages one by one), which decompiling "
-                                             "does not recover yet (a tap in a named group)", path=unit.path or None,
-                                             cls=unit.cls, where=a.where)
                 label = f"{head.split('.')[0]}[{head.split('.')[1]}]" if "." in head else _key(head)
                 group = _group(unit, run, head, parent, label)
                 items[run[-1].id] = Item(run[-1].id, [alias.get(x, x) for x in run[0].inputs], [group])
-                for n2 in run[:-1]:
-                    alias[n2.id] = run[-1].id
+                taps = []
+                for a in run[:-1]:  # a value between its stages read elsewhere too (SSD's features): a tap
+                    if readers.get(a.id, 0) == 1:
+                        alias[a.id] = run[-1].id
+                        continue
+                    if a.id not in group.ends or not label.isidentifier():
+                        raise DecompileError(f"its forward keeps the result of `{a.path}` inside the nn.Sequential "
+                                             f"`{head}` for later, which a tap of a named group (`c2 = ...` on a line "
+                                             "of it) cannot name: it is not the result of one of its stages",
+                                             path=unit.path or None, cls=unit.cls, where=a.where)
+                    items[a.id] = Item(a.id, [run[-1].id], [])
+                    items[a.id].pick = len(taps)
+                    taps.append(a.id)
+                group.taps = taps
                 i = j
                 continue
         if n.kind == "pick":  # one output of a call of several: a value named on the call's line
@@ -251,6 +262,8 @@ def body(unit: Unit) -> Body:
             picks.setdefault(it.inputs[0], []).append(it.id)
     order = [x for x in _order(items, inputs) if getattr(items[x], "pick", None) is None]
     users = _consumers(items)
+    for x, ps in picks.items():  # the values of its outputs (or taps) do not read it
+        users[x] = [u for u in users[x] if u not in ps]
     for o in outputs:
         users.setdefault(o, []).append(-1)
     # a value needs a name where it is read more than once, not right after it is made, or not as the first input
@@ -261,6 +274,8 @@ def body(unit: Unit) -> Body:
         position.update({p: position[x] for p in ps})
     named: set[int] = set()
     for it in items.values():
+        if getattr(it, "pick", None) is not None:
+            continue
         for j, x in enumerate(it.inputs):
             if j > 0 or len(users[x]) > 1 or position[x] != position[it.id] - 1:
                 named.add(x)
@@ -271,9 +286,10 @@ def body(unit: Unit) -> Body:
         named.update(outputs)
     if len(inputs) > 1:
         named.update(inputs)
-    for x, ps in picks.items():  # `a, b = Body()`: every output named, the call itself is no value
+    for x, ps in picks.items():  # `a, b = Body()`: every output named, the call itself is no value (a group's is)
         named.update(ps)
-        named.discard(x)
+        if not isinstance(items[x].stages[-1], Group):
+            named.discard(x)
     own = {x: unit.nodes[x].path for x in inputs} if len(inputs) > 1 else {x: "x" for x in inputs}
     if len(set(own.values())) != len(own):
         own = {x: f"input{k + 1}" for k, x in enumerate(inputs)}
@@ -310,7 +326,13 @@ def body(unit: Unit) -> Body:
         if x in named:
             line.targets = [names[x]]
         last = x
-        if x in picks:  # the flowing tensor after a call of several outputs is its last
+        group = stages[-1] if stages and isinstance(stages[-1], Group) and getattr(stages[-1], "taps", None) else None
+        if group is not None:  # a group's taps: `x1 = stage` on lines of the group, its result too where it is named
+            group.tap_names = {group.ends.index(t): names[t] for t in group.taps}
+            if x in named:
+                group.tap_names[len(group.stages) - 1] = names[x]
+            line.targets = []
+        elif x in picks:  # the flowing tensor after a call of several outputs is its last
             line.targets = [names[p] for p in picks[x]]
             last = picks[x][-1]
     b = Body(lines=lines)
