@@ -276,8 +276,12 @@ def body(unit: Unit) -> Body:
     for it in items.values():
         if getattr(it, "pick", None) is not None:
             continue
-        for j, x in enumerate(it.inputs):
-            if j > 0 or len(users[x]) > 1 or position[x] != position[it.id] - 1:
+        flow = it.inputs[0] if it.inputs else None  # the input that flows in; of a sum or a product, the one just made
+        before = [x for x in it.inputs if position[x] == position[it.id] - 1]
+        if it.merge in ("add", "mul") and len(before) == 1 and it.inputs.count(before[0]) == 1:
+            flow = before[0]
+        for x in it.inputs:
+            if x != flow or len(users[x]) > 1 or position[x] != position[it.id] - 1:
                 named.add(x)
         if it.like is not None:
             named.add(it.like)
