@@ -154,6 +154,7 @@ def fold_calls(b: Body) -> None:
     kinds: dict[str, int] = {}
     for c in _calls(b):
         kinds[c.block.lower()] = kinds.get(c.block.lower(), 0) + 1
+    names = [s.name for line in b.lines for s in walk(line.stages) if getattr(s, "name", None)]
     for line in b.lines:
         st = line.stages
         for i, s in enumerate(st):
@@ -166,7 +167,8 @@ def fold_calls(b: Body) -> None:
                     not getattr(st[j], "given", None) and not getattr(st[j], "count", None) and \
                     st[j].name == f"{kind}{sep}{j - i + 1}":
                 j += 1
-            if j - i >= 2 and j - i == kinds[kind]:
+            taken = sum(1 for n in names if n.startswith(kind))  # no other stage takes one of the names
+            if j - i >= 2 and j - i == kinds[kind] == taken:
                 folded = Call(block=s.block, args=dict(s.args), name=None, stateful=s.stateful)
                 folded.count, folded.params = j - i, s.params
                 st[i:j] = [folded]
