@@ -40,7 +40,7 @@ def decompile(module: Any, input: Any = (3, 224, 224), network: str | None = Non
     from .. import __version__, check
     from ..tools.fmt import format_source
     from .blocks import Blocks
-    from .emit import block_text, network_text
+    from .emit import block_text, hoist, network_text
     from .trace import Decompose
 
     shape = _shape(input)
@@ -56,9 +56,10 @@ def decompile(module: Any, input: Any = (3, 224, 224), network: str | None = Non
         blocks = Blocks(dec)
     finally:
         module.train(was_training)
+    defaults = hoist([b for _, _, b in blocks.defined] + [blocks.root])
     parts = [e.text() for e in dec.externals.values()]
     parts += [block_text(n, params, b) for n, params, b in blocks.defined]
-    parts.append(network_text(name, shape, blocks.root, dec.root))
+    parts.append(network_text(name, shape, blocks.root, dec.root, defaults))
     cls = type(module)
     header = HEADER.format(name=name, source=source or f"{cls.__module__}.{cls.__qualname__}", version=__version__,
                            command=command or f"cnndsl.decompile({cls.__qualname__}(...), input={shape})")

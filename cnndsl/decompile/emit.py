@@ -302,10 +302,39 @@ def block_text(name: str, params: list, b: Body) -> str:
     return "\n".join(w.out)
 
 
-def network_text(name: str, input_shape: tuple, b: Body, unit=None) -> str:
+def hoist(bodies: list[Body]) -> list[str]:
+    """`defaults bn eps=0.001 momentum=0.01`: the options written `key=value` (no flag, no short form, no position)
+    that every layer of an op in the file shares, where three or more share them, taken out of the layers (MobileNetV3's
+    and EfficientNet's batch norms) into the network's `defaults` lines."""
+    from .blocks import walk
+
+    layers: dict[str, list[Layer]] = {}
+    for b in bodies:
+        for line in b.lines:
+            for s in walk(line.stages):
+                if isinstance(s, Layer) and s.op in REGISTRY:
+                    layers.setdefault(s.op, []).append(s)
+    lines = []
+    for op, found in layers.items():
+        flags = {o.name for o in REGISTRY[op].all_options if o.flags or o.short} | set(REGISTRY[op].positional)
+        common = dict(found[0].opts)
+        for lay in found[1:]:
+            common = {k: v for k, v in common.items() if k in lay.opts and lay.opts[k] == v and type(lay.opts[k]) is type(v)}
+        common = {k: v for k, v in common.items() if k not in flags and not isinstance(v, Expr) and k != "like"}
+        if len(found) < 3 or not common:
+            continue
+        for lay in found:
+            lay.opts = {k: v for k, v in lay.opts.items() if k not in common}
+        lines.append(f"defaults {op} " + " ".join(f"{k}={value(v)}" for k, v in common.items()))
+    return lines
+
+
+def network_text(name: str, input_shape: tuple, b: Body, unit=None, defaults: list[str] = ()) -> str:
     w = Writer()
     w.emit(0, f"network {name}:")
     w.emit(1, "input " + "x".join(str(d) for d in input_shape))
+    for line in defaults:
+        w.emit(1, line)
     if b.inputs:  # a network's input has no name: an identity gives it one
         w.emit(1, f"{b.inputs[0]} = identity")
         b = Body(lines=b.lines, outputs=b.outputs)
