@@ -237,3 +237,32 @@ def test_a_value_inside_a_stage_is_reported_not_changed(one_thread):
     message = str(e.value)
     assert "test_decompile_user.py:" in message and "`y = self.features[0][0](x)`" in message
     assert "keeps the result of `features.0.0` inside the nn.Sequential `features`" in message
+
+
+def test_a_module_with_weights_passed_names_is_reported(one_thread):
+    """RetinaNet's LastLevelP6P7 pattern: a module with weights called with lists of tensors and of names."""
+    from torch import nn
+
+    class Extra(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p6 = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+
+        def forward(self, results, names):
+            return results + [self.p6(results[-1])], names + ["p6"]
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.extra = Extra()
+
+        def forward(self, x):
+            results, names = self.extra([self.conv(x)], ["0"])
+            return dict(zip(names, results))
+
+    with pytest.raises(cnndsl.decompile.DecompileError) as e:
+        cnndsl.decompile(Net().eval(), input=(3, 16, 16))
+    message = str(e.value)
+    assert "test_decompile_user.py:" in message and "`results, names = self.extra([self.conv(x)], [\"0\"])`" in message
+    assert "module `extra` (test_decompile_user." in message and "called with lists that hold more than tensors" in message

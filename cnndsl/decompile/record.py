@@ -80,8 +80,9 @@ def _has_state(m) -> bool:
     return any(True for _ in m.parameters()) or any(True for _ in m.buffers())
 
 
-def _last_user_frame(e: BaseException) -> str | None:
-    frames = traceback.extract_tb(e.__traceback__)
+def _last_user_frame(e: BaseException | None) -> str | None:
+    """The last frame outside torch and cnndsl of an exception's traceback, or (None) of the running stack."""
+    frames = traceback.extract_tb(e.__traceback__) if e is not None else traceback.extract_stack()
     user = [f for f in frames if f"{os.sep}torch{os.sep}" not in f.filename and f"{os.sep}cnndsl{os.sep}" not in f.filename]
     if not user:
         return None

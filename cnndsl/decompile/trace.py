@@ -80,6 +80,15 @@ def _flat(values) -> list:
     return found
 
 
+def _tensors_only(a) -> bool:
+    """A tensor (a traced one), or a list, tuple or dict of them."""
+    if isinstance(a, dict):
+        return all(_tensors_only(v) for v in a.values())
+    if isinstance(a, (list, tuple)):
+        return all(_tensors_only(v) for v in a)
+    return hasattr(a, "node")
+
+
 def _structured(module, inputs: tuple) -> tuple[dict, list[tuple]]:
     """torch.fx's concrete_args for the arguments that are lists or dicts of tensors (DenseNet's layers take a list,
     FPN a dict): one placeholder per tensor; and, per placeholder, its argument's position and key."""
@@ -195,10 +204,16 @@ class Decompose:
                 return decompose.is_leaf(m)
 
             def call_module(self, m, forward, args, kwargs):
-                if not _has_state(m) and catalog_class(m, decompose.table) is None and \
-                        not type(m).__module__.startswith("torch.nn") and \
-                        any(isinstance(a, (list, tuple, dict)) for a in list(args) + list(kwargs.values())):
-                    return forward(*args, **kwargs)  # a module without weights that takes lists (FPN's extra block): inlined
+                values = list(args) + list(kwargs.values())
+                if catalog_class(m, decompose.table) is None and not type(m).__module__.startswith("torch.nn") and \
+                        any(isinstance(a, (list, tuple, dict)) for a in values):
+                    if not _has_state(m):
+                        return forward(*args, **kwargs)  # a module without weights that takes lists (FPN's extra block): inlined
+                    if not all(_tensors_only(a) for a in values):
+                        raise DecompileError("it has weights and is called with lists that hold more than tensors (names, "
+                                             "numbers), so it is neither a block (which takes tensors) nor a part of its "
+                                             "caller", path=decompose.names.get(id(m)),
+                                             cls=f"{type(m).__module__}.{type(m).__qualname__}", where=_last_user_frame(None))
                 return super().call_module(m, forward, args, kwargs)
 
         tracer = Tracer()
@@ -207,6 +222,8 @@ class Decompose:
         try:
             with _helpers_as_leaves(type(module).forward):
                 graph = tracer.trace(module, concrete_args=concrete or None)
+        except DecompileError:
+            raise
         except Exception as e:  # noqa: BLE001 - control flow on tensor values, Python the tracer cannot follow
             raise DecompileError(f"torch.fx cannot trace its forward ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
                                  path=path, cls=cls, where=_last_user_frame(e),
