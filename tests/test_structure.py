@@ -207,3 +207,17 @@ def test_an_error_behind_a_blocks_output_is_reported_once_without_a_crash():
     with pytest.raises(cnndsl.CheckError) as info:
         cnndsl.check(src)
     assert [d.message for d in info.value.diagnostics if d.severity == "error"] == ["unknown op `zz`"]
+
+
+def test_a_blocks_own_modules_keyed_by_digits_are_attributes():
+    """DeepLabV3's ASPPPooling keeps its modules as "1" and "2" in a plain nn.Module: the block's forward reads
+    them by getattr, not by indexing (which only a group, an nn.Sequential, has)."""
+    src = ("block Pool:\n    gap | conv 8 k1 nobias as \"1\" | bn as \"2\" | relu\n"
+           "network N:\n    input 3x8x8\n    conv 8 k3 p1 as stem\n    Pool() as pool\n")
+    model = cnndsl.load(src).eval()
+    assert {"pool.1.weight", "pool.2.weight"} <= set(model.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        stem = model.stem(x)
+        want = F.relu(model.pool.get_submodule("2")(model.pool.get_submodule("1")(stem.mean((2, 3), keepdim=True))))
+        assert torch.equal(model(x), want)
