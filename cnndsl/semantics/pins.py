@@ -90,6 +90,8 @@ def equal(a, b) -> bool:
 def divides(d, x) -> bool:
     """Whether `d` divides `x` (both known), pinning their parameters unless it holds for every value."""
     dv, xv = value(d), value(x)
+    if dv == 1 and getattr(d, "e", None) is None:  # the constant 1 divides every value: nothing to pin
+        return True
     ok = dv != 0 and xv % dv == 0
     if ok and (getattr(d, "e", None) is not None or getattr(x, "e", None) is not None):  # else numbers: exact
         e, k = as_val(x).expr().outer(), as_val(d).expr().outer()
