@@ -41,6 +41,40 @@ class StepVisitor:
         return NotImplementedError(f"{type(self).__name__} does not handle `{step.kind}` steps (it has no visit_{step.kind})")
 
 
+class LayerMap(StepVisitor):
+    """Steps rebuilt with each layer, at any depth, replaced by `layer(it)` and each block call's step by
+    `call(it)` (a call's own layers are its instance's, rebuilt with the instances); a step with nothing
+    replaced inside stays the same object. A pass that rewrites layers subclasses it with its own `layer`."""
+
+    def layer(self, layer):
+        return layer
+
+    def call(self, step):
+        return step
+
+    def steps(self, steps) -> tuple:
+        return tuple(self.visit(step) for step in steps)
+
+    def visit_layer(self, step):
+        layer = self.layer(step.layer)
+        return step if layer is step.layer else step.model_copy(update={"layer": layer})
+
+    def visit_group(self, step):
+        return step.model_copy(update={"children": self.steps(step.children)})
+
+    def visit_merge(self, step):
+        branches = tuple(b.model_copy(update={"steps": self.steps(b.steps)}) if b.steps else b for b in step.branches)
+        return step.model_copy(update={"branches": branches})
+
+    def visit_call(self, step):
+        return self.call(step)
+
+    def visit_value(self, step):
+        return step
+
+    visit_use = visit_join = visit_output = visit_value
+
+
 def through_call(step, inst, cur, env: dict, run):
     """A block call's data flow, for any pass: the caller's value for each of the block's named inputs (`input
     top, skip`; the flowing `cur` where none is named), `run(first, inner)` over the block's steps with its inputs

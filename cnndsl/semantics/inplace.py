@@ -38,7 +38,7 @@ from ..ir.network import (
     ValueStep,
 )
 from ..ir.values import value
-from ..ir.visitor import through_call
+from ..ir.visitor import LayerMap, through_call
 from ..ops.catalog import layer_spec
 
 if TYPE_CHECKING:
@@ -244,34 +244,19 @@ def apply(steps: tuple[Step, ...], instances: tuple[BlockInstance, ...], layers:
         warnings.append(_errors.Diagnostic(severity="warning", message=message, file=where, span=layer.span,
                                    line_text=src.line_text(layer.span.line) if src else "",
                                    hint="drop `inplace` here (the result is the same either way)", notes=notes))
-    return (_rewrite(steps, fixed), tuple(i.model_copy(update={"steps": _rewrite(i.steps, fixed)}) for i in instances),
+    rewrite = _Rewrite(fixed)
+    return (rewrite.steps(steps), tuple(i.model_copy(update={"steps": rewrite.steps(i.steps)}) for i in instances),
             [fixed.get(layer.name, layer) for layer in layers], warnings)
 
 
-def _rewrite(steps: tuple[Step, ...], fixed: dict[str, CheckedLayer]) -> tuple[Step, ...]:
-    return tuple(_Rewrite(fixed).visit(step) for step in steps)
-
-
-class _Rewrite(StepVisitor):
-    """A step with the layers in `fixed` replaced, at any depth (the same step where none is inside it)."""
+class _Rewrite(LayerMap):
+    """Steps with the layers in `fixed` (by name) replaced, at any depth."""
 
     def __init__(self, fixed: dict[str, CheckedLayer]):
         self.fixed = fixed
 
-    def visit_layer(self, step: LayerStep) -> LayerStep:
-        return step.model_copy(update={"layer": self.fixed[step.layer.name]}) if step.layer.name in self.fixed else step
-
-    def visit_group(self, step: GroupStep) -> GroupStep:
-        return step.model_copy(update={"children": _rewrite(step.children, self.fixed)})
-
-    def visit_merge(self, step: MergeStep) -> MergeStep:
-        branches = tuple(b.model_copy(update={"steps": _rewrite(b.steps, self.fixed)}) if b.steps else b for b in step.branches)
-        return step.model_copy(update={"branches": branches})
-
-    def visit_call(self, step):  # a call's layers are its instance's, rewritten with the instances
-        return step
-
-    visit_value = visit_use = visit_join = visit_output = visit_call
+    def layer(self, layer: CheckedLayer) -> CheckedLayer:
+        return self.fixed.get(layer.name, layer)
 
 
 __all__ = ["apply", "decide", "Branch"]

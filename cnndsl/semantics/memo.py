@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import limits
-from ..ir.network import CallStep, CheckedLayer, GroupStep, LayerStep, MergeStep
+from ..ir.network import CallStep, CheckedLayer
 from ..ir.values import Sym, Val
-from ..ir.visitor import StepVisitor
+from ..ir.visitor import LayerMap
 from . import pins
 from .resolve import ChosenWord, Word
 
@@ -75,7 +75,7 @@ class _Walk:
         return True
 
 
-class _Moved(StepVisitor):
+class _Moved(LayerMap):
     """A walk's steps as the same walk made elsewhere gives them: each layer's state_dict name and attribute path
     under the new module's, each call's instance index after the new instances before it."""
 
@@ -91,26 +91,8 @@ class _Moved(StepVisitor):
                 "name": self.path + layer.name[len(w.path):], "access": (*self.access, *layer.access[len(w.access):])})
         return found
 
-    def steps(self, steps: tuple) -> tuple:
-        return tuple(self.visit(step) for step in steps)
-
-    def visit_layer(self, step: LayerStep) -> LayerStep:
-        return step.model_copy(update={"layer": self.layer(step.layer)})
-
-    def visit_group(self, step: GroupStep) -> GroupStep:
-        return step.model_copy(update={"children": self.steps(step.children)})
-
-    def visit_merge(self, step: MergeStep) -> MergeStep:
-        branches = tuple(b.model_copy(update={"steps": self.steps(b.steps)}) if b.steps else b for b in step.branches)
-        return step.model_copy(update={"branches": branches})
-
-    def visit_call(self, step: CallStep) -> CallStep:  # the instances of a walk's calls are the walk's own
+    def call(self, step: CallStep) -> CallStep:  # the instances of a walk's calls are the walk's own
         return step.model_copy(update={"instance": step.instance - self.walk.base + self.base})
-
-    def visit_value(self, step):
-        return step
-
-    visit_use = visit_join = visit_output = visit_value
 
 
 class CallMemo:
@@ -152,8 +134,8 @@ def walk(scope: Scope, sub: Scope, block: ast.Block, node: ast.Call, inputs: tup
     if found is not None and found.replay(prog, sub):
         memo.hits += 1
         return found.printed
-    before = (prog.reports, len(prog.layers), len(prog.instances), prog.work.spent, len(prog.layer_inits),
-              len(prog.defaults_seen), len(prog.defaults_used))
+    clean = _untouched(prog)
+    layers, instances, work = len(prog.layers), len(prog.instances), prog.work.spent
     pinned: dict[str, str] = {}
     try:
         with pins.recording() as pinned:
@@ -162,13 +144,19 @@ def walk(scope: Scope, sub: Scope, block: ast.Block, node: ast.Call, inputs: tup
         for name, reason in pinned.items():  # what the walk recorded, for the check around it too
             pins.record(name, reason)
     names = frozenset(printed(sub.steps))
-    if (prog.reports, len(prog.layer_inits), len(prog.defaults_seen), len(prog.defaults_used)) != (before[0], *before[4:]):
-        return names
-    memo.put(key, _Walk(shape=sub.shape, output_shapes=tuple(sub.output_shapes), outputs=tuple(sub.outputs),
-                        decided=frozenset(sub.decided), steps=tuple(sub.steps), printed=names, layers=tuple(prog.layers[before[1]:]),
-                        instances=tuple(prog.instances[before[2]:]), pinned=tuple(pinned.items()),
-                        work=prog.work.spent - before[3], path=sub.path, access=sub.access, base=before[2]))
+    if _untouched(prog) == clean:
+        memo.put(key, _Walk(shape=sub.shape, output_shapes=tuple(sub.output_shapes), outputs=tuple(sub.outputs),
+                            decided=frozenset(sub.decided), steps=tuple(sub.steps), printed=names,
+                            layers=tuple(prog.layers[layers:]), instances=tuple(prog.instances[instances:]),
+                            pinned=tuple(pinned.items()), work=prog.work.spent - work, path=sub.path, access=sub.access,
+                            base=instances))
     return names
+
+
+def _untouched(prog: Program) -> tuple:
+    """What a walk that can be kept leaves as it was: the diagnostics attempted, the per-layer `init`s and the
+    `defaults` met (syntax nodes of the file)."""
+    return prog.reports, len(prog.layer_inits), len(prog.defaults_seen), len(prog.defaults_used)
 
 
 def _key(scope: Scope, sub: Scope, node: ast.Call, inputs: tuple[str, ...], sources: dict[str, str]):
